@@ -1,0 +1,73 @@
+//! `noncectl`: the command-line client. Parses and validates flags, then runs the coordinator
+//! in-process (the embedded default).
+
+mod puzzle_args;
+mod report;
+mod search;
+mod verify;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+pub use puzzle_args::PuzzleArgs;
+
+/// Exit codes of the user contract.
+pub mod exit {
+    pub const FOUND: u8 = 0;
+    pub const NONE: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const FAILURE: u8 = 3;
+    pub const CANCELLED: u8 = 130;
+}
+
+/// A problem with what the user asked for: one line, exit 2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageError(pub String);
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "noncectl",
+    version,
+    about = "Find golden nonces: double SHA-256 proof of work, spread over workers."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Search a range of nonces for golden ones.
+    Search(search::SearchArgs),
+    /// Check one nonce: its digest, leading zero bits and verdict.
+    Verify(verify::VerifyArgs),
+}
+
+/// Runs `noncectl` with the process arguments.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { exit::USAGE } else { 0 });
+        }
+    };
+    init_logging();
+    let code = match cli.command {
+        Command::Search(args) => search::run(args),
+        Command::Verify(args) => verify::run(args),
+    };
+    match code {
+        Ok(code) => ExitCode::from(code),
+        Err(UsageError(msg)) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(exit::USAGE)
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("NONCE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}

@@ -1,0 +1,99 @@
+//! The result of a search as the user sees it: one JSON object (`--json`) or a short text.
+
+use crate::job::{Outcome, OutcomeKind};
+use protocol::{verify, JobId, Mode, Puzzle};
+use serde_json::{json, Value};
+
+/// Everything a search report states.
+#[derive(Debug, Clone)]
+pub struct SearchReport<'a> {
+    pub job: JobId,
+    pub puzzle: &'a Puzzle,
+    pub mode: Mode,
+    pub workers: usize,
+    pub outcome: &'a Outcome,
+}
+
+impl SearchReport<'_> {
+    pub fn json(&self) -> Value {
+        let o = self.outcome;
+        let elapsed = o.elapsed.as_secs_f64();
+        let v = o.nonce.map(|n| verify(self.puzzle, n));
+        let best = o.best.map(|b| {
+            let bv = verify(self.puzzle, b.nonce);
+            json!({ "nonce": b.nonce, "hash": hex::encode(bv.hash), "leading_zeros": bv.leading_zeros })
+        });
+        json!({
+            "outcome": o.kind.name(),
+            "nonce": o.nonce,
+            "hash": v.map(|v| hex::encode(v.hash)),
+            "digest": v.map(|v| hex::encode(v.digest)),
+            "leading_zeros": v.map(|v| v.leading_zeros),
+            "found": o.found,
+            "best": best,
+            "searched": o.stats.searched,
+            "elapsed_s": round3(elapsed),
+            "rate": if elapsed > 0.0 { (o.stats.searched as f64 / elapsed).round() } else { 0.0 },
+            "workers": self.workers,
+            "job_id": self.job.to_string(),
+            "mode": self.mode.name(),
+            "stalls": o.stats.stalls,
+            "reshards": o.stats.reshards,
+            "steals": o.stats.steals,
+            "ghosts": o.stats.ghosts,
+            "rejected": o.stats.rejected,
+            "error": match &o.kind { OutcomeKind::Failed(why) => Some(why.clone()), _ => None },
+        })
+    }
+
+    pub fn text(&self) -> String {
+        let o = self.outcome;
+        let elapsed = o.elapsed.as_secs_f64();
+        let rate = if elapsed > 0.0 { o.stats.searched as f64 / elapsed } else { 0.0 };
+        let mut s = String::new();
+        match (&o.kind, o.nonce) {
+            (OutcomeKind::Failed(why), _) => s += &format!("search failed: {why}\n"),
+            (kind, Some(n)) => {
+                let v = verify(self.puzzle, n);
+                let label = if *kind == OutcomeKind::Found { "found" } else { kind.name() };
+                s += &format!("{label}: golden nonce {n} ({n:#x})\n");
+                s += &format!("  hash           {}\n", hex::encode(v.hash));
+                s += &format!("  leading zeros  {}\n", v.leading_zeros);
+                if o.found.len() > 1 {
+                    s += &format!("  golden nonces  {} found (lowest {})\n", o.found.len(), n);
+                }
+            }
+            (OutcomeKind::Exhausted, None) => s += "exhausted: no golden nonce exists in this range\n",
+            (kind, None) => s += &format!("{}: no golden nonce found\n", kind.name()),
+        }
+        if let Some(b) = o.best.filter(|_| o.nonce.is_none()) {
+            s += &format!("  best hash      {} leading zero bits at nonce {}\n", b.leading_zeros, b.nonce);
+        }
+        s += &format!(
+            "  searched       {} nonces in {:.2} s ({}) on {} workers\n",
+            o.stats.searched,
+            elapsed,
+            human_rate(rate),
+            self.workers
+        );
+        s += &format!(
+            "  job {} ({} mode), stalls {}, reshards {}",
+            self.job, self.mode, o.stats.stalls, o.stats.reshards
+        );
+        s
+    }
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// Nonces per second with an SI prefix.
+pub fn human_rate(rate: f64) -> String {
+    match rate {
+        r if r >= 1e9 => format!("{:.2} G/s", r / 1e9),
+        r if r >= 1e6 => format!("{:.2} M/s", r / 1e6),
+        r if r >= 1e3 => format!("{:.1} k/s", r / 1e3),
+        r => format!("{r:.0} /s"),
+    }
+}

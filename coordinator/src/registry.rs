@@ -1,0 +1,81 @@
+//! `Coordinator`: the job registry. Starts a `JobSupervisor` per job and finds it again by id;
+//! the daemon and the embedded CLI both go through it.
+
+use crate::job::Job;
+use crate::launcher::ThreadsLauncher;
+use crate::spec::JobSpec;
+use crate::supervisor::JobSupervisor;
+use crate::transport::MemoryNetwork;
+use actix::prelude::*;
+use protocol::JobId;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Start a job; answers its id and supervisor.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(JobId, Addr<JobSupervisor>), String>")]
+pub struct StartJob(pub JobSpec);
+
+/// Find a job's supervisor.
+#[derive(Debug, Message)]
+#[rtype(result = "Option<Addr<JobSupervisor>>")]
+pub struct FindJob(pub JobId);
+
+/// List every job's id.
+#[derive(Debug, Message)]
+#[rtype(result = "Vec<JobId>")]
+pub struct ListJobs;
+
+/// See the module docs.
+#[derive(Debug, Default)]
+pub struct Coordinator {
+    network: MemoryNetwork,
+    jobs: BTreeMap<JobId, Addr<JobSupervisor>>,
+}
+
+impl Actor for Coordinator {
+    type Context = Context<Self>;
+}
+
+impl Handler<StartJob> for Coordinator {
+    type Result = Result<(JobId, Addr<JobSupervisor>), String>;
+
+    fn handle(&mut self, StartJob(spec): StartJob, _: &mut Context<Self>) -> Self::Result {
+        let job = loop {
+            let id = JobId(rand::random());
+            if !self.jobs.contains_key(&id) {
+                break id;
+            }
+        };
+        let network = self.network.clone();
+        let tick = (spec.timings.heartbeat / 2).max(Duration::from_millis(20));
+        let addr = JobSupervisor::launch(Job::new(spec.config(job)), tick, move |ctx| {
+            let launcher = ThreadsLauncher::new(
+                job,
+                network.clone(),
+                ctx.address().recipient(),
+                ctx.address().recipient(),
+                spec.threads_per_worker,
+                spec.timings.clone(),
+                spec.backend,
+            );
+            (Box::new(network), Box::new(launcher))
+        });
+        self.jobs.insert(job, addr.clone());
+        Ok((job, addr))
+    }
+}
+
+impl Handler<FindJob> for Coordinator {
+    type Result = Option<Addr<JobSupervisor>>;
+    fn handle(&mut self, FindJob(job): FindJob, _: &mut Context<Self>) -> Self::Result {
+        self.jobs.get(&job).cloned()
+    }
+}
+
+impl Handler<ListJobs> for Coordinator {
+    type Result = Vec<JobId>;
+    fn handle(&mut self, _: ListJobs, _: &mut Context<Self>) -> Self::Result {
+        self.jobs.keys().copied().collect()
+    }
+}

@@ -1,0 +1,51 @@
+//! `JobSpec`: a search request as a user states it, before it becomes a running job.
+
+use crate::job::JobConfig;
+use crate::launcher::WorkerTimings;
+use protocol::{JobId, Mode, NonceRange, Puzzle};
+use std::time::Duration;
+use worker_actor::Backend;
+
+/// A validated search request.
+#[derive(Clone, Debug)]
+pub struct JobSpec {
+    pub puzzle: Puzzle,
+    pub mode: Mode,
+    pub range: NonceRange,
+    pub workers: usize,
+    /// Hashing threads per in-process worker.
+    pub threads_per_worker: usize,
+    pub deadline: Option<Duration>,
+    pub timings: WorkerTimings,
+    pub backend: Backend,
+}
+
+impl JobSpec {
+    /// A spec with embedded defaults: one worker per CPU, one hashing thread each.
+    pub fn new(puzzle: Puzzle, mode: Mode, range: NonceRange) -> Self {
+        JobSpec {
+            puzzle,
+            mode,
+            range,
+            workers: cpus(),
+            threads_per_worker: 1,
+            deadline: None,
+            timings: WorkerTimings::default(),
+            backend: Backend::detect(),
+        }
+    }
+
+    /// The job config for this spec under `job`.
+    pub fn config(&self, job: JobId) -> JobConfig {
+        let mut cfg = JobConfig::new(job, self.puzzle.clone(), self.mode, self.range, self.workers);
+        cfg.deadline = self.deadline;
+        cfg.keepalive = self.timings.orphan_timeout / 4;
+        cfg.stall_timeout = self.timings.heartbeat * 12;
+        cfg
+    }
+}
+
+/// CPUs this process may use.
+pub fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}

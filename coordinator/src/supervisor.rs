@@ -1,0 +1,141 @@
+//! `JobSupervisor`: the actor that owns one [`Job`], feeds it events and ticks, and carries
+//! out what it decides. All decisions are the `Job`'s; this shell only moves messages.
+
+use crate::job::{Input, Job, Outcome, Output, Status};
+use crate::launcher::{Launcher, WorkerGone};
+use crate::transport::{Transport, WorkerEvent};
+use actix::prelude::*;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// Cancel the job.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct CancelJob;
+
+/// Ask for a progress snapshot.
+#[derive(Debug, Message)]
+#[rtype(result = "Status")]
+pub struct GetStatus;
+
+/// Resolve when the job ends (at once if it has).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Outcome, String>")]
+pub struct WaitJob;
+
+/// See the module docs.
+pub struct JobSupervisor {
+    job: Job,
+    origin: Instant,
+    tick: Duration,
+    transport: Box<dyn Transport>,
+    launcher: Box<dyn Launcher>,
+    waiters: Vec<oneshot::Sender<Outcome>>,
+    ticker: Option<SpawnHandle>,
+}
+
+impl std::fmt::Debug for JobSupervisor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobSupervisor").field("job", &self.job.id()).finish()
+    }
+}
+
+impl JobSupervisor {
+    /// Starts a supervisor; `wire` builds its transport and launcher, which usually need the
+    /// supervisor's own address (for events and exits).
+    pub fn launch(
+        job: Job,
+        tick: Duration,
+        wire: impl FnOnce(&mut Context<Self>) -> (Box<dyn Transport>, Box<dyn Launcher>),
+    ) -> Addr<Self> {
+        JobSupervisor::create(move |ctx| {
+            let (transport, launcher) = wire(ctx);
+            JobSupervisor {
+                job,
+                origin: Instant::now(),
+                tick,
+                transport,
+                launcher,
+                waiters: vec![],
+                ticker: None,
+            }
+        })
+    }
+
+    fn feed(&mut self, input: Input, ctx: &mut Context<Self>) {
+        let now = self.origin.elapsed();
+        let mut queue = vec![input];
+        while let Some(input) = queue.pop() {
+            for output in self.job.handle(now, input) {
+                match output {
+                    Output::Send { inbox, command, .. } => self.transport.send(&inbox, command),
+                    Output::Broadcast(command) => self.transport.broadcast(command),
+                    Output::Launch { count } => {
+                        if let Err(reason) = self.launcher.launch(count) {
+                            queue.push(Input::LaunchFailed { count, reason });
+                        }
+                    }
+                    Output::StopWorkers => self.launcher.stop_all(),
+                    Output::Finish(outcome) => {
+                        for w in self.waiters.drain(..) {
+                            let _ = w.send(outcome.clone());
+                        }
+                        if let Some(t) = self.ticker.take() {
+                            ctx.cancel_future(t);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Actor for JobSupervisor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.ticker = Some(ctx.run_interval(self.tick, |act, ctx| act.feed(Input::Tick, ctx)));
+        self.feed(Input::Start, ctx);
+    }
+}
+
+impl Handler<WorkerEvent> for JobSupervisor {
+    type Result = ();
+    fn handle(&mut self, WorkerEvent(ev): WorkerEvent, ctx: &mut Context<Self>) {
+        self.feed(Input::Event(ev), ctx);
+    }
+}
+
+impl Handler<WorkerGone> for JobSupervisor {
+    type Result = ();
+    fn handle(&mut self, WorkerGone(worker): WorkerGone, ctx: &mut Context<Self>) {
+        self.feed(Input::WorkerExited(worker), ctx);
+    }
+}
+
+impl Handler<CancelJob> for JobSupervisor {
+    type Result = ();
+    fn handle(&mut self, _: CancelJob, ctx: &mut Context<Self>) {
+        self.feed(Input::Cancel, ctx);
+    }
+}
+
+impl Handler<GetStatus> for JobSupervisor {
+    type Result = MessageResult<GetStatus>;
+    fn handle(&mut self, _: GetStatus, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.job.status())
+    }
+}
+
+impl Handler<WaitJob> for JobSupervisor {
+    type Result = ResponseFuture<Result<Outcome, String>>;
+    fn handle(&mut self, _: WaitJob, _: &mut Context<Self>) -> Self::Result {
+        if let Some(o) = self.job.outcome() {
+            let o = o.clone();
+            return Box::pin(async move { Ok(o) });
+        }
+        let (tx, rx) = oneshot::channel();
+        self.waiters.push(tx);
+        Box::pin(async move { rx.await.map_err(|_| "the job's supervisor stopped".to_string()) })
+    }
+}

@@ -1,0 +1,82 @@
+//! Transports carry commands from the coordinator to workers. Events flow back as
+//! [`WorkerEvent`] messages to the job's supervisor, whichever transport brought them.
+
+use actix::prelude::*;
+use protocol::{Command, Event};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use worker_actor::{EventSink, Inbox};
+
+/// An event from a worker, delivered to a `JobSupervisor`.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct WorkerEvent(pub Event);
+
+/// Coordinator -> workers.
+pub trait Transport: Send + 'static {
+    /// Sends to one worker's inbox.
+    fn send(&self, inbox: &str, command: Command);
+    /// Sends to every worker (the control topic).
+    fn broadcast(&self, command: Command);
+}
+
+/// In-process transport: inboxes are actor addresses, keyed by inbox name.
+#[derive(Clone, Default)]
+pub struct MemoryNetwork {
+    inboxes: Arc<Mutex<HashMap<String, Recipient<Inbox>>>>,
+}
+
+impl std::fmt::Debug for MemoryNetwork {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryNetwork").field("inboxes", &self.with(|m| m.len())).finish()
+    }
+}
+
+impl MemoryNetwork {
+    fn with<R>(&self, f: impl FnOnce(&mut HashMap<String, Recipient<Inbox>>) -> R) -> R {
+        f(&mut self.inboxes.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    pub fn register(&self, inbox: String, recipient: Recipient<Inbox>) {
+        self.with(|m| m.insert(inbox, recipient));
+    }
+
+    pub fn unregister(&self, inbox: &str) {
+        self.with(|m| m.remove(inbox));
+    }
+
+    pub fn inbox_count(&self) -> usize {
+        self.with(|m| m.len())
+    }
+}
+
+impl Transport for MemoryNetwork {
+    fn send(&self, inbox: &str, command: Command) {
+        if let Some(r) = self.with(|m| m.get(inbox).cloned()) {
+            r.do_send(Inbox(command));
+        }
+    }
+
+    fn broadcast(&self, command: Command) {
+        let all: Vec<_> = self.with(|m| m.values().cloned().collect());
+        for r in all {
+            r.do_send(Inbox(command.clone()));
+        }
+    }
+}
+
+/// Workers' events straight into the supervisor's mailbox.
+#[derive(Clone)]
+pub struct MemorySink(pub Recipient<WorkerEvent>);
+
+impl std::fmt::Debug for MemorySink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MemorySink")
+    }
+}
+
+impl EventSink for MemorySink {
+    fn send(&self, event: Event) {
+        self.0.do_send(WorkerEvent(event));
+    }
+}

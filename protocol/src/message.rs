@@ -1,0 +1,136 @@
+//! The messages coordinator and workers exchange. Every one names its job, and every
+//! shard-level one its shard and epoch, so stale and foreign messages can be recognised and
+//! dropped instead of being acted on (the coursework system's "ghost" results).
+
+use crate::pow::{Mode, NonceRange, Puzzle};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Identifies one search job. Random, so a queue reused across jobs cannot confuse them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct JobId(pub u64);
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+impl std::str::FromStr for JobId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        u64::from_str_radix(s.trim(), 16)
+            .map(JobId)
+            .map_err(|_| format!("{s:?} is not a job id (16 hex digits)"))
+    }
+}
+
+/// Identifies one assignment of a range to a worker within a job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ShardId(pub u64);
+
+impl fmt::Display for ShardId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "s{}", self.0)
+    }
+}
+
+/// Bumped every time a shard changes hands or shape; messages from older epochs are stale.
+pub type Epoch = u64;
+
+/// Identifies a worker process or actor: chosen by the launcher, unique within a job.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct WorkerId(pub String);
+
+impl fmt::Display for WorkerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A hash seen by a worker with the most leading zero bits so far.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Best {
+    pub nonce: u64,
+    pub leading_zeros: u32,
+}
+
+/// Progress on one shard: every nonce of the shard below `watermark` has been checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardProgress {
+    pub shard: ShardId,
+    pub epoch: Epoch,
+    pub watermark: u128,
+}
+
+/// Coordinator -> worker: sent to one worker's inbox, or (`Stop`, `KeepAlive`) to all.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Command {
+    /// Search `range` of `puzzle` as shard `shard`.
+    Assign { job: JobId, shard: ShardId, epoch: Epoch, puzzle: Puzzle, range: NonceRange, mode: Mode },
+    /// Give up the part of the shard at and above `new_end` (work stealing); answer `ShrinkAck`.
+    Shrink { job: JobId, shard: ShardId, epoch: Epoch, new_end: u128 },
+    /// Stop working on the shard: it has been given to someone else or is no longer needed.
+    Revoke { job: JobId, shard: ShardId, epoch: Epoch },
+    /// Stop everything for `job` (or for every job when `None`) and exit.
+    Stop { job: Option<JobId> },
+    /// The coordinator is alive; workers that stop hearing these stop themselves.
+    KeepAlive { job: JobId },
+}
+
+impl Command {
+    pub fn job(&self) -> Option<JobId> {
+        match self {
+            Command::Assign { job, .. }
+            | Command::Shrink { job, .. }
+            | Command::Revoke { job, .. }
+            | Command::KeepAlive { job } => Some(*job),
+            Command::Stop { job } => *job,
+        }
+    }
+}
+
+/// Worker -> coordinator, always naming the job and the sender.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub job: JobId,
+    pub worker: WorkerId,
+    pub body: EventBody,
+}
+
+/// What a worker reports.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum EventBody {
+    /// The worker is up: where to reach it and how many hashing threads it runs.
+    Hello { inbox: String, cpus: u32 },
+    /// Liveness and progress, with the worker's hash rate in nonces per second.
+    Heartbeat { shards: Vec<ShardProgress>, rate: f64, best: Option<Best> },
+    /// A candidate golden nonce; the coordinator verifies it before believing it.
+    Found { shard: ShardId, epoch: Epoch, nonce: u64 },
+    /// The whole shard has been checked.
+    ShardDone { shard: ShardId, epoch: Epoch, best: Option<Best> },
+    /// Answer to `Shrink`: the shard now ends at `end` (never below what was already claimed).
+    ShrinkAck { shard: ShardId, epoch: Epoch, end: u128 },
+    /// The worker is exiting.
+    Bye,
+}
+
+impl EventBody {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EventBody::Hello { .. } => "hello",
+            EventBody::Heartbeat { .. } => "heartbeat",
+            EventBody::Found { .. } => "found",
+            EventBody::ShardDone { .. } => "shard_done",
+            EventBody::ShrinkAck { .. } => "shrink_ack",
+            EventBody::Bye => "bye",
+        }
+    }
+}
+
+/// Anything that travels on a transport.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Message {
+    Command(Command),
+    Event(Event),
+}

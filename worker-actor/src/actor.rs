@@ -1,0 +1,204 @@
+//! The worker actor: takes commands from its inbox, runs shard searches on hashing threads,
+//! and reports Hello, heartbeats, finds and completions through an [`EventSink`].
+//!
+//! It never hashes on the actor thread. It stops itself when the coordinator goes silent for
+//! longer than the orphan timeout, so a dead coordinator never leaves a fleet running.
+
+use crate::kernel::Backend;
+use crate::search::{SearchEvent, ShardSearch};
+use actix::prelude::*;
+use protocol::{Best, Command, Epoch, Event, EventBody, JobId, ShardId, ShardProgress, WorkerId};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Where a worker's events go: the coordinator, over whatever transport connects them.
+/// Called from the actor and from hashing threads, so it must not block for long.
+pub trait EventSink: Send + Sync + 'static {
+    fn send(&self, event: Event);
+}
+
+/// A command delivered to the worker's inbox.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct Inbox(pub Command);
+
+/// How one worker behaves.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub id: WorkerId,
+    pub job: JobId,
+    /// Address the coordinator uses to reach this worker (queue URL, or a name in memory).
+    pub inbox: String,
+    pub threads: usize,
+    pub heartbeat: Duration,
+    /// Stop when nothing has been heard from the coordinator for this long.
+    pub orphan_timeout: Duration,
+    pub backend: Backend,
+}
+
+/// Why a worker actor stopped; given to the `on_exit` hook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitReason {
+    Stopped,
+    Orphaned,
+}
+
+struct RunningShard {
+    epoch: Epoch,
+    search: ShardSearch,
+}
+
+/// The actor. See the module docs.
+pub struct WorkerActor {
+    cfg: WorkerConfig,
+    sink: Arc<dyn EventSink>,
+    shards: BTreeMap<ShardId, RunningShard>,
+    hashed: Arc<AtomicU64>,
+    last_heard: Instant,
+    rate_mark: (Instant, u64),
+    exit: ExitReason,
+    on_exit: Option<Box<dyn FnOnce(ExitReason) + Send>>,
+}
+
+impl std::fmt::Debug for WorkerActor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerActor").field("id", &self.cfg.id).field("shards", &self.shards.len()).finish()
+    }
+}
+
+impl WorkerActor {
+    pub fn new(cfg: WorkerConfig, sink: Arc<dyn EventSink>) -> Self {
+        WorkerActor {
+            cfg,
+            sink,
+            shards: BTreeMap::new(),
+            hashed: Arc::new(AtomicU64::new(0)),
+            last_heard: Instant::now(),
+            rate_mark: (Instant::now(), 0),
+            exit: ExitReason::Stopped,
+            on_exit: None,
+        }
+    }
+
+    /// Runs `hook` once the actor has stopped (e.g. to end the process).
+    pub fn on_exit(mut self, hook: impl FnOnce(ExitReason) + Send + 'static) -> Self {
+        self.on_exit = Some(Box::new(hook));
+        self
+    }
+
+    fn emit(&self, body: EventBody) {
+        self.sink.send(Event { job: self.cfg.job, worker: self.cfg.id.clone(), body });
+    }
+
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        if self.last_heard.elapsed() > self.cfg.orphan_timeout {
+            tracing::warn!(worker = %self.cfg.id, "coordinator silent past the orphan timeout; stopping");
+            self.exit = ExitReason::Orphaned;
+            ctx.stop();
+            return;
+        }
+        // Finished shards already reported ShardDone from their last thread.
+        self.shards.retain(|_, s| !s.search.is_finished());
+        let now = Instant::now();
+        let total = self.hashed.load(Ordering::Relaxed);
+        let secs = now.duration_since(self.rate_mark.0).as_secs_f64();
+        let rate = if secs > 0.0 { (total - self.rate_mark.1) as f64 / secs } else { 0.0 };
+        self.rate_mark = (now, total);
+        let shards = self
+            .shards
+            .iter()
+            .map(|(&shard, s)| ShardProgress { shard, epoch: s.epoch, watermark: s.search.watermark() })
+            .collect();
+        let best = self.shards.values().filter_map(|s| s.search.best()).max_by_key(|b| b.leading_zeros);
+        self.emit(EventBody::Heartbeat { shards, rate, best });
+    }
+
+    fn assign(&mut self, shard: ShardId, epoch: Epoch, cmd: &Command) {
+        let Command::Assign { puzzle, range, mode, .. } = cmd else { return };
+        if self.shards.contains_key(&shard) {
+            return; // a duplicate delivery
+        }
+        let sink = Arc::clone(&self.sink);
+        let (job, worker) = (self.cfg.job, self.cfg.id.clone());
+        let report = move |e: SearchEvent| {
+            let body = match e {
+                SearchEvent::Golden(nonce) => EventBody::Found { shard, epoch, nonce },
+                SearchEvent::Finished { best } => EventBody::ShardDone { shard, epoch, best },
+            };
+            sink.send(Event { job, worker: worker.clone(), body });
+        };
+        tracing::debug!(worker = %self.cfg.id, %shard, %range, "assigned");
+        let search = ShardSearch::start(
+            puzzle,
+            *range,
+            *mode,
+            self.cfg.threads,
+            self.cfg.backend,
+            Arc::clone(&self.hashed),
+            Box::new(report),
+        );
+        self.shards.insert(shard, RunningShard { epoch, search });
+    }
+}
+
+impl Actor for WorkerActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.last_heard = Instant::now();
+        self.emit(EventBody::Hello { inbox: self.cfg.inbox.clone(), cpus: self.cfg.threads as u32 });
+        ctx.run_interval(self.cfg.heartbeat, |act, ctx| act.tick(ctx));
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        for (_, s) in std::mem::take(&mut self.shards) {
+            s.search.join();
+        }
+        self.emit(EventBody::Bye);
+        if let Some(hook) = self.on_exit.take() {
+            hook(self.exit);
+        }
+    }
+}
+
+impl Handler<Inbox> for WorkerActor {
+    type Result = ();
+
+    fn handle(&mut self, Inbox(cmd): Inbox, ctx: &mut Context<Self>) {
+        match cmd.job() {
+            Some(job) if job != self.cfg.job => return, // another job's message: not ours
+            _ => self.last_heard = Instant::now(),
+        }
+        match &cmd {
+            Command::Assign { shard, epoch, .. } => self.assign(*shard, *epoch, &cmd),
+            Command::Shrink { shard, epoch, new_end, .. } => {
+                // An unknown shard has finished (or was revoked): its end stands as it was, and
+                // ShardDone (already sent) tells the coordinator so.
+                if let Some(s) = self.shards.get(shard).filter(|s| s.epoch == *epoch) {
+                    let end = s.search.shrink(*new_end);
+                    self.emit(EventBody::ShrinkAck { shard: *shard, epoch: *epoch, end });
+                }
+            }
+            Command::Revoke { shard, epoch, .. } => {
+                if self.shards.get(shard).is_some_and(|s| s.epoch == *epoch) {
+                    if let Some(s) = self.shards.remove(shard) {
+                        s.search.cancel();
+                    }
+                }
+            }
+            Command::Stop { .. } => ctx.stop(),
+            Command::KeepAlive { .. } => {}
+        }
+    }
+}
+
+/// The best of several reports, by leading zero bits.
+pub fn better(a: Option<Best>, b: Option<Best>) -> Option<Best> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(if y.leading_zeros > x.leading_zeros { y } else { x }),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}

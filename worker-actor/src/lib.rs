@@ -1,0 +1,11 @@
+//! The worker side of nonce-cloud: the hashing [`kernel`], the multi-threaded shard
+//! [`search`] with its progress watermark, and the [`actor`] that runs assignments and
+//! reports to the coordinator.
+
+pub mod actor;
+pub mod kernel;
+pub mod search;
+
+pub use actor::{EventSink, ExitReason, Inbox, WorkerActor, WorkerConfig};
+pub use kernel::{Backend, Kernel};
+pub use search::{SearchEvent, ShardSearch};

@@ -1,0 +1,292 @@
+//! A cancellable, shrinkable search of one shard on dedicated OS threads.
+//!
+//! Threads claim chunks from a shared cursor; the *watermark* is the lowest nonce not yet
+//! known checked (the start of the lowest in-flight chunk, or the cursor). `shrink` never
+//! gives away a nonce already claimed, which is what makes work stealing race-free.
+
+use crate::kernel::{Backend, Kernel};
+use protocol::{verify, Best, Mode, NonceRange, Puzzle};
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+/// Largest chunk a thread claims at once: about 10 ms of hashing, the cancel latency.
+const MAX_CHUNK: u128 = 1 << 16;
+/// Golden nonces a shard reports at most beyond its lowest ones (see `report_limit`).
+pub const REPORT_LIMIT: usize = 100;
+
+/// What a running search tells its owner, from the hashing threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchEvent {
+    /// A verified golden nonce among the shard's lowest `REPORT_LIMIT` so far.
+    Golden(u64),
+    /// Every nonce of the shard (up to its possibly shrunk end) has been checked.
+    Finished { best: Option<Best> },
+}
+
+type Report = dyn Fn(SearchEvent) + Send + Sync;
+
+struct Cursor {
+    next: u128,
+    end: u128,
+    in_flight: BTreeSet<u128>,
+    live_threads: usize,
+    best: Option<(Best, [u8; 32])>,
+    reported: BTreeSet<u64>,
+}
+
+struct Shared {
+    kernel: Kernel,
+    puzzle: Puzzle,
+    cursor: Mutex<Cursor>,
+    cancelled: AtomicBool,
+    hashed: Arc<AtomicU64>,
+    report: Box<Report>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Cursor> {
+        // A panicking hash thread cannot leave the cursor half-updated (every update is a
+        // single assignment), so a poisoned lock is still consistent.
+        self.cursor.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// One shard under search. Dropping it cancels the search and joins its threads.
+pub struct ShardSearch {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for ShardSearch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShardSearch").field("watermark", &self.watermark()).finish()
+    }
+}
+
+impl ShardSearch {
+    /// Starts `threads` hashing threads over `range`. `hashed` accumulates nonces checked,
+    /// for rate reporting; `report` is called from the hashing threads.
+    pub fn start(
+        puzzle: &Puzzle,
+        range: NonceRange,
+        _mode: Mode,
+        threads: usize,
+        backend: Backend,
+        hashed: Arc<AtomicU64>,
+        report: Box<Report>,
+    ) -> Self {
+        let threads = threads.max(1);
+        let end = range.end.min(puzzle.space().end);
+        let shared = Arc::new(Shared {
+            kernel: Kernel::new(puzzle, backend),
+            puzzle: puzzle.clone(),
+            cursor: Mutex::new(Cursor {
+                next: range.start,
+                end,
+                in_flight: BTreeSet::new(),
+                live_threads: threads,
+                best: None,
+                reported: BTreeSet::new(),
+            }),
+            cancelled: AtomicBool::new(false),
+            hashed,
+            report,
+        });
+        let chunk = (range.len() / (threads as u128 * 8)).clamp(1, MAX_CHUNK);
+        let threads = (0..threads)
+            .map(|i| {
+                let shared = Arc::clone(&shared);
+                std::thread::Builder::new()
+                    .name(format!("hash-{i}"))
+                    .spawn(move || run(&shared, chunk))
+                    .unwrap_or_else(|e| panic!("cannot spawn a hashing thread: {e}"))
+            })
+            .collect();
+        ShardSearch { shared, threads }
+    }
+
+    /// Every nonce of the shard below this has been checked.
+    pub fn watermark(&self) -> u128 {
+        let c = self.shared.lock();
+        c.in_flight.first().copied().unwrap_or(c.next).min(c.end)
+    }
+
+    /// The shard's current end.
+    pub fn end(&self) -> u128 {
+        self.shared.lock().end
+    }
+
+    /// Gives up the nonces at and above `new_end`, except those already claimed. Returns the
+    /// shard's end afterwards.
+    pub fn shrink(&self, new_end: u128) -> u128 {
+        let mut c = self.shared.lock();
+        c.end = new_end.max(c.next).min(c.end);
+        c.end
+    }
+
+    /// Asks the threads to stop after their current chunk.
+    pub fn cancel(&self) {
+        self.shared.cancelled.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether every hashing thread has exited.
+    pub fn is_finished(&self) -> bool {
+        self.threads.iter().all(|t| t.is_finished())
+    }
+
+    /// The best hash seen so far.
+    pub fn best(&self) -> Option<Best> {
+        self.shared.lock().best.map(|(b, _)| b)
+    }
+
+    /// Cancels and waits for the threads.
+    pub fn join(mut self) {
+        self.cancel();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for ShardSearch {
+    fn drop(&mut self) {
+        self.cancel();
+    }
+}
+
+fn run(shared: &Shared, chunk: u128) {
+    let golden_threshold = shared.kernel.threshold();
+    let mut threshold = golden_threshold.max(best_key(&shared.lock()));
+    loop {
+        if shared.cancelled.load(Ordering::Relaxed) {
+            break;
+        }
+        let (start, end) = {
+            let mut c = shared.lock();
+            if c.next >= c.end {
+                break;
+            }
+            let start = c.next;
+            let end = (start + chunk).min(c.end);
+            c.next = end;
+            c.in_flight.insert(start);
+            (start, end)
+        };
+        // Ranges never exceed the puzzle's space, so every nonce fits in u64.
+        let count = (end - start) as u64;
+        shared.kernel.scan(start as u64, count, threshold, &mut |nonce| {
+            on_candidate(shared, nonce);
+            golden_threshold.max(best_key(&shared.lock()))
+        });
+        threshold = golden_threshold.max(best_key(&shared.lock()));
+        shared.hashed.fetch_add(count, Ordering::Relaxed);
+        shared.lock().in_flight.remove(&start);
+    }
+    let finished = {
+        let mut c = shared.lock();
+        c.live_threads -= 1;
+        let done = c.live_threads == 0 && c.in_flight.is_empty() && c.next >= c.end;
+        done.then(|| c.best.map(|(b, _)| b))
+    };
+    if let (Some(best), false) = (finished, shared.cancelled.load(Ordering::Relaxed)) {
+        (shared.report)(SearchEvent::Finished { best });
+    }
+}
+
+/// The key (first hash word) of the best hash so far: candidates must beat it.
+fn best_key(c: &Cursor) -> u32 {
+    c.best.map_or(u32::MAX, |(_, h)| u32::from_be_bytes([h[0], h[1], h[2], h[3]]))
+}
+
+fn on_candidate(shared: &Shared, nonce: u64) {
+    let v = verify(&shared.puzzle, nonce);
+    let report = {
+        let mut c = shared.lock();
+        if c.best.is_none_or(|(_, h)| v.hash < h) {
+            c.best = Some((Best { nonce, leading_zeros: v.leading_zeros }, v.hash));
+        }
+        // Report the lowest REPORT_LIMIT golden nonces of the shard: enough for every mode,
+        // and bounded even when every nonce is golden.
+        let enters = v.golden
+            && (c.reported.len() < REPORT_LIMIT || c.reported.last().is_some_and(|&max| nonce < max));
+        if enters && c.reported.insert(nonce) && c.reported.len() > REPORT_LIMIT {
+            c.reported.pop_last();
+        }
+        enters
+    };
+    if report {
+        (shared.report)(SearchEvent::Golden(nonce));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::Encoding;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    fn search(p: &Puzzle, range: NonceRange, threads: usize) -> (Vec<u64>, Option<Best>) {
+        let (tx, rx) = mpsc::channel();
+        let tx = Mutex::new(tx);
+        let s = ShardSearch::start(
+            p,
+            range,
+            Mode::Exhaustive,
+            threads,
+            Backend::Portable,
+            Arc::new(AtomicU64::new(0)),
+            Box::new(move |e| {
+                let _ = tx.lock().map(|t| t.send(e));
+            }),
+        );
+        let mut found = vec![];
+        loop {
+            match rx.recv_timeout(Duration::from_secs(60)).expect("search finishes") {
+                SearchEvent::Golden(n) => found.push(n),
+                SearchEvent::Finished { best } => {
+                    assert_eq!(s.watermark(), range.end);
+                    found.sort_unstable();
+                    return (found, best);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn finds_exactly_the_golden_nonces() {
+        let p = Puzzle::append(b"hello".to_vec(), Encoding::Be32, 8).expect("valid");
+        let range = NonceRange::new(1000, 9000);
+        let expect: Vec<u64> = (1000..9000).filter(|&n| verify(&p, n).golden).collect();
+        for threads in [1, 3] {
+            let (found, best) = search(&p, range, threads);
+            assert_eq!(found, expect);
+            let best = best.expect("a best hash");
+            let max_lz = (1000..9000).map(|n| verify(&p, n).leading_zeros).max();
+            assert_eq!(Some(best.leading_zeros), max_lz);
+        }
+    }
+
+    #[test]
+    fn shrink_never_gives_away_claimed_work() {
+        let p = Puzzle::append(b"x".to_vec(), Encoding::Be32, 64).expect("valid");
+        let s = ShardSearch::start(
+            &p,
+            NonceRange::new(0, 1 << 22),
+            Mode::Lowest,
+            2,
+            Backend::Portable,
+            Arc::new(AtomicU64::new(0)),
+            Box::new(|_| {}),
+        );
+        std::thread::sleep(Duration::from_millis(20));
+        let end = s.shrink(10);
+        assert!(end >= 10);
+        assert!(s.watermark() <= end);
+        let end2 = s.shrink(1 << 21);
+        assert_eq!(end2, end, "shrink never grows a shard");
+        s.join();
+    }
+}
