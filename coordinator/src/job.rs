@@ -206,7 +206,13 @@ pub struct Job {
 impl Job {
     pub fn new(cfg: JobConfig) -> Self {
         let range = cfg.range;
-        let shard_len = range.len().div_ceil(cfg.workers.max(1) as u128).max(1);
+        let even = range.len().div_ceil(cfg.workers.max(1) as u128).max(1);
+        // `lowest` wants the whole fleet near the bottom of the range, so it hands out many
+        // small shards in order; the others split evenly and rely on stealing at the end.
+        let shard_len = match cfg.mode {
+            Mode::Lowest => (range.len() / (cfg.workers.max(1) as u128 * 64)).max(1 << 16).min(even),
+            Mode::First | Mode::Exhaustive => even,
+        };
         Job {
             ledger: Ledger::new(range),
             cfg,

@@ -43,6 +43,8 @@ pub struct WorkerConfig {
 pub enum ExitReason {
     Stopped,
     Orphaned,
+    /// A hashing thread panicked.
+    Failed,
 }
 
 struct RunningShard {
@@ -96,6 +98,13 @@ impl WorkerActor {
         if self.last_heard.elapsed() > self.cfg.orphan_timeout {
             tracing::warn!(worker = %self.cfg.id, "coordinator silent past the orphan timeout; stopping");
             self.exit = ExitReason::Orphaned;
+            ctx.stop();
+            return;
+        }
+        if self.shards.values().any(|s| s.search.failed()) {
+            // Leave, so the coordinator re-shards the range instead of waiting on it forever.
+            tracing::error!(worker = %self.cfg.id, "a hashing thread failed; leaving the job");
+            self.exit = ExitReason::Failed;
             ctx.stop();
             return;
         }

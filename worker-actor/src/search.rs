@@ -41,6 +41,8 @@ struct Shared {
     puzzle: Puzzle,
     cursor: Mutex<Cursor>,
     cancelled: AtomicBool,
+    /// A hashing thread panicked: the shard can never finish here.
+    failed: AtomicBool,
     hashed: Arc<AtomicU64>,
     report: Box<Report>,
 }
@@ -91,6 +93,7 @@ impl ShardSearch {
                 reported: BTreeSet::new(),
             }),
             cancelled: AtomicBool::new(false),
+            failed: AtomicBool::new(false),
             hashed,
             report,
         });
@@ -100,7 +103,14 @@ impl ShardSearch {
                 let shared = Arc::clone(&shared);
                 std::thread::Builder::new()
                     .name(format!("hash-{i}"))
-                    .spawn(move || run(&shared, chunk))
+                    .spawn(move || {
+                        let caught =
+                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&shared, chunk)));
+                        if caught.is_err() {
+                            shared.failed.store(true, Ordering::Relaxed);
+                            shared.cancelled.store(true, Ordering::Relaxed);
+                        }
+                    })
                     .unwrap_or_else(|e| panic!("cannot spawn a hashing thread: {e}"))
             })
             .collect();
@@ -129,6 +139,11 @@ impl ShardSearch {
     /// Asks the threads to stop after their current chunk.
     pub fn cancel(&self) {
         self.shared.cancelled.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a hashing thread died: the shard cannot complete in this process.
+    pub fn failed(&self) -> bool {
+        self.shared.failed.load(Ordering::Relaxed)
     }
 
     /// Whether every hashing thread has exited.

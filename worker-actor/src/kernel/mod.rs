@@ -122,7 +122,8 @@ impl Kernel {
         match self.backend {
             Backend::Portable => {
                 let mut buf = self.template.tail;
-                for nonce in start..start + count {
+                // Counted, not `start..start + count`: a range may end exactly at 2^64.
+                for nonce in (0..count).map(|i| start.wrapping_add(i)) {
                     if self.template.key_portable(&mut buf, nonce) <= threshold {
                         threshold = on_candidate(nonce);
                     }

@@ -1,0 +1,163 @@
+//! The user contract of `noncectl`: flags, exit codes, JSON fields, Ctrl-C.
+
+use serde_json::Value;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const GENESIS: &str = "0100000000000000000000000000000000000000000000000000000000000000000000003ba3edfd7a7b12b27ac72c3e67768f617fc81bc3888a51323a9fb8aa4b1e5e4a29ab5f49ffff001d1dac2b7c";
+const GENESIS_HASH: &str = "000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f";
+
+fn noncectl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_noncectl")).args(args).output().expect("noncectl runs")
+}
+
+fn json_of(out: &Output) -> Value {
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {text:?}"))
+}
+
+/// Exit 2 with a one-line error that mentions `needle`, and no panic.
+fn usage_error(args: &[&str], needle: &str) {
+    let out = noncectl(args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+    assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+    assert!(err.to_lowercase().contains(&needle.to_lowercase()), "{args:?}: {err:?} lacks {needle:?}");
+    // Our own errors are one line; clap's add a hint line for --help.
+    if !err.contains("For more information") {
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err:?}");
+    }
+}
+
+#[test]
+fn bad_input_is_a_usage_error() {
+    let search = |extra: &[&'static str]| -> Vec<&'static str> {
+        let mut a = vec!["search"];
+        a.extend_from_slice(extra);
+        a
+    };
+    usage_error(&search(&["--block-hex", "zz", "--difficulty", "4"]), "not hex");
+    usage_error(&search(&["--block-hex", "abc", "--difficulty", "4"]), "odd number");
+    usage_error(&search(&["--header-hex", &GENESIS[..158], "--difficulty", "4"]), "80");
+    usage_error(&search(&["--block", "x", "--difficulty", "257"]), "256");
+    usage_error(&search(&["--block", "x", "--difficulty=-1"]), "difficulty");
+    usage_error(&search(&["--block", "x", "--difficulty", "4", "--range", "10..10"]), "empty");
+    usage_error(&search(&["--block", "x", "--difficulty", "4", "--range", "0..4294967297"]), "past the end");
+    usage_error(&search(&["--block", "x", "--difficulty", "4", "--range", "ten..20"]), "not a number");
+    usage_error(&search(&["--block", "x", "--block-hex", "00", "--difficulty", "4"]), "cannot be used with");
+    usage_error(
+        &search(&["--block", "x", "--difficulty", "4", "--target-bits", "1d00ffff"]),
+        "cannot be used with",
+    );
+    usage_error(&search(&["--block", "x"]), "--difficulty or --target-bits");
+    usage_error(&search(&["--difficulty", "3"]), "--block");
+    usage_error(&search(&["--block", "x", "--difficulty", "4", "--encoding", "be16"]), "encoding");
+    usage_error(&search(&["--header-hex", GENESIS, "--difficulty", "4", "--encoding", "be32"]), "encoding");
+    usage_error(&search(&["--block", "x", "--difficulty", "4", "--mode", "fastest"]), "mode");
+    usage_error(&search(&["--block", "x", "--difficulty", "4", "--workers", "0"]), "workers");
+    usage_error(&search(&["--block", "x", "--target-bits", "1d80ffff"]), "compact target");
+    usage_error(&search(&["--block", "x", "--difficulty", "4", "--max-time", "soon"]), "duration");
+    let huge = "ab".repeat(16 * 1024 + 1);
+    usage_error(&["search", "--block-hex", &huge, "--difficulty", "4"], "limit");
+    usage_error(&["verify", "--block", "x", "--difficulty", "4", "--nonce", "-3"], "nonce");
+    usage_error(&["verify", "--block", "x", "--difficulty", "4", "--nonce", "4294967296"], "outside");
+    usage_error(&["frobnicate"], "unrecognized subcommand");
+}
+
+#[test]
+fn verify_genesis_prints_the_explorer_hash() {
+    let out =
+        noncectl(&["verify", "--header-hex", GENESIS, "--target-bits", "1d00ffff", "--nonce", "2083236893"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains(&format!("block hash     {GENESIS_HASH}")), "{text}");
+    assert!(text.contains("GOLDEN"));
+    let out =
+        noncectl(&["verify", "--header-hex", GENESIS, "--target-bits", "1d00ffff", "--nonce", "2083236892"]);
+    assert_eq!(out.status.code(), Some(1));
+    let out =
+        noncectl(&["verify", "--block", "COMSM0010cloud", "--difficulty", "0", "--nonce", "7", "--json"]);
+    let v = json_of(&out);
+    assert_eq!(v["golden"], true);
+    assert_eq!(v["digest"].as_str().map(str::len), Some(64));
+}
+
+#[test]
+fn genesis_nonce_is_found_by_a_ranged_search_with_its_nbits() {
+    let out = noncectl(&[
+        "search",
+        "--header-hex",
+        GENESIS,
+        "--target-bits",
+        "1d00ffff",
+        "--range",
+        "2083000000..2083300000",
+        "--mode",
+        "lowest",
+        "--json",
+    ]);
+    let v = json_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    assert_eq!(v["nonce"], 2083236893u64);
+    assert_eq!(v["hash"], GENESIS_HASH);
+    assert_eq!(v["leading_zeros"], 43);
+    // Everything below the answer was searched; little past it (the shards were trimmed).
+    let searched = v["searched"].as_u64().expect("number");
+    assert!((236893..300000).contains(&searched), "searched {searched}");
+}
+
+#[test]
+fn json_has_every_contract_field() {
+    let out = noncectl(&["search", "--block", "COMSM0010cloud", "--difficulty", "12", "--json"]);
+    let v = json_of(&out);
+    assert_eq!(out.status.code(), Some(0));
+    for field in [
+        "outcome",
+        "nonce",
+        "hash",
+        "leading_zeros",
+        "searched",
+        "elapsed_s",
+        "rate",
+        "workers",
+        "job_id",
+        "mode",
+        "stalls",
+        "reshards",
+    ] {
+        assert!(v.get(field).is_some(), "missing {field}: {v}");
+    }
+    assert!(v["leading_zeros"].as_u64().expect("number") >= 12);
+    assert_eq!(v["job_id"].as_str().map(str::len), Some(16));
+}
+
+#[test]
+fn deadline_ends_the_job_as_timed_out() {
+    let t = Instant::now();
+    let out = noncectl(&["search", "--block", "x", "--difficulty", "200", "--max-time", "700ms", "--json"]);
+    let v = json_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{v}");
+    assert_eq!(v["outcome"], "timed_out");
+    assert!(t.elapsed() < Duration::from_secs(10));
+    assert!(v["searched"].as_u64().expect("number") > 0);
+}
+
+#[test]
+fn ctrl_c_cancels_cleanly_with_exit_130() {
+    let child = Command::new(env!("CARGO_BIN_EXE_noncectl"))
+        .args(["search", "--block", "x", "--difficulty", "200", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(Duration::from_millis(800));
+    let t = Instant::now();
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("exits");
+    assert!(t.elapsed() < Duration::from_secs(5), "cancel took {:?}", t.elapsed());
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    let v = json_of(&out);
+    assert_eq!(v["outcome"], "cancelled");
+    assert!(v["searched"].as_u64().expect("number") > 0, "partial stats: {v}");
+}

@@ -1,0 +1,46 @@
+//! Helpers shared by the end-to-end tests: find the workspace's binaries and run them.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// A binary built by this workspace, next to the test executable's profile directory.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let dir = exe.parent().and_then(|p| p.parent()).expect("target profile directory");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the workspace's binaries first (`cargo build --workspace --bins`)",
+        path.display()
+    );
+    path
+}
+
+pub fn noncectl(args: &[&str]) -> Output {
+    Command::new(bin("noncectl")).args(args).env("NONCE_LOG", "error").output().expect("noncectl runs")
+}
+
+/// Runs `noncectl` with `--json` appended and parses the one object it prints.
+pub fn noncectl_json(args: &[&str]) -> (i32, Value) {
+    let mut all: Vec<&str> = args.to_vec();
+    all.push("--json");
+    let out = noncectl(&all);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "noncectl panicked: {stderr}");
+    let v: Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("not one JSON object ({e}): {stdout:?} stderr: {stderr}"));
+    (out.status.code().expect("exit code"), v)
+}
+
+pub fn golden() -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata/golden.json");
+    serde_json::from_str(&std::fs::read_to_string(path).expect("testdata/golden.json")).expect("valid JSON")
+}
+
+pub fn s(v: &Value) -> &str {
+    v.as_str().expect("a string")
+}
