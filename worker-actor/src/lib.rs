@@ -3,6 +3,7 @@
 //! reports to the coordinator.
 
 pub mod actor;
+pub mod bench;
 pub mod kernel;
 pub mod search;
 

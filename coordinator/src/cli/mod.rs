@@ -1,6 +1,7 @@
 //! `noncectl`: the command-line client. Parses and validates flags, then runs the coordinator
 //! in-process (the embedded default).
 
+mod bench;
 mod puzzle_args;
 mod report;
 mod search;
@@ -41,6 +42,8 @@ enum Command {
     Search(search::SearchArgs),
     /// Check one nonce: its digest, leading zero bits and verdict.
     Verify(verify::VerifyArgs),
+    /// Measure the hashing kernel on this machine.
+    Bench(bench::BenchArgs),
 }
 
 /// Runs `noncectl` with the process arguments.
@@ -56,6 +59,7 @@ pub fn main() -> ExitCode {
     let code = match cli.command {
         Command::Search(args) => search::run(args),
         Command::Verify(args) => verify::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match code {
         Ok(code) => ExitCode::from(code),

@@ -25,9 +25,19 @@ pub fn noncectl(args: &[&str]) -> Output {
 
 /// Runs `noncectl` with `--json` appended and parses the one object it prints.
 pub fn noncectl_json(args: &[&str]) -> (i32, Value) {
+    noncectl_json_env(args, &[])
+}
+
+/// As [`noncectl_json`], with extra environment variables.
+pub fn noncectl_json_env(args: &[&str], env: &[(&str, &str)]) -> (i32, Value) {
     let mut all: Vec<&str> = args.to_vec();
     all.push("--json");
-    let out = noncectl(&all);
+    let out = Command::new(bin("noncectl"))
+        .args(&all)
+        .env("NONCE_LOG", "error")
+        .envs(env.iter().copied())
+        .output()
+        .expect("noncectl runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "noncectl panicked: {stderr}");

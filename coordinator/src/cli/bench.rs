@@ -1,0 +1,74 @@
+//! `noncectl bench`: the kernel's hash rate on this machine, and its ratio to single-stream
+//! SHA-256 measured in the same run.
+
+use super::report::human_rate;
+use super::{exit, UsageError};
+use clap::Args;
+use std::time::Duration;
+use worker_actor::bench;
+use worker_actor::Backend;
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Hashing threads (default: one per CPU).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Seconds to hash for.
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    /// Backend: shani, avx2 or portable (default: the fastest this CPU has).
+    #[arg(long)]
+    backend: Option<String>,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: BenchArgs) -> Result<u8, UsageError> {
+    let threads = args.threads.unwrap_or_else(crate::spec::cpus);
+    if threads == 0 || threads > 1024 {
+        return Err(UsageError(format!("--threads must be 1..=1024, not {threads}")));
+    }
+    if !(args.seconds.is_finite() && args.seconds > 0.0 && args.seconds <= 3600.0) {
+        return Err(UsageError(format!("--seconds must be in (0, 3600], not {}", args.seconds)));
+    }
+    let backend = match &args.backend {
+        None => Backend::detect(),
+        Some(name) => {
+            let b = Backend::from_name(name)
+                .ok_or_else(|| UsageError(format!("unknown backend {name:?} (shani, avx2, portable)")))?;
+            if !b.is_supported() {
+                return Err(UsageError(format!("this CPU does not support the {name} backend")));
+            }
+            b
+        }
+    };
+    let r = bench::run(backend, threads, Duration::from_secs_f64(args.seconds));
+    let ratio = r.ratio_to_single_stream();
+    if args.json {
+        let obj = serde_json::json!({
+            "rate": r.rate.round(),
+            "per_thread": r.per_thread.iter().map(|x| x.round()).collect::<Vec<_>>(),
+            "threads": r.threads,
+            "backend": r.backend.name(),
+            "single_stream_compressions": r.single_stream_compressions.round(),
+            "single_stream_nonce_limit": (r.single_stream_compressions / 2.0).round(),
+            "ratio_to_single_stream": (ratio * 1000.0).round() / 1000.0,
+        });
+        println!("{obj}");
+    } else {
+        println!("backend            {}", r.backend.name());
+        println!("threads            {}", r.threads);
+        println!("total              {}", human_rate(r.rate));
+        for (i, t) in r.per_thread.iter().enumerate() {
+            println!("  thread {i:<3}       {}", human_rate(*t));
+        }
+        println!(
+            "single stream      {:.2} M compressions/s = {} nonces at 2 per nonce",
+            r.single_stream_compressions / 1e6,
+            human_rate(r.single_stream_compressions / 2.0)
+        );
+        println!("per thread / single-stream limit = {ratio:.3}");
+    }
+    Ok(exit::FOUND)
+}
