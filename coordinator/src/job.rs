@@ -51,7 +51,8 @@ impl JobConfig {
             stall_timeout: Duration::from_secs(3),
             keepalive: Duration::from_millis(500),
             deadline: None,
-            min_steal: 1 << 14,
+            // Above a worker's chunk (2^16) so a steal frees real work, not a claimed chunk.
+            min_steal: 1 << 18,
         }
     }
 }
@@ -140,6 +141,17 @@ pub struct Outcome {
     pub elapsed: Duration,
 }
 
+/// One worker as the job sees it, for `workers.list`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorkerInfo {
+    pub worker: WorkerId,
+    pub health: &'static str,
+    pub rate: f64,
+    pub shards: usize,
+    /// Time since the worker was last heard from.
+    pub silent_for: Duration,
+}
+
 /// A snapshot for progress displays.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Status {
@@ -180,6 +192,8 @@ struct Shard {
     shrinking: bool,
     /// The idle worker waiting for what that `Shrink` frees, if it is a steal.
     thief: Option<WorkerId>,
+    /// A shrink freed nothing: the owner has claimed all of it, so stealing is pointless.
+    claimed_to_end: bool,
 }
 
 /// The state machine. See the module docs.
@@ -254,6 +268,24 @@ impl Job {
             lowest: self.found.first().copied(),
             finished: self.finished.is_some(),
         }
+    }
+
+    /// Every worker the job has heard from, at time `now`.
+    pub fn workers_info(&self, now: Duration) -> Vec<WorkerInfo> {
+        self.workers
+            .iter()
+            .map(|(id, w)| WorkerInfo {
+                worker: id.clone(),
+                health: match w.health {
+                    Health::Live => "live",
+                    Health::Stalled => "stalled",
+                    Health::Dead => "gone",
+                },
+                rate: w.rate,
+                shards: w.shards.len(),
+                silent_for: now.saturating_sub(w.last_seen),
+            })
+            .collect()
     }
 
     fn stats_now(&self) -> Stats {
@@ -485,6 +517,9 @@ impl Job {
         let Some(s) = self.shards.get_mut(&shard) else { return };
         s.shrinking = false;
         let thief = s.thief.take();
+        if end >= s.end {
+            s.claimed_to_end = true;
+        }
         if end < s.end {
             let freed = NonceRange::new(end.max(s.watermark), s.end);
             s.end = end.max(s.watermark);
@@ -652,6 +687,7 @@ impl Job {
                 watermark: range.start,
                 shrinking: false,
                 thief: None,
+                claimed_to_end: false,
             },
         );
         if let Some(w) = self.workers.get_mut(worker) {
@@ -675,7 +711,7 @@ impl Job {
         let victim = self
             .shards
             .iter()
-            .filter(|(_, s)| !s.shrinking && &s.worker != thief)
+            .filter(|(_, s)| !s.shrinking && !s.claimed_to_end && &s.worker != thief)
             .map(|(&id, s)| (s.end.min(cutoff).saturating_sub(s.watermark), id))
             .filter(|&(left, _)| left >= 2 * self.cfg.min_steal)
             .max();

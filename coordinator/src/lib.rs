@@ -11,10 +11,12 @@
 //! - **Users**: the `noncectl` CLI ([`cli`]) and the `nonced` daemon.
 
 pub mod cli;
+pub mod daemon;
 pub mod job;
 pub mod launcher;
 pub mod ledger;
 pub mod registry;
+pub mod request;
 pub mod spec;
 pub mod supervisor;
 pub mod transport;

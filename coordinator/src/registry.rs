@@ -11,10 +11,10 @@ use protocol::JobId;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// Start a job; answers its id and supervisor.
+/// Start a job (under a given id when resuming one); answers its id and supervisor.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<(JobId, Addr<JobSupervisor>), String>")]
-pub struct StartJob(pub JobSpec);
+pub struct StartJob(pub JobSpec, pub Option<JobId>);
 
 /// Find a job's supervisor.
 #[derive(Debug, Message)]
@@ -40,12 +40,16 @@ impl Actor for Coordinator {
 impl Handler<StartJob> for Coordinator {
     type Result = Result<(JobId, Addr<JobSupervisor>), String>;
 
-    fn handle(&mut self, StartJob(spec): StartJob, _: &mut Context<Self>) -> Self::Result {
-        let job = loop {
-            let id = JobId(rand::random());
-            if !self.jobs.contains_key(&id) {
-                break id;
-            }
+    fn handle(&mut self, StartJob(spec, id): StartJob, _: &mut Context<Self>) -> Self::Result {
+        let job = match id {
+            Some(id) if self.jobs.contains_key(&id) => return Err(format!("job {id} already exists")),
+            Some(id) => id,
+            None => loop {
+                let id = JobId(rand::random());
+                if !self.jobs.contains_key(&id) {
+                    break id;
+                }
+            },
         };
         let network = self.network.clone();
         let tick = (spec.timings.heartbeat / 2).max(Duration::from_millis(20));

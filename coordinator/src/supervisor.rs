@@ -1,7 +1,7 @@
 //! `JobSupervisor`: the actor that owns one [`Job`], feeds it events and ticks, and carries
 //! out what it decides. All decisions are the `Job`'s; this shell only moves messages.
 
-use crate::job::{Input, Job, Outcome, Output, Status};
+use crate::job::{Input, Job, Outcome, Output, Status, WorkerInfo};
 use crate::launcher::{Launcher, WorkerGone};
 use crate::transport::{Transport, WorkerEvent};
 use actix::prelude::*;
@@ -17,6 +17,11 @@ pub struct CancelJob;
 #[derive(Debug, Message)]
 #[rtype(result = "Status")]
 pub struct GetStatus;
+
+/// List the job's workers.
+#[derive(Debug, Message)]
+#[rtype(result = "Vec<WorkerInfo>")]
+pub struct GetWorkers;
 
 /// Resolve when the job ends (at once if it has).
 #[derive(Debug, Message)]
@@ -124,6 +129,13 @@ impl Handler<GetStatus> for JobSupervisor {
     type Result = MessageResult<GetStatus>;
     fn handle(&mut self, _: GetStatus, _: &mut Context<Self>) -> Self::Result {
         MessageResult(self.job.status())
+    }
+}
+
+impl Handler<GetWorkers> for JobSupervisor {
+    type Result = MessageResult<GetWorkers>;
+    fn handle(&mut self, _: GetWorkers, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.job.workers_info(self.origin.elapsed()))
     }
 }
 

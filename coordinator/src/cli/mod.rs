@@ -2,9 +2,10 @@
 //! in-process (the embedded default).
 
 mod bench;
+mod daemon_client;
 mod puzzle_args;
-mod report;
-mod search;
+pub mod report;
+pub mod search;
 mod verify;
 
 use clap::{Parser, Subcommand};
@@ -21,9 +22,7 @@ pub mod exit {
     pub const CANCELLED: u8 = 130;
 }
 
-/// A problem with what the user asked for: one line, exit 2.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UsageError(pub String);
+pub use crate::request::UsageError;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -44,6 +43,8 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// Measure the hashing kernel on this machine.
     Bench(bench::BenchArgs),
+    #[command(flatten)]
+    Daemon(daemon_client::DaemonCommand),
 }
 
 /// Runs `noncectl` with the process arguments.
@@ -60,6 +61,7 @@ pub fn main() -> ExitCode {
         Command::Search(args) => search::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Daemon(cmd) => daemon_client::run(cmd),
     };
     match code {
         Ok(code) => ExitCode::from(code),

@@ -1,8 +1,7 @@
-//! The puzzle flags shared by `search` and `verify`, and their validation.
+//! The puzzle flags shared by `search` and `verify`.
 
-use super::UsageError;
+use crate::request::SearchRequest;
 use clap::Args;
-use protocol::{Encoding, Layout, Puzzle, Target};
 
 /// How the user names a puzzle.
 #[derive(Args, Debug, Clone)]
@@ -28,53 +27,16 @@ pub struct PuzzleArgs {
 }
 
 impl PuzzleArgs {
-    pub fn puzzle(&self) -> Result<Puzzle, UsageError> {
-        let target = match (self.difficulty, &self.target_bits) {
-            (Some(d), None) => Target::LeadingZeros(d),
-            (None, Some(bits)) => Target::Compact(parse_nbits(bits)?),
-            _ => return Err(UsageError("give one of --difficulty or --target-bits".into())),
-        };
-        let layout = match (&self.block, &self.block_hex, &self.header_hex) {
-            (Some(text), None, None) => {
-                Layout::Append { block: text.as_bytes().to_vec(), encoding: self.encoding()? }
-            }
-            (None, Some(h), None) => {
-                Layout::Append { block: parse_hex("--block-hex", h)?, encoding: self.encoding()? }
-            }
-            (None, None, Some(h)) => {
-                if self.encoding.is_some() {
-                    return Err(UsageError(
-                        "--encoding does not apply to --header-hex (the nonce is le32 at bytes 76..80)"
-                            .into(),
-                    ));
-                }
-                Layout::Header { header: parse_hex("--header-hex", h)? }
-            }
-            _ => return Err(UsageError("give one of --block, --block-hex or --header-hex".into())),
-        };
-        Puzzle::new(layout, target).map_err(|e| UsageError(e.to_string()))
-    }
-
-    fn encoding(&self) -> Result<Encoding, UsageError> {
-        match &self.encoding {
-            None => Ok(Encoding::Be32),
-            Some(e) => e.parse().map_err(|e: protocol::PuzzleError| UsageError(e.to_string())),
+    /// The request these flags describe (puzzle fields only).
+    pub fn request(&self) -> SearchRequest {
+        SearchRequest {
+            block: self.block.clone(),
+            block_hex: self.block_hex.clone(),
+            header_hex: self.header_hex.clone(),
+            difficulty: self.difficulty,
+            target_bits: self.target_bits.clone(),
+            encoding: self.encoding.clone(),
+            ..SearchRequest::default()
         }
     }
-}
-
-fn parse_hex(flag: &str, text: &str) -> Result<Vec<u8>, UsageError> {
-    let t = text.trim();
-    let t = t.strip_prefix("0x").unwrap_or(t);
-    if t.len() % 2 != 0 {
-        return Err(UsageError(format!("{flag}: odd number of hex digits ({})", t.len())));
-    }
-    hex::decode(t).map_err(|e| UsageError(format!("{flag}: not hex ({e})")))
-}
-
-fn parse_nbits(text: &str) -> Result<u32, UsageError> {
-    let t = text.trim();
-    let t = t.strip_prefix("0x").unwrap_or(t);
-    u32::from_str_radix(t, 16)
-        .map_err(|_| UsageError(format!("--target-bits: {text:?} is not 8 hex digits of nBits")))
 }

@@ -47,41 +47,47 @@ impl SearchReport<'_> {
     }
 
     pub fn text(&self) -> String {
-        let o = self.outcome;
-        let elapsed = o.elapsed.as_secs_f64();
-        let rate = if elapsed > 0.0 { o.stats.searched as f64 / elapsed } else { 0.0 };
-        let mut s = String::new();
-        match (&o.kind, o.nonce) {
-            (OutcomeKind::Failed(why), _) => s += &format!("search failed: {why}\n"),
-            (kind, Some(n)) => {
-                let v = verify(self.puzzle, n);
-                let label = if *kind == OutcomeKind::Found { "found" } else { kind.name() };
-                s += &format!("{label}: golden nonce {n} ({n:#x})\n");
-                s += &format!("  hash           {}\n", hex::encode(v.hash));
-                s += &format!("  leading zeros  {}\n", v.leading_zeros);
-                if o.found.len() > 1 {
-                    s += &format!("  golden nonces  {} found (lowest {})\n", o.found.len(), n);
-                }
-            }
-            (OutcomeKind::Exhausted, None) => s += "exhausted: no golden nonce exists in this range\n",
-            (kind, None) => s += &format!("{}: no golden nonce found\n", kind.name()),
-        }
-        if let Some(b) = o.best.filter(|_| o.nonce.is_none()) {
-            s += &format!("  best hash      {} leading zero bits at nonce {}\n", b.leading_zeros, b.nonce);
-        }
-        s += &format!(
-            "  searched       {} nonces in {:.2} s ({}) on {} workers\n",
-            o.stats.searched,
-            elapsed,
-            human_rate(rate),
-            self.workers
-        );
-        s += &format!(
-            "  job {} ({} mode), stalls {}, reshards {}",
-            self.job, self.mode, o.stats.stalls, o.stats.reshards
-        );
-        s
+        text(&self.json())
     }
+}
+
+/// The text report, from the JSON object (so the embedded and daemon paths print alike).
+pub fn text(v: &Value) -> String {
+    let num = |k: &str| v[k].as_f64().unwrap_or(0.0);
+    let mut s = String::new();
+    let outcome = v["outcome"].as_str().unwrap_or("?");
+    match (outcome, v["nonce"].as_u64()) {
+        ("failed", _) => s += &format!("search failed: {}\n", v["error"].as_str().unwrap_or("unknown error")),
+        (kind, Some(n)) => {
+            s += &format!("{kind}: golden nonce {n} ({n:#x})\n");
+            s += &format!("  hash           {}\n", v["hash"].as_str().unwrap_or(""));
+            s += &format!("  leading zeros  {}\n", v["leading_zeros"]);
+            let found = v["found"].as_array().map_or(0, Vec::len);
+            if found > 1 {
+                s += &format!("  golden nonces  {found} found (lowest {n})\n");
+            }
+        }
+        ("exhausted", None) => s += "exhausted: no golden nonce exists in this range\n",
+        (kind, None) => s += &format!("{kind}: no golden nonce found\n"),
+    }
+    if let (None, Some(b)) = (v["nonce"].as_u64(), v["best"].as_object()) {
+        s += &format!("  best hash      {} leading zero bits at nonce {}\n", b["leading_zeros"], b["nonce"]);
+    }
+    s += &format!(
+        "  searched       {} nonces in {:.2} s ({}) on {} workers\n",
+        v["searched"],
+        num("elapsed_s"),
+        human_rate(num("rate")),
+        v["workers"]
+    );
+    s += &format!(
+        "  job {} ({} mode), stalls {}, reshards {}",
+        v["job_id"].as_str().unwrap_or("?"),
+        v["mode"].as_str().unwrap_or("?"),
+        v["stalls"],
+        v["reshards"]
+    );
+    s
 }
 
 fn round3(x: f64) -> f64 {

@@ -1,21 +1,21 @@
-//! `noncectl search`: validate, run the job on the in-process coordinator, show progress,
-//! cancel cleanly on Ctrl-C, and report.
+//! `noncectl search`: validate, then run the job on the in-process coordinator or submit it to
+//! `nonced` (`--socket`/`NONCE_SOCKET`); show progress, cancel cleanly on Ctrl-C, report.
 
-use super::report::{human_rate, SearchReport};
+use super::report::{self, human_rate, SearchReport};
 use super::{exit, PuzzleArgs, UsageError};
+use crate::daemon::client::RpcClient;
 use crate::job::{Outcome, OutcomeKind};
 use crate::registry::{Coordinator, StartJob};
-use crate::spec::{cpus, JobSpec};
+use crate::request::SearchRequest;
+use crate::spec::JobSpec;
 use crate::supervisor::{CancelJob, GetStatus, WaitJob};
 use actix::prelude::*;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use protocol::{Mode, NonceRange};
+use serde_json::{json, Value};
 use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::time::Duration;
-
-/// Most in-process workers a search may ask for.
-const MAX_LOCAL_WORKERS: usize = 1024;
 
 #[derive(Args, Debug)]
 pub struct SearchArgs {
@@ -36,69 +36,46 @@ pub struct SearchArgs {
     /// Give up after this long (e.g. 90s, 5m, 1h) with outcome timed_out.
     #[arg(long = "max-time", value_name = "DUR")]
     max_time: Option<String>,
+    /// Submit to the nonced daemon at this socket instead of searching in-process.
+    #[arg(long, env = "NONCE_SOCKET", value_name = "PATH")]
+    socket: Option<PathBuf>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
 }
 
 impl SearchArgs {
-    fn spec(&self) -> Result<JobSpec, UsageError> {
-        let puzzle = self.puzzle.puzzle()?;
-        let mode: Mode = self.mode.parse().map_err(UsageError)?;
-        let space = puzzle.space();
-        let range = match &self.range {
-            Some(r) => NonceRange::parse(r, space.end).map_err(|e| UsageError(e.to_string()))?,
-            None => space,
-        };
-        let mut spec = JobSpec::new(puzzle, mode, range);
-        if let Some(w) = self.workers {
-            if w == 0 || w > MAX_LOCAL_WORKERS {
-                return Err(UsageError(format!("--workers must be 1..={MAX_LOCAL_WORKERS}, not {w}")));
-            }
-            spec.workers = w;
+    fn request(&self) -> SearchRequest {
+        SearchRequest {
+            mode: Some(self.mode.clone()),
+            range: self.range.clone(),
+            workers: self.workers,
+            threads: Some(self.threads),
+            max_time: self.max_time.clone(),
+            ..self.puzzle.request()
         }
-        if self.threads == 0 || self.threads > 4 * cpus().max(64) {
-            return Err(UsageError(format!("--threads {} is out of range", self.threads)));
-        }
-        spec.threads_per_worker = self.threads;
-        spec.deadline = self.max_time.as_deref().map(parse_duration).transpose()?;
-        Ok(spec)
     }
 }
 
-/// Parses `90`, `90s`, `1.5m`, `2h`, `250ms`.
-pub fn parse_duration(text: &str) -> Result<Duration, UsageError> {
-    let t = text.trim();
-    let bad = || UsageError(format!("{text:?} is not a duration (e.g. 30s, 5m, 1h)"));
-    let (num, scale) = if let Some(n) = t.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = t.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = t.strip_suffix('m') {
-        (n, 60.0)
-    } else if let Some(n) = t.strip_suffix('h') {
-        (n, 3600.0)
-    } else {
-        (t, 1.0)
-    };
-    let v: f64 = num.trim().parse().map_err(|_| bad())?;
-    if !(v.is_finite() && v > 0.0 && v * scale < 1e9) {
-        return Err(bad());
-    }
-    Ok(Duration::from_secs_f64(v * scale))
-}
-
-pub fn run(args: SearchArgs) -> Result<u8, UsageError> {
-    let spec = args.spec()?;
-    let system = actix::System::with_tokio_rt(|| {
+/// A multi-thread tokio runtime under an actix system, as the coordinator needs.
+pub fn system() -> actix::SystemRunner {
+    actix::System::with_tokio_rt(|| {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .unwrap_or_else(|e| panic!("cannot start the tokio runtime: {e}"))
-    });
+    })
+}
+
+pub fn run(args: SearchArgs) -> Result<u8, UsageError> {
+    let request = args.request();
+    let spec = request.spec()?; // validate locally first: same errors, exit 2, either way
     let json = args.json;
-    let result = system.block_on(async move { drive(spec, json).await });
+    let result = match &args.socket {
+        Some(socket) => system().block_on(drive_remote(socket.clone(), request, json)),
+        None => system().block_on(drive_local(spec, json)),
+    };
     match result {
         Ok(code) => Ok(code),
         Err(msg) => {
@@ -108,11 +85,25 @@ pub fn run(args: SearchArgs) -> Result<u8, UsageError> {
     }
 }
 
-async fn drive(spec: JobSpec, json: bool) -> Result<u8, String> {
+fn print_result(v: &Value, json: bool) -> u8 {
+    if json {
+        println!("{v}");
+    } else {
+        println!("{}", report::text(v));
+    }
+    match v["outcome"].as_str() {
+        Some("found") => exit::FOUND,
+        Some("exhausted" | "timed_out") => exit::NONE,
+        Some("cancelled") => exit::CANCELLED,
+        _ => exit::FAILURE,
+    }
+}
+
+async fn drive_local(spec: JobSpec, json: bool) -> Result<u8, String> {
     let coordinator = Coordinator::default().start();
     let (puzzle, mode, workers) = (spec.puzzle.clone(), spec.mode, spec.workers);
-    let (job, sup) = coordinator.send(StartJob(spec)).await.map_err(|e| e.to_string())??;
-    let bar = std::io::stderr().is_terminal().then(|| progress_bar(job));
+    let (job, sup) = coordinator.send(StartJob(spec, None)).await.map_err(|e| e.to_string())??;
+    let bar = std::io::stderr().is_terminal().then(|| progress_bar(&job.to_string()));
     let wait = sup.send(WaitJob);
     tokio::pin!(wait);
     let mut ticker = tokio::time::interval(Duration::from_millis(200));
@@ -128,9 +119,9 @@ async fn drive(spec: JobSpec, json: bool) -> Result<u8, String> {
             }
             _ = ticker.tick() => {
                 if let (Some(bar), Ok(st)) = (&bar, sup.send(GetStatus).await) {
-                    bar.set_length(u64::try_from(st.total).unwrap_or(u64::MAX));
-                    bar.set_position(u64::try_from(st.stats.searched).unwrap_or(u64::MAX));
-                    bar.set_message(format!("{} · {} workers", human_rate(st.stats.rate), st.stats.workers_live));
+                    let total = u64::try_from(st.total).unwrap_or(u64::MAX);
+                    let pos = u64::try_from(st.stats.searched).unwrap_or(u64::MAX);
+                    show(bar, total, pos, st.stats.rate, st.stats.workers_live as u64);
                 }
             }
         }
@@ -140,21 +131,64 @@ async fn drive(spec: JobSpec, json: bool) -> Result<u8, String> {
     }
     // Give stopping workers a moment to leave before the runtime goes.
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let report = SearchReport { job, puzzle: &puzzle, mode, workers, outcome: &outcome };
-    if json {
-        println!("{}", report.json());
-    } else {
-        println!("{}", report.text());
-    }
-    Ok(match outcome.kind {
-        OutcomeKind::Found => exit::FOUND,
-        OutcomeKind::Exhausted | OutcomeKind::TimedOut => exit::NONE,
-        OutcomeKind::Cancelled => exit::CANCELLED,
-        OutcomeKind::Failed(_) => exit::FAILURE,
-    })
+    let v = SearchReport { job, puzzle: &puzzle, mode, workers, outcome: &outcome }.json();
+    debug_assert_eq!(print_kind(&outcome.kind), v["outcome"].as_str().unwrap_or(""));
+    Ok(print_result(&v, json))
 }
 
-fn progress_bar(job: protocol::JobId) -> ProgressBar {
+fn print_kind(k: &OutcomeKind) -> &'static str {
+    k.name()
+}
+
+async fn drive_remote(socket: PathBuf, request: SearchRequest, json: bool) -> Result<u8, String> {
+    let mut client = RpcClient::connect(&socket).await.map_err(|e| e.to_string())?;
+    let params = serde_json::to_value(&request).map_err(|e| e.to_string())?;
+    let started = client.call("search.start", params).await.map_err(|e| e.to_string())?;
+    let job = started["job_id"].as_str().ok_or("the daemon returned no job id")?.to_string();
+    let bar = std::io::stderr().is_terminal().then(|| progress_bar(&job));
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    let mut cancelled = false;
+    let result = loop {
+        // `search.wait` with a short timeout is both the progress poll and the completion.
+        let waited = tokio::select! {
+            r = client.call("search.wait", json!({ "job_id": job, "timeout_s": 0.25 })) => r.map_err(|e| e.to_string())?,
+            _ = &mut ctrl_c, if !cancelled => {
+                cancelled = true;
+                // The pending call's reply may still arrive on this connection: cancel on a fresh one.
+                let mut other = RpcClient::connect(&socket).await.map_err(|e| e.to_string())?;
+                other.call("search.cancel", json!({ "job_id": job })).await.map_err(|e| e.to_string())?;
+                continue;
+            }
+        };
+        if waited["finished"] == json!(true) {
+            break waited["result"].clone();
+        }
+        if let Some(bar) = &bar {
+            let total = waited["total"].as_u64().unwrap_or(u64::MAX);
+            let pos = waited["searched"].as_u64().unwrap_or(0);
+            show(
+                bar,
+                total,
+                pos,
+                waited["rate"].as_f64().unwrap_or(0.0),
+                waited["workers"].as_u64().unwrap_or(0),
+            );
+        }
+    };
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    Ok(print_result(&result, json))
+}
+
+fn show(bar: &ProgressBar, total: u64, pos: u64, rate: f64, workers: u64) {
+    bar.set_length(total);
+    bar.set_position(pos);
+    bar.set_message(format!("{} · {workers} workers", human_rate(rate)));
+}
+
+fn progress_bar(job: &str) -> ProgressBar {
     let bar = ProgressBar::new(0);
     let style = ProgressStyle::with_template(
         "{prefix} [{bar:30}] {percent:>3}% {human_pos}/{human_len} · {msg} · ETA {eta}",

@@ -17,7 +17,7 @@ pub struct VerifyArgs {
 }
 
 pub fn run(args: VerifyArgs) -> Result<u8, UsageError> {
-    let puzzle = args.puzzle.puzzle()?;
+    let puzzle = args.puzzle.request().puzzle()?;
     let nonce = parse_nonce(&args.nonce)?;
     if u128::from(nonce) >= puzzle.encoding().space_end() {
         return Err(UsageError(format!("--nonce {nonce} is outside the {} nonce space", puzzle.encoding())));

@@ -1,0 +1,134 @@
+//! The daemon's append-only journal: one JSON line per decision that must survive a crash
+//! (a job started, a job finished), each synced to disk before the daemon goes on. On start,
+//! the daemon replays it: finished jobs keep their results, unfinished ones are resumed.
+
+use protocol::JobId;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::request::SearchRequest;
+
+/// One journal line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Record {
+    Start { job: String, request: SearchRequest },
+    Finish { job: String, result: Value },
+}
+
+/// A job as the journal remembers it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Remembered {
+    pub job: JobId,
+    pub request: SearchRequest,
+    pub result: Option<Value>,
+}
+
+/// See the module docs.
+#[derive(Debug)]
+pub struct Journal {
+    path: PathBuf,
+    file: Mutex<File>,
+}
+
+impl Journal {
+    /// Opens (creating) `dir/journal.jsonl` and replays it.
+    pub fn open(dir: &Path) -> Result<(Journal, Vec<Remembered>), String> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create state dir {}: {e}", dir.display()))?;
+        let path = dir.join("journal.jsonl");
+        let mut jobs: Vec<Remembered> = Vec::new();
+        if let Ok(f) = File::open(&path) {
+            for (n, line) in BufReader::new(f).lines().enumerate() {
+                let Ok(line) = line else { break };
+                // A torn last line (crash mid-write) is skipped; anything else malformed too,
+                // with a warning, so one bad line never stops the daemon.
+                let record: Record = match serde_json::from_str(&line) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::warn!(line = n + 1, error = %e, "skipping an unreadable journal line");
+                        continue;
+                    }
+                };
+                match record {
+                    Record::Start { job, request } => {
+                        if let Ok(id) = job.parse::<JobId>() {
+                            jobs.retain(|j| j.job != id);
+                            jobs.push(Remembered { job: id, request, result: None });
+                        }
+                    }
+                    Record::Finish { job, result } => {
+                        if let Some(j) =
+                            job.parse::<JobId>().ok().and_then(|id| jobs.iter_mut().find(|j| j.job == id))
+                        {
+                            j.result = Some(result);
+                        }
+                    }
+                }
+            }
+        }
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| format!("cannot open journal {}: {e}", path.display()))?;
+        // After a torn write, start the next record on a line of its own.
+        let torn = std::fs::read(&path).is_ok_and(|b| b.last().is_some_and(|&c| c != b'\n'));
+        if torn {
+            file.write_all(b"\n").map_err(|e| format!("journal write failed: {e}"))?;
+        }
+        Ok((Journal { path, file: Mutex::new(file) }, jobs))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends and syncs one record.
+    pub fn append(&self, record: &Record) -> Result<(), String> {
+        let mut line = serde_json::to_string(record).map_err(|e| e.to_string())?;
+        line.push('\n');
+        let mut f = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        f.write_all(line.as_bytes())
+            .and_then(|_| f.sync_data())
+            .map_err(|e| format!("journal write failed: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replays_starts_and_finishes_and_survives_a_torn_line() {
+        let dir = std::env::temp_dir().join(format!("nonced-journal-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (j, jobs) = Journal::open(&dir).expect("opens");
+        assert!(jobs.is_empty());
+        let req = SearchRequest { block: Some("x".into()), difficulty: Some(3), ..Default::default() };
+        j.append(&Record::Start { job: JobId(1).to_string(), request: req.clone() }).expect("write");
+        j.append(&Record::Start { job: JobId(2).to_string(), request: req.clone() }).expect("write");
+        j.append(&Record::Finish {
+            job: JobId(1).to_string(),
+            result: serde_json::json!({"outcome":"found"}),
+        })
+        .expect("write");
+        drop(j);
+        let mut f = OpenOptions::new().append(true).open(dir.join("journal.jsonl")).expect("open");
+        f.write_all(b"{\"type\":\"fin").expect("torn write");
+        let (j, jobs) = Journal::open(&dir).expect("reopens");
+        assert_eq!(jobs.len(), 2);
+        j.append(&Record::Finish { job: JobId(2).to_string(), result: serde_json::json!({}) })
+            .expect("write");
+        drop(j);
+        let (_, after) = Journal::open(&dir).expect("reopens");
+        assert!(after[1].result.is_some(), "a record after a torn line is read");
+        assert!(jobs[0].result.is_some());
+        assert_eq!(jobs[1], Remembered { job: JobId(2), request: req, result: None });
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,400 @@
+//! The daemon's JSON-RPC methods, over the `Coordinator` actor. Quotas are checked here,
+//! under one lock, so concurrent `search.start` calls cannot overshoot them together.
+
+use super::config::DaemonConfig;
+use super::journal::{Journal, Record, Remembered};
+use super::rpc::{params, Methods, RpcError, JOB_NOT_FOUND, METHOD_NOT_FOUND, QUOTA_EXCEEDED, UNAVAILABLE};
+use crate::cli::report::SearchReport;
+use crate::job::Status;
+use crate::registry::{Coordinator, FindJob, StartJob};
+use crate::request::SearchRequest;
+use crate::spec::JobSpec;
+use crate::supervisor::{CancelJob, GetStatus, GetWorkers, JobSupervisor, WaitJob};
+use actix::Addr;
+use protocol::JobId;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A job the daemon knows: its request, its spec, and its result once finished.
+#[derive(Debug, Clone)]
+struct JobEntry {
+    request: SearchRequest,
+    spec: JobSpec,
+    result: Option<Value>,
+}
+
+/// Shared state behind every connection.
+#[derive(Debug)]
+pub struct DaemonMethods {
+    coordinator: Addr<Coordinator>,
+    config: DaemonConfig,
+    journal: Journal,
+    jobs: Mutex<BTreeMap<JobId, JobEntry>>,
+    start_lock: tokio::sync::Mutex<()>,
+    started: Instant,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JobParam {
+    job_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WaitParam {
+    job_id: String,
+    #[serde(default)]
+    timeout_s: Option<f64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct WorkersParam {
+    #[serde(default)]
+    job_id: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct NoParams {}
+
+/// The status object of a running job (the fields `noncectl status` shows).
+pub fn status_json(job: JobId, st: &Status) -> Value {
+    json!({
+        "job_id": job.to_string(),
+        "finished": st.finished,
+        "searched": st.stats.searched,
+        "total": st.total,
+        "rate": st.stats.rate.round(),
+        "workers": st.stats.workers_live,
+        "stalls": st.stats.stalls,
+        "reshards": st.stats.reshards,
+        "lowest_so_far": st.lowest,
+    })
+}
+
+impl DaemonMethods {
+    pub fn new(coordinator: Addr<Coordinator>, config: DaemonConfig, journal: Journal) -> Arc<Self> {
+        Arc::new(DaemonMethods {
+            coordinator,
+            config,
+            journal,
+            jobs: Mutex::new(BTreeMap::new()),
+            start_lock: tokio::sync::Mutex::new(()),
+            started: Instant::now(),
+        })
+    }
+
+    fn jobs(&self) -> std::sync::MutexGuard<'_, BTreeMap<JobId, JobEntry>> {
+        self.jobs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Replays the journal: keeps finished results, resumes the rest (from the start of their
+    /// range: their workers died with the previous process).
+    pub async fn restore(self: &Arc<Self>, remembered: Vec<Remembered>) {
+        for r in remembered {
+            let Ok(spec) = r.request.spec() else { continue };
+            match r.result {
+                Some(result) => {
+                    self.jobs().insert(r.job, JobEntry { request: r.request, spec, result: Some(result) });
+                }
+                None => {
+                    tracing::info!(job = %r.job, "resuming a job from the journal");
+                    if let Err(e) = self.launch(r.request, spec, Some(r.job)).await {
+                        tracing::error!(job = %r.job, error = %e, "could not resume a job");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Ids of jobs still running.
+    pub fn running(&self) -> Vec<JobId> {
+        self.jobs().iter().filter(|(_, e)| e.result.is_none()).map(|(&id, _)| id).collect()
+    }
+
+    async fn supervisor(&self, job: JobId) -> Result<Addr<JobSupervisor>, RpcError> {
+        self.coordinator
+            .send(FindJob(job))
+            .await
+            .map_err(|e| RpcError::new(UNAVAILABLE, format!("coordinator unavailable: {e}")))?
+            .ok_or_else(|| RpcError::new(JOB_NOT_FOUND, format!("no running job {job}")))
+    }
+
+    fn parse_job(&self, text: &str) -> Result<JobId, RpcError> {
+        let id: JobId = text.parse().map_err(RpcError::invalid_params)?;
+        if self.jobs().contains_key(&id) {
+            Ok(id)
+        } else {
+            Err(RpcError::new(JOB_NOT_FOUND, format!("no job {id}")).with_data(json!({ "job_id": text })))
+        }
+    }
+
+    fn quota_error(quota: &str, limit: f64, requested: f64) -> RpcError {
+        RpcError::new(QUOTA_EXCEEDED, format!("quota exceeded: {quota}"))
+            .with_data(json!({ "quota": quota, "limit": limit, "requested": requested }))
+    }
+
+    async fn start(self: &Arc<Self>, request: SearchRequest) -> Result<Value, RpcError> {
+        let mut spec = request.spec().map_err(|e| RpcError::invalid_params(e.0))?;
+        let q = &self.config.quotas;
+        if spec.workers > q.max_workers_per_job {
+            return Err(Self::quota_error(
+                "max_workers_per_job",
+                q.max_workers_per_job as f64,
+                spec.workers as f64,
+            ));
+        }
+        let vcpus = (spec.workers * spec.threads_per_worker) as f64;
+        let budget = Duration::from_secs_f64(q.max_vcpu_seconds_per_job / vcpus);
+        match spec.deadline {
+            Some(d) if d.as_secs_f64() * vcpus > q.max_vcpu_seconds_per_job => {
+                return Err(Self::quota_error(
+                    "max_vcpu_seconds_per_job",
+                    q.max_vcpu_seconds_per_job,
+                    d.as_secs_f64() * vcpus,
+                ));
+            }
+            Some(_) => {}
+            None => spec.deadline = Some(budget),
+        }
+        let _guard = self.start_lock.lock().await;
+        let (running, fleet) = {
+            let jobs = self.jobs();
+            let running: Vec<_> = jobs.values().filter(|e| e.result.is_none()).collect();
+            (running.len(), running.iter().map(|e| e.spec.workers).sum::<usize>())
+        };
+        if running >= q.max_concurrent_jobs {
+            return Err(Self::quota_error(
+                "max_concurrent_jobs",
+                q.max_concurrent_jobs as f64,
+                running as f64 + 1.0,
+            ));
+        }
+        if fleet + spec.workers > q.max_fleet {
+            return Err(Self::quota_error("max_fleet", q.max_fleet as f64, (fleet + spec.workers) as f64));
+        }
+        let plan = json!({
+            "workers": spec.workers,
+            "threads_per_worker": spec.threads_per_worker,
+            "mode": spec.mode.name(),
+            "range": spec.range.to_string(),
+            "deadline_s": spec.deadline.map(|d| d.as_secs_f64()),
+            "backend": spec.backend.name(),
+        });
+        let job = self.launch(request, spec, None).await?;
+        Ok(json!({ "job_id": job.to_string(), "plan": plan }))
+    }
+
+    /// Starts the job, journals it, and watches for its end to journal the result.
+    async fn launch(
+        self: &Arc<Self>,
+        request: SearchRequest,
+        spec: JobSpec,
+        id: Option<JobId>,
+    ) -> Result<JobId, RpcError> {
+        let (job, sup) = self
+            .coordinator
+            .send(StartJob(spec.clone(), id))
+            .await
+            .map_err(|e| RpcError::new(UNAVAILABLE, format!("coordinator unavailable: {e}")))?
+            .map_err(|e| RpcError::new(UNAVAILABLE, e))?;
+        if id.is_none() {
+            self.journal
+                .append(&Record::Start { job: job.to_string(), request: request.clone() })
+                .map_err(|e| RpcError::new(UNAVAILABLE, e))?;
+        }
+        self.jobs().insert(job, JobEntry { request, spec: spec.clone(), result: None });
+        let me = Arc::clone(self);
+        tokio::spawn(async move {
+            let Ok(Ok(outcome)) = sup.send(WaitJob).await else { return };
+            let result = SearchReport {
+                job,
+                puzzle: &spec.puzzle,
+                mode: spec.mode,
+                workers: spec.workers,
+                outcome: &outcome,
+            }
+            .json();
+            if let Err(e) =
+                me.journal.append(&Record::Finish { job: job.to_string(), result: result.clone() })
+            {
+                tracing::error!(%job, error = %e, "could not journal a result");
+            }
+            if let Some(entry) = me.jobs().get_mut(&job) {
+                entry.result = Some(result);
+            }
+        });
+        Ok(job)
+    }
+
+    async fn status(&self, job: JobId) -> Result<Value, RpcError> {
+        if let Some(result) = self.jobs().get(&job).and_then(|e| e.result.clone()) {
+            return Ok(json!({ "job_id": job.to_string(), "finished": true, "result": result }));
+        }
+        let sup = self.supervisor(job).await?;
+        let st = sup.send(GetStatus).await.map_err(|e| RpcError::new(UNAVAILABLE, e.to_string()))?;
+        Ok(status_json(job, &st))
+    }
+
+    async fn wait(&self, job: JobId, timeout: Duration) -> Result<Value, RpcError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(result) = self.jobs().get(&job).and_then(|e| e.result.clone()) {
+                return Ok(json!({ "job_id": job.to_string(), "finished": true, "result": result }));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let mut st = self.status(job).await?;
+                st["finished"] = json!(false);
+                return Ok(st);
+            }
+            // The watcher stores the result moments after the job ends; poll briefly.
+            let sup = self.supervisor(job).await?;
+            let _ = tokio::time::timeout_at(deadline, sup.send(WaitJob)).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    async fn list(&self) -> Result<Value, RpcError> {
+        let entries: Vec<(JobId, JobEntry)> = self.jobs().iter().map(|(&k, v)| (k, v.clone())).collect();
+        let mut out = Vec::new();
+        for (job, e) in entries {
+            let mut item = json!({
+                "job_id": job.to_string(),
+                "mode": e.spec.mode.name(),
+                "puzzle": e.spec.puzzle.describe(),
+                "workers": e.spec.workers,
+                "state": if e.result.is_some() { "finished" } else { "running" },
+                "request": e.request,
+            });
+            match &e.result {
+                Some(r) => {
+                    item["outcome"] = r["outcome"].clone();
+                    item["nonce"] = r["nonce"].clone();
+                    item["searched"] = r["searched"].clone();
+                }
+                None => {
+                    if let Ok(st) = self.status(job).await {
+                        item["searched"] = st["searched"].clone();
+                    }
+                }
+            }
+            out.push(item);
+        }
+        Ok(Value::Array(out))
+    }
+
+    async fn workers(&self, only: Option<JobId>) -> Result<Value, RpcError> {
+        let mut out = Vec::new();
+        for job in self.running().into_iter().filter(|j| only.is_none_or(|o| o == *j)) {
+            let Ok(sup) = self.supervisor(job).await else { continue };
+            let Ok(list) = sup.send(GetWorkers).await else { continue };
+            for w in list {
+                out.push(json!({
+                    "job_id": job.to_string(),
+                    "worker": w.worker.to_string(),
+                    "health": w.health,
+                    "rate": w.rate.round(),
+                    "shards": w.shards,
+                    "silent_s": (w.silent_for.as_secs_f64() * 1000.0).round() / 1000.0,
+                }));
+            }
+        }
+        Ok(Value::Array(out))
+    }
+
+    fn info(&self, socket: &str) -> Value {
+        json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "pid": std::process::id(),
+            "uptime_s": self.started.elapsed().as_secs(),
+            "transport": self.config.transport,
+            "launcher": self.config.launcher,
+            "socket": socket,
+            "journal": self.journal.path().display().to_string(),
+            "jobs_running": self.running().len(),
+            "jobs_known": self.jobs().len(),
+            "quotas": {
+                "max_workers_per_job": self.config.quotas.max_workers_per_job,
+                "max_concurrent_jobs": self.config.quotas.max_concurrent_jobs,
+                "max_fleet": self.config.quotas.max_fleet,
+                "max_vcpu_seconds_per_job": self.config.quotas.max_vcpu_seconds_per_job,
+            },
+        })
+    }
+
+    /// Cancels every running job (shutdown with `on_shutdown = "cancel"`) and waits for the
+    /// results to be journaled, up to `grace`.
+    pub async fn cancel_all(&self, grace: Duration) {
+        for job in self.running() {
+            if let Ok(sup) = self.supervisor(job).await {
+                sup.do_send(CancelJob);
+            }
+        }
+        let until = Instant::now() + grace;
+        while !self.running().is_empty() && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// The methods bound to a socket path (for `daemon.info`).
+#[derive(Debug, Clone)]
+pub struct Bound {
+    pub methods: Arc<DaemonMethods>,
+    pub socket: String,
+}
+
+impl Methods for Bound {
+    fn call<'a>(
+        &'a self,
+        method: &'a str,
+        p: Value,
+    ) -> Pin<Box<dyn Future<Output = Result<Value, RpcError>> + Send + 'a>> {
+        let m = &self.methods;
+        Box::pin(async move {
+            match method {
+                "search.start" => m.start(params::<SearchRequest>(p)?).await,
+                "search.status" => m.status(m.parse_job(&params::<JobParam>(p)?.job_id)?).await,
+                "search.wait" => {
+                    let w: WaitParam = params(p)?;
+                    let timeout = w.timeout_s.unwrap_or(30.0);
+                    if !(timeout.is_finite() && (0.0..=3600.0).contains(&timeout)) {
+                        return Err(RpcError::invalid_params("timeout_s must be between 0 and 3600"));
+                    }
+                    m.wait(m.parse_job(&w.job_id)?, Duration::from_secs_f64(timeout)).await
+                }
+                "search.cancel" => {
+                    let job = m.parse_job(&params::<JobParam>(p)?.job_id)?;
+                    if let Ok(sup) = m.supervisor(job).await {
+                        sup.do_send(CancelJob);
+                    }
+                    Ok(json!({ "job_id": job.to_string(), "cancelling": true }))
+                }
+                "search.list" => {
+                    params::<NoParams>(p)?;
+                    m.list().await
+                }
+                "workers.list" => {
+                    let w: WorkersParam = params(p)?;
+                    let only = w.job_id.as_deref().map(|j| m.parse_job(j)).transpose()?;
+                    m.workers(only).await
+                }
+                "daemon.info" => {
+                    params::<NoParams>(p)?;
+                    Ok(m.info(&self.socket))
+                }
+                other => {
+                    Err(RpcError::new(METHOD_NOT_FOUND, "Method not found")
+                        .with_data(json!({ "method": other })))
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,174 @@
+//! `nonced`: the coordinator daemon. Holds the coordinator (and, with AWS, the credentials),
+//! serves JSON-RPC 2.0 on a Unix socket, journals its jobs, and tells systemd how it is.
+//!
+//! Split as listener ([`server`]), protocol ([`rpc`]), methods ([`methods`]) and state
+//! ([`journal`]); shutdown is a signal turned into one orderly sequence in [`run`].
+
+pub mod client;
+pub mod config;
+pub mod journal;
+pub mod methods;
+pub mod rpc;
+pub mod server;
+
+use crate::registry::{Coordinator, ListJobs};
+use actix::prelude::*;
+use clap::Parser;
+use config::{DaemonConfig, OnShutdown};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "nonced",
+    version,
+    about = "The nonce-cloud coordinator daemon (JSON-RPC 2.0 on a Unix socket)."
+)]
+struct Args {
+    /// TOML configuration file (see infra/nonced.example.toml).
+    #[arg(long, env = "NONCE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Control socket path.
+    #[arg(long, env = "NONCE_SOCKET")]
+    socket: Option<PathBuf>,
+    /// Directory for the job journal.
+    #[arg(long = "state-dir", env = "NONCE_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    /// Ask a running daemon whether it is healthy (exit 0) or not (exit 1), then exit:
+    /// the container health check.
+    #[arg(long = "health-check")]
+    health_check: bool,
+}
+
+/// Runs `nonced` with the process arguments.
+pub fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    init_logging();
+    let mut config = match &args.config {
+        Some(path) => match DaemonConfig::load(path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => DaemonConfig::default(),
+    };
+    if args.socket.is_some() {
+        config.socket = args.socket.clone();
+    }
+    if args.state_dir.is_some() {
+        config.state_dir = args.state_dir.clone();
+    }
+    let system = actix::System::with_tokio_rt(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("cannot start the tokio runtime: {e}"))
+    });
+    let result = if args.health_check {
+        system.block_on(health_check(config.socket_path()))
+    } else {
+        system.block_on(run(config))
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            tracing::error!(error = %e, "nonced stopped");
+            ExitCode::from(if args.health_check { 1 } else { 3 })
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("NONCE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // A person at a terminal reads text; journald and CloudWatch get one JSON object per line.
+    if std::io::stderr().is_terminal() {
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    } else {
+        let _ =
+            tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stdout).try_init();
+    }
+}
+
+async fn health_check(socket: PathBuf) -> Result<(), String> {
+    let mut c = client::RpcClient::connect(&socket).await.map_err(|e| e.to_string())?;
+    let info = tokio::time::timeout(Duration::from_secs(5), c.call("daemon.info", serde_json::json!({})))
+        .await
+        .map_err(|_| "the daemon did not answer within 5 s".to_string())?
+        .map_err(|e| e.to_string())?;
+    println!("{info}");
+    Ok(())
+}
+
+/// Starts everything, serves until SIGTERM or SIGINT, then shuts down in order.
+pub async fn run(config: DaemonConfig) -> Result<(), String> {
+    config.check()?;
+    let socket = config.socket_path();
+    let state = config.state_path();
+    let (journal, remembered) = journal::Journal::open(&state)?;
+    let coordinator = Coordinator::default().start();
+    let on_shutdown = config.on_shutdown;
+    let listener = server::bind(&socket, config.socket_group.as_deref()).await?;
+    let methods = methods::DaemonMethods::new(coordinator.clone(), config, journal);
+    methods.restore(remembered).await;
+    let bound = methods::Bound { methods: Arc::clone(&methods), socket: socket.display().to_string() };
+    let serving = tokio::spawn(server::serve(listener, Arc::new(bound)));
+    tracing::info!(socket = %socket.display(), state = %state.display(), "nonced ready");
+    notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("serving")]);
+    let watchdog = tokio::spawn(watchdog(coordinator.clone()));
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+    }
+    notify(&[sd_notify::NotifyState::Stopping, sd_notify::NotifyState::Status("stopping")]);
+    serving.abort();
+    watchdog.abort();
+    let _ = std::fs::remove_file(&socket);
+    match on_shutdown {
+        OnShutdown::Cancel => methods.cancel_all(Duration::from_secs(5)).await,
+        OnShutdown::Keep => {
+            let n = methods.running().len();
+            if n > 0 {
+                tracing::info!(jobs = n, "leaving running jobs in the journal for the next start");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Pings systemd's watchdog at half its interval, but only while the coordinator actor
+/// answers: a wedged arbiter must not look healthy.
+async fn watchdog(coordinator: Addr<Coordinator>) {
+    let mut usec = 0u64;
+    if !sd_notify::watchdog_enabled(false, &mut usec) || usec == 0 {
+        return;
+    }
+    let mut every = tokio::time::interval(Duration::from_micros(usec / 2));
+    loop {
+        every.tick().await;
+        if tokio::time::timeout(Duration::from_micros(usec / 4), coordinator.send(ListJobs)).await.is_ok() {
+            notify(&[sd_notify::NotifyState::Watchdog]);
+        }
+    }
+}
+
+fn notify(states: &[sd_notify::NotifyState]) {
+    if let Err(e) = sd_notify::notify(false, states) {
+        tracing::debug!(error = %e, "sd_notify failed");
+    }
+}

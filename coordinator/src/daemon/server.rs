@@ -1,0 +1,121 @@
+//! The control socket: a Unix listener, one task per connection, one JSON text per line.
+
+use super::rpc::{handle_text, Methods, INVALID_REQUEST};
+use serde_json::json;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::Semaphore;
+
+/// Longest request line accepted; a longer one gets an error and the connection is closed.
+pub const MAX_REQUEST_BYTES: usize = 1 << 20;
+/// Connections served at once; more wait in the listen backlog.
+pub const MAX_CONNECTIONS: usize = 512;
+
+/// Binds `path` with mode 0600 (0660 and group `group` when given), never world-accessible
+/// even for an instant: the socket is made in a private directory beside `path`, its mode set
+/// there, then renamed into place. A stale socket (nobody answering) is replaced; a live one
+/// means another daemon runs, and is an error.
+pub async fn bind(path: &Path, group: Option<&str>) -> Result<UnixListener, String> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !dir.exists() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755));
+    }
+    if path.exists() {
+        if UnixStream::connect(path).await.is_ok() {
+            return Err(format!("another daemon is serving {}", path.display()));
+        }
+        std::fs::remove_file(path)
+            .map_err(|e| format!("cannot remove stale socket {}: {e}", path.display()))?;
+    }
+    let private = dir.join(format!(".nonced-bind-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&private);
+    std::fs::create_dir(&private).map_err(|e| format!("cannot create {}: {e}", private.display()))?;
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).map_err(|e| e.to_string())?;
+    let tmp: PathBuf = private.join("sock");
+    let result = (|| {
+        let listener = UnixListener::bind(&tmp).map_err(|e| format!("cannot bind {}: {e}", tmp.display()))?;
+        let mode = if group.is_some() { 0o660 } else { 0o600 };
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode)).map_err(|e| e.to_string())?;
+        if let Some(g) = group {
+            let gid = group_id(g)?;
+            std::os::unix::fs::chown(&tmp, None, Some(gid))
+                .map_err(|e| format!("cannot give the socket to {g}: {e}"))?;
+        }
+        std::fs::rename(&tmp, path)
+            .map_err(|e| format!("cannot move the socket to {}: {e}", path.display()))?;
+        Ok(listener)
+    })();
+    let _ = std::fs::remove_dir_all(&private);
+    result
+}
+
+/// Looks a group up in /etc/group (no libc call needed).
+fn group_id(name: &str) -> Result<u32, String> {
+    let text = std::fs::read_to_string("/etc/group").map_err(|e| format!("cannot read /etc/group: {e}"))?;
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.split(':');
+            Some((f.next()?, f.nth(1)?))
+        })
+        .find(|(n, _)| *n == name)
+        .and_then(|(_, gid)| gid.parse().ok())
+        .ok_or_else(|| format!("no group named {name:?}"))
+}
+
+/// Accepts connections until the listener fails or the task is dropped.
+pub async fn serve(listener: UnixListener, methods: Arc<dyn Methods>) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let Ok(permit) = Arc::clone(&slots).acquire_owned().await else { return };
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let methods = Arc::clone(&methods);
+                tokio::spawn(async move {
+                    connection(stream, methods).await;
+                    drop(permit);
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn connection(stream: UnixStream, methods: Arc<dyn Methods>) {
+    let (r, mut w) = stream.into_split();
+    let mut reader = BufReader::new(r);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = match (&mut reader).take(MAX_REQUEST_BYTES as u64 + 1).read_until(b'\n', &mut line).await {
+            Ok(n) => n,
+            Err(_) => return,
+        };
+        if n == 0 {
+            return; // the client hung up
+        }
+        if line.len() > MAX_REQUEST_BYTES {
+            let err = json!({"jsonrpc": "2.0", "id": null,
+                "error": {"code": INVALID_REQUEST, "message": "Invalid Request",
+                          "data": {"reason": format!("request exceeds {MAX_REQUEST_BYTES} bytes")}}});
+            let _ = w.write_all(format!("{err}\n").as_bytes()).await;
+            return; // cannot find the next request's start reliably: close
+        }
+        let text = String::from_utf8_lossy(&line);
+        if text.trim().is_empty() {
+            continue;
+        }
+        if let Some(mut reply) = handle_text(methods.as_ref(), text.trim()).await {
+            reply.push('\n');
+            if w.write_all(reply.as_bytes()).await.is_err() {
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! `SearchRequest`: a search as a user states it, the same whether it comes from `noncectl`
+//! flags or from a JSON-RPC `search.start`. One validation path for both.
+
+use crate::spec::{cpus, JobSpec};
+use protocol::{Encoding, Layout, Mode, NonceRange, Puzzle, Target};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// Most in-process workers a search may ask for (quotas may say fewer).
+pub const MAX_LOCAL_WORKERS: usize = 1024;
+
+/// A problem with what the user asked for. CLI: one line, exit 2. RPC: invalid params.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The fields mirror `noncectl search`'s flags.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block_hex: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header_hex: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub difficulty: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_bits: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workers: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_time: Option<String>,
+}
+
+impl SearchRequest {
+    /// The puzzle named by the block and goal fields.
+    pub fn puzzle(&self) -> Result<Puzzle, UsageError> {
+        let target = match (self.difficulty, &self.target_bits) {
+            (Some(d), None) => Target::LeadingZeros(d),
+            (None, Some(bits)) => Target::Compact(parse_nbits(bits)?),
+            (Some(_), Some(_)) => {
+                return Err(UsageError("give only one of difficulty and target_bits".into()))
+            }
+            (None, None) => return Err(UsageError("give one of --difficulty or --target-bits".into())),
+        };
+        let layout = match (&self.block, &self.block_hex, &self.header_hex) {
+            (Some(text), None, None) => {
+                Layout::Append { block: text.as_bytes().to_vec(), encoding: self.encoding()? }
+            }
+            (None, Some(h), None) => {
+                Layout::Append { block: parse_hex("--block-hex", h)?, encoding: self.encoding()? }
+            }
+            (None, None, Some(h)) => {
+                if self.encoding.is_some() {
+                    return Err(UsageError(
+                        "--encoding does not apply to --header-hex (the nonce is le32 at bytes 76..80)"
+                            .into(),
+                    ));
+                }
+                Layout::Header { header: parse_hex("--header-hex", h)? }
+            }
+            (None, None, None) => {
+                return Err(UsageError("give one of --block, --block-hex or --header-hex".into()))
+            }
+            _ => return Err(UsageError("give only one of --block, --block-hex and --header-hex".into())),
+        };
+        Puzzle::new(layout, target).map_err(|e| UsageError(e.to_string()))
+    }
+
+    fn encoding(&self) -> Result<Encoding, UsageError> {
+        match &self.encoding {
+            None => Ok(Encoding::Be32),
+            Some(e) => e.parse().map_err(|e: protocol::PuzzleError| UsageError(e.to_string())),
+        }
+    }
+
+    /// The validated job spec, with embedded defaults for what is not given.
+    pub fn spec(&self) -> Result<JobSpec, UsageError> {
+        let puzzle = self.puzzle()?;
+        let mode: Mode = self.mode.as_deref().unwrap_or("first").parse().map_err(UsageError)?;
+        let space = puzzle.space();
+        let range = match &self.range {
+            Some(r) => NonceRange::parse(r, space.end).map_err(|e| UsageError(e.to_string()))?,
+            None => space,
+        };
+        let mut spec = JobSpec::new(puzzle, mode, range);
+        if let Some(w) = self.workers {
+            if w == 0 || w > MAX_LOCAL_WORKERS {
+                return Err(UsageError(format!("--workers must be 1..={MAX_LOCAL_WORKERS}, not {w}")));
+            }
+            spec.workers = w;
+        }
+        let threads = self.threads.unwrap_or(1);
+        if threads == 0 || threads > 4 * cpus().max(64) {
+            return Err(UsageError(format!("--threads {threads} is out of range")));
+        }
+        spec.threads_per_worker = threads;
+        spec.deadline = self.max_time.as_deref().map(parse_duration).transpose()?;
+        Ok(spec)
+    }
+}
+
+fn parse_hex(flag: &str, text: &str) -> Result<Vec<u8>, UsageError> {
+    let t = text.trim();
+    let t = t.strip_prefix("0x").unwrap_or(t);
+    if t.len() % 2 != 0 {
+        return Err(UsageError(format!("{flag}: odd number of hex digits ({})", t.len())));
+    }
+    hex::decode(t).map_err(|e| UsageError(format!("{flag}: not hex ({e})")))
+}
+
+fn parse_nbits(text: &str) -> Result<u32, UsageError> {
+    let t = text.trim();
+    let t = t.strip_prefix("0x").unwrap_or(t);
+    u32::from_str_radix(t, 16)
+        .map_err(|_| UsageError(format!("--target-bits: {text:?} is not 8 hex digits of nBits")))
+}
+
+/// Parses `90`, `90s`, `1.5m`, `2h`, `250ms`.
+pub fn parse_duration(text: &str) -> Result<Duration, UsageError> {
+    let t = text.trim();
+    let bad = || UsageError(format!("{text:?} is not a duration (e.g. 30s, 5m, 1h)"));
+    let (num, scale) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = t.strip_suffix('m') {
+        (n, 60.0)
+    } else if let Some(n) = t.strip_suffix('h') {
+        (n, 3600.0)
+    } else {
+        (t, 1.0)
+    };
+    let v: f64 = num.trim().parse().map_err(|_| bad())?;
+    if !(v.is_finite() && v > 0.0 && v * scale < 1e9) {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs_f64(v * scale))
+}

@@ -1,0 +1,273 @@
+//! `nonced` as a user meets it: a real daemon process on a temporary socket.
+
+mod common;
+use common::*;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixDatagram, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running daemon, killed on drop.
+struct Daemon {
+    child: Child,
+    dir: PathBuf,
+    socket: PathBuf,
+}
+
+impl Daemon {
+    fn start(name: &str, config: Option<&str>) -> Daemon {
+        let dir = std::env::temp_dir().join(format!("nonced-e2e-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Daemon::start_in(dir, config, &[])
+    }
+
+    fn start_in(dir: PathBuf, config: Option<&str>, env: &[(&str, &str)]) -> Daemon {
+        let socket = dir.join("nonced.sock");
+        let mut cmd = Command::new(bin("nonced"));
+        cmd.arg("--socket").arg(&socket).arg("--state-dir").arg(dir.join("state"));
+        if let Some(text) = config {
+            let path = dir.join("nonced.toml");
+            std::fs::write(&path, text).expect("config");
+            cmd.arg("--config").arg(path);
+        }
+        cmd.env("NONCE_LOG", "warn").envs(env.iter().copied()).stdout(Stdio::null()).stderr(Stdio::null());
+        let child = cmd.spawn().expect("nonced starts");
+        let d = Daemon { child, dir, socket };
+        let t = Instant::now();
+        while UnixStream::connect(&d.socket).is_err() {
+            assert!(t.elapsed() < Duration::from_secs(10), "nonced did not come up");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        d
+    }
+
+    fn cli(&self, args: &[&str]) -> (i32, Value) {
+        let mut all = args.to_vec();
+        let sock = self.socket.to_str().expect("utf-8 path");
+        all.extend(["--socket", sock]);
+        noncectl_json(&all)
+    }
+
+    fn alive(&mut self) -> bool {
+        self.child.try_wait().expect("wait").is_none()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// One JSON-RPC exchange on a fresh connection.
+fn rpc(socket: &Path, text: &str) -> Option<Value> {
+    let mut s = UnixStream::connect(socket).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    s.write_all(text.as_bytes()).expect("write");
+    s.write_all(b"\n").expect("write");
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line).ok()?;
+    (!line.is_empty()).then(|| serde_json::from_str(&line).expect("reply is JSON"))
+}
+
+fn call(socket: &Path, method: &str, params: Value) -> Value {
+    rpc(socket, &json!({"jsonrpc":"2.0","method":method,"params":params,"id":1}).to_string())
+        .expect("a reply")
+}
+
+#[test]
+fn searches_through_the_daemon_give_the_reference_answers() {
+    let d = Daemon::start("reference", None);
+    let mode = std::fs::metadata(&d.socket).expect("socket").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "socket mode {mode:o}");
+    let g = golden();
+    for case in g["lowest"].as_array().expect("cases").iter().step_by(7) {
+        let range = format!("{}..{}", s(&case["range"][0]), s(&case["range"][1]));
+        let d10 = case["difficulty"].to_string();
+        let (code, v) = d.cli(&[
+            "search",
+            "--block-hex",
+            s(&case["block_hex"]),
+            "--encoding",
+            s(&case["encoding"]),
+            "--difficulty",
+            &d10,
+            "--mode",
+            "lowest",
+            "--range",
+            &range,
+        ]);
+        assert_eq!(code, 0, "{v}");
+        assert_eq!(v["nonce"].to_string(), s(&case["lowest"]), "{}", s(&case["name"]));
+    }
+    // The container health check.
+    let ok = Command::new(bin("nonced"))
+        .arg("--health-check")
+        .arg("--socket")
+        .arg(&d.socket)
+        .output()
+        .expect("runs");
+    assert_eq!(ok.status.code(), Some(0));
+    let missing = Command::new(bin("nonced"))
+        .args(["--health-check", "--socket", "/nonexistent/nonced.sock"])
+        .output()
+        .expect("runs");
+    assert_eq!(missing.status.code(), Some(1));
+    let (code, v) = d.cli(&["jobs"]);
+    assert_eq!(code, 0);
+    assert!(v.as_array().expect("list").len() >= 10);
+    let out = noncectl(&["status", "0123456789abcdef", "--socket", d.socket.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(1), "an unknown job");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no job 0123456789abcdef"));
+}
+
+#[test]
+fn fifty_concurrent_clients_are_served() {
+    let d = Daemon::start(
+        "fifty",
+        Some("[quotas]\nmax_concurrent_jobs = 64\nmax_fleet = 512\nmax_workers_per_job = 8\n"),
+    );
+    let want: Vec<u64> = (0..50u64)
+        .map(|i| {
+            let p = protocol::Puzzle::append(format!("client-{i}").into_bytes(), protocol::Encoding::Be32, 8)
+                .expect("valid");
+            (0..).find(|&n| protocol::verify(&p, n).golden).expect("a golden nonce")
+        })
+        .collect();
+    let handles: Vec<_> = (0..50u64)
+        .map(|i| {
+            let socket = d.socket.clone();
+            std::thread::spawn(move || {
+                let info = call(&socket, "daemon.info", json!({}));
+                assert!(info["result"]["pid"].is_number(), "{info}");
+                let started = call(
+                    &socket,
+                    "search.start",
+                    json!({"block": format!("client-{i}"), "difficulty": 8, "mode": "lowest", "workers": 1, "range": "0..200000"}),
+                );
+                let job = started["result"]["job_id"].as_str().expect("job id").to_string();
+                let done = call(&socket, "search.wait", json!({"job_id": job, "timeout_s": 60}));
+                done["result"]["result"]["nonce"].as_u64().expect("a nonce")
+            })
+        })
+        .collect();
+    let got: Vec<u64> = handles.into_iter().map(|h| h.join().expect("client thread")).collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn malformed_input_gets_errors_and_the_daemon_keeps_serving() {
+    let mut d = Daemon::start("malformed", None);
+    let code = |v: &Value| v["error"]["code"].as_i64().expect("an error reply");
+    // Random bytes (not UTF-8, not JSON).
+    let junk: Vec<u8> =
+        (0..4000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).filter(|&b| b != b'\n').collect();
+    let mut s = UnixStream::connect(&d.socket).expect("connect");
+    s.write_all(&junk).and_then(|_| s.write_all(b"\n")).expect("write");
+    let mut line = String::new();
+    BufReader::new(s.try_clone().expect("clone")).read_line(&mut line).expect("reply");
+    assert_eq!(code(&serde_json::from_str(&line).expect("json")), -32700);
+    // A 10 MB line: an error, then the connection closes.
+    let mut s = UnixStream::connect(&d.socket).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    let big = vec![b'x'; 10 << 20];
+    let _ = s.write_all(&big); // the daemon may close while we are still writing
+    let mut reply = String::new();
+    let _ = s.read_to_string(&mut reply);
+    if !reply.is_empty() {
+        let v: Value = serde_json::from_str(reply.lines().next().expect("a line")).expect("json");
+        assert_eq!(code(&v), -32600);
+        assert!(v["error"]["data"]["reason"].as_str().expect("reason").contains("exceeds"));
+    }
+    // Wrong types, unknown methods, bad params.
+    assert_eq!(code(&rpc(&d.socket, r#"{"jsonrpc":"2.0","method":7,"id":1}"#).expect("reply")), -32600);
+    assert_eq!(
+        code(&rpc(&d.socket, r#"{"jsonrpc":"2.0","method":"search.nope","id":1}"#).expect("reply")),
+        -32601
+    );
+    let bad = call(&d.socket, "search.start", json!({"block": "x", "difficulty": "hard"}));
+    assert_eq!(code(&bad), -32602);
+    let bad = call(&d.socket, "search.start", json!({"block": "x", "difficulty": 300}));
+    assert_eq!(code(&bad), -32602);
+    assert!(bad["error"]["data"]["reason"].as_str().expect("reason").contains("256"));
+    let bad = call(&d.socket, "search.status", json!({"job_id": "zz"}));
+    assert_eq!(code(&bad), -32602);
+    let bad = call(&d.socket, "search.status", json!({"job_id": "00000000000000ff"}));
+    assert_eq!(code(&bad), -32000);
+    // Quotas: a clear application error with data.
+    let q = call(&d.socket, "search.start", json!({"block": "x", "difficulty": 3, "workers": 65}));
+    assert_eq!(code(&q), -32001);
+    assert_eq!(q["error"]["data"]["quota"], "max_workers_per_job");
+    // Batches and notifications per the spec.
+    let batch = rpc(
+        &d.socket,
+        r#"[{"jsonrpc":"2.0","method":"daemon.info","id":1},{"jsonrpc":"2.0","method":"daemon.info"},3]"#,
+    )
+    .expect("reply");
+    assert_eq!(batch.as_array().map(Vec::len), Some(2));
+    // Half a JSON text, then hang up.
+    let mut s = UnixStream::connect(&d.socket).expect("connect");
+    s.write_all(br#"{"jsonrpc":"2.0","meth"#).expect("write");
+    drop(s);
+    // Still serving, still alive.
+    assert!(call(&d.socket, "daemon.info", json!({}))["result"]["pid"].is_number());
+    assert!(d.alive());
+}
+
+#[test]
+fn sigterm_keeps_running_jobs_and_the_next_start_resumes_them() {
+    let d = Daemon::start("resume", None);
+    let started = call(&d.socket, "search.start", json!({"block": "x", "difficulty": 200, "workers": 1}));
+    let job = started["result"]["job_id"].as_str().expect("job").to_string();
+    let finished = call(&d.socket, "search.start", json!({"block": "x", "difficulty": 1, "workers": 1}));
+    let done_job = finished["result"]["job_id"].as_str().expect("job").to_string();
+    let r = call(&d.socket, "search.wait", json!({"job_id": done_job, "timeout_s": 30}));
+    assert_eq!(r["result"]["finished"], true);
+    let mut d = d;
+    let pid = d.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = d.child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "no graceful exit");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+    assert!(!d.socket.exists(), "the socket is removed on shutdown");
+    // Restart on the same state directory: the finished job's result is still there and the
+    // running one is running again.
+    let dir = d.dir.clone();
+    std::mem::forget(d); // keep the directory; the new daemon owns it now
+    let d2 = Daemon::start_in(dir, None, &[]);
+    let old = call(&d2.socket, "search.status", json!({"job_id": done_job}));
+    assert_eq!(old["result"]["finished"], true, "{old}");
+    let resumed = call(&d2.socket, "search.status", json!({"job_id": job}));
+    assert_eq!(resumed["result"]["finished"], false, "{resumed}");
+    let c = call(&d2.socket, "search.cancel", json!({"job_id": job}));
+    assert_eq!(c["result"]["cancelling"], true);
+    let r = call(&d2.socket, "search.wait", json!({"job_id": job, "timeout_s": 30}));
+    assert_eq!(r["result"]["result"]["outcome"], "cancelled");
+}
+
+#[test]
+fn ready_is_sent_to_the_notify_socket() {
+    let dir = std::env::temp_dir().join(format!("nonced-e2e-notify-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let notify_path = dir.join("notify.sock");
+    let notify = UnixDatagram::bind(&notify_path).expect("bind notify socket");
+    notify.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let _d = Daemon::start_in(dir, None, &[("NOTIFY_SOCKET", notify_path.to_str().expect("utf-8"))]);
+    let mut buf = [0u8; 512];
+    let n = notify.recv(&mut buf).expect("a notification");
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.lines().any(|l| l == "READY=1"), "{text:?}");
+}
