@@ -15,6 +15,7 @@ pub mod daemon;
 pub mod job;
 pub mod launcher;
 pub mod ledger;
+pub mod process;
 pub mod registry;
 pub mod request;
 pub mod spec;

@@ -1,7 +1,7 @@
 //! `SearchRequest`: a search as a user states it, the same whether it comes from `noncectl`
 //! flags or from a JSON-RPC `search.start`. One validation path for both.
 
-use crate::spec::{cpus, JobSpec};
+use crate::spec::{cpus, JobSpec, LauncherKind};
 use protocol::{Encoding, Layout, Mode, NonceRange, Puzzle, Target};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -45,6 +45,10 @@ pub struct SearchRequest {
     pub threads: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launcher: Option<String>,
 }
 
 impl SearchRequest {
@@ -111,6 +115,27 @@ impl SearchRequest {
         }
         spec.threads_per_worker = threads;
         spec.deadline = self.max_time.as_deref().map(parse_duration).transpose()?;
+        match self.transport.as_deref().unwrap_or("memory") {
+            "memory" => {}
+            "aws" => {
+                return Err(UsageError("--transport aws is not available in this build (memory)".into()))
+            }
+            other => return Err(UsageError(format!("unknown transport {other:?} (memory or aws)"))),
+        }
+        spec.launcher = match self.launcher.as_deref().unwrap_or("threads") {
+            "threads" => LauncherKind::Threads,
+            "process" => LauncherKind::Process,
+            "ecs" => {
+                return Err(UsageError(
+                    "--launcher ecs needs --transport aws, not available in this build".into(),
+                ))
+            }
+            other => return Err(UsageError(format!("unknown launcher {other:?} (threads, process or ecs)"))),
+        };
+        if spec.launcher == LauncherKind::Process {
+            // Separate processes: slower to start, heartbeats across a pipe.
+            spec.timings.orphan_timeout = Duration::from_secs(10);
+        }
         Ok(spec)
     }
 }

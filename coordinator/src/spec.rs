@@ -6,6 +6,24 @@ use protocol::{JobId, Mode, NonceRange, Puzzle};
 use std::time::Duration;
 use worker_actor::Backend;
 
+/// Where a job's workers run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LauncherKind {
+    /// Worker actors in this process.
+    Threads,
+    /// `nonce-worker` processes on this machine, over their stdin/stdout.
+    Process,
+}
+
+impl LauncherKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            LauncherKind::Threads => "threads",
+            LauncherKind::Process => "process",
+        }
+    }
+}
+
 /// A validated search request.
 #[derive(Clone, Debug)]
 pub struct JobSpec {
@@ -18,6 +36,7 @@ pub struct JobSpec {
     pub deadline: Option<Duration>,
     pub timings: WorkerTimings,
     pub backend: Backend,
+    pub launcher: LauncherKind,
 }
 
 impl JobSpec {
@@ -32,6 +51,7 @@ impl JobSpec {
             deadline: None,
             timings: WorkerTimings::default(),
             backend: Backend::detect(),
+            launcher: LauncherKind::Threads,
         }
     }
 

@@ -4,8 +4,10 @@
 
 pub mod actor;
 pub mod bench;
+pub mod env_config;
 pub mod kernel;
 pub mod search;
+pub mod stdio;
 
 pub use actor::{EventSink, ExitReason, Inbox, WorkerActor, WorkerConfig};
 pub use kernel::{Backend, Kernel};

@@ -36,6 +36,12 @@ pub struct SearchArgs {
     /// Give up after this long (e.g. 90s, 5m, 1h) with outcome timed_out.
     #[arg(long = "max-time", value_name = "DUR")]
     max_time: Option<String>,
+    /// How coordinator and workers talk: memory (this machine).
+    #[arg(long, default_value = "memory")]
+    transport: String,
+    /// Where workers run: threads (in this process) or process (nonce-worker processes).
+    #[arg(long, default_value = "threads")]
+    launcher: String,
     /// Submit to the nonced daemon at this socket instead of searching in-process.
     #[arg(long, env = "NONCE_SOCKET", value_name = "PATH")]
     socket: Option<PathBuf>,
@@ -52,6 +58,8 @@ impl SearchArgs {
             workers: self.workers,
             threads: Some(self.threads),
             max_time: self.max_time.clone(),
+            transport: Some(self.transport.clone()),
+            launcher: Some(self.launcher.clone()),
             ..self.puzzle.request()
         }
     }

@@ -1,0 +1,80 @@
+//! Supervision with real `nonce-worker` processes: stop or kill one mid-search and the
+//! `lowest` answer is still the reference one, found by re-sharding the lost range.
+
+mod common;
+use common::*;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The lowest nonce of `sup-a` at difficulty 27, from an undisturbed run (the embedded
+/// search agrees with the independent brute force on every case in testdata/golden.json).
+const REFERENCE: u64 = 213_623_294;
+
+fn worker_pids(parent: u32) -> Vec<String> {
+    let t = Instant::now();
+    loop {
+        let out =
+            Command::new("pgrep").args(["-P", &parent.to_string(), "nonce-worker"]).output().expect("pgrep");
+        let pids: Vec<String> =
+            String::from_utf8_lossy(&out.stdout).split_whitespace().map(String::from).collect();
+        if pids.len() == 3 || t.elapsed() > Duration::from_secs(10) {
+            return pids;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn signal(sig: &str, pid: &str) {
+    assert!(Command::new("kill").args([sig, pid]).status().expect("kill").success(), "kill {sig} {pid}");
+}
+
+/// Runs the reference search on 3 process workers, doing `disturb` to one of them a second in.
+fn disturbed_search(disturb: impl FnOnce(&str)) -> serde_json::Value {
+    let child = Command::new(bin("noncectl"))
+        .args(["search", "--block", "sup-a", "--difficulty", "27", "--mode", "lowest", "--workers", "3"])
+        .args(["--launcher", "process", "--json"])
+        .env("NONCE_LOG", "error")
+        .env("NONCE_WORKER_BIN", bin("nonce-worker"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("noncectl starts");
+    let pids = worker_pids(child.id());
+    assert_eq!(pids.len(), 3, "three worker processes");
+    std::thread::sleep(Duration::from_secs(1));
+    disturb(&pids[1]);
+    let out = child.wait_with_output().expect("noncectl ends");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    // No worker outlives the job.
+    std::thread::sleep(Duration::from_millis(2500));
+    for pid in &pids {
+        let alive = Command::new("kill").args(["-0", pid]).stderr(Stdio::null()).status().expect("kill -0");
+        assert!(!alive.success(), "worker {pid} outlived the job");
+    }
+    v
+}
+
+#[test]
+fn a_stopped_worker_is_resharded_and_its_late_messages_change_nothing() {
+    let v = disturbed_search(|pid| {
+        signal("-STOP", pid);
+        // Past the stall timeout (3 s), then let it wake and talk with stale epochs.
+        let pid = pid.to_string();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(4));
+            let _ = Command::new("kill").args(["-CONT", &pid]).status();
+        });
+    });
+    assert_eq!(v["nonce"], REFERENCE, "{v}");
+    assert!(v["reshards"].as_u64().expect("n") >= 1, "{v}");
+    assert!(v["stalls"].as_u64().expect("n") >= 1, "{v}");
+}
+
+#[test]
+fn a_killed_worker_is_resharded_at_once() {
+    let t = Instant::now();
+    let v = disturbed_search(|pid| signal("-KILL", pid));
+    assert_eq!(v["nonce"], REFERENCE, "{v}");
+    assert!(v["reshards"].as_u64().expect("n") >= 1, "{v}");
+    assert!(t.elapsed() < Duration::from_secs(60));
+}
