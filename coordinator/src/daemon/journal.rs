@@ -16,7 +16,7 @@ use crate::request::SearchRequest;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Record {
-    Start { job: String, request: SearchRequest },
+    Start { job: String, request: Box<SearchRequest> },
     Finish { job: String, result: Value },
 }
 
@@ -58,7 +58,7 @@ impl Journal {
                     Record::Start { job, request } => {
                         if let Ok(id) = job.parse::<JobId>() {
                             jobs.retain(|j| j.job != id);
-                            jobs.push(Remembered { job: id, request, result: None });
+                            jobs.push(Remembered { job: id, request: *request, result: None });
                         }
                     }
                     Record::Finish { job, result } => {
@@ -110,8 +110,8 @@ mod tests {
         let (j, jobs) = Journal::open(&dir).expect("opens");
         assert!(jobs.is_empty());
         let req = SearchRequest { block: Some("x".into()), difficulty: Some(3), ..Default::default() };
-        j.append(&Record::Start { job: JobId(1).to_string(), request: req.clone() }).expect("write");
-        j.append(&Record::Start { job: JobId(2).to_string(), request: req.clone() }).expect("write");
+        j.append(&Record::Start { job: JobId(1).to_string(), request: Box::new(req.clone()) }).expect("write");
+        j.append(&Record::Start { job: JobId(2).to_string(), request: Box::new(req.clone()) }).expect("write");
         j.append(&Record::Finish {
             job: JobId(1).to_string(),
             result: serde_json::json!({"outcome":"found"}),

@@ -207,7 +207,7 @@ impl DaemonMethods {
             .map_err(|e| RpcError::new(UNAVAILABLE, e))?;
         if id.is_none() {
             self.journal
-                .append(&Record::Start { job: job.to_string(), request: request.clone() })
+                .append(&Record::Start { job: job.to_string(), request: Box::new(request.clone()) })
                 .map_err(|e| RpcError::new(UNAVAILABLE, e))?;
         }
         self.jobs().insert(job, JobEntry { request, spec: spec.clone(), result: None });
