@@ -35,6 +35,9 @@ pub struct JobConfig {
     pub deadline: Option<Duration>,
     /// Smallest piece worth stealing from a busy worker.
     pub min_steal: u128,
+    /// With no worker live, none starting and no launches left for this long, the job fails
+    /// (so it never waits forever); a launch that never says Hello is written off after it.
+    pub abandon_after: Duration,
 }
 
 impl JobConfig {
@@ -53,6 +56,7 @@ impl JobConfig {
             deadline: None,
             // Above a worker's chunk (2^16) so a steal frees real work, not a claimed chunk.
             min_steal: 1 << 18,
+            abandon_after: Duration::from_secs(60),
         }
     }
 }
@@ -194,6 +198,8 @@ struct Shard {
     thief: Option<WorkerId>,
     /// A shrink freed nothing: the owner has claimed all of it, so stealing is pointless.
     claimed_to_end: bool,
+    assigned_at: Duration,
+    shrink_sent_at: Duration,
 }
 
 /// The state machine. See the module docs.
@@ -208,13 +214,17 @@ pub struct Job {
     /// Lowest verified golden nonces.
     found: BTreeSet<u64>,
     best: Option<(Best, [u8; 32])>,
-    /// Launched but not yet said Hello (or failed).
-    pending_launches: usize,
+    /// Launch times of workers that have not said Hello yet (nor failed).
+    pending: Vec<Duration>,
+    /// Last time any worker was live (for giving up when all are gone for good).
+    last_live: Duration,
     shard_len: u128,
     started_at: Option<Duration>,
     last_keepalive: Duration,
     stats: Stats,
     finished: Option<Outcome>,
+    /// Time of the input being handled.
+    now: Duration,
 }
 
 impl Job {
@@ -236,12 +246,14 @@ impl Job {
             next_epoch: 1,
             found: BTreeSet::new(),
             best: None,
-            pending_launches: 0,
+            pending: Vec::new(),
+            last_live: Duration::ZERO,
             shard_len,
             started_at: None,
             last_keepalive: Duration::ZERO,
             stats: Stats::default(),
             finished: None,
+            now: Duration::ZERO,
         }
     }
 
@@ -302,11 +314,25 @@ impl Job {
     /// Feeds one input at time `now` (time since any fixed origin) and returns what to do.
     pub fn handle(&mut self, now: Duration, input: Input) -> Vec<Output> {
         let mut out = Vec::new();
+        self.now = now;
         if self.finished.is_some() {
             if let Input::Event(_) = input {
                 self.stats.ghosts += 1;
             }
             return out;
+        }
+        // The deadline is checked on every input, not only on ticks: an answer that arrives
+        // after it does not count as found in time (it is still reported with the outcome).
+        if let (Some(deadline), Some(started)) = (self.cfg.deadline, self.started_at) {
+            if now >= started + deadline {
+                if let Input::Event(Event { body: EventBody::Found { nonce, .. }, job, .. }) = &input {
+                    if *job == self.cfg.job {
+                        self.on_found_late(*nonce);
+                    }
+                }
+                self.finish(now, OutcomeKind::TimedOut, &mut out);
+                return out;
+            }
         }
         match input {
             Input::Start => self.start(now, &mut out),
@@ -315,7 +341,8 @@ impl Job {
             Input::Cancel => self.finish(now, OutcomeKind::Cancelled, &mut out),
             Input::LaunchFailed { count, reason } => {
                 tracing::warn!(job = %self.cfg.job, count, %reason, "launch failed");
-                self.pending_launches = self.pending_launches.saturating_sub(count);
+                let n = count.min(self.pending.len());
+                self.pending.drain(..n);
                 self.replace_lost(&mut out);
                 if self.no_way_forward() {
                     self.finish(
@@ -328,7 +355,7 @@ impl Job {
             Input::WorkerExited(worker) => {
                 self.lose_worker(&worker, Health::Dead);
                 self.replace_lost(&mut out);
-                self.assign_idle(&mut out);
+                self.assign_idle(now, &mut out);
                 self.check_done(now, &mut out);
                 if self.finished.is_none() && self.no_way_forward() {
                     self.finish(now, OutcomeKind::Failed("every worker was lost".into()), &mut out);
@@ -344,6 +371,7 @@ impl Job {
         }
         self.started_at = Some(now);
         self.last_keepalive = now;
+        self.last_live = now;
         tracing::info!(job = %self.cfg.job, puzzle = %self.cfg.puzzle.describe(), range = %self.cfg.range,
             mode = %self.cfg.mode, workers = self.cfg.workers, "job started");
         self.launch(self.cfg.workers, out);
@@ -353,7 +381,7 @@ impl Job {
         let count = count.min(self.cfg.max_launches.saturating_sub(self.stats.launched));
         if count > 0 {
             self.stats.launched += count;
-            self.pending_launches += count;
+            self.pending.extend(std::iter::repeat_n(self.now, count));
             out.push(Output::Launch { count });
         }
     }
@@ -361,7 +389,7 @@ impl Job {
     /// Launches replacements so live + starting workers reach the planned fleet again.
     fn replace_lost(&mut self, out: &mut Vec<Output>) {
         let live = self.workers.values().filter(|w| w.health == Health::Live).count();
-        let missing = self.cfg.workers.saturating_sub(live + self.pending_launches);
+        let missing = self.cfg.workers.saturating_sub(live + self.pending.len());
         if missing > 0 && !self.remaining_work_is_empty() {
             self.launch(missing, out);
         }
@@ -374,7 +402,7 @@ impl Job {
     /// No worker alive, none starting, and none may be launched: waiting would be forever.
     fn no_way_forward(&self) -> bool {
         self.workers.values().all(|w| w.health == Health::Dead)
-            && self.pending_launches == 0
+            && self.pending.is_empty()
             && self.stats.launched >= self.cfg.max_launches
     }
 
@@ -386,7 +414,7 @@ impl Job {
         let worker = ev.worker;
         if let EventBody::Hello { inbox, .. } = &ev.body {
             self.on_hello(now, worker.clone(), inbox.clone());
-            self.assign_idle(out);
+            self.assign_idle(now, out);
             return;
         }
         // A Found is checked on its merits, whoever sends it and whenever.
@@ -402,10 +430,15 @@ impl Job {
         self.touch(now, &worker);
         match ev.body {
             EventBody::Heartbeat { shards, rate, best } => {
+                let reported: Vec<ShardId> = shards.iter().map(|p| p.shard).collect();
                 if let Some(w) = self.workers.get_mut(&worker) {
                     w.rate = if rate.is_finite() && rate >= 0.0 { rate } else { 0.0 };
                 }
                 for p in shards {
+                    // Finds first, then the watermark that covers them.
+                    for &nonce in &p.found {
+                        self.take_found(now, nonce, out);
+                    }
                     match self.owned_shard(&worker, p.shard, p.epoch) {
                         Some(_) => self.advance(p.shard, p.watermark),
                         None => {
@@ -422,15 +455,19 @@ impl Job {
                 if let Some(b) = best {
                     self.offer_best(b.nonce);
                 }
+                self.reclaim_unreported(now, &worker, &reported);
             }
-            EventBody::ShardDone { shard, epoch, best } => {
+            EventBody::ShardDone { shard, epoch, best, end, found } => {
                 if let Some(b) = best {
                     self.offer_best(b.nonce);
                 }
+                for nonce in found {
+                    self.take_found(now, nonce, out);
+                }
                 if self.owned_shard(&worker, shard, epoch).is_some() {
-                    if let Some(end) = self.shards.get(&shard).map(|s| s.end) {
-                        self.advance(shard, end);
-                    }
+                    // Only what the worker says it searched is Done; the rest (a shrink whose
+                    // ack was lost) goes back to Free with the shard.
+                    self.advance(shard, end);
                     self.drop_shard(shard);
                 } else {
                     self.stats.stale += 1;
@@ -446,8 +483,27 @@ impl Job {
             EventBody::Bye => self.lose_worker(&worker, Health::Dead),
             EventBody::Hello { .. } | EventBody::Found { .. } => {}
         }
-        self.assign_idle(out);
+        self.assign_idle(now, out);
         self.check_done(now, out);
+    }
+
+    /// Shards the worker should hold but has not mentioned for a whole grace period (an
+    /// `Assign` lost on the way, or a `ShardDone` lost back) are taken back and re-sharded.
+    fn reclaim_unreported(&mut self, now: Duration, worker: &WorkerId, reported: &[ShardId]) {
+        let grace = self.cfg.stall_timeout;
+        let Some(w) = self.workers.get(worker) else { return };
+        let lost: Vec<ShardId> = w
+            .shards
+            .iter()
+            .copied()
+            .filter(|id| !reported.contains(id))
+            .filter(|id| self.shards.get(id).is_some_and(|s| now > s.assigned_at + grace))
+            .collect();
+        for shard in lost {
+            tracing::warn!(job = %self.cfg.job, %worker, %shard, "shard not reported by its worker; re-sharding it");
+            self.stats.reshards += 1;
+            self.drop_shard(shard);
+        }
     }
 
     fn on_hello(&mut self, now: Duration, worker: WorkerId, inbox: String) {
@@ -461,7 +517,9 @@ impl Job {
                 }
             }
             None => {
-                self.pending_launches = self.pending_launches.saturating_sub(1);
+                if !self.pending.is_empty() {
+                    self.pending.remove(0);
+                }
                 tracing::info!(job = %self.cfg.job, %worker, "worker joined");
                 self.workers.insert(
                     worker,
@@ -536,6 +594,16 @@ impl Job {
         }
     }
 
+    /// A nonce listed with progress: taken like a `Found` unless already known (or unable to
+    /// enter the kept list), so repeated lists cost a lookup, not a hash.
+    fn take_found(&mut self, now: Duration, nonce: u64, out: &mut Vec<Output>) {
+        let known = self.found.contains(&nonce);
+        let cannot_enter = self.found.len() >= MAX_FOUND && self.found.last().is_some_and(|&max| nonce > max);
+        if !known && !cannot_enter && self.finished.is_none() {
+            self.on_found(now, nonce, out);
+        }
+    }
+
     fn on_found(&mut self, now: Duration, nonce: u64, out: &mut Vec<Output>) {
         let v = verify(&self.cfg.puzzle, nonce);
         if !v.golden || !self.cfg.range.contains(u128::from(nonce)) {
@@ -554,15 +622,26 @@ impl Job {
         match self.cfg.mode {
             Mode::First => self.finish(now, OutcomeKind::Found, out),
             Mode::Lowest if new_lowest => {
-                self.trim_above(u128::from(nonce), out);
+                self.trim_above(now, u128::from(nonce), out);
                 self.check_done(now, out);
             }
             Mode::Lowest | Mode::Exhaustive => self.check_done(now, out),
         }
     }
 
+    /// A verified nonce that arrived after the deadline: kept for the report, not as success.
+    fn on_found_late(&mut self, nonce: u64) {
+        if verify(&self.cfg.puzzle, nonce).golden && self.cfg.range.contains(u128::from(nonce)) {
+            self.found.insert(nonce);
+            if self.found.len() > MAX_FOUND {
+                self.found.pop_last();
+            }
+            self.offer_best(nonce);
+        }
+    }
+
     /// `lowest` mode: nothing at or above `n` is needed any more.
-    fn trim_above(&mut self, n: u128, out: &mut Vec<Output>) {
+    fn trim_above(&mut self, now: Duration, n: u128, out: &mut Vec<Output>) {
         let over: Vec<ShardId> = self.shards.iter().filter(|(_, s)| s.end > n).map(|(&id, _)| id).collect();
         for id in over {
             let Some(s) = self.shards.get(&id) else { continue };
@@ -574,10 +653,11 @@ impl Job {
                 self.send(&worker, Command::Shrink { job: self.cfg.job, shard: id, epoch, new_end: n }, out);
                 if let Some(s) = self.shards.get_mut(&id) {
                     s.shrinking = true;
+                    s.shrink_sent_at = now;
                 }
             }
         }
-        self.assign_idle(out);
+        self.assign_idle(now, out);
     }
 
     /// Considers `nonce` for the best hash, after verifying it ourselves.
@@ -592,12 +672,18 @@ impl Job {
     }
 
     fn on_tick(&mut self, now: Duration, out: &mut Vec<Output>) {
-        let Some(started) = self.started_at else { return };
-        if let Some(deadline) = self.cfg.deadline {
-            if now >= started + deadline {
-                self.finish(now, OutcomeKind::TimedOut, out);
-                return;
-            }
+        if self.started_at.is_none() {
+            return;
+        }
+        // Launches that never said Hello are written off, so they can be replaced.
+        let patience = self.cfg.abandon_after.max(self.cfg.stall_timeout * 10);
+        self.pending.retain(|&at| now <= at + patience);
+        if self.workers.values().any(|w| w.health == Health::Live) || !self.pending.is_empty() {
+            self.last_live = now;
+        } else if now > self.last_live + patience && self.stats.launched >= self.cfg.max_launches {
+            // No worker alive, none starting, none may be launched, and none back for long.
+            self.finish(now, OutcomeKind::Failed("every worker was lost".into()), out);
+            return;
         }
         if now >= self.last_keepalive + self.cfg.keepalive {
             self.last_keepalive = now;
@@ -613,10 +699,23 @@ impl Job {
             tracing::warn!(job = %self.cfg.job, %worker, "worker stalled");
             self.lose_worker(worker, Health::Stalled);
         }
-        if !stalled.is_empty() {
-            self.replace_lost(out);
+        // Keep the planned fleet: replace the stalled, the gone, and launches that never came.
+        self.replace_lost(out);
+        // A Shrink or its ack lost: stop waiting for it (the owner keeps the shard as it was).
+        let grace = self.cfg.stall_timeout;
+        let expired: Vec<(ShardId, Option<WorkerId>)> = self
+            .shards
+            .iter_mut()
+            .filter(|(_, s)| s.shrinking && now > s.shrink_sent_at + grace)
+            .map(|(&id, s)| {
+                s.shrinking = false;
+                (id, s.thief.take())
+            })
+            .collect();
+        for (_, thief) in expired {
+            self.end_steal_wait(thief);
         }
-        self.assign_idle(out);
+        self.assign_idle(now, out);
         self.check_done(now, out);
     }
 
@@ -647,7 +746,7 @@ impl Job {
     }
 
     /// Gives work to every live worker without any: free ranges first, then a steal.
-    fn assign_idle(&mut self, out: &mut Vec<Output>) {
+    fn assign_idle(&mut self, now: Duration, out: &mut Vec<Output>) {
         let idle: Vec<WorkerId> = self
             .workers
             .iter()
@@ -656,8 +755,8 @@ impl Job {
             .collect();
         for worker in idle {
             if let Some(range) = self.ledger.lowest_free(self.cutoff(), self.shard_len) {
-                self.assign(&worker, range, out);
-            } else if !self.steal_for(&worker, out) {
+                self.assign(now, &worker, range, out);
+            } else if !self.steal_for(now, &worker, out) {
                 break;
             }
         }
@@ -671,7 +770,7 @@ impl Job {
         }
     }
 
-    fn assign(&mut self, worker: &WorkerId, range: NonceRange, out: &mut Vec<Output>) {
+    fn assign(&mut self, now: Duration, worker: &WorkerId, range: NonceRange, out: &mut Vec<Output>) {
         let shard = ShardId(self.next_shard);
         self.next_shard += 1;
         let epoch = self.next_epoch;
@@ -688,6 +787,8 @@ impl Job {
                 shrinking: false,
                 thief: None,
                 claimed_to_end: false,
+                assigned_at: now,
+                shrink_sent_at: Duration::ZERO,
             },
         );
         if let Some(w) = self.workers.get_mut(worker) {
@@ -706,7 +807,7 @@ impl Job {
     }
 
     /// Asks the owner of the largest remaining shard to give up its upper half.
-    fn steal_for(&mut self, thief: &WorkerId, out: &mut Vec<Output>) -> bool {
+    fn steal_for(&mut self, now: Duration, thief: &WorkerId, out: &mut Vec<Output>) -> bool {
         let cutoff = self.cutoff();
         let victim = self
             .shards
@@ -718,6 +819,7 @@ impl Job {
         let Some((left, shard)) = victim else { return false };
         let Some(s) = self.shards.get_mut(&shard) else { return false };
         s.shrinking = true;
+        s.shrink_sent_at = now;
         s.thief = Some(thief.clone());
         let new_end = s.watermark + left / 2;
         let (owner, epoch) = (s.worker.clone(), s.epoch);

@@ -10,11 +10,15 @@
 //!   [`launcher`].
 //! - **Users**: the `noncectl` CLI ([`cli`]) and the `nonced` daemon.
 
+pub mod calibration;
 pub mod cli;
 pub mod daemon;
+pub mod experiment;
 pub mod job;
 pub mod launcher;
 pub mod ledger;
+pub mod planner;
+pub mod plot;
 pub mod process;
 pub mod registry;
 pub mod request;

@@ -46,6 +46,8 @@ pub struct SearchRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_time: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transport: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub launcher: Option<String>,
@@ -136,7 +138,57 @@ impl SearchRequest {
             // Separate processes: slower to start, heartbeats across a pipe.
             spec.timings.orphan_timeout = Duration::from_secs(10);
         }
+        if let Some(p) = self.confidence {
+            self.plan_fleet(&mut spec, p)?;
+        }
         Ok(spec)
+    }
+
+    /// `--max-time T --confidence P`: the planner picks the fleet; the deadline ends the job.
+    fn plan_fleet(&self, spec: &mut JobSpec, confidence: f64) -> Result<(), UsageError> {
+        if !(confidence > 0.0 && confidence < 1.0) {
+            return Err(UsageError(format!(
+                "--confidence must be between 0 and 1 (exclusive), not {confidence}"
+            )));
+        }
+        let Some(deadline) = spec.deadline else {
+            return Err(UsageError("--confidence needs --max-time (the deadline it promises)".into()));
+        };
+        if self.workers.is_some() {
+            return Err(UsageError("give --workers, or --max-time with --confidence, not both".into()));
+        }
+        let difficulty = match spec.puzzle.target() {
+            protocol::Target::LeadingZeros(d) => d,
+            // An nBits target is about as hard as its leading zero bits.
+            protocol::Target::Compact(_) => leading_zero_bits_of_target(&spec.puzzle),
+        };
+        let input = crate::planner::PlanInput {
+            difficulty,
+            max_time: deadline.as_secs_f64(),
+            confidence,
+            rate: crate::calibration::per_thread_rate(spec.backend) * spec.threads_per_worker as f64,
+            startup: crate::cli::estimate::default_startup(spec.launcher.name()).unwrap_or(0.1),
+            space: spec.range.len() as f64,
+            capacity: (cpus() / spec.threads_per_worker).max(1),
+            worker_vcpus: spec.threads_per_worker as f64,
+            worker_memory_gb: 0.0,
+            vcpu_hour: 0.0,
+            gb_hour: 0.0,
+        };
+        let plan = crate::planner::plan(&input);
+        if let Some(why) = plan.impossible {
+            return Err(UsageError(format!(
+                "cannot promise a golden nonce with probability {confidence}: {why}"
+            )));
+        }
+        tracing::info!(
+            workers = plan.workers,
+            probability = plan.probability,
+            expected_s = plan.expected_seconds,
+            "planned the fleet"
+        );
+        spec.workers = plan.workers;
+        Ok(())
     }
 }
 
@@ -176,4 +228,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, UsageError> {
         return Err(bad());
     }
     Ok(Duration::from_secs_f64(v * scale))
+}
+
+/// Leading zero bits of an nBits puzzle's expanded target: the difficulty it is close to.
+fn leading_zero_bits_of_target(p: &Puzzle) -> u32 {
+    match p.target() {
+        Target::Compact(bits) => {
+            protocol::pow::expand_compact(bits).map_or(0, |t| protocol::pow::leading_zeros(&t))
+        }
+        Target::LeadingZeros(d) => d,
+    }
 }

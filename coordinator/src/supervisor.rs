@@ -100,6 +100,10 @@ impl Actor for JobSupervisor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.ticker = Some(ctx.run_interval(self.tick, |act, ctx| act.feed(Input::Tick, ctx)));
+        if let Some(deadline) = self.job.config().deadline {
+            // An exact timer, so a deadline is kept to the millisecond rather than the tick.
+            ctx.run_later(deadline, |act, ctx| act.feed(Input::Tick, ctx));
+        }
         self.feed(Input::Start, ctx);
     }
 }

@@ -133,7 +133,7 @@ mod tests {
                     job,
                     worker,
                     body: EventBody::Heartbeat {
-                        shards: vec![ShardProgress { shard, epoch, watermark }],
+                        shards: vec![ShardProgress { shard, epoch, watermark, found: vec![epoch] }],
                         rate: if rate.is_nan() { 0.0 } else { rate },
                         best: Some(Best { nonce: epoch, leading_zeros: 3 }),
                     },
@@ -209,7 +209,15 @@ mod tests {
             job: JobId(1),
             worker: WorkerId("w".into()),
             body: EventBody::Heartbeat {
-                shards: vec![ShardProgress { shard: ShardId(1), epoch: 1, watermark: u128::MAX }; 5000],
+                shards: vec![
+                    ShardProgress {
+                        shard: ShardId(1),
+                        epoch: 1,
+                        watermark: u128::MAX,
+                        found: vec![]
+                    };
+                    5000
+                ],
                 rate: 1.0,
                 best: None,
             },

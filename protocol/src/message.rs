@@ -55,12 +55,15 @@ pub struct Best {
     pub leading_zeros: u32,
 }
 
-/// Progress on one shard: every nonce of the shard below `watermark` has been checked.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Progress on one shard: every nonce of the shard below `watermark` has been checked, and
+/// `found` holds every golden nonce below it (the shard's lowest, bounded). Results travel
+/// with the progress that covers them, so a lost `Found` can never be hidden by a watermark.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShardProgress {
     pub shard: ShardId,
     pub epoch: Epoch,
     pub watermark: u128,
+    pub found: Vec<u64>,
 }
 
 /// Coordinator -> worker: sent to one worker's inbox, or (`Stop`, `KeepAlive`) to all.
@@ -107,8 +110,9 @@ pub enum EventBody {
     Heartbeat { shards: Vec<ShardProgress>, rate: f64, best: Option<Best> },
     /// A candidate golden nonce; the coordinator verifies it before believing it.
     Found { shard: ShardId, epoch: Epoch, nonce: u64 },
-    /// The whole shard has been checked.
-    ShardDone { shard: ShardId, epoch: Epoch, best: Option<Best> },
+    /// The whole shard has been checked, up to `end` (its end as the worker knew it, which
+    /// a `Shrink` may have lowered).
+    ShardDone { shard: ShardId, epoch: Epoch, best: Option<Best>, end: u128, found: Vec<u64> },
     /// Answer to `Shrink`: the shard now ends at `end` (never below what was already claimed).
     ShrinkAck { shard: ShardId, epoch: Epoch, end: u128 },
     /// The worker is exiting.

@@ -62,6 +62,8 @@ pub struct WorkerActor {
     rate_mark: (Instant, u64),
     exit: ExitReason,
     on_exit: Option<Box<dyn FnOnce(ExitReason) + Send>>,
+    /// A direct command has arrived, so the coordinator knows us: stop repeating Hello.
+    known: bool,
 }
 
 impl std::fmt::Debug for WorkerActor {
@@ -81,6 +83,7 @@ impl WorkerActor {
             rate_mark: (Instant::now(), 0),
             exit: ExitReason::Stopped,
             on_exit: None,
+            known: false,
         }
     }
 
@@ -118,9 +121,17 @@ impl WorkerActor {
         let shards = self
             .shards
             .iter()
-            .map(|(&shard, s)| ShardProgress { shard, epoch: s.epoch, watermark: s.search.watermark() })
+            .map(|(&shard, s)| {
+                // Watermark first, then the finds: every golden nonce below it is then listed.
+                let watermark = s.search.watermark();
+                ShardProgress { shard, epoch: s.epoch, watermark, found: s.search.found() }
+            })
             .collect();
         let best = self.shards.values().filter_map(|s| s.search.best()).max_by_key(|b| b.leading_zeros);
+        if !self.known {
+            // Until the coordinator answers, our Hello may have been lost: say it again.
+            self.emit(EventBody::Hello { inbox: self.cfg.inbox.clone(), cpus: self.cfg.threads as u32 });
+        }
         self.emit(EventBody::Heartbeat { shards, rate, best });
     }
 
@@ -134,7 +145,9 @@ impl WorkerActor {
         let report = move |e: SearchEvent| {
             let body = match e {
                 SearchEvent::Golden(nonce) => EventBody::Found { shard, epoch, nonce },
-                SearchEvent::Finished { best } => EventBody::ShardDone { shard, epoch, best },
+                SearchEvent::Finished { best, end, found } => {
+                    EventBody::ShardDone { shard, epoch, best, end, found }
+                }
             };
             sink.send(Event { job, worker: worker.clone(), body });
         };
@@ -179,6 +192,9 @@ impl Handler<Inbox> for WorkerActor {
         match cmd.job() {
             Some(job) if job != self.cfg.job => return, // another job's message: not ours
             _ => self.last_heard = Instant::now(),
+        }
+        if matches!(cmd, Command::Assign { .. } | Command::Shrink { .. } | Command::Revoke { .. }) {
+            self.known = true;
         }
         match &cmd {
             Command::Assign { shard, epoch, .. } => self.assign(*shard, *epoch, &cmd),

@@ -17,12 +17,12 @@ const MAX_CHUNK: u128 = 1 << 16;
 pub const REPORT_LIMIT: usize = 100;
 
 /// What a running search tells its owner, from the hashing threads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SearchEvent {
     /// A verified golden nonce among the shard's lowest `REPORT_LIMIT` so far.
     Golden(u64),
-    /// Every nonce of the shard (up to its possibly shrunk end) has been checked.
-    Finished { best: Option<Best> },
+    /// Every nonce of the shard up to `end` (its possibly shrunk end) has been checked.
+    Finished { best: Option<Best>, end: u128, found: Vec<u64> },
 }
 
 type Report = dyn Fn(SearchEvent) + Send + Sync;
@@ -151,6 +151,12 @@ impl ShardSearch {
         self.threads.iter().all(|t| t.is_finished())
     }
 
+    /// The golden nonces found so far (the shard's lowest). Read after `watermark` to have
+    /// every golden nonce below that watermark.
+    pub fn found(&self) -> Vec<u64> {
+        self.shared.lock().reported.iter().copied().collect()
+    }
+
     /// The best hash seen so far.
     pub fn best(&self) -> Option<Best> {
         self.shared.lock().best.map(|(b, _)| b)
@@ -203,10 +209,10 @@ fn run(shared: &Shared, chunk: u128) {
         let mut c = shared.lock();
         c.live_threads -= 1;
         let done = c.live_threads == 0 && c.in_flight.is_empty() && c.next >= c.end;
-        done.then(|| c.best.map(|(b, _)| b))
+        done.then(|| (c.best.map(|(b, _)| b), c.end, c.reported.iter().copied().collect()))
     };
-    if let (Some(best), false) = (finished, shared.cancelled.load(Ordering::Relaxed)) {
-        (shared.report)(SearchEvent::Finished { best });
+    if let (Some((best, end, found)), false) = (finished, shared.cancelled.load(Ordering::Relaxed)) {
+        (shared.report)(SearchEvent::Finished { best, end, found });
     }
 }
 
@@ -261,7 +267,11 @@ mod tests {
         loop {
             match rx.recv_timeout(Duration::from_secs(60)).expect("search finishes") {
                 SearchEvent::Golden(n) => found.push(n),
-                SearchEvent::Finished { best } => {
+                SearchEvent::Finished { best, found: all, .. } => {
+                    assert_eq!(
+                        all,
+                        found.iter().copied().collect::<BTreeSet<_>>().into_iter().collect::<Vec<_>>()
+                    );
                     assert_eq!(s.watermark(), range.end);
                     found.sort_unstable();
                     return (found, best);

@@ -45,6 +45,8 @@ pub fn run(args: BenchArgs) -> Result<u8, UsageError> {
     };
     let r = bench::run(backend, threads, Duration::from_secs_f64(args.seconds));
     let ratio = r.ratio_to_single_stream();
+    // The planner plans with this machine's measured per-thread rate.
+    crate::calibration::save(r.backend, r.rate / r.threads as f64);
     if args.json {
         let obj = serde_json::json!({
             "rate": r.rate.round(),

@@ -3,6 +3,8 @@
 
 mod bench;
 mod daemon_client;
+pub mod estimate;
+mod experiment;
 mod puzzle_args;
 pub mod report;
 pub mod search;
@@ -43,6 +45,11 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// Measure the hashing kernel on this machine.
     Bench(bench::BenchArgs),
+    /// Plan a fleet: workers for a difficulty, a deadline and a confidence.
+    Estimate(estimate::EstimateArgs),
+    /// Reproduce the coursework report's experiments (CSV and plots).
+    #[command(subcommand)]
+    Experiment(experiment::ExperimentCommand),
     #[command(flatten)]
     Daemon(daemon_client::DaemonCommand),
 }
@@ -61,6 +68,8 @@ pub fn main() -> ExitCode {
         Command::Search(args) => search::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Estimate(args) => estimate::run(args),
+        Command::Experiment(cmd) => experiment::run(cmd),
         Command::Daemon(cmd) => daemon_client::run(cmd),
     };
     match code {

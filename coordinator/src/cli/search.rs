@@ -36,6 +36,9 @@ pub struct SearchArgs {
     /// Give up after this long (e.g. 90s, 5m, 1h) with outcome timed_out.
     #[arg(long = "max-time", value_name = "DUR")]
     max_time: Option<String>,
+    /// With --max-time: plan the fleet to find a golden nonce in time with this probability.
+    #[arg(long)]
+    confidence: Option<f64>,
     /// How coordinator and workers talk: memory (this machine).
     #[arg(long, default_value = "memory")]
     transport: String,
@@ -58,6 +61,7 @@ impl SearchArgs {
             workers: self.workers,
             threads: Some(self.threads),
             max_time: self.max_time.clone(),
+            confidence: self.confidence,
             transport: Some(self.transport.clone()),
             launcher: Some(self.launcher.clone()),
             ..self.puzzle.request()

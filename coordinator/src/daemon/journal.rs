@@ -110,8 +110,10 @@ mod tests {
         let (j, jobs) = Journal::open(&dir).expect("opens");
         assert!(jobs.is_empty());
         let req = SearchRequest { block: Some("x".into()), difficulty: Some(3), ..Default::default() };
-        j.append(&Record::Start { job: JobId(1).to_string(), request: Box::new(req.clone()) }).expect("write");
-        j.append(&Record::Start { job: JobId(2).to_string(), request: Box::new(req.clone()) }).expect("write");
+        j.append(&Record::Start { job: JobId(1).to_string(), request: Box::new(req.clone()) })
+            .expect("write");
+        j.append(&Record::Start { job: JobId(2).to_string(), request: Box::new(req.clone()) })
+            .expect("write");
         j.append(&Record::Finish {
             job: JobId(1).to_string(),
             result: serde_json::json!({"outcome":"found"}),

@@ -1,0 +1,164 @@
+//! `noncectl estimate`: the planner's answer for a difficulty, a deadline and a confidence.
+
+use super::{exit, UsageError};
+use crate::calibration;
+use crate::planner::{plan, Plan, PlanInput, FARGATE_GB_HOUR, FARGATE_VCPU_HOUR};
+use crate::request::parse_duration;
+use crate::spec::cpus;
+use clap::Args;
+use protocol::{Encoding, NonceRange};
+use worker_actor::Backend;
+
+#[derive(Args, Debug)]
+pub struct EstimateArgs {
+    /// Leading zero bits required.
+    #[arg(long)]
+    difficulty: u32,
+    /// Time allowed (e.g. 30s, 5m).
+    #[arg(long = "max-time", value_name = "DUR")]
+    max_time: String,
+    /// Probability wanted of finding a golden nonce in that time (0 < P < 1).
+    #[arg(long)]
+    confidence: f64,
+    /// Nonces per second of one worker (default: measured on this machine).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Seconds from launch to hashing (default: the launcher's typical start-up).
+    #[arg(long)]
+    startup: Option<f64>,
+    /// The range searched (default: the whole space of the encoding).
+    #[arg(long, value_name = "START..END")]
+    range: Option<String>,
+    /// Nonce encoding, for the size of the space.
+    #[arg(long, default_value = "be32")]
+    encoding: String,
+    /// threads | process | ecs: sets the start-up latency and the capacity.
+    #[arg(long, default_value = "threads")]
+    launcher: String,
+    /// Most workers that add speed (default: CPUs here; 1000 for ecs, Fargate's usual vCPU quota).
+    #[arg(long)]
+    capacity: Option<usize>,
+    /// vCPUs per worker (ecs), for rate and cost.
+    #[arg(long = "worker-vcpus", default_value_t = 1.0)]
+    worker_vcpus: f64,
+    /// GB of memory per worker (ecs), for cost.
+    #[arg(long = "worker-memory-gb", default_value_t = 2.0)]
+    worker_memory_gb: f64,
+    /// USD per vCPU-hour.
+    #[arg(long = "vcpu-price", default_value_t = FARGATE_VCPU_HOUR)]
+    vcpu_price: f64,
+    /// USD per GB-hour.
+    #[arg(long = "gb-price", default_value_t = FARGATE_GB_HOUR)]
+    gb_price: f64,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Typical seconds from launch until a worker hashes, by launcher.
+pub fn default_startup(launcher: &str) -> Option<f64> {
+    match launcher {
+        // Measured here: Start to first Hello is 0.05-0.2 ms in-process; a process also pays
+        // for exec and its runtime (a few ms).
+        "threads" => Some(0.002),
+        "process" => Some(0.02),
+        // Fargate: provisioning plus an image pull of a small static image (the coursework
+        // system measured tens of seconds with a large one).
+        "ecs" => Some(45.0),
+        _ => None,
+    }
+}
+
+fn positive(name: &str, v: f64) -> Result<f64, UsageError> {
+    if v.is_finite() && v > 0.0 {
+        Ok(v)
+    } else {
+        Err(UsageError(format!("{name} must be a positive number, not {v}")))
+    }
+}
+
+pub fn input_from(args: &EstimateArgs) -> Result<PlanInput, UsageError> {
+    if args.difficulty > 256 {
+        return Err(UsageError(format!("difficulty {} is over the maximum of 256 bits", args.difficulty)));
+    }
+    if !(args.confidence > 0.0 && args.confidence < 1.0) {
+        return Err(UsageError(format!(
+            "--confidence must be between 0 and 1 (exclusive), not {}",
+            args.confidence
+        )));
+    }
+    let max_time = parse_duration(&args.max_time)?.as_secs_f64();
+    let startup = match args.startup {
+        Some(s) if s.is_finite() && s >= 0.0 => s,
+        Some(s) => return Err(UsageError(format!("--startup must be >= 0, not {s}"))),
+        None => default_startup(&args.launcher).ok_or_else(|| {
+            UsageError(format!("unknown launcher {:?} (threads, process or ecs)", args.launcher))
+        })?,
+    };
+    let enc: Encoding =
+        args.encoding.parse().map_err(|e: protocol::PuzzleError| UsageError(e.to_string()))?;
+    let space = match &args.range {
+        Some(r) => NonceRange::parse(r, enc.space_end()).map_err(|e| UsageError(e.to_string()))?.len(),
+        None => enc.space_end(),
+    } as f64;
+    let vcpus = positive("--worker-vcpus", args.worker_vcpus)?;
+    let rate = match args.rate {
+        Some(r) => positive("--rate", r)?,
+        None => calibration::per_thread_rate(Backend::detect()) * vcpus,
+    };
+    let capacity = match (args.capacity, args.launcher.as_str()) {
+        (Some(0), _) => return Err(UsageError("--capacity must be at least 1".into())),
+        (Some(c), _) => c,
+        (None, "ecs") => 1000,
+        (None, _) => cpus(),
+    };
+    Ok(PlanInput {
+        difficulty: args.difficulty,
+        max_time,
+        confidence: args.confidence,
+        rate,
+        startup,
+        space,
+        capacity,
+        worker_vcpus: vcpus,
+        worker_memory_gb: positive("--worker-memory-gb", args.worker_memory_gb)?,
+        vcpu_hour: positive("--vcpu-price", args.vcpu_price)?,
+        gb_hour: positive("--gb-price", args.gb_price)?,
+    })
+}
+
+pub fn plan_json(i: &PlanInput, p: &Plan) -> serde_json::Value {
+    serde_json::json!({
+        "k": p.k,
+        "workers": p.workers,
+        "expected_seconds": (p.expected_seconds * 1000.0).round() / 1000.0,
+        "probability": p.probability,
+        "cost": p.cost,
+        "cost_expected": p.cost_expected,
+        "space_probability": p.space_probability,
+        "possible": p.impossible.is_none(),
+        "reason": p.impossible,
+        "rate_per_worker": i.rate.round(),
+        "startup_s": i.startup,
+        "capacity": i.capacity,
+    })
+}
+
+pub fn run(args: EstimateArgs) -> Result<u8, UsageError> {
+    let input = input_from(&args)?;
+    let p = plan(&input);
+    if args.json {
+        println!("{}", plan_json(&input, &p));
+    } else {
+        println!("tries needed (k)    {:.0}", p.k);
+        println!("workers             {}", p.workers);
+        println!("expected time       {:.2} s", p.expected_seconds);
+        println!("probability by {:.1} s: {:.4}", input.max_time, p.probability);
+        println!("cost                ${:.6} at most (${:.6} expected)", p.cost, p.cost_expected);
+        println!("rate per worker     {:.0} nonces/s, start-up {:.2} s", input.rate, input.startup);
+        if let Some(why) = &p.impossible {
+            println!("cannot promise: {why}");
+        }
+    }
+    Ok(if p.impossible.is_some() { exit::NONE } else { exit::FOUND })
+}

@@ -1,0 +1,121 @@
+//! `noncectl experiment planner|scaling`: the coursework report's experiments, reproduced.
+
+use super::search::system;
+use super::{exit, UsageError};
+use crate::experiment;
+use clap::Subcommand;
+use std::path::PathBuf;
+
+#[derive(Subcommand, Debug)]
+pub enum ExperimentCommand {
+    /// Random blocks and deadlines with planned fleets: the share that met the deadline vs P.
+    Planner {
+        #[arg(long, default_value_t = 200)]
+        trials: usize,
+        #[arg(long, default_value_t = 0.9)]
+        confidence: f64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Directory for the CSV and the plots.
+        #[arg(long, default_value = "out/experiments")]
+        out: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Time to a golden nonce across workers and difficulties (report section 7, figures 5-7).
+    Scaling {
+        /// Worker counts, comma-separated.
+        #[arg(long, default_value = "1,2,4", value_delimiter = ',')]
+        workers: Vec<usize>,
+        /// Difficulties as FROM..TO (inclusive).
+        #[arg(long, default_value = "12..22")]
+        difficulties: String,
+        #[arg(long, default_value_t = 5)]
+        repeats: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value = "out/experiments")]
+        out: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn difficulties(text: &str) -> Result<Vec<u32>, UsageError> {
+    let bad = || UsageError(format!("--difficulties {text:?}: expected FROM..TO, e.g. 12..22 (at most 40)"));
+    let (a, b) = text.split_once("..").ok_or_else(bad)?;
+    let (a, b): (u32, u32) = (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
+    if a > b || b > 40 {
+        return Err(bad());
+    }
+    Ok((a..=b).collect())
+}
+
+pub fn run(cmd: ExperimentCommand) -> Result<u8, UsageError> {
+    match cmd {
+        ExperimentCommand::Planner { trials, confidence, seed, out, json } => {
+            if trials == 0 || trials > 100_000 {
+                return Err(UsageError("--trials must be 1..=100000".into()));
+            }
+            if !(confidence > 0.0 && confidence < 1.0) {
+                return Err(UsageError("--confidence must be between 0 and 1 (exclusive)".into()));
+            }
+            let r = system().block_on(experiment::planner(trials, confidence, seed, &out));
+            match r {
+                Ok(s) => {
+                    if json {
+                        let v = serde_json::json!({
+                            "trials": s.trials, "confidence": s.confidence, "met": s.met,
+                            "fleet_ratio": s.fleet_ratio, "csv": s.csv, "plots": s.plots,
+                        });
+                        println!("{v}");
+                    } else {
+                        println!(
+                            "{} trials at P = {}: {:.1}% met the deadline",
+                            s.trials,
+                            s.confidence,
+                            s.met * 100.0
+                        );
+                        println!("fleet used / smallest sufficient fleet: {:.3}", s.fleet_ratio);
+                        println!(
+                            "data {}; plots {}",
+                            s.csv.display(),
+                            s.plots.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+                        );
+                    }
+                    Ok(exit::FOUND)
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Ok(exit::FAILURE)
+                }
+            }
+        }
+        ExperimentCommand::Scaling { workers, difficulties: d, repeats, seed, out, json } => {
+            let ds = difficulties(&d)?;
+            if workers.is_empty() || workers.iter().any(|&w| w == 0 || w > 64) {
+                return Err(UsageError("--workers must be a list of 1..=64".into()));
+            }
+            if repeats == 0 || repeats > 1000 {
+                return Err(UsageError("--repeats must be 1..=1000".into()));
+            }
+            match system().block_on(experiment::scaling(&workers, &ds, repeats, seed, &out)) {
+                Ok((csv, plots)) => {
+                    if json {
+                        println!("{}", serde_json::json!({ "csv": csv, "plots": plots }));
+                    } else {
+                        println!("data {}", csv.display());
+                        for p in plots {
+                            println!("plot {}", p.display());
+                        }
+                    }
+                    Ok(exit::FOUND)
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Ok(exit::FAILURE)
+                }
+            }
+        }
+    }
+}

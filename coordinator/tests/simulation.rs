@@ -1,0 +1,452 @@
+//! Deterministic simulation of the sans-IO `Job` and `Ledger` under seeded faults: message
+//! loss, duplication, reordering and delay; workers that stall and come back, crash (noticed
+//! by the launcher or not), run fast or slow, or lie about finds; launches that fail.
+//! Invariants are checked after every step, and the answer against the truth.
+//!
+//! `NONCE_SIM_SEEDS=100000` runs more seeds; `NONCE_SIM_SEED=N` replays one.
+
+use coordinator::job::{Input, Job, JobConfig, OutcomeKind, Output, MAX_FOUND};
+use protocol::{
+    verify, Command, Encoding, Event, EventBody, JobId, Mode, NonceRange, Puzzle, ShardId, ShardProgress,
+    WorkerId,
+};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+const STEP: Duration = Duration::from_millis(10);
+const MAX_STEPS: u64 = 60_000;
+const JOB: JobId = JobId(0x51);
+
+/// A few puzzles with their golden sets, computed once (hashing is the expensive part).
+struct World {
+    puzzles: Vec<(Puzzle, NonceRange, BTreeSet<u64>)>,
+}
+
+impl World {
+    fn new() -> World {
+        let mut puzzles = Vec::new();
+        for (i, d) in [10u32, 11, 12, 13, 16, 18].into_iter().enumerate() {
+            let p = Puzzle::append(format!("sim-{i}").into_bytes(), Encoding::Be32, d).expect("valid");
+            let range = NonceRange::new(1000 * i as u128, 1000 * i as u128 + 30_000);
+            let golden = (range.start as u64..range.end as u64).filter(|&n| verify(&p, n).golden).collect();
+            puzzles.push((p, range, golden));
+        }
+        World { puzzles }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Health {
+    Alive,
+    Stalled { until: u64 },
+    Crashed,
+}
+
+struct SimShard {
+    epoch: u64,
+    cursor: u128,
+    end: u128,
+}
+
+struct SimWorker {
+    id: WorkerId,
+    shards: BTreeMap<ShardId, SimShard>,
+    speed: u128,
+    health: Health,
+    stopped: bool,
+    liar: bool,
+    hello_at: u64,
+    said_hello: bool,
+    /// A direct command arrived: the coordinator knows this worker.
+    known: bool,
+    inbox: Vec<Command>,
+}
+
+enum Msg {
+    ToJob(Event),
+    ToWorker(usize, Command),
+}
+
+struct Faults {
+    loss: f64,
+    dup: f64,
+    max_delay: u64,
+    stall: f64,
+    crash: f64,
+    launch_fail: f64,
+}
+
+struct Sim<'w> {
+    rng: StdRng,
+    world: &'w World,
+    job: Job,
+    workers: Vec<SimWorker>,
+    net: Vec<(u64, u64, Msg)>, // (due step, tiebreak, message)
+    faults: Faults,
+    step: u64,
+    seq: u64,
+    golden: BTreeSet<u64>,
+    done_before: u128,
+    launched: usize,
+    starts: BTreeMap<(usize, ShardId), u128>,
+}
+
+impl<'w> Sim<'w> {
+    fn new(seed: u64, world: &'w World) -> Sim<'w> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let (puzzle, range, golden) = world.puzzles[rng.gen_range(0..world.puzzles.len())].clone();
+        let mode = [Mode::First, Mode::Lowest, Mode::Exhaustive][rng.gen_range(0..3)];
+        let workers = rng.gen_range(1..6);
+        let mut cfg = JobConfig::new(JOB, puzzle, mode, range, workers);
+        cfg.stall_timeout = Duration::from_millis(rng.gen_range(300..1500));
+        cfg.keepalive = Duration::from_millis(500);
+        cfg.min_steal = rng.gen_range(1..2000);
+        cfg.max_launches = workers * rng.gen_range(1..4);
+        let faults = Faults {
+            loss: if rng.gen_bool(0.5) { rng.gen_range(0.0..0.05) } else { 0.0 },
+            dup: rng.gen_range(0.0..0.1),
+            max_delay: rng.gen_range(0..30),
+            stall: if rng.gen_bool(0.6) { rng.gen_range(0.0..0.003) } else { 0.0 },
+            crash: if rng.gen_bool(0.3) { rng.gen_range(0.0..0.001) } else { 0.0 },
+            launch_fail: if rng.gen_bool(0.2) { 0.3 } else { 0.0 },
+        };
+        Sim {
+            rng,
+            world,
+            job: Job::new(cfg),
+            workers: Vec::new(),
+            net: Vec::new(),
+            faults,
+            step: 0,
+            seq: 0,
+            golden,
+            done_before: 0,
+            launched: 0,
+            starts: BTreeMap::new(),
+        }
+    }
+
+    fn now(&self) -> Duration {
+        STEP * self.step as u32
+    }
+
+    /// Puts a message on the network, maybe losing, duplicating or delaying it.
+    fn send(&mut self, msg: Msg) {
+        if self.rng.gen_bool(self.faults.loss) {
+            return;
+        }
+        let copies = if self.rng.gen_bool(self.faults.dup) { 2 } else { 1 };
+        for _ in 0..copies {
+            let due = self.step + 1 + self.rng.gen_range(0..=self.faults.max_delay);
+            self.seq += 1;
+            let m = match &msg {
+                Msg::ToJob(e) => Msg::ToJob(e.clone()),
+                Msg::ToWorker(w, c) => Msg::ToWorker(*w, c.clone()),
+            };
+            self.net.push((due, self.seq, m));
+        }
+    }
+
+    fn feed(&mut self, input: Input) {
+        let outs = self.job.handle(self.now(), input);
+        for o in outs {
+            match o {
+                Output::Send { worker, command, .. } => {
+                    if let Some(i) = self.workers.iter().position(|w| w.id == worker) {
+                        self.send(Msg::ToWorker(i, command));
+                    }
+                }
+                Output::Broadcast(command) => {
+                    for i in 0..self.workers.len() {
+                        self.send(Msg::ToWorker(i, command.clone()));
+                    }
+                }
+                Output::Launch { count } => {
+                    for _ in 0..count {
+                        if self.rng.gen_bool(self.faults.launch_fail) {
+                            let outs_input = Input::LaunchFailed { count: 1, reason: "simulated".into() };
+                            self.feed(outs_input);
+                            continue;
+                        }
+                        self.launched += 1;
+                        let id = WorkerId(format!("w{}", self.workers.len()));
+                        let fast = self.rng.gen_bool(0.5);
+                        self.workers.push(SimWorker {
+                            id,
+                            shards: BTreeMap::new(),
+                            speed: if fast {
+                                self.rng.gen_range(200..800)
+                            } else {
+                                self.rng.gen_range(5..60)
+                            },
+                            health: Health::Alive,
+                            stopped: false,
+                            liar: self.rng.gen_bool(0.1),
+                            hello_at: self.step + self.rng.gen_range(0..50),
+                            said_hello: false,
+                            known: false,
+                            inbox: Vec::new(),
+                        });
+                    }
+                }
+                Output::StopWorkers | Output::Finish(_) => {}
+            }
+        }
+    }
+
+    fn event(&mut self, w: usize, body: EventBody) {
+        let ev = Event { job: JOB, worker: self.workers[w].id.clone(), body };
+        self.send(Msg::ToJob(ev));
+    }
+
+    fn on_command(&mut self, w: usize, cmd: Command) {
+        if matches!(cmd, Command::Assign { .. } | Command::Shrink { .. } | Command::Revoke { .. }) {
+            self.workers[w].known = true;
+        }
+        match cmd {
+            Command::Assign { shard, epoch, range, .. } => {
+                self.starts.entry((w, shard)).or_insert(range.start);
+                self.workers[w].shards.entry(shard).or_insert(SimShard {
+                    epoch,
+                    cursor: range.start,
+                    end: range.end,
+                });
+            }
+            Command::Shrink { shard, epoch, new_end, .. } => {
+                let ack = self.workers[w].shards.get_mut(&shard).filter(|s| s.epoch == epoch).map(|s| {
+                    s.end = new_end.max(s.cursor).min(s.end);
+                    s.end
+                });
+                if let Some(end) = ack {
+                    self.event(w, EventBody::ShrinkAck { shard, epoch, end });
+                }
+            }
+            Command::Revoke { shard, epoch, .. } => {
+                if self.workers[w].shards.get(&shard).is_some_and(|s| s.epoch == epoch) {
+                    self.workers[w].shards.remove(&shard);
+                }
+            }
+            Command::Stop { .. } => {
+                self.workers[w].stopped = true;
+                self.event(w, EventBody::Bye);
+            }
+            Command::KeepAlive { .. } => {}
+        }
+    }
+
+    /// Golden nonces a worker has seen in a shard below `upto` (what its search reports).
+    fn shard_found(&self, w: usize, shard: ShardId, upto: u128) -> Vec<u64> {
+        let start = self.starts.get(&(w, shard)).copied().unwrap_or(upto);
+        self.golden.range(start as u64..upto as u64).copied().collect()
+    }
+
+    fn work(&mut self, w: usize) {
+        if !self.workers[w].said_hello {
+            if self.step >= self.workers[w].hello_at {
+                self.workers[w].said_hello = true;
+                self.event(w, EventBody::Hello { inbox: format!("sim://{w}"), cpus: 1 });
+            }
+            return;
+        }
+        if self.rng.gen_bool(self.faults.stall) {
+            let until = self.step + self.rng.gen_range(50..400);
+            self.workers[w].health = Health::Stalled { until };
+            return;
+        }
+        if self.rng.gen_bool(self.faults.crash) {
+            self.workers[w].health = Health::Crashed;
+            if self.rng.gen_bool(0.5) {
+                let id = self.workers[w].id.clone();
+                self.feed(Input::WorkerExited(id)); // the launcher noticed
+            }
+            return;
+        }
+        let pending = std::mem::take(&mut self.workers[w].inbox);
+        for cmd in pending {
+            self.on_command(w, cmd);
+        }
+        if self.workers[w].stopped {
+            return;
+        }
+        let n = self.workers[w].shards.len().max(1) as u128;
+        let speed = self.workers[w].speed / n + 1;
+        let ids: Vec<ShardId> = self.workers[w].shards.keys().copied().collect();
+        for id in ids {
+            let (epoch, from, to, end) = {
+                let s = &self.workers[w].shards[&id];
+                (s.epoch, s.cursor, (s.cursor + speed).min(s.end), s.end)
+            };
+            let found: Vec<u64> = self.golden.range(from as u64..to as u64).copied().collect();
+            for nonce in found {
+                self.event(w, EventBody::Found { shard: id, epoch, nonce });
+            }
+            if let Some(s) = self.workers[w].shards.get_mut(&id) {
+                s.cursor = to;
+            }
+            if to >= end {
+                self.workers[w].shards.remove(&id);
+                let found = self.shard_found(w, id, end);
+                self.event(w, EventBody::ShardDone { shard: id, epoch, best: None, end, found });
+            }
+        }
+        if self.workers[w].liar && self.rng.gen_bool(0.02) {
+            let nonce = self.rng.gen_range(0..1_000_000u64);
+            self.event(w, EventBody::Found { shard: ShardId(0), epoch: 0, nonce });
+        }
+        if self.step % 25 == (w as u64 % 25) {
+            let shards = self.workers[w]
+                .shards
+                .iter()
+                .map(|(&shard, s)| (shard, s.epoch, s.cursor))
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|(shard, epoch, cursor)| ShardProgress {
+                    shard,
+                    epoch,
+                    watermark: cursor,
+                    found: self.shard_found(w, shard, cursor),
+                })
+                .collect();
+            if !self.workers[w].known {
+                self.event(w, EventBody::Hello { inbox: format!("sim://{w}"), cpus: 1 });
+            }
+            self.event(w, EventBody::Heartbeat { shards, rate: 1000.0, best: None });
+        }
+    }
+
+    fn run(&mut self) -> Result<(), String> {
+        self.feed(Input::Start);
+        while self.step < MAX_STEPS {
+            self.step += 1;
+            // Deliver what is due, in a random order among equals (reordering).
+            let mut due: Vec<(u64, u64, Msg)> = Vec::new();
+            let mut keep = Vec::new();
+            for m in self.net.drain(..) {
+                if m.0 <= self.step {
+                    due.push(m);
+                } else {
+                    keep.push(m);
+                }
+            }
+            self.net = keep;
+            for i in (1..due.len()).rev() {
+                let j = self.rng.gen_range(0..=i);
+                due.swap(i, j);
+            }
+            for (_, _, m) in due {
+                match m {
+                    Msg::ToJob(ev) => self.feed(Input::Event(ev)),
+                    Msg::ToWorker(w, cmd) => match self.workers[w].health {
+                        Health::Crashed => {}
+                        _ => self.workers[w].inbox.push(cmd),
+                    },
+                }
+            }
+            if self.step % 5 == 0 {
+                self.feed(Input::Tick);
+            }
+            for w in 0..self.workers.len() {
+                match self.workers[w].health {
+                    Health::Alive => self.work(w),
+                    Health::Stalled { until } if self.step >= until => self.workers[w].health = Health::Alive,
+                    _ => {}
+                }
+            }
+            self.job.check()?;
+            let done = self.job.ledger().done_len();
+            if done < self.done_before {
+                return Err(format!("Done shrank from {} to {done}", self.done_before));
+            }
+            self.done_before = done;
+            if let Some(o) = self.job.outcome() {
+                return self.judge(o.clone());
+            }
+        }
+        let alive = self.workers.iter().filter(|w| w.health != Health::Crashed).count();
+        Err(format!("the job waits forever: {alive} workers not crashed, {} launched", self.launched))
+    }
+
+    fn judge(&self, o: coordinator::job::Outcome) -> Result<(), String> {
+        let cfg = self.job.config();
+        let truth: Vec<u64> = self.golden.iter().copied().collect();
+        match o.kind {
+            OutcomeKind::Found => {
+                let n = o.nonce.ok_or("found without a nonce")?;
+                if !self.golden.contains(&n) {
+                    return Err(format!("answer {n} is not golden"));
+                }
+                if cfg.mode == Mode::Lowest && Some(&n) != truth.first() {
+                    return Err(format!("lowest answer {n}, truth {:?}", truth.first()));
+                }
+                if cfg.mode == Mode::Exhaustive {
+                    let want: Vec<u64> = truth.iter().copied().take(MAX_FOUND).collect();
+                    if o.found != want {
+                        return Err(format!("exhaustive found {:?}, truth {want:?}", o.found));
+                    }
+                }
+            }
+            OutcomeKind::Exhausted => {
+                if !truth.is_empty() {
+                    return Err(format!("exhausted, but {} golden nonces exist", truth.len()));
+                }
+                if o.stats.searched != cfg.range.len() {
+                    return Err("exhausted without searching everything".into());
+                }
+            }
+            OutcomeKind::Failed(why) => {
+                let crashed = self.workers.iter().all(|w| w.health == Health::Crashed || !w.said_hello);
+                if !(crashed && self.launched + 0 <= cfg.max_launches) {
+                    let states: Vec<String> = self
+                        .workers
+                        .iter()
+                        .map(|w| {
+                            format!(
+                                "{}:{:?} hello={} known={} stopped={}",
+                                w.id, w.health, w.said_hello, w.known, w.stopped
+                            )
+                        })
+                        .collect();
+                    return Err(format!(
+                        "failed ({why}) while workers were alive: {states:?}; loss {:.3} stall {:.4} crash {:.4}; stall timeout {:?}",
+                        self.faults.loss, self.faults.stall, self.faults.crash, cfg.stall_timeout
+                    ));
+                }
+            }
+            other => return Err(format!("unexpected outcome {other:?}")),
+        }
+        let _ = self.world;
+        Ok(())
+    }
+}
+
+#[test]
+fn seeded_fault_simulation() {
+    let world = World::new();
+    let seeds: Vec<u64> = match std::env::var("NONCE_SIM_SEED") {
+        Ok(s) => vec![s.parse().expect("NONCE_SIM_SEED is a number")],
+        Err(_) => {
+            let n = std::env::var("NONCE_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(2000u64);
+            (0..n).collect()
+        }
+    };
+    let mut outcomes: BTreeMap<&'static str, usize> = BTreeMap::new();
+    for seed in seeds.iter().copied() {
+        let mut sim = Sim::new(seed, &world);
+        if let Err(e) = sim.run() {
+            panic!(
+                "seed {seed} failed at step {}: {e}\nreplay: NONCE_SIM_SEED={seed} cargo test -p coordinator --test simulation",
+                sim.step
+            );
+        }
+        let kind = sim.job.outcome().map_or("none", |o| o.kind.name());
+        *outcomes.entry(kind).or_default() += 1;
+    }
+    println!("{} seeds: {outcomes:?}", seeds.len());
+    if seeds.len() >= 1000 {
+        // The faults must actually have been exercised, not just the happy path.
+        assert!(outcomes.get("found").copied().unwrap_or(0) > seeds.len() / 2);
+        assert!(outcomes.get("exhausted").copied().unwrap_or(0) > 0);
+    }
+}
