@@ -225,6 +225,9 @@ pub struct Job {
     finished: Option<Outcome>,
     /// Time of the input being handled.
     now: Duration,
+    /// Something may have made a worker idle or freed work since the last `assign_idle`; keeps
+    /// the per-heartbeat cost logarithmic instead of a scan of every worker.
+    idle_dirty: bool,
 }
 
 impl Job {
@@ -254,6 +257,7 @@ impl Job {
             stats: Stats::default(),
             finished: None,
             now: Duration::ZERO,
+            idle_dirty: true,
         }
     }
 
@@ -507,6 +511,7 @@ impl Job {
     }
 
     fn on_hello(&mut self, now: Duration, worker: WorkerId, inbox: String) {
+        self.idle_dirty = true;
         match self.workers.get_mut(&worker) {
             Some(w) => {
                 // A duplicate Hello, or a worker back from a stall: it keeps nothing it lost.
@@ -542,6 +547,7 @@ impl Job {
             if w.health == Health::Stalled {
                 tracing::info!(job = %self.cfg.job, %worker, "stalled worker is back");
                 w.health = Health::Live;
+                self.idle_dirty = true;
             }
         }
     }
@@ -562,6 +568,7 @@ impl Job {
 
     fn drop_shard(&mut self, shard: ShardId) {
         if let Some(s) = self.shards.remove(&shard) {
+            self.idle_dirty = true;
             // Whatever was not searched goes back to Free.
             self.ledger.release(NonceRange::new(s.watermark, s.end), shard);
             if let Some(w) = self.workers.get_mut(&s.worker) {
@@ -573,6 +580,7 @@ impl Job {
 
     fn shrunk(&mut self, shard: ShardId, end: u128) {
         let Some(s) = self.shards.get_mut(&shard) else { return };
+        self.idle_dirty = true;
         s.shrinking = false;
         let thief = s.thief.take();
         if end >= s.end {
@@ -591,6 +599,7 @@ impl Job {
     fn end_steal_wait(&mut self, thief: Option<WorkerId>) {
         if let Some(w) = thief.and_then(|t| self.workers.get_mut(&t)) {
             w.waiting_steal = false;
+            self.idle_dirty = true;
         }
     }
 
@@ -675,6 +684,8 @@ impl Job {
         if self.started_at.is_none() {
             return;
         }
+        // A periodic look at idle workers bounds any missed wake-up to one tick.
+        self.idle_dirty = true;
         // Launches that never said Hello are written off, so they can be replaced.
         let patience = self.cfg.abandon_after.max(self.cfg.stall_timeout * 10);
         self.pending.retain(|&at| now <= at + patience);
@@ -747,6 +758,9 @@ impl Job {
 
     /// Gives work to every live worker without any: free ranges first, then a steal.
     fn assign_idle(&mut self, now: Duration, out: &mut Vec<Output>) {
+        if !std::mem::take(&mut self.idle_dirty) {
+            return;
+        }
         let idle: Vec<WorkerId> = self
             .workers
             .iter()
