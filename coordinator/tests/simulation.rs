@@ -78,9 +78,8 @@ struct Faults {
     launch_fail: f64,
 }
 
-struct Sim<'w> {
+struct Sim {
     rng: StdRng,
-    world: &'w World,
     job: Job,
     workers: Vec<SimWorker>,
     net: Vec<(u64, u64, Msg)>, // (due step, tiebreak, message)
@@ -93,8 +92,8 @@ struct Sim<'w> {
     starts: BTreeMap<(usize, ShardId), u128>,
 }
 
-impl<'w> Sim<'w> {
-    fn new(seed: u64, world: &'w World) -> Sim<'w> {
+impl Sim {
+    fn new(seed: u64, world: &World) -> Sim {
         let mut rng = StdRng::seed_from_u64(seed);
         let (puzzle, range, golden) = world.puzzles[rng.gen_range(0..world.puzzles.len())].clone();
         let mode = [Mode::First, Mode::Lowest, Mode::Exhaustive][rng.gen_range(0..3)];
@@ -114,7 +113,6 @@ impl<'w> Sim<'w> {
         };
         Sim {
             rng,
-            world,
             job: Job::new(cfg),
             workers: Vec::new(),
             net: Vec::new(),
@@ -397,7 +395,7 @@ impl<'w> Sim<'w> {
             }
             OutcomeKind::Failed(why) => {
                 let crashed = self.workers.iter().all(|w| w.health == Health::Crashed || !w.said_hello);
-                if !(crashed && self.launched + 0 <= cfg.max_launches) {
+                if !crashed {
                     let states: Vec<String> = self
                         .workers
                         .iter()
@@ -416,7 +414,6 @@ impl<'w> Sim<'w> {
             }
             other => return Err(format!("unexpected outcome {other:?}")),
         }
-        let _ = self.world;
         Ok(())
     }
 }

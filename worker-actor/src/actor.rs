@@ -7,7 +7,7 @@
 use crate::kernel::Backend;
 use crate::search::{SearchEvent, ShardSearch};
 use actix::prelude::*;
-use protocol::{Best, Command, Epoch, Event, EventBody, JobId, ShardId, ShardProgress, WorkerId};
+use protocol::{Command, Epoch, Event, EventBody, JobId, ShardId, ShardProgress, WorkerId};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -216,14 +216,5 @@ impl Handler<Inbox> for WorkerActor {
             Command::Stop { .. } => ctx.stop(),
             Command::KeepAlive { .. } => {}
         }
-    }
-}
-
-/// The best of several reports, by leading zero bits.
-pub fn better(a: Option<Best>, b: Option<Best>) -> Option<Best> {
-    match (a, b) {
-        (Some(x), Some(y)) => Some(if y.leading_zeros > x.leading_zeros { y } else { x }),
-        (x, None) => x,
-        (None, y) => y,
     }
 }

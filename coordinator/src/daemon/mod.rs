@@ -69,13 +69,7 @@ pub fn main() -> ExitCode {
     if args.state_dir.is_some() {
         config.state_dir = args.state_dir.clone();
     }
-    let system = actix::System::with_tokio_rt(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap_or_else(|e| panic!("cannot start the tokio runtime: {e}"))
-    });
+    let system = crate::cli::search::system();
     let result = if args.health_check {
         system.block_on(health_check(config.socket_path()))
     } else {

@@ -129,10 +129,6 @@ pub unsafe fn scan(
             }
         }
     }
-    for i in groups * LANES as u64..count {
-        let nonce = start.wrapping_add(i);
-        if t.key_portable(nonce) <= threshold {
-            threshold = on_candidate(nonce);
-        }
-    }
+    let done = groups * LANES as u64;
+    t.scan_portable(start.wrapping_add(done), count - done, threshold, on_candidate);
 }

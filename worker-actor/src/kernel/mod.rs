@@ -135,15 +135,7 @@ impl Kernel {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `Kernel::new` keeps Avx2 only when the CPU supports AVX2.
             Backend::Avx2 => unsafe { avx2::scan(&self.template, start, count, threshold, on_candidate) },
-            _ => {
-                let mut threshold = threshold;
-                // Counted, not `start..start + count`: a range may end exactly at 2^64.
-                for nonce in (0..count).map(|i| start.wrapping_add(i)) {
-                    if self.template.key_portable(nonce) <= threshold {
-                        threshold = on_candidate(nonce);
-                    }
-                }
-            }
+            _ => self.template.scan_portable(start, count, threshold, on_candidate),
         }
     }
 }

@@ -184,10 +184,6 @@ pub unsafe fn scan<const N: usize>(
             }
         }
     }
-    for i in groups * N as u64..count {
-        let nonce = start.wrapping_add(i);
-        if t.key_portable(nonce) <= threshold {
-            threshold = on_candidate(nonce);
-        }
-    }
+    let done = groups * N as u64;
+    t.scan_portable(start.wrapping_add(done), count - done, threshold, on_candidate);
 }

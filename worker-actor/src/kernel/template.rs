@@ -99,6 +99,23 @@ impl Template {
         self.key_of(&out)
     }
 
+    /// The portable scan of `start..start+count`: the reference loop, and every fast
+    /// backend's tail (the nonces that do not fill a group of lanes).
+    pub(crate) fn scan_portable(
+        &self,
+        start: u64,
+        count: u64,
+        mut threshold: u32,
+        on_candidate: &mut dyn FnMut(u64) -> u32,
+    ) {
+        // Counted, not `start..start + count`: a range may end exactly at 2^64.
+        for nonce in (0..count).map(|i| start.wrapping_add(i)) {
+            if self.key_portable(nonce) <= threshold {
+                threshold = on_candidate(nonce);
+            }
+        }
+    }
+
     /// The key from the second hash's output state.
     #[inline(always)]
     pub(crate) fn key_of(&self, out: &[u32; 8]) -> u32 {
