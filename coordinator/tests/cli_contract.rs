@@ -107,6 +107,28 @@ fn genesis_nonce_is_found_by_a_ranged_search_with_its_nbits() {
 }
 
 #[test]
+fn block_one_nonce_is_found_from_its_header_with_the_nonce_zeroed() {
+    // Bitcoin block 1, its nonce bytes blanked: the search must put 2573394689 back.
+    let header = "010000006fe28c0ab6f1b372c1a6a246ae63f74f931e8365e15a089c68d6190000000000982051fd1e4ba744bbbe680e1fee14677ba1a3c3540bf7b1cdb606e857233e0e61bc6649ffff001d00000000";
+    let out = noncectl(&[
+        "search",
+        "--header-hex",
+        header,
+        "--target-bits",
+        "1d00ffff",
+        "--range",
+        "2573300000..2573400000",
+        "--mode",
+        "lowest",
+        "--json",
+    ]);
+    let v = json_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    assert_eq!(v["nonce"], 2573394689u64);
+    assert_eq!(v["hash"], "00000000839a8e6886ab5951d76f411475428afc90947ee320161bbf18eb6048");
+}
+
+#[test]
 fn json_has_every_contract_field() {
     let out = noncectl(&["search", "--block", "COMSM0010cloud", "--difficulty", "12", "--json"]);
     let v = json_of(&out);

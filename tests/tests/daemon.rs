@@ -271,3 +271,28 @@ fn ready_is_sent_to_the_notify_socket() {
     let text = String::from_utf8_lossy(&buf[..n]);
     assert!(text.lines().any(|l| l == "READY=1"), "{text:?}");
 }
+
+#[test]
+fn ctrl_c_on_a_client_search_cancels_the_daemons_job() {
+    let d = Daemon::start("ctrlc", None);
+    let child = Command::new(bin("noncectl"))
+        .args(["search", "--block", "x", "--difficulty", "200", "--json", "--socket"])
+        .arg(&d.socket)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("noncectl starts");
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill").success());
+    let out = child.wait_with_output().expect("exits");
+    assert_eq!(out.status.code(), Some(130));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(v["outcome"], "cancelled");
+    let jobs = call(&d.socket, "search.list", json!({}));
+    let job = &jobs["result"][0];
+    assert_eq!(
+        (job["state"].as_str(), job["outcome"].as_str()),
+        (Some("finished"), Some("cancelled")),
+        "{jobs}"
+    );
+}

@@ -24,6 +24,16 @@ fn worker_pids(parent: u32) -> Vec<String> {
     }
 }
 
+/// Whether `pid` runs (a zombie, exited but not yet reaped, does not count).
+fn running(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit(')').next().and_then(|rest| rest.split_whitespace().next()).map(|st| st != "Z")
+        })
+        .unwrap_or(false)
+}
+
 fn signal(sig: &str, pid: &str) {
     assert!(Command::new("kill").args([sig, pid]).status().expect("kill").success(), "kill {sig} {pid}");
 }
@@ -48,8 +58,7 @@ fn disturbed_search(disturb: impl FnOnce(&str)) -> serde_json::Value {
     // No worker outlives the job.
     std::thread::sleep(Duration::from_millis(2500));
     for pid in &pids {
-        let alive = Command::new("kill").args(["-0", pid]).stderr(Stdio::null()).status().expect("kill -0");
-        assert!(!alive.success(), "worker {pid} outlived the job");
+        assert!(!running(pid), "worker {pid} outlived the job");
     }
     v
 }
@@ -77,4 +86,42 @@ fn a_killed_worker_is_resharded_at_once() {
     assert_eq!(v["nonce"], REFERENCE, "{v}");
     assert!(v["reshards"].as_u64().expect("n") >= 1, "{v}");
     assert!(t.elapsed() < Duration::from_secs(60));
+}
+
+#[test]
+fn workers_exit_by_themselves_when_the_coordinator_dies() {
+    let mut child = Command::new(bin("noncectl"))
+        .args([
+            "search",
+            "--block",
+            "orphan",
+            "--difficulty",
+            "200",
+            "--workers",
+            "3",
+            "--launcher",
+            "process",
+        ])
+        .env("NONCE_LOG", "error")
+        .env("NONCE_WORKER_BIN", bin("nonce-worker"))
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("noncectl starts");
+    let pids = worker_pids(child.id());
+    assert_eq!(pids.len(), 3);
+    std::thread::sleep(Duration::from_millis(500));
+    signal("-KILL", &child.id().to_string());
+    let _ = child.wait();
+    // No Stop was ever sent: each worker must notice on its own (its pipe closed; the orphan
+    // timeout is the backstop) and leave.
+    let t = Instant::now();
+    for pid in &pids {
+        loop {
+            if !running(pid) {
+                break;
+            }
+            assert!(t.elapsed() < Duration::from_secs(10), "worker {pid} outlived its coordinator");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
