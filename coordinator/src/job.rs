@@ -16,6 +16,30 @@ use std::time::Duration;
 /// Golden nonces a job keeps (the lowest ones).
 pub const MAX_FOUND: usize = 100;
 
+/// What a restarted coordinator knows of a job's earlier life: the ranges known searched and
+/// the golden nonces found (re-verified on load: a journal is trusted no more than a worker).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Snapshot {
+    /// As `"start..end"` strings: JSON numbers (and serde's tagged enums) cannot carry 2^64.
+    #[serde(with = "range_strings")]
+    pub done: Vec<NonceRange>,
+    pub found: Vec<u64>,
+}
+
+mod range_strings {
+    use protocol::NonceRange;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(ranges: &[NonceRange], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(ranges.iter().map(|r| r.to_string()))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<NonceRange>, D::Error> {
+        let texts = Vec::<String>::deserialize(d)?;
+        texts.iter().map(|t| NonceRange::parse(t, 1u128 << 64).map_err(serde::de::Error::custom)).collect()
+    }
+}
+
 /// Everything fixed about a job when it starts.
 #[derive(Clone, Debug)]
 pub struct JobConfig {
@@ -38,6 +62,8 @@ pub struct JobConfig {
     /// With no worker live, none starting and no launches left for this long, the job fails
     /// (so it never waits forever); a launch that never says Hello is written off after it.
     pub abandon_after: Duration,
+    /// Progress from an earlier run of this job, to resume from.
+    pub resume: Option<Snapshot>,
 }
 
 impl JobConfig {
@@ -57,6 +83,7 @@ impl JobConfig {
             // Above a worker's chunk (2^16) so a steal frees real work, not a claimed chunk.
             min_steal: 1 << 18,
             abandon_after: Duration::from_secs(60),
+            resume: None,
         }
     }
 }
@@ -240,14 +267,30 @@ impl Job {
             Mode::Lowest => (range.len() / (cfg.workers.max(1) as u128 * 64)).max(1 << 16).min(even),
             Mode::First | Mode::Exhaustive => even,
         };
+        let mut ledger = Ledger::new(range);
+        let mut found = BTreeSet::new();
+        if let Some(snap) = &cfg.resume {
+            for r in &snap.done {
+                ledger.mark_done(*r);
+            }
+            found.extend(
+                snap.found
+                    .iter()
+                    .copied()
+                    .filter(|&n| range.contains(u128::from(n)) && verify(&cfg.puzzle, n).golden),
+            );
+            while found.len() > MAX_FOUND {
+                found.pop_last();
+            }
+        }
         Job {
-            ledger: Ledger::new(range),
+            ledger,
             cfg,
             workers: BTreeMap::new(),
             shards: BTreeMap::new(),
             next_shard: 1,
             next_epoch: 1,
-            found: BTreeSet::new(),
+            found,
             best: None,
             pending: Vec::new(),
             last_live: Duration::ZERO,
@@ -271,6 +314,14 @@ impl Job {
 
     pub fn ledger(&self) -> &Ledger {
         &self.ledger
+    }
+
+    /// What a restarted coordinator needs to resume this job without redoing work.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            done: self.ledger.intervals().filter(|(_, st)| *st == Span::Done).map(|(r, _)| r).collect(),
+            found: self.found.iter().copied().collect(),
+        }
     }
 
     pub fn outcome(&self) -> Option<&Outcome> {
@@ -377,8 +428,16 @@ impl Job {
         self.last_keepalive = now;
         self.last_live = now;
         tracing::info!(job = %self.cfg.job, puzzle = %self.cfg.puzzle.describe(), range = %self.cfg.range,
-            mode = %self.cfg.mode, workers = self.cfg.workers, "job started");
-        self.launch(self.cfg.workers, out);
+            mode = %self.cfg.mode, workers = self.cfg.workers, resumed_done = %self.ledger.done_len(), "job started");
+        if self.cfg.mode == Mode::Lowest {
+            if let Some(&n) = self.found.first() {
+                self.trim_above(now, u128::from(n), out);
+            }
+        }
+        self.check_done(now, out);
+        if self.finished.is_none() {
+            self.launch(self.cfg.workers, out);
+        }
     }
 
     fn launch(&mut self, count: usize, out: &mut Vec<Output>) {

@@ -37,6 +37,8 @@ pub struct JobSpec {
     pub timings: WorkerTimings,
     pub backend: Backend,
     pub launcher: LauncherKind,
+    /// Progress of an earlier run of the same job (daemon recovery).
+    pub resume: Option<crate::job::Snapshot>,
 }
 
 impl JobSpec {
@@ -52,6 +54,7 @@ impl JobSpec {
             timings: WorkerTimings::default(),
             backend: Backend::detect(),
             launcher: LauncherKind::Threads,
+            resume: None,
         }
     }
 
@@ -59,6 +62,7 @@ impl JobSpec {
     pub fn config(&self, job: JobId) -> JobConfig {
         let mut cfg = JobConfig::new(job, self.puzzle.clone(), self.mode, self.range, self.workers);
         cfg.deadline = self.deadline;
+        cfg.resume = self.resume.clone();
         cfg.keepalive = self.timings.orphan_timeout / 4;
         cfg.stall_timeout = self.timings.heartbeat * 12;
         cfg

@@ -1,7 +1,7 @@
 //! `JobSupervisor`: the actor that owns one [`Job`], feeds it events and ticks, and carries
 //! out what it decides. All decisions are the `Job`'s; this shell only moves messages.
 
-use crate::job::{Input, Job, Outcome, Output, Status, WorkerInfo};
+use crate::job::{Input, Job, Outcome, Output, Snapshot, Status, WorkerInfo};
 use crate::launcher::{Launcher, WorkerGone};
 use crate::transport::{Transport, WorkerEvent};
 use actix::prelude::*;
@@ -17,6 +17,11 @@ pub struct CancelJob;
 #[derive(Debug, Message)]
 #[rtype(result = "Status")]
 pub struct GetStatus;
+
+/// The job's progress, for the journal.
+#[derive(Debug, Message)]
+#[rtype(result = "Snapshot")]
+pub struct GetSnapshot;
 
 /// List the job's workers.
 #[derive(Debug, Message)]
@@ -133,6 +138,13 @@ impl Handler<GetStatus> for JobSupervisor {
     type Result = MessageResult<GetStatus>;
     fn handle(&mut self, _: GetStatus, _: &mut Context<Self>) -> Self::Result {
         MessageResult(self.job.status())
+    }
+}
+
+impl Handler<GetSnapshot> for JobSupervisor {
+    type Result = MessageResult<GetSnapshot>;
+    fn handle(&mut self, _: GetSnapshot, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.job.snapshot())
     }
 }
 

@@ -90,6 +90,8 @@ struct Sim {
     done_before: u128,
     launched: usize,
     starts: BTreeMap<(usize, ShardId), u128>,
+    /// Step at which the coordinator restarts from its snapshot (its workers die with it).
+    restart_at: Option<u64>,
 }
 
 impl Sim {
@@ -103,6 +105,7 @@ impl Sim {
         cfg.keepalive = Duration::from_millis(500);
         cfg.min_steal = rng.gen_range(1..2000);
         cfg.max_launches = workers * rng.gen_range(1..4);
+        let restart = rng.gen_bool(0.25);
         let faults = Faults {
             loss: if rng.gen_bool(0.5) { rng.gen_range(0.0..0.05) } else { 0.0 },
             dup: rng.gen_range(0.0..0.1),
@@ -111,6 +114,7 @@ impl Sim {
             crash: if rng.gen_bool(0.3) { rng.gen_range(0.0..0.001) } else { 0.0 },
             launch_fail: if rng.gen_bool(0.2) { 0.3 } else { 0.0 },
         };
+        let restart_at = restart.then(|| rng.gen_range(5..400));
         Sim {
             rng,
             job: Job::new(cfg),
@@ -123,6 +127,7 @@ impl Sim {
             done_before: 0,
             launched: 0,
             starts: BTreeMap::new(),
+            restart_at,
         }
     }
 
@@ -344,6 +349,21 @@ impl Sim {
             }
             if self.step % 5 == 0 {
                 self.feed(Input::Tick);
+            }
+            if self.restart_at == Some(self.step) && self.job.outcome().is_none() {
+                // The coordinator dies and comes back from its journal; its workers die with it,
+                // but their messages already on the way still arrive.
+                let mut cfg = self.job.config().clone();
+                cfg.resume = Some(self.job.snapshot());
+                self.job = Job::new(cfg);
+                for w in &mut self.workers {
+                    w.health = Health::Crashed;
+                }
+                self.feed(Input::Start);
+                let done = self.job.ledger().done_len();
+                if done < self.done_before {
+                    return Err(format!("restart lost progress: {} -> {done}", self.done_before));
+                }
             }
             for w in 0..self.workers.len() {
                 match self.workers[w].health {

@@ -296,3 +296,33 @@ fn ctrl_c_on_a_client_search_cancels_the_daemons_job() {
         "{jobs}"
     );
 }
+
+#[test]
+fn sigkill_mid_job_then_restart_resumes_from_the_journal_with_the_right_answer() {
+    let mut d = Daemon::start("sigkill", None);
+    // The lowest d=27 nonce of "sup-a" is 213623294 (see supervision.rs): several seconds of work.
+    let started = call(
+        &d.socket,
+        "search.start",
+        json!({"block": "sup-a", "difficulty": 27, "mode": "lowest", "workers": 2}),
+    );
+    let job = started["result"]["job_id"].as_str().expect("job").to_string();
+    std::thread::sleep(Duration::from_millis(3500)); // past one progress record (every 2 s)
+    let before = call(&d.socket, "search.status", json!({"job_id": job}));
+    let searched_before = before["result"]["searched"].as_u64().expect("searched");
+    assert!(searched_before > 0, "{before}");
+    d.child.kill().expect("SIGKILL");
+    let _ = d.child.wait();
+    let journal = std::fs::read_to_string(d.dir.join("state/journal.jsonl")).expect("journal");
+    assert!(journal.contains("\"type\":\"progress\""), "progress is journaled");
+    let dir = d.dir.clone();
+    std::mem::forget(d);
+    std::fs::remove_file(dir.join("nonced.sock")).ok(); // a crash leaves the socket behind
+    let d2 = Daemon::start_in(dir, None, &[]);
+    // The resumed job starts from the journaled progress, not from zero.
+    let resumed = call(&d2.socket, "search.status", json!({"job_id": job}));
+    assert!(resumed["result"]["searched"].as_u64().unwrap_or(u64::MAX) > 0, "{resumed}");
+    let r = call(&d2.socket, "search.wait", json!({"job_id": job, "timeout_s": 120}));
+    assert_eq!(r["result"]["finished"], true, "{r}");
+    assert_eq!(r["result"]["result"]["nonce"], 213_623_294u64, "{r}");
+}

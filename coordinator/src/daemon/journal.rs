@@ -10,14 +10,26 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use crate::job::Snapshot;
 use crate::request::SearchRequest;
 
 /// One journal line.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Record {
-    Start { job: String, request: Box<SearchRequest> },
-    Finish { job: String, result: Value },
+    Start {
+        job: String,
+        request: Box<SearchRequest>,
+    },
+    Finish {
+        job: String,
+        result: Value,
+    },
+    /// Ranges known searched and nonces found so far, for resuming after a crash.
+    Progress {
+        job: String,
+        snapshot: Snapshot,
+    },
 }
 
 /// A job as the journal remembers it.
@@ -26,6 +38,7 @@ pub struct Remembered {
     pub job: JobId,
     pub request: SearchRequest,
     pub result: Option<Value>,
+    pub progress: Option<Snapshot>,
 }
 
 /// See the module docs.
@@ -58,7 +71,19 @@ impl Journal {
                     Record::Start { job, request } => {
                         if let Ok(id) = job.parse::<JobId>() {
                             jobs.retain(|j| j.job != id);
-                            jobs.push(Remembered { job: id, request: *request, result: None });
+                            jobs.push(Remembered {
+                                job: id,
+                                request: *request,
+                                result: None,
+                                progress: None,
+                            });
+                        }
+                    }
+                    Record::Progress { job, snapshot } => {
+                        if let Some(j) =
+                            job.parse::<JobId>().ok().and_then(|id| jobs.iter_mut().find(|j| j.job == id))
+                        {
+                            j.progress = Some(snapshot);
                         }
                     }
                     Record::Finish { job, result } => {
@@ -127,10 +152,17 @@ mod tests {
         j.append(&Record::Finish { job: JobId(2).to_string(), result: serde_json::json!({}) })
             .expect("write");
         drop(j);
-        let (_, after) = Journal::open(&dir).expect("reopens");
+        let (j, after) = Journal::open(&dir).expect("reopens");
         assert!(after[1].result.is_some(), "a record after a torn line is read");
+        // Progress up to the very end of a 64-bit space survives the round trip.
+        let snapshot =
+            Snapshot { done: vec![protocol::NonceRange::new(5, 1u128 << 64)], found: vec![u64::MAX] };
+        j.append(&Record::Progress { job: JobId(1).to_string(), snapshot: snapshot.clone() }).expect("write");
+        drop(j);
+        let (_, again) = Journal::open(&dir).expect("reopens");
+        assert_eq!(again[0].progress.as_ref(), Some(&snapshot));
         assert!(jobs[0].result.is_some());
-        assert_eq!(jobs[1], Remembered { job: JobId(2), request: req, result: None });
+        assert_eq!(jobs[1], Remembered { job: JobId(2), request: req, result: None, progress: None });
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

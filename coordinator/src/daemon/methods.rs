@@ -9,7 +9,7 @@ use crate::job::Status;
 use crate::registry::{Coordinator, FindJob, StartJob};
 use crate::request::SearchRequest;
 use crate::spec::JobSpec;
-use crate::supervisor::{CancelJob, GetStatus, GetWorkers, JobSupervisor, WaitJob};
+use crate::supervisor::{CancelJob, GetSnapshot, GetStatus, GetWorkers, JobSupervisor, WaitJob};
 use actix::Addr;
 use protocol::JobId;
 use serde::Deserialize;
@@ -19,6 +19,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// How often a running job's progress is journaled.
+const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 
 /// A job the daemon knows: its request, its spec, and its result once finished.
 #[derive(Debug, Clone)]
@@ -105,7 +108,10 @@ impl DaemonMethods {
                     self.jobs().insert(r.job, JobEntry { request: r.request, spec, result: Some(result) });
                 }
                 None => {
-                    tracing::info!(job = %r.job, "resuming a job from the journal");
+                    let mut spec = spec;
+                    let done: u128 = r.progress.as_ref().map_or(0, |p| p.done.iter().map(|d| d.len()).sum());
+                    tracing::info!(job = %r.job, searched = %done, "resuming a job from the journal");
+                    spec.resume = r.progress;
                     if let Err(e) = self.launch(r.request, spec, Some(r.job)).await {
                         tracing::error!(job = %r.job, error = %e, "could not resume a job");
                     }
@@ -213,7 +219,26 @@ impl DaemonMethods {
         self.jobs().insert(job, JobEntry { request, spec: spec.clone(), result: None });
         let me = Arc::clone(self);
         tokio::spawn(async move {
-            let Ok(Ok(outcome)) = sup.send(WaitJob).await else { return };
+            // Journal progress every couple of seconds while the job runs, so a crash costs at
+            // most that much work; then the result.
+            let mut last = spec.resume.clone().unwrap_or_default();
+            let outcome = loop {
+                match tokio::time::timeout(PROGRESS_EVERY, sup.send(WaitJob)).await {
+                    Ok(Ok(Ok(outcome))) => break outcome,
+                    Ok(_) => return,
+                    Err(_) => {
+                        let Ok(snapshot) = sup.send(GetSnapshot).await else { return };
+                        if snapshot != last {
+                            let record =
+                                Record::Progress { job: job.to_string(), snapshot: snapshot.clone() };
+                            if let Err(e) = me.journal.append(&record) {
+                                tracing::error!(%job, error = %e, "could not journal progress");
+                            }
+                            last = snapshot;
+                        }
+                    }
+                }
+            };
             let result = SearchReport {
                 job,
                 puzzle: &spec.puzzle,
