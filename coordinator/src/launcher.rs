@@ -33,38 +33,43 @@ impl Default for WorkerTimings {
     }
 }
 
+/// What every launcher needs to start a job's workers: who they serve, where their events
+/// and exits go, and how they run.
+#[derive(Clone)]
+pub struct WorkerWiring {
+    pub job: JobId,
+    pub events: Recipient<WorkerEvent>,
+    pub gone: Recipient<WorkerGone>,
+    pub threads: usize,
+    pub timings: WorkerTimings,
+    pub backend: Backend,
+}
+
+impl std::fmt::Debug for WorkerWiring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerWiring").field("job", &self.job).field("threads", &self.threads).finish()
+    }
+}
+
 /// In-process worker actors, each with its own hashing threads.
 pub struct ThreadsLauncher {
-    job: JobId,
+    wiring: WorkerWiring,
     network: MemoryNetwork,
-    events: Recipient<WorkerEvent>,
-    gone: Recipient<WorkerGone>,
-    threads_per_worker: usize,
-    timings: WorkerTimings,
-    backend: Backend,
     started: Vec<Addr<WorkerActor>>,
 }
 
 impl std::fmt::Debug for ThreadsLauncher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ThreadsLauncher")
-            .field("job", &self.job)
+            .field("job", &self.wiring.job)
             .field("started", &self.started.len())
             .finish()
     }
 }
 
 impl ThreadsLauncher {
-    pub fn new(
-        job: JobId,
-        network: MemoryNetwork,
-        events: Recipient<WorkerEvent>,
-        gone: Recipient<WorkerGone>,
-        threads_per_worker: usize,
-        timings: WorkerTimings,
-        backend: Backend,
-    ) -> Self {
-        ThreadsLauncher { job, network, events, gone, threads_per_worker, timings, backend, started: vec![] }
+    pub fn new(wiring: WorkerWiring, network: MemoryNetwork) -> Self {
+        ThreadsLauncher { wiring, network, started: vec![] }
     }
 }
 
@@ -72,20 +77,21 @@ impl Launcher for ThreadsLauncher {
     fn launch(&mut self, count: usize) -> Result<(), String> {
         for _ in 0..count {
             let n = self.started.len();
-            let id = WorkerId(format!("t{n}-{}", self.job));
+            let w = &self.wiring;
+            let id = WorkerId(format!("t{n}-{}", w.job));
             let inbox = format!("mem://{id}");
             let cfg = WorkerConfig {
                 id: id.clone(),
-                job: self.job,
+                job: w.job,
                 inbox: inbox.clone(),
-                threads: self.threads_per_worker,
-                heartbeat: self.timings.heartbeat,
-                orphan_timeout: self.timings.orphan_timeout,
-                backend: self.backend,
+                threads: w.threads,
+                heartbeat: w.timings.heartbeat,
+                orphan_timeout: w.timings.orphan_timeout,
+                backend: w.backend,
             };
             let network = self.network.clone();
-            let gone = self.gone.clone();
-            let sink = std::sync::Arc::new(MemorySink(self.events.clone()));
+            let gone = w.gone.clone();
+            let sink = std::sync::Arc::new(MemorySink(w.events.clone()));
             let exit_inbox = inbox.clone();
             let actor = WorkerActor::new(cfg, sink).on_exit(move |_| {
                 network.unregister(&exit_inbox);

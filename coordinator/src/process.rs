@@ -3,17 +3,15 @@
 //! exit is known at once (its stdout closes) and reported, so its range is re-sharded without
 //! waiting for the stall timeout.
 
-use crate::launcher::{Launcher, WorkerGone, WorkerTimings};
+use crate::launcher::{Launcher, WorkerGone, WorkerWiring};
 use crate::transport::{Transport, WorkerEvent};
-use actix::Recipient;
-use protocol::{codec, Command, JobId, Message, WorkerId};
+use protocol::{codec, Command, Message, WorkerId};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use worker_actor::Backend;
 
 /// How long stopped workers get to leave before they are killed.
 const STOP_GRACE: Duration = Duration::from_secs(2);
@@ -60,44 +58,24 @@ impl Transport for PipeNetwork {
 
 /// See the module docs.
 pub struct ProcessLauncher {
-    job: JobId,
+    wiring: WorkerWiring,
     network: PipeNetwork,
-    events: Recipient<WorkerEvent>,
-    gone: Recipient<WorkerGone>,
-    threads: usize,
-    timings: WorkerTimings,
-    backend: Backend,
     children: Arc<Mutex<Vec<Child>>>,
     started: usize,
 }
 
 impl std::fmt::Debug for ProcessLauncher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProcessLauncher").field("job", &self.job).field("started", &self.started).finish()
+        f.debug_struct("ProcessLauncher")
+            .field("job", &self.wiring.job)
+            .field("started", &self.started)
+            .finish()
     }
 }
 
 impl ProcessLauncher {
-    pub fn new(
-        job: JobId,
-        network: PipeNetwork,
-        events: Recipient<WorkerEvent>,
-        gone: Recipient<WorkerGone>,
-        threads: usize,
-        timings: WorkerTimings,
-        backend: Backend,
-    ) -> Self {
-        ProcessLauncher {
-            job,
-            network,
-            events,
-            gone,
-            threads,
-            timings,
-            backend,
-            children: Arc::default(),
-            started: 0,
-        }
+    pub fn new(wiring: WorkerWiring, network: PipeNetwork) -> Self {
+        ProcessLauncher { wiring, network, children: Arc::default(), started: 0 }
     }
 }
 
@@ -118,17 +96,18 @@ pub fn worker_binary() -> Result<PathBuf, String> {
 impl Launcher for ProcessLauncher {
     fn launch(&mut self, count: usize) -> Result<(), String> {
         let bin = worker_binary()?;
+        let w = self.wiring.clone();
         for _ in 0..count {
-            let id = WorkerId(format!("p{}-{}", self.started, self.job));
+            let id = WorkerId(format!("p{}-{}", self.started, w.job));
             self.started += 1;
             let mut child = std::process::Command::new(&bin)
-                .env("NONCE_JOB_ID", self.job.to_string())
+                .env("NONCE_JOB_ID", w.job.to_string())
                 .env("NONCE_WORKER_ID", &id.0)
                 .env("NONCE_TRANSPORT", "stdio")
-                .env("NONCE_THREADS", self.threads.to_string())
-                .env("NONCE_HEARTBEAT_MS", self.timings.heartbeat.as_millis().to_string())
-                .env("NONCE_ORPHAN_TIMEOUT_S", self.timings.orphan_timeout.as_secs().max(1).to_string())
-                .env("NONCE_KERNEL", self.backend.name())
+                .env("NONCE_THREADS", w.threads.to_string())
+                .env("NONCE_HEARTBEAT_MS", w.timings.heartbeat.as_millis().to_string())
+                .env("NONCE_ORPHAN_TIMEOUT_S", w.timings.orphan_timeout.as_secs().max(1).to_string())
+                .env("NONCE_KERNEL", w.backend.name())
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit())
@@ -144,7 +123,7 @@ impl Launcher for ProcessLauncher {
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(format!("stdio://{id}"), stdin);
             let (events, gone, inbox, network) =
-                (self.events.clone(), self.gone.clone(), format!("stdio://{id}"), self.network.clone());
+                (w.events.clone(), w.gone.clone(), format!("stdio://{id}"), self.network.clone());
             std::thread::Builder::new()
                 .name(format!("pipe-{id}"))
                 .spawn(move || {

@@ -2,7 +2,7 @@
 //! the daemon and the embedded CLI both go through it.
 
 use crate::job::Job;
-use crate::launcher::{Launcher, ThreadsLauncher};
+use crate::launcher::{Launcher, ThreadsLauncher, WorkerWiring};
 use crate::process::{PipeNetwork, ProcessLauncher};
 use crate::spec::JobSpec;
 use crate::spec::LauncherKind;
@@ -56,31 +56,25 @@ impl Handler<StartJob> for Coordinator {
         };
         let network = self.network.clone();
         let tick = (spec.timings.heartbeat / 2).max(Duration::from_millis(20));
-        let addr = JobSupervisor::launch(Job::new(spec.config(job)), tick, move |ctx| match spec.launcher {
-            LauncherKind::Threads => {
-                let launcher = ThreadsLauncher::new(
-                    job,
-                    network.clone(),
-                    ctx.address().recipient(),
-                    ctx.address().recipient(),
-                    spec.threads_per_worker,
-                    spec.timings.clone(),
-                    spec.backend,
-                );
-                (Box::new(network) as Box<dyn Transport>, Box::new(launcher) as Box<dyn Launcher>)
-            }
-            LauncherKind::Process => {
-                let pipes = PipeNetwork::default();
-                let launcher = ProcessLauncher::new(
-                    job,
-                    pipes.clone(),
-                    ctx.address().recipient(),
-                    ctx.address().recipient(),
-                    spec.threads_per_worker,
-                    spec.timings.clone(),
-                    spec.backend,
-                );
-                (Box::new(pipes) as Box<dyn Transport>, Box::new(launcher) as Box<dyn Launcher>)
+        let addr = JobSupervisor::launch(Job::new(spec.config(job)), tick, move |ctx| {
+            let wiring = WorkerWiring {
+                job,
+                events: ctx.address().recipient(),
+                gone: ctx.address().recipient(),
+                threads: spec.threads_per_worker,
+                timings: spec.timings.clone(),
+                backend: spec.backend,
+            };
+            match spec.launcher {
+                LauncherKind::Threads => {
+                    let launcher = ThreadsLauncher::new(wiring, network.clone());
+                    (Box::new(network) as Box<dyn Transport>, Box::new(launcher) as Box<dyn Launcher>)
+                }
+                LauncherKind::Process => {
+                    let pipes = PipeNetwork::default();
+                    let launcher = ProcessLauncher::new(wiring, pipes.clone());
+                    (Box::new(pipes) as Box<dyn Transport>, Box::new(launcher) as Box<dyn Launcher>)
+                }
             }
         });
         self.jobs.insert(job, addr.clone());
