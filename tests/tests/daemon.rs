@@ -307,7 +307,7 @@ fn sigkill_mid_job_then_restart_resumes_from_the_journal_with_the_right_answer()
         json!({"block": "sup-a", "difficulty": 27, "mode": "lowest", "workers": 2}),
     );
     let job = started["result"]["job_id"].as_str().expect("job").to_string();
-    std::thread::sleep(Duration::from_millis(3500)); // past one progress record (every 2 s)
+    std::thread::sleep(Duration::from_millis(4500)); // past two progress records (every 2 s)
     let before = call(&d.socket, "search.status", json!({"job_id": job}));
     let searched_before = before["result"]["searched"].as_u64().expect("searched");
     assert!(searched_before > 0, "{before}");
