@@ -135,7 +135,7 @@ impl WorkerActor {
         self.emit(EventBody::Heartbeat { shards, rate, best });
     }
 
-    fn assign(&mut self, shard: ShardId, epoch: Epoch, cmd: &Command) {
+    fn assign(&mut self, shard: ShardId, epoch: Epoch, cmd: &Command, ctx: &mut Context<Self>) {
         let Command::Assign { puzzle, range, mode, .. } = cmd else { return };
         if self.shards.contains_key(&shard) {
             return; // a duplicate delivery
@@ -152,7 +152,7 @@ impl WorkerActor {
             sink.send(Event { job, worker: worker.clone(), body });
         };
         tracing::debug!(worker = %self.cfg.id, %shard, %range, "assigned");
-        let search = ShardSearch::start(
+        let started = ShardSearch::start(
             puzzle,
             *range,
             *mode,
@@ -161,7 +161,17 @@ impl WorkerActor {
             Arc::clone(&self.hashed),
             Box::new(report),
         );
-        self.shards.insert(shard, RunningShard { epoch, search });
+        match started {
+            Ok(search) => {
+                self.shards.insert(shard, RunningShard { epoch, search });
+            }
+            Err(e) => {
+                // Leave: the coordinator re-shards our range to workers that can hash.
+                tracing::error!(worker = %self.cfg.id, error = %e, "cannot hash; leaving the job");
+                self.exit = ExitReason::Failed;
+                ctx.stop();
+            }
+        }
     }
 }
 
@@ -197,7 +207,7 @@ impl Handler<Inbox> for WorkerActor {
             self.known = true;
         }
         match &cmd {
-            Command::Assign { shard, epoch, .. } => self.assign(*shard, *epoch, &cmd),
+            Command::Assign { shard, epoch, .. } => self.assign(*shard, *epoch, &cmd, ctx),
             Command::Shrink { shard, epoch, new_end, .. } => {
                 // An unknown shard has finished (or was revoked): its end stands as it was, and
                 // ShardDone (already sent) tells the coordinator so.

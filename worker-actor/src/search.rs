@@ -78,7 +78,7 @@ impl ShardSearch {
         backend: Backend,
         hashed: Arc<AtomicU64>,
         report: Box<Report>,
-    ) -> Self {
+    ) -> Result<Self, String> {
         let threads = threads.max(1);
         let end = range.end.min(puzzle.space().end);
         let shared = Arc::new(Shared {
@@ -98,23 +98,27 @@ impl ShardSearch {
             report,
         });
         let chunk = (range.len() / (threads as u128 * 8)).clamp(1, MAX_CHUNK);
-        let threads = (0..threads)
-            .map(|i| {
-                let shared = Arc::clone(&shared);
-                std::thread::Builder::new()
-                    .name(format!("hash-{i}"))
-                    .spawn(move || {
-                        let caught =
-                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&shared, chunk)));
-                        if caught.is_err() {
-                            shared.failed.store(true, Ordering::Relaxed);
-                            shared.cancelled.store(true, Ordering::Relaxed);
-                        }
-                    })
-                    .unwrap_or_else(|e| panic!("cannot spawn a hashing thread: {e}"))
-            })
-            .collect();
-        ShardSearch { shared, threads }
+        let mut search = ShardSearch { shared, threads: Vec::with_capacity(threads) };
+        for i in 0..threads {
+            let shared = Arc::clone(&search.shared);
+            let spawned = std::thread::Builder::new().name(format!("hash-{i}")).spawn(move || {
+                let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&shared, chunk)));
+                if caught.is_err() {
+                    shared.failed.store(true, Ordering::Relaxed);
+                    shared.cancelled.store(true, Ordering::Relaxed);
+                }
+            });
+            match spawned {
+                Ok(handle) => search.threads.push(handle),
+                Err(e) => {
+                    // The threads already started count themselves out; none reports Finished.
+                    search.shared.lock().live_threads -= threads - i;
+                    search.join();
+                    return Err(format!("cannot start a hashing thread: {e}"));
+                }
+            }
+        }
+        Ok(search)
     }
 
     /// Every nonce of the shard below this has been checked.
@@ -262,7 +266,8 @@ mod tests {
             Box::new(move |e| {
                 let _ = tx.lock().map(|t| t.send(e));
             }),
-        );
+        )
+        .expect("threads start");
         let mut found = vec![];
         loop {
             match rx.recv_timeout(Duration::from_secs(60)).expect("search finishes") {
@@ -305,7 +310,8 @@ mod tests {
             Backend::Portable,
             Arc::new(AtomicU64::new(0)),
             Box::new(|_| {}),
-        );
+        )
+        .expect("threads start");
         std::thread::sleep(Duration::from_millis(20));
         let end = s.shrink(10);
         assert!(end >= 10);
