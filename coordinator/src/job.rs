@@ -64,6 +64,9 @@ pub struct JobConfig {
     pub abandon_after: Duration,
     /// Progress from an earlier run of this job, to resume from.
     pub resume: Option<Snapshot>,
+    /// Which life of the coordinator this is; sent in keep-alives so workers that outlived
+    /// an earlier one re-introduce themselves.
+    pub incarnation: u64,
 }
 
 impl JobConfig {
@@ -84,6 +87,7 @@ impl JobConfig {
             min_steal: 1 << 18,
             abandon_after: Duration::from_secs(60),
             resume: None,
+            incarnation: 1,
         }
     }
 }
@@ -267,6 +271,7 @@ impl Job {
             Mode::Lowest => (range.len() / (cfg.workers.max(1) as u128 * 64)).max(1 << 16).min(even),
             Mode::First | Mode::Exhaustive => even,
         };
+        let base = 1 + (u64::from(cfg.incarnation as u32) << 32);
         let mut ledger = Ledger::new(range);
         let mut found = BTreeSet::new();
         if let Some(snap) = &cfg.resume {
@@ -288,8 +293,10 @@ impl Job {
             cfg,
             workers: BTreeMap::new(),
             shards: BTreeMap::new(),
-            next_shard: 1,
-            next_epoch: 1,
+            // Each incarnation numbers from its own base, so a worker that outlived an earlier
+            // coordinator can never mistake a new assignment for its old one.
+            next_shard: base,
+            next_epoch: base,
             found,
             best: None,
             pending: Vec::new(),
@@ -463,8 +470,11 @@ impl Job {
     }
 
     /// No worker alive, none starting, and none may be launched: waiting would be forever.
+    /// A resumed job never decides this at once: workers that outlived the previous
+    /// coordinator may still introduce themselves (the tick's patience rule decides).
     fn no_way_forward(&self) -> bool {
-        self.workers.values().all(|w| w.health == Health::Dead)
+        self.cfg.resume.is_none()
+            && self.workers.values().all(|w| w.health == Health::Dead)
             && self.pending.is_empty()
             && self.stats.launched >= self.cfg.max_launches
     }
@@ -757,7 +767,10 @@ impl Job {
         }
         if now >= self.last_keepalive + self.cfg.keepalive {
             self.last_keepalive = now;
-            out.push(Output::Broadcast(Command::KeepAlive { job: self.cfg.job }));
+            out.push(Output::Broadcast(Command::KeepAlive {
+                job: self.cfg.job,
+                incarnation: self.cfg.incarnation,
+            }));
         }
         let stalled: Vec<WorkerId> = self
             .workers

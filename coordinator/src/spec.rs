@@ -63,6 +63,7 @@ impl JobSpec {
         let mut cfg = JobConfig::new(job, self.puzzle.clone(), self.mode, self.range, self.workers);
         cfg.deadline = self.deadline;
         cfg.resume = self.resume.clone();
+        cfg.incarnation = rand::random();
         cfg.keepalive = self.timings.orphan_timeout / 4;
         cfg.stall_timeout = self.timings.heartbeat * 12;
         cfg

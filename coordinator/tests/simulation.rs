@@ -61,6 +61,7 @@ struct SimWorker {
     said_hello: bool,
     /// A direct command arrived: the coordinator knows this worker.
     known: bool,
+    incarnation: Option<u64>,
     inbox: Vec<Command>,
 }
 
@@ -190,6 +191,7 @@ impl Sim {
                             hello_at: self.step + self.rng.gen_range(0..50),
                             said_hello: false,
                             known: false,
+                            incarnation: None,
                             inbox: Vec::new(),
                         });
                     }
@@ -235,7 +237,13 @@ impl Sim {
                 self.workers[w].stopped = true;
                 self.event(w, EventBody::Bye);
             }
-            Command::KeepAlive { .. } => {}
+            Command::KeepAlive { incarnation, .. } => {
+                if self.workers[w].incarnation.is_some_and(|i| i != incarnation) {
+                    self.workers[w].known = false;
+                    self.event(w, EventBody::Hello { inbox: format!("sim://{w}"), cpus: 1 });
+                }
+                self.workers[w].incarnation = Some(incarnation);
+            }
         }
     }
 
@@ -351,13 +359,16 @@ impl Sim {
                 self.feed(Input::Tick);
             }
             if self.restart_at == Some(self.step) && self.job.outcome().is_none() {
-                // The coordinator dies and comes back from its journal; its workers die with it,
-                // but their messages already on the way still arrive.
+                // The coordinator dies and comes back from its journal. Some workers die with it
+                // (pipes, threads); the others (as on AWS) outlive it and must be adopted.
                 let mut cfg = self.job.config().clone();
                 cfg.resume = Some(self.job.snapshot());
+                cfg.incarnation += 1;
                 self.job = Job::new(cfg);
-                for w in &mut self.workers {
-                    w.health = Health::Crashed;
+                for w in 0..self.workers.len() {
+                    if self.rng.gen_bool(0.5) {
+                        self.workers[w].health = Health::Crashed;
+                    }
                 }
                 self.feed(Input::Start);
                 let done = self.job.ledger().done_len();

@@ -77,8 +77,9 @@ pub enum Command {
     Revoke { job: JobId, shard: ShardId, epoch: Epoch },
     /// Stop everything for `job` (or for every job when `None`) and exit.
     Stop { job: Option<JobId> },
-    /// The coordinator is alive; workers that stop hearing these stop themselves.
-    KeepAlive { job: JobId },
+    /// The coordinator is alive; workers that stop hearing these stop themselves. A new
+    /// `incarnation` means the coordinator restarted: workers say Hello again to be adopted.
+    KeepAlive { job: JobId, incarnation: u64 },
 }
 
 impl Command {
@@ -87,7 +88,7 @@ impl Command {
             Command::Assign { job, .. }
             | Command::Shrink { job, .. }
             | Command::Revoke { job, .. }
-            | Command::KeepAlive { job } => Some(*job),
+            | Command::KeepAlive { job, .. } => Some(*job),
             Command::Stop { job } => *job,
         }
     }

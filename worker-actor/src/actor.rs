@@ -64,6 +64,8 @@ pub struct WorkerActor {
     on_exit: Option<Box<dyn FnOnce(ExitReason) + Send>>,
     /// A direct command has arrived, so the coordinator knows us: stop repeating Hello.
     known: bool,
+    /// The coordinator's incarnation from its keep-alives.
+    incarnation: Option<u64>,
 }
 
 impl std::fmt::Debug for WorkerActor {
@@ -84,6 +86,7 @@ impl WorkerActor {
             exit: ExitReason::Stopped,
             on_exit: None,
             known: false,
+            incarnation: None,
         }
     }
 
@@ -137,8 +140,15 @@ impl WorkerActor {
 
     fn assign(&mut self, shard: ShardId, epoch: Epoch, cmd: &Command, ctx: &mut Context<Self>) {
         let Command::Assign { puzzle, range, mode, .. } = cmd else { return };
-        if self.shards.contains_key(&shard) {
-            return; // a duplicate delivery
+        match self.shards.get(&shard) {
+            Some(s) if s.epoch == epoch => return, // a duplicate delivery
+            Some(_) => {
+                // Same id from another coordinator life: the new assignment wins.
+                if let Some(old) = self.shards.remove(&shard) {
+                    old.search.cancel();
+                }
+            }
+            None => {}
         }
         let sink = Arc::clone(&self.sink);
         let (job, worker) = (self.cfg.job, self.cfg.id.clone());
@@ -224,7 +234,18 @@ impl Handler<Inbox> for WorkerActor {
                 }
             }
             Command::Stop { .. } => ctx.stop(),
-            Command::KeepAlive { .. } => {}
+            Command::KeepAlive { incarnation, .. } => {
+                if self.incarnation.is_some_and(|i| i != *incarnation) {
+                    // The coordinator restarted without us: introduce ourselves to the new one.
+                    tracing::info!(worker = %self.cfg.id, "coordinator restarted; saying Hello again");
+                    self.known = false;
+                    self.emit(EventBody::Hello {
+                        inbox: self.cfg.inbox.clone(),
+                        cpus: self.cfg.threads as u32,
+                    });
+                }
+                self.incarnation = Some(*incarnation);
+            }
         }
     }
 }
