@@ -3,8 +3,20 @@
 use super::search::system;
 use super::{exit, UsageError};
 use crate::experiment;
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use std::path::PathBuf;
+
+/// Flags every experiment takes.
+#[derive(Args, Debug)]
+pub struct Common {
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Directory for the CSV and the plots.
+    #[arg(long, default_value = "out/experiments")]
+    out: PathBuf,
+    #[arg(long)]
+    json: bool,
+}
 
 #[derive(Subcommand, Debug)]
 pub enum ExperimentCommand {
@@ -14,13 +26,8 @@ pub enum ExperimentCommand {
         trials: usize,
         #[arg(long, default_value_t = 0.9)]
         confidence: f64,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Directory for the CSV and the plots.
-        #[arg(long, default_value = "out/experiments")]
-        out: PathBuf,
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        common: Common,
     },
     /// Time to a golden nonce across workers and difficulties (report section 7, figures 5-7).
     Scaling {
@@ -32,12 +39,8 @@ pub enum ExperimentCommand {
         difficulties: String,
         #[arg(long, default_value_t = 5)]
         repeats: usize,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        #[arg(long, default_value = "out/experiments")]
-        out: PathBuf,
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        common: Common,
     },
 }
 
@@ -53,7 +56,7 @@ fn difficulties(text: &str) -> Result<Vec<u32>, UsageError> {
 
 pub fn run(cmd: ExperimentCommand) -> Result<u8, UsageError> {
     match cmd {
-        ExperimentCommand::Planner { trials, confidence, seed, out, json } => {
+        ExperimentCommand::Planner { trials, confidence, common: Common { seed, out, json } } => {
             if trials == 0 || trials > 100_000 {
                 return Err(UsageError("--trials must be 1..=100000".into()));
             }
@@ -91,7 +94,12 @@ pub fn run(cmd: ExperimentCommand) -> Result<u8, UsageError> {
                 }
             }
         }
-        ExperimentCommand::Scaling { workers, difficulties: d, repeats, seed, out, json } => {
+        ExperimentCommand::Scaling {
+            workers,
+            difficulties: d,
+            repeats,
+            common: Common { seed, out, json },
+        } => {
             let ds = difficulties(&d)?;
             if workers.is_empty() || workers.iter().any(|&w| w == 0 || w > 64) {
                 return Err(UsageError("--workers must be a list of 1..=64".into()));
