@@ -195,7 +195,7 @@ impl SearchRequest {
 fn parse_hex(flag: &str, text: &str) -> Result<Vec<u8>, UsageError> {
     let t = text.trim();
     let t = t.strip_prefix("0x").unwrap_or(t);
-    if t.len() % 2 != 0 {
+    if !t.len().is_multiple_of(2) {
         return Err(UsageError(format!("{flag}: odd number of hex digits ({})", t.len())));
     }
     hex::decode(t).map_err(|e| UsageError(format!("{flag}: not hex ({e})")))

@@ -355,7 +355,7 @@ impl Sim {
                     },
                 }
             }
-            if self.step % 5 == 0 {
+            if self.step.is_multiple_of(5) {
                 self.feed(Input::Tick);
             }
             if self.restart_at == Some(self.step) && self.job.outcome().is_none() {
