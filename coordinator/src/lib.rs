@@ -17,6 +17,7 @@ pub mod experiment;
 pub mod job;
 pub mod launcher;
 pub mod ledger;
+pub mod logging;
 pub mod planner;
 pub mod plot;
 pub mod process;

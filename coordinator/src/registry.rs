@@ -32,7 +32,6 @@ pub struct ListJobs;
 /// See the module docs.
 #[derive(Debug, Default)]
 pub struct Coordinator {
-    network: MemoryNetwork,
     jobs: BTreeMap<JobId, Addr<JobSupervisor>>,
 }
 
@@ -54,7 +53,8 @@ impl Handler<StartJob> for Coordinator {
                 }
             },
         };
-        let network = self.network.clone();
+        // Each job its own network: its broadcasts reach its own workers and no one else's.
+        let network = MemoryNetwork::default();
         let tick = (spec.timings.heartbeat / 2).max(Duration::from_millis(20));
         let addr = JobSupervisor::launch(Job::new(spec.config(job)), tick, move |ctx| {
             let wiring = WorkerWiring {

@@ -63,7 +63,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { exit::USAGE } else { 0 });
         }
     };
-    init_logging();
+    crate::logging::init(crate::logging::Audience::Terminal, "warn");
     let code = match cli.command {
         Command::Search(args) => search::run(args),
         Command::Verify(args) => verify::run(args),
@@ -79,10 +79,4 @@ pub fn main() -> ExitCode {
             ExitCode::from(exit::USAGE)
         }
     }
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("NONCE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }

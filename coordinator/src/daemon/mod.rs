@@ -15,7 +15,6 @@ use crate::registry::{Coordinator, ListJobs};
 use actix::prelude::*;
 use clap::Parser;
 use config::{DaemonConfig, OnShutdown};
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -52,7 +51,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    init_logging();
+    crate::logging::init(crate::logging::Audience::Service, "info");
     let mut config = match &args.config {
         Some(path) => match DaemonConfig::load(path) {
             Ok(c) => c,
@@ -82,18 +81,6 @@ pub fn main() -> ExitCode {
             tracing::error!(error = %e, "nonced stopped");
             ExitCode::from(if args.health_check { 1 } else { 3 })
         }
-    }
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("NONCE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // A person at a terminal reads text; journald and CloudWatch get one JSON object per line.
-    if std::io::stderr().is_terminal() {
-        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
-    } else {
-        let _ =
-            tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stdout).try_init();
     }
 }
 

@@ -1,0 +1,26 @@
+//! Logging set-up shared by `noncectl` and `nonced`: `NONCE_LOG` filters; a person at a
+//! terminal reads text on stderr; a service (journald, CloudWatch) gets one JSON object per
+//! line on stdout.
+
+use std::io::IsTerminal;
+
+/// Who reads the logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    /// A command-line user: text on stderr (stdout is for results).
+    Terminal,
+    /// A daemon: text on a terminal, JSON lines on stdout otherwise.
+    Service,
+}
+
+/// Installs the global subscriber; `default` is the filter when `NONCE_LOG` is unset.
+pub fn init(audience: Audience, default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("NONCE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    if audience == Audience::Service && !std::io::stderr().is_terminal() {
+        let _ =
+            tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stdout).try_init();
+    } else {
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    }
+}
