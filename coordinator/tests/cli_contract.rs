@@ -101,9 +101,10 @@ fn genesis_nonce_is_found_by_a_ranged_search_with_its_nbits() {
     assert_eq!(v["nonce"], 2083236893u64);
     assert_eq!(v["hash"], GENESIS_HASH);
     assert_eq!(v["leading_zeros"], 43);
-    // Everything below the answer was searched; little past it (the shards were trimmed).
+    // Everything below the answer was searched. Above it, how much got done before the trim
+    // arrived is a race (the whole 300,000-nonce range takes milliseconds), so at most all of it.
     let searched = v["searched"].as_u64().expect("number");
-    assert!((236893..300000).contains(&searched), "searched {searched}");
+    assert!((236893..=300000).contains(&searched), "searched {searched}");
 }
 
 #[test]
