@@ -59,6 +59,9 @@ pub struct JobConfig {
     pub deadline: Option<Duration>,
     /// Smallest piece worth stealing from a busy worker.
     pub min_steal: u128,
+    /// Smallest shard `lowest` hands out: each shard costs an `Assign` and a `ShardDone`,
+    /// free in memory but a request each over SQS.
+    pub min_shard: u128,
     /// With no worker live, none starting and no launches left for this long, the job fails
     /// (so it never waits forever); a launch that never says Hello is written off after it.
     pub abandon_after: Duration,
@@ -85,6 +88,7 @@ impl JobConfig {
             deadline: None,
             // Above a worker's chunk (2^16) so a steal frees real work, not a claimed chunk.
             min_steal: 1 << 18,
+            min_shard: 1 << 16,
             abandon_after: Duration::from_secs(60),
             resume: None,
             incarnation: 1,
@@ -268,7 +272,7 @@ impl Job {
         // `lowest` wants the whole fleet near the bottom of the range, so it hands out many
         // small shards in order; the others split evenly and rely on stealing at the end.
         let shard_len = match cfg.mode {
-            Mode::Lowest => (range.len() / (cfg.workers.max(1) as u128 * 64)).max(1 << 16).min(even),
+            Mode::Lowest => (range.len() / (cfg.workers.max(1) as u128 * 64)).max(cfg.min_shard).min(even),
             Mode::First | Mode::Exhaustive => even,
         };
         let base = 1 + (u64::from(cfg.incarnation as u32) << 32);

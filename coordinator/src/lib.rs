@@ -10,9 +10,11 @@
 //!   [`launcher`].
 //! - **Users**: the `noncectl` CLI ([`cli`]) and the `nonced` daemon.
 
+pub mod aws;
 pub mod calibration;
 pub mod cli;
 pub mod daemon;
+pub mod ecs_launcher;
 pub mod experiment;
 pub mod job;
 pub mod launcher;

@@ -1,7 +1,9 @@
-//! The `process` launcher: real `nonce-worker` processes on this machine, each reached through
-//! its stdin/stdout pipes with the wire codec's text form (what SQS would carry). A worker's
-//! exit is known at once (its stdout closes) and reported, so its range is re-sharded without
-//! waiting for the stall timeout.
+//! The `process` launcher: real `nonce-worker` processes on this machine. With the `memory`
+//! transport each is reached through its stdin/stdout pipes with the wire codec's text form
+//! (what SQS would carry); with `aws` they get the same environment an ECS task would and
+//! talk over SQS and SNS. Either way a worker's exit is known at once (its stdout closes, or
+//! the watcher sees it) and reported, so its range is re-sharded without waiting for the
+//! stall timeout.
 
 use crate::launcher::{Launcher, WorkerGone, WorkerWiring};
 use crate::transport::{Transport, WorkerEvent};
@@ -56,12 +58,22 @@ impl Transport for PipeNetwork {
     }
 }
 
+/// How process workers reach their coordinator.
+#[derive(Debug)]
+enum ProcessRoute {
+    Pipes(PipeNetwork),
+    /// The `aws` transport: workers get `worker_env` (queue URL, topic ARN, ...).
+    Aws(crate::aws::AwsContext),
+}
+
 /// See the module docs.
 pub struct ProcessLauncher {
     wiring: WorkerWiring,
-    network: PipeNetwork,
-    children: Arc<Mutex<Vec<Child>>>,
+    route: ProcessRoute,
+    children: Arc<Mutex<Vec<(WorkerId, Child)>>>,
     started: usize,
+    watching: bool,
+    salt: u16,
 }
 
 impl std::fmt::Debug for ProcessLauncher {
@@ -75,7 +87,57 @@ impl std::fmt::Debug for ProcessLauncher {
 
 impl ProcessLauncher {
     pub fn new(wiring: WorkerWiring, network: PipeNetwork) -> Self {
-        ProcessLauncher { wiring, network, children: Arc::default(), started: 0 }
+        ProcessLauncher {
+            wiring,
+            route: ProcessRoute::Pipes(network),
+            children: Arc::default(),
+            started: 0,
+            watching: false,
+            salt: rand::random(),
+        }
+    }
+
+    /// Workers over the `aws` transport. Like ECS tasks, they live on their own: they are
+    /// stopped by the broadcast (SIGTERM and a kill only if they ignore it), and a
+    /// coordinator that dies leaves them to be adopted by its next life or to time out.
+    pub fn over_aws(wiring: WorkerWiring, ctx: crate::aws::AwsContext) -> Self {
+        ProcessLauncher {
+            wiring,
+            route: ProcessRoute::Aws(ctx),
+            children: Arc::default(),
+            started: 0,
+            watching: false,
+            salt: rand::random(),
+        }
+    }
+
+    /// Reports aws workers' exits: they have no pipe whose end would tell.
+    fn watch(&mut self) -> Result<(), String> {
+        if self.watching {
+            return Ok(());
+        }
+        self.watching = true;
+        let children = Arc::downgrade(&self.children);
+        let gone = self.wiring.gone.clone();
+        std::thread::Builder::new()
+            .name(format!("watch-{}", self.wiring.job))
+            .spawn(move || {
+                while let Some(children) = children.upgrade() {
+                    let mut list = children.lock().unwrap_or_else(|e| e.into_inner());
+                    list.retain_mut(|(id, c)| match c.try_wait() {
+                        Ok(None) => true,
+                        _ => {
+                            gone.do_send(WorkerGone(id.clone()));
+                            false
+                        }
+                    });
+                    drop(list);
+                    drop(children);
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            })
+            .map(|_| ())
+            .map_err(|e| format!("cannot start a process watcher: {e}"))
     }
 }
 
@@ -98,32 +160,40 @@ impl Launcher for ProcessLauncher {
         let bin = worker_binary()?;
         let w = self.wiring.clone();
         for _ in 0..count {
-            let id = WorkerId(format!("p{}-{}", self.started, w.job));
+            // The salt keeps ids (and inbox names) unique across coordinator lives: a resumed
+            // job adopts the previous life's workers while launching its own.
+            let id = WorkerId(format!("p{}-{:04x}-{}", self.started, self.salt, w.job));
             self.started += 1;
-            let mut child = std::process::Command::new(&bin)
-                .env("NONCE_JOB_ID", w.job.to_string())
+            let mut cmd = std::process::Command::new(&bin);
+            cmd.env("NONCE_JOB_ID", w.job.to_string())
                 .env("NONCE_WORKER_ID", &id.0)
-                .env("NONCE_TRANSPORT", "stdio")
                 .env("NONCE_THREADS", w.threads.to_string())
-                .env("NONCE_HEARTBEAT_MS", w.timings.heartbeat.as_millis().to_string())
+                .env("NONCE_HEARTBEAT_MS", w.timings.heartbeat.as_millis().max(1).to_string())
                 .env("NONCE_ORPHAN_TIMEOUT_S", w.timings.orphan_timeout.as_secs().max(1).to_string())
                 .env("NONCE_KERNEL", w.backend.name())
+                .stderr(Stdio::inherit());
+            if let ProcessRoute::Aws(ctx) = &self.route {
+                cmd.envs(ctx.worker_env(w.job, &w.timings)).stdin(Stdio::null()).stdout(Stdio::null());
+                let child = cmd.spawn().map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+                self.children.lock().unwrap_or_else(|e| e.into_inner()).push((id, child));
+                self.watch()?;
+                continue;
+            }
+            let ProcessRoute::Pipes(network) = &self.route else { continue };
+            let mut child = cmd
+                .env("NONCE_TRANSPORT", "stdio")
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
-                .stderr(Stdio::inherit())
                 .spawn()
                 .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
             let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
                 let _ = child.kill();
                 return Err("worker pipes unavailable".into());
             };
-            self.network
-                .inboxes
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(format!("stdio://{id}"), stdin);
+            network.inboxes.lock().unwrap_or_else(|e| e.into_inner()).insert(format!("stdio://{id}"), stdin);
             let (events, gone, inbox, network) =
-                (w.events.clone(), w.gone.clone(), format!("stdio://{id}"), self.network.clone());
+                (w.events.clone(), w.gone.clone(), format!("stdio://{id}"), network.clone());
+            let child_id = id.clone();
             std::thread::Builder::new()
                 .name(format!("pipe-{id}"))
                 .spawn(move || {
@@ -140,25 +210,41 @@ impl Launcher for ProcessLauncher {
                     gone.do_send(WorkerGone(id));
                 })
                 .map_err(|e| format!("cannot start a pipe reader: {e}"))?;
-            self.children.lock().unwrap_or_else(|e| e.into_inner()).push(child);
+            self.children.lock().unwrap_or_else(|e| e.into_inner()).push((child_id, child));
         }
         Ok(())
     }
 
     fn stop_all(&mut self) {
-        // The Stop broadcast went first; closing the pipes is the second word; the third is a kill.
-        self.network.close_all();
+        // The Stop broadcast went first. Pipes: closing them is the second word, a kill the
+        // third. aws: the broadcast gets its grace, then SIGTERM, then a kill; the process
+        // does not exit before that is done (the guard).
+        let (guard, mut terminated) = match &self.route {
+            ProcessRoute::Pipes(network) => {
+                network.close_all();
+                (None, true)
+            }
+            ProcessRoute::Aws(ctx) => (Some(ctx.cleanup_guard()), false),
+        };
         let children = Arc::clone(&self.children);
         std::thread::spawn(move || {
-            let deadline = std::time::Instant::now() + STOP_GRACE;
+            let _guard = guard;
+            let mut deadline = std::time::Instant::now() + STOP_GRACE;
             loop {
                 let mut list = children.lock().unwrap_or_else(|e| e.into_inner());
-                list.retain_mut(|c| matches!(c.try_wait(), Ok(None)));
+                list.retain_mut(|(_, c)| matches!(c.try_wait(), Ok(None)));
                 if list.is_empty() {
                     return;
                 }
-                if std::time::Instant::now() >= deadline {
-                    for c in list.iter_mut() {
+                if std::time::Instant::now() >= deadline && !terminated {
+                    tracing::warn!(left = list.len(), "workers ignored the Stop broadcast: SIGTERM");
+                    for (_, c) in list.iter() {
+                        terminate(c.id());
+                    }
+                    terminated = true;
+                    deadline = std::time::Instant::now() + STOP_GRACE;
+                } else if std::time::Instant::now() >= deadline {
+                    for (_, c) in list.iter_mut() {
                         let _ = c.kill();
                         let _ = c.wait();
                     }
@@ -173,9 +259,21 @@ impl Launcher for ProcessLauncher {
 
 impl Drop for ProcessLauncher {
     fn drop(&mut self) {
-        for c in self.children.lock().unwrap_or_else(|e| e.into_inner()).iter_mut() {
+        if matches!(self.route, ProcessRoute::Aws(_)) {
+            return; // independent workers: see `over_aws`
+        }
+        for (_, c) in self.children.lock().unwrap_or_else(|e| e.into_inner()).iter_mut() {
             let _ = c.kill();
             let _ = c.wait();
         }
     }
+}
+
+/// SIGTERM (what ECS sends on StopTask), through `kill(1)`: no `unsafe` outside the kernel.
+fn terminate(pid: u32) {
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
 }

@@ -1,11 +1,12 @@
 //! `Coordinator`: the job registry. Starts a `JobSupervisor` per job and finds it again by id;
 //! the daemon and the embedded CLI both go through it.
 
+use crate::aws::{AwsContext, AwsNetwork};
+use crate::ecs_launcher::EcsLauncher;
 use crate::job::Job;
 use crate::launcher::{Launcher, ThreadsLauncher, WorkerWiring};
 use crate::process::{PipeNetwork, ProcessLauncher};
-use crate::spec::JobSpec;
-use crate::spec::LauncherKind;
+use crate::spec::{JobSpec, LauncherKind, TransportKind};
 use crate::supervisor::JobSupervisor;
 use crate::transport::MemoryNetwork;
 use crate::transport::Transport;
@@ -33,6 +34,15 @@ pub struct ListJobs;
 #[derive(Debug, Default)]
 pub struct Coordinator {
     jobs: BTreeMap<JobId, Addr<JobSupervisor>>,
+    /// The aws transport, when this process is set up for it.
+    aws: Option<AwsContext>,
+}
+
+impl Coordinator {
+    /// A coordinator whose jobs may use the aws transport.
+    pub fn with_aws(aws: Option<AwsContext>) -> Self {
+        Coordinator { jobs: BTreeMap::new(), aws }
+    }
 }
 
 impl Actor for Coordinator {
@@ -43,6 +53,22 @@ impl Handler<StartJob> for Coordinator {
     type Result = Result<(JobId, Addr<JobSupervisor>), String>;
 
     fn handle(&mut self, StartJob(spec, id): StartJob, _: &mut Context<Self>) -> Self::Result {
+        let aws = match (spec.transport, &self.aws) {
+            (TransportKind::Aws, None) => {
+                return Err("the aws transport is not set up here (give --aws-prefix, or an [aws] table in the daemon's config)".into())
+            }
+            (TransportKind::Aws, Some(ctx)) => Some(ctx.clone()),
+            (TransportKind::Memory, _) if spec.launcher == LauncherKind::Ecs => {
+                return Err("the ecs launcher needs the aws transport".into())
+            }
+            (TransportKind::Memory, _) => None,
+        };
+        if spec.launcher == LauncherKind::Ecs {
+            let has_ecs = aws.as_ref().and_then(|c| c.settings.ecs.as_ref()).is_some();
+            if !has_ecs {
+                return Err("the ecs launcher needs its settings (--ecs-cluster, --ecs-task-definition, --ecs-subnets, --ecs-security-groups)".into());
+            }
+        }
         let job = match id {
             Some(id) if self.jobs.contains_key(&id) => return Err(format!("job {id} already exists")),
             Some(id) => id,
@@ -61,21 +87,36 @@ impl Handler<StartJob> for Coordinator {
                 job,
                 events: ctx.address().recipient(),
                 gone: ctx.address().recipient(),
+                launch_failed: ctx.address().recipient(),
                 threads: spec.threads_per_worker,
                 timings: spec.timings.clone(),
                 backend: spec.backend,
             };
-            match spec.launcher {
-                LauncherKind::Threads => {
-                    let launcher = ThreadsLauncher::new(wiring, network.clone());
-                    (Box::new(network) as Box<dyn Transport>, Box::new(launcher) as Box<dyn Launcher>)
-                }
-                LauncherKind::Process => {
-                    let pipes = PipeNetwork::default();
-                    let launcher = ProcessLauncher::new(wiring, pipes.clone());
-                    (Box::new(pipes) as Box<dyn Transport>, Box::new(launcher) as Box<dyn Launcher>)
-                }
-            }
+            let Some(aws) = aws else {
+                return match spec.launcher {
+                    LauncherKind::Process => {
+                        let pipes = PipeNetwork::default();
+                        let launcher = ProcessLauncher::new(wiring, pipes.clone());
+                        (Box::new(pipes) as Box<dyn Transport>, Box::new(launcher) as Box<dyn Launcher>)
+                    }
+                    // `Ecs` was refused above.
+                    LauncherKind::Threads | LauncherKind::Ecs => {
+                        let launcher = ThreadsLauncher::new(wiring, network.clone());
+                        (Box::new(network) as Box<dyn Transport>, Box::new(launcher) as Box<dyn Launcher>)
+                    }
+                };
+            };
+            let transport = Box::new(AwsNetwork::open(&aws, job, ctx.address().recipient()));
+            let launcher: Box<dyn Launcher> = match spec.launcher {
+                LauncherKind::Threads => Box::new(ThreadsLauncher::over_aws(wiring, aws)),
+                LauncherKind::Process => Box::new(ProcessLauncher::over_aws(wiring, aws)),
+                LauncherKind::Ecs => match EcsLauncher::new(wiring.clone(), aws.clone()) {
+                    Ok(l) => Box::new(l),
+                    // Checked above; should it still fail, the job fails instead of hanging.
+                    Err(e) => Box::new(crate::launcher::RefusingLauncher(e)),
+                },
+            };
+            (transport as Box<dyn Transport>, launcher)
         });
         self.jobs.insert(job, addr.clone());
         Ok((job, addr))

@@ -1,7 +1,10 @@
 //! `SearchRequest`: a search as a user states it, the same whether it comes from `noncectl`
 //! flags or from a JSON-RPC `search.start`. One validation path for both.
 
-use crate::spec::{cpus, JobSpec, LauncherKind};
+use crate::aws::AwsSettings;
+use crate::launcher::WorkerTimings;
+use crate::spec::{cpus, JobSpec, LauncherKind, TransportKind};
+use aws_transport::ecs::EcsSettings;
 use protocol::{Encoding, Layout, Mode, NonceRange, Puzzle, Target};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -51,7 +54,36 @@ pub struct SearchRequest {
     pub transport: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub launcher: Option<String>,
+    /// Liveness timings (durations like `1s`): defaults suit the transport.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stall_timeout: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orphan_timeout: Option<String>,
+    /// aws and ecs settings: CLI only (the daemon takes them from its config file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_prefix: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_bootstrap: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ecs_cluster: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ecs_task_definition: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ecs_subnets: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ecs_security_groups: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ecs_container: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ecs_public_ip: Option<bool>,
 }
+
+/// The resource prefix when none is given.
+pub const DEFAULT_AWS_PREFIX: &str = "nonce-cloud";
+/// The worker container's name in the task definition when none is given.
+pub const DEFAULT_ECS_CONTAINER: &str = "nonce-worker";
 
 impl SearchRequest {
     /// The puzzle named by the block and goal fields.
@@ -117,31 +149,112 @@ impl SearchRequest {
         }
         spec.threads_per_worker = threads;
         spec.deadline = self.max_time.as_deref().map(parse_duration).transpose()?;
-        match self.transport.as_deref().unwrap_or("memory") {
-            "memory" => {}
-            "aws" => {
-                return Err(UsageError("--transport aws is not available in this build (memory)".into()))
-            }
+        spec.transport = match self.transport.as_deref().unwrap_or("memory") {
+            "memory" => TransportKind::Memory,
+            "aws" => TransportKind::Aws,
             other => return Err(UsageError(format!("unknown transport {other:?} (memory or aws)"))),
-        }
+        };
         spec.launcher = match self.launcher.as_deref().unwrap_or("threads") {
             "threads" => LauncherKind::Threads,
             "process" => LauncherKind::Process,
-            "ecs" => {
-                return Err(UsageError(
-                    "--launcher ecs needs --transport aws, not available in this build".into(),
-                ))
-            }
+            "ecs" if spec.transport == TransportKind::Aws => LauncherKind::Ecs,
+            "ecs" => return Err(UsageError("--launcher ecs needs --transport aws".into())),
             other => return Err(UsageError(format!("unknown launcher {other:?} (threads, process or ecs)"))),
         };
-        if spec.launcher == LauncherKind::Process {
-            // Separate processes: slower to start, heartbeats across a pipe.
-            spec.timings.orphan_timeout = Duration::from_secs(10);
-        }
+        spec.timings = self.timings(spec.transport)?;
+        self.aws_settings()?;
         if let Some(p) = self.confidence {
             self.plan_fleet(&mut spec, p)?;
         }
         Ok(spec)
+    }
+
+    /// Liveness timings: the transport's defaults, then what the request says.
+    fn timings(&self, transport: TransportKind) -> Result<WorkerTimings, UsageError> {
+        let mut t = match transport {
+            TransportKind::Memory => WorkerTimings::default(),
+            TransportKind::Aws => WorkerTimings::aws(),
+        };
+        let given = |v: &Option<String>, flag: &str| -> Result<Option<Duration>, UsageError> {
+            v.as_deref()
+                .map(|d| parse_duration(d).map_err(|e| UsageError(format!("--{flag}: {e}"))))
+                .transpose()
+        };
+        if let Some(h) = given(&self.heartbeat, "heartbeat")? {
+            t.heartbeat = h;
+            if self.stall_timeout.is_none() {
+                t.stall_timeout = t.stall_timeout.max(h * 3);
+            }
+        }
+        if let Some(s) = given(&self.stall_timeout, "stall-timeout")? {
+            t.stall_timeout = s;
+        }
+        if let Some(o) = given(&self.orphan_timeout, "orphan-timeout")? {
+            t.orphan_timeout = o;
+        }
+        if t.heartbeat < Duration::from_millis(10) {
+            return Err(UsageError("--heartbeat must be at least 10ms".into()));
+        }
+        if t.stall_timeout < t.heartbeat * 2 {
+            return Err(UsageError(format!(
+                "--stall-timeout ({:?}) must be at least twice the heartbeat ({:?})",
+                t.stall_timeout, t.heartbeat
+            )));
+        }
+        if t.orphan_timeout < Duration::from_secs(1) {
+            return Err(UsageError("--orphan-timeout must be at least 1s".into()));
+        }
+        Ok(t)
+    }
+
+    /// Whether any aws or ecs setting is given (the daemon refuses them: its config sets them).
+    pub fn has_aws_settings(&self) -> bool {
+        self.aws_prefix.is_some()
+            || self.aws_bootstrap.is_some()
+            || self.ecs_cluster.is_some()
+            || self.ecs_task_definition.is_some()
+            || self.ecs_subnets.is_some()
+            || self.ecs_security_groups.is_some()
+            || self.ecs_container.is_some()
+            || self.ecs_public_ip.is_some()
+    }
+
+    /// The aws settings this request asks for (`None` with the memory transport).
+    pub fn aws_settings(&self) -> Result<Option<AwsSettings>, UsageError> {
+        if self.transport.as_deref() != Some("aws") {
+            if self.has_aws_settings() {
+                return Err(UsageError("--aws-* and --ecs-* flags need --transport aws".into()));
+            }
+            return Ok(None);
+        }
+        let list = |v: &Option<String>| -> Vec<String> {
+            v.as_deref()
+                .unwrap_or("")
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        };
+        let ecs = (self.launcher.as_deref() == Some("ecs")).then(|| EcsSettings {
+            cluster: self.ecs_cluster.clone().unwrap_or_default(),
+            task_definition: self.ecs_task_definition.clone().unwrap_or_default(),
+            subnets: list(&self.ecs_subnets),
+            security_groups: list(&self.ecs_security_groups),
+            container: self.ecs_container.clone().unwrap_or_else(|| DEFAULT_ECS_CONTAINER.into()),
+            assign_public_ip: self.ecs_public_ip.unwrap_or(false),
+        });
+        if let Some(e) = &ecs {
+            e.check().map_err(UsageError)?;
+        } else if self.ecs_cluster.is_some()
+            || self.ecs_task_definition.is_some()
+            || self.ecs_subnets.is_some()
+        {
+            return Err(UsageError("--ecs-* flags need --launcher ecs".into()));
+        }
+        let prefix = self.aws_prefix.clone().unwrap_or_else(|| DEFAULT_AWS_PREFIX.into());
+        aws_transport::ResourceNames::new(&prefix).map_err(UsageError)?;
+        Ok(Some(AwsSettings { prefix, bootstrap: self.aws_bootstrap.unwrap_or(false), ecs }))
     }
 
     /// `--max-time T --confidence P`: the planner picks the fleet; the deadline ends the job.

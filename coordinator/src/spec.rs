@@ -11,8 +11,10 @@ use worker_actor::Backend;
 pub enum LauncherKind {
     /// Worker actors in this process.
     Threads,
-    /// `nonce-worker` processes on this machine, over their stdin/stdout.
+    /// `nonce-worker` processes on this machine (over their pipes, or over aws).
     Process,
+    /// Fargate tasks (aws only).
+    Ecs,
 }
 
 impl LauncherKind {
@@ -20,6 +22,25 @@ impl LauncherKind {
         match self {
             LauncherKind::Threads => "threads",
             LauncherKind::Process => "process",
+            LauncherKind::Ecs => "ecs",
+        }
+    }
+}
+
+/// How coordinator and workers talk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransportKind {
+    /// In-process messages (process workers: their pipes).
+    Memory,
+    /// SQS and SNS.
+    Aws,
+}
+
+impl TransportKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            TransportKind::Memory => "memory",
+            TransportKind::Aws => "aws",
         }
     }
 }
@@ -37,6 +58,7 @@ pub struct JobSpec {
     pub timings: WorkerTimings,
     pub backend: Backend,
     pub launcher: LauncherKind,
+    pub transport: TransportKind,
     /// Progress of an earlier run of the same job (daemon recovery).
     pub resume: Option<crate::job::Snapshot>,
 }
@@ -54,6 +76,7 @@ impl JobSpec {
             timings: WorkerTimings::default(),
             backend: Backend::detect(),
             launcher: LauncherKind::Threads,
+            transport: TransportKind::Memory,
             resume: None,
         }
     }
@@ -64,8 +87,13 @@ impl JobSpec {
         cfg.deadline = self.deadline;
         cfg.resume = self.resume.clone();
         cfg.incarnation = rand::random();
-        cfg.keepalive = self.timings.orphan_timeout / 4;
-        cfg.stall_timeout = self.timings.heartbeat * 12;
+        cfg.keepalive = self.timings.keepalive();
+        cfg.stall_timeout = self.timings.stall_timeout;
+        if self.transport == TransportKind::Aws {
+            // About a minute of one hashing thread: a few requests per shard stay cheap.
+            cfg.min_shard = 1 << 30;
+            cfg.min_steal = 1 << 26;
+        }
         cfg
     }
 }

@@ -2,7 +2,7 @@
 //! out what it decides. All decisions are the `Job`'s; this shell only moves messages.
 
 use crate::job::{Input, Job, Outcome, Output, Snapshot, Status, WorkerInfo};
-use crate::launcher::{Launcher, WorkerGone};
+use crate::launcher::{LaunchFailed, Launcher, WorkerGone};
 use crate::transport::{Transport, WorkerEvent};
 use actix::prelude::*;
 use std::time::{Duration, Instant};
@@ -87,6 +87,7 @@ impl JobSupervisor {
                     }
                     Output::StopWorkers => self.launcher.stop_all(),
                     Output::Finish(outcome) => {
+                        self.transport.finished();
                         for w in self.waiters.drain(..) {
                             let _ = w.send(outcome.clone());
                         }
@@ -124,6 +125,13 @@ impl Handler<WorkerGone> for JobSupervisor {
     type Result = ();
     fn handle(&mut self, WorkerGone(worker): WorkerGone, ctx: &mut Context<Self>) {
         self.feed(Input::WorkerExited(worker), ctx);
+    }
+}
+
+impl Handler<LaunchFailed> for JobSupervisor {
+    type Result = ();
+    fn handle(&mut self, LaunchFailed { count, reason }: LaunchFailed, ctx: &mut Context<Self>) {
+        self.feed(Input::LaunchFailed { count, reason }, ctx);
     }
 }
 

@@ -18,6 +18,8 @@ pub trait Transport: Send + 'static {
     fn send(&self, inbox: &str, command: Command);
     /// Sends to every worker (the control topic).
     fn broadcast(&self, command: Command);
+    /// The job has ended: what its workers send from now on is not for anyone.
+    fn finished(&self) {}
 }
 
 /// In-process transport: inboxes are actor addresses, keyed by inbox name.

@@ -57,6 +57,25 @@ fn bad_input_is_a_usage_error() {
     usage_error(&search(&["--block", "x", "--difficulty", "4", "--workers", "0"]), "workers");
     usage_error(&search(&["--block", "x", "--target-bits", "1d80ffff"]), "compact target");
     usage_error(&search(&["--block", "x", "--difficulty", "4", "--max-time", "soon"]), "duration");
+    usage_error(&search(&["--block", "x", "--difficulty", "4", "--transport", "pigeon"]), "transport");
+    usage_error(&search(&["--block", "x", "--difficulty", "4", "--launcher", "ecs"]), "--transport aws");
+    usage_error(
+        &search(&["--block", "x", "--difficulty", "4", "--transport", "aws", "--launcher", "ecs"]),
+        "--ecs-cluster",
+    );
+    usage_error(
+        &search(&["--block", "x", "--difficulty", "4", "--transport", "aws", "--aws-prefix", "a b"]),
+        "prefix",
+    );
+    usage_error(&search(&["--block", "x", "--difficulty", "4", "--ecs-cluster", "c"]), "--transport aws");
+    usage_error(
+        &search(&["--block", "x", "--difficulty", "4", "--heartbeat", "2s", "--stall-timeout", "3s"]),
+        "stall-timeout",
+    );
+    usage_error(
+        &search(&["--block", "x", "--difficulty", "4", "--orphan-timeout", "never"]),
+        "orphan-timeout",
+    );
     let huge = "ab".repeat(16 * 1024 + 1);
     usage_error(&["search", "--block-hex", &huge, "--difficulty", "4"], "limit");
     usage_error(&["verify", "--block", "x", "--difficulty", "4", "--nonce", "-3"], "nonce");

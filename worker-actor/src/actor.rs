@@ -66,7 +66,13 @@ pub struct WorkerActor {
     known: bool,
     /// The coordinator's incarnation from its keep-alives.
     incarnation: Option<u64>,
+    /// Checks (orphan, failed threads) run every tick; a heartbeat goes every `beat_every` ticks.
+    ticks: u64,
 }
+
+/// How often a worker checks on itself, whatever its heartbeat interval (which may be a
+/// minute over SQS): the orphan timeout is kept to this precision.
+const CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 impl std::fmt::Debug for WorkerActor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -87,6 +93,7 @@ impl WorkerActor {
             on_exit: None,
             known: false,
             incarnation: None,
+            ticks: 0,
         }
     }
 
@@ -116,6 +123,12 @@ impl WorkerActor {
         }
         // Finished shards already reported ShardDone from their last thread.
         self.shards.retain(|_, s| !s.search.is_finished());
+        self.ticks += 1;
+        let check = self.cfg.heartbeat.min(CHECK_INTERVAL);
+        let beat_every = (self.cfg.heartbeat.as_millis() / check.as_millis().max(1)).max(1) as u64;
+        if !self.ticks.is_multiple_of(beat_every) {
+            return;
+        }
         let now = Instant::now();
         let total = self.hashed.load(Ordering::Relaxed);
         let secs = now.duration_since(self.rate_mark.0).as_secs_f64();
@@ -191,7 +204,7 @@ impl Actor for WorkerActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.last_heard = Instant::now();
         self.emit(EventBody::Hello { inbox: self.cfg.inbox.clone(), cpus: self.cfg.threads as u32 });
-        ctx.run_interval(self.cfg.heartbeat, |act, ctx| act.tick(ctx));
+        ctx.run_interval(self.cfg.heartbeat.min(CHECK_INTERVAL), |act, ctx| act.tick(ctx));
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {

@@ -40,7 +40,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Search a range of nonces for golden ones.
-    Search(search::SearchArgs),
+    Search(Box<search::SearchArgs>),
     /// Check one nonce: its digest, leading zero bits and verdict.
     Verify(verify::VerifyArgs),
     /// Measure the hashing kernel on this machine.
@@ -65,7 +65,7 @@ pub fn main() -> ExitCode {
     };
     crate::logging::init(crate::logging::Audience::Terminal, "warn");
     let code = match cli.command {
-        Command::Search(args) => search::run(args),
+        Command::Search(args) => search::run(*args),
         Command::Verify(args) => verify::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Estimate(args) => estimate::run(args),

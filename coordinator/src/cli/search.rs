@@ -3,6 +3,7 @@
 
 use super::report::{self, human_rate, SearchReport};
 use super::{exit, PuzzleArgs, UsageError};
+use crate::aws::{AwsContext, AwsSettings};
 use crate::daemon::client::RpcClient;
 use crate::job::Outcome;
 use crate::registry::{Coordinator, StartJob};
@@ -39,12 +40,46 @@ pub struct SearchArgs {
     /// With --max-time: plan the fleet to find a golden nonce in time with this probability.
     #[arg(long)]
     confidence: Option<f64>,
-    /// How coordinator and workers talk: memory (this machine).
-    #[arg(long, default_value = "memory")]
-    transport: String,
-    /// Where workers run: threads (in this process) or process (nonce-worker processes).
-    #[arg(long, default_value = "threads")]
-    launcher: String,
+    /// How coordinator and workers talk: memory (this machine; the default) or aws (SQS + SNS).
+    #[arg(long)]
+    transport: Option<String>,
+    /// Where workers run: threads (in this process; the default), process (nonce-worker
+    /// processes) or ecs (Fargate tasks; needs --transport aws).
+    #[arg(long)]
+    launcher: Option<String>,
+    /// Workers report this often (default: 250ms in memory, 120s over aws).
+    #[arg(long, value_name = "DUR")]
+    heartbeat: Option<String>,
+    /// A worker silent this long loses its shards (default: 3s in memory, 360s over aws).
+    #[arg(long = "stall-timeout", value_name = "DUR")]
+    stall_timeout: Option<String>,
+    /// A worker that hears nothing from the coordinator this long stops itself (default: 10s, 300s over aws).
+    #[arg(long = "orphan-timeout", value_name = "DUR")]
+    orphan_timeout: Option<String>,
+    /// aws: resource name prefix (queues <prefix>-events, <prefix>-events-dlq, topic <prefix>-control).
+    #[arg(long = "aws-prefix", value_name = "NAME")]
+    aws_prefix: Option<String>,
+    /// aws: create the queues and topic if missing (emulators, dev accounts; production uses Terraform).
+    #[arg(long = "aws-bootstrap")]
+    aws_bootstrap: bool,
+    /// ecs: the cluster.
+    #[arg(long = "ecs-cluster", value_name = "NAME")]
+    ecs_cluster: Option<String>,
+    /// ecs: the worker task definition (family[:revision] or ARN).
+    #[arg(long = "ecs-task-definition", value_name = "TD")]
+    ecs_task_definition: Option<String>,
+    /// ecs: subnet ids, comma-separated.
+    #[arg(long = "ecs-subnets", value_name = "IDS")]
+    ecs_subnets: Option<String>,
+    /// ecs: security group ids, comma-separated.
+    #[arg(long = "ecs-security-groups", value_name = "IDS")]
+    ecs_security_groups: Option<String>,
+    /// ecs: the worker container's name in the task definition (default nonce-worker).
+    #[arg(long = "ecs-container", value_name = "NAME")]
+    ecs_container: Option<String>,
+    /// ecs: give tasks a public IP (public subnets without NAT or VPC endpoints).
+    #[arg(long = "ecs-public-ip")]
+    ecs_public_ip: bool,
     /// Submit to the nonced daemon at this socket instead of searching in-process.
     #[arg(long, env = "NONCE_SOCKET", value_name = "PATH")]
     socket: Option<PathBuf>,
@@ -62,8 +97,19 @@ impl SearchArgs {
             threads: Some(self.threads),
             max_time: self.max_time.clone(),
             confidence: self.confidence,
-            transport: Some(self.transport.clone()),
-            launcher: Some(self.launcher.clone()),
+            transport: self.transport.clone(),
+            launcher: self.launcher.clone(),
+            heartbeat: self.heartbeat.clone(),
+            stall_timeout: self.stall_timeout.clone(),
+            orphan_timeout: self.orphan_timeout.clone(),
+            aws_prefix: self.aws_prefix.clone(),
+            aws_bootstrap: self.aws_bootstrap.then_some(true),
+            ecs_cluster: self.ecs_cluster.clone(),
+            ecs_task_definition: self.ecs_task_definition.clone(),
+            ecs_subnets: self.ecs_subnets.clone(),
+            ecs_security_groups: self.ecs_security_groups.clone(),
+            ecs_container: self.ecs_container.clone(),
+            ecs_public_ip: self.ecs_public_ip.then_some(true),
             ..self.puzzle.request()
         }
     }
@@ -86,7 +132,12 @@ pub fn run(args: SearchArgs) -> Result<u8, UsageError> {
     let json = args.json;
     let result = match &args.socket {
         Some(socket) => system().block_on(drive_remote(socket.clone(), request, json)),
-        None => system().block_on(drive_local(spec, json)),
+        None => {
+            // Flags from the environment (NONCE_AWS_PREFIX, NONCE_ECS_*) only matter over aws.
+            let aws =
+                if request.transport.as_deref() == Some("aws") { request.aws_settings()? } else { None };
+            system().block_on(drive_local(spec, aws, json))
+        }
     };
     match result {
         Ok(code) => Ok(code),
@@ -111,8 +162,12 @@ fn print_result(v: &Value, json: bool) -> u8 {
     }
 }
 
-async fn drive_local(spec: JobSpec, json: bool) -> Result<u8, String> {
-    let coordinator = Coordinator::default().start();
+async fn drive_local(spec: JobSpec, aws: Option<AwsSettings>, json: bool) -> Result<u8, String> {
+    let aws = match aws {
+        Some(settings) => Some(AwsContext::connect(settings).await?),
+        None => None,
+    };
+    let coordinator = Coordinator::with_aws(aws.clone()).start();
     let (puzzle, mode, workers) = (spec.puzzle.clone(), spec.mode, spec.workers);
     let (job, sup) = coordinator.send(StartJob(spec, None)).await.map_err(|e| e.to_string())??;
     let bar = std::io::stderr().is_terminal().then(|| progress_bar(&job.to_string()));
@@ -141,9 +196,21 @@ async fn drive_local(spec: JobSpec, json: bool) -> Result<u8, String> {
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    // Give stopping workers a moment to leave before the runtime goes.
+    // Give stopping workers a moment to leave before the runtime goes; over aws, let the
+    // Stop broadcast and StopTask calls go out (and process workers leave) first.
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let v = SearchReport { job, puzzle: &puzzle, mode, workers, outcome: &outcome }.json();
+    let mut v = SearchReport { job, puzzle: &puzzle, mode, workers, outcome: &outcome }.json();
+    if let Some(aws) = &aws {
+        aws.settle(Duration::from_secs(10)).await;
+        let st = aws.stats();
+        v["transport"] = json!({
+            "name": "aws",
+            "ghosts": st.ghosts,
+            "undecodable": st.undecodable,
+            "events": st.delivered,
+            "coordinator_sqs_requests": aws.clients.sqs_requests.get(),
+        });
+    }
     Ok(print_result(&v, json))
 }
 

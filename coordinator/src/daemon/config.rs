@@ -4,6 +4,38 @@
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
+/// Environment variables `nonced` reads (each overrides the config file's key). The ECS
+/// service sets these instead of shipping a file; see `infra/terraform/daemon.tf`.
+pub const ENV_VARS: &[&str] = &[
+    "NONCE_CONFIG",
+    "NONCE_SOCKET",
+    "NONCE_STATE_DIR",
+    "NONCE_TRANSPORT",
+    "NONCE_LAUNCHER",
+    "NONCE_AWS_PREFIX",
+    "NONCE_ECS_CLUSTER",
+    "NONCE_ECS_TASK_DEFINITION",
+    "NONCE_ECS_SUBNETS",
+    "NONCE_ECS_SECURITY_GROUPS",
+    "NONCE_ECS_CONTAINER",
+    "NONCE_ECS_PUBLIC_IP",
+    "NONCE_MAX_WORKERS_PER_JOB",
+    "NONCE_MAX_CONCURRENT_JOBS",
+    "NONCE_MAX_FLEET",
+    "NONCE_LOG",
+];
+
+/// What a daemon that runs Fargate workers cannot do without (when no config file says it).
+pub const REQUIRED_ON_ECS: &[&str] = &[
+    "NONCE_TRANSPORT",
+    "NONCE_LAUNCHER",
+    "NONCE_AWS_PREFIX",
+    "NONCE_ECS_CLUSTER",
+    "NONCE_ECS_TASK_DEFINITION",
+    "NONCE_ECS_SUBNETS",
+    "NONCE_ECS_SECURITY_GROUPS",
+];
+
 /// What to do with running jobs on SIGTERM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -38,6 +70,40 @@ impl Default for Quotas {
     }
 }
 
+/// `[aws]`: where the aws transport's queues and topic are (Terraform's outputs).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AwsTable {
+    /// Resource name prefix: queues `<prefix>-events`, `<prefix>-events-dlq`, topic `<prefix>-control`.
+    pub prefix: String,
+    /// Create missing queues and topic (emulators and dev accounts only).
+    pub bootstrap: bool,
+}
+
+impl Default for AwsTable {
+    fn default() -> Self {
+        AwsTable { prefix: crate::request::DEFAULT_AWS_PREFIX.into(), bootstrap: false }
+    }
+}
+
+/// `[ecs]`: where the `ecs` launcher runs worker tasks.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EcsTable {
+    pub cluster: String,
+    pub task_definition: String,
+    pub subnets: Vec<String>,
+    pub security_groups: Vec<String>,
+    #[serde(default = "default_container")]
+    pub container: String,
+    #[serde(default)]
+    pub assign_public_ip: bool,
+}
+
+fn default_container() -> String {
+    crate::request::DEFAULT_ECS_CONTAINER.into()
+}
+
 /// The whole configuration file.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -50,6 +116,8 @@ pub struct DaemonConfig {
     pub transport: String,
     pub launcher: String,
     pub quotas: Quotas,
+    pub aws: Option<AwsTable>,
+    pub ecs: Option<EcsTable>,
 }
 
 impl Default for DaemonConfig {
@@ -62,6 +130,8 @@ impl Default for DaemonConfig {
             transport: "memory".into(),
             launcher: "threads".into(),
             quotas: Quotas::default(),
+            aws: None,
+            ecs: None,
         }
     }
 }
@@ -75,13 +145,99 @@ impl DaemonConfig {
         Ok(cfg)
     }
 
+    /// Applies the environment's overrides (see [`ENV_VARS`]); `get` is the process
+    /// environment in production.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), String> {
+        let text = |name: &str| get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let list = |v: String| v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+        let number = |name: &str| -> Result<Option<usize>, String> {
+            text(name)
+                .map(|v| v.parse::<usize>().map_err(|_| format!("{name}={v:?} is not a whole number")))
+                .transpose()
+        };
+        if let Some(t) = text("NONCE_TRANSPORT") {
+            self.transport = t;
+        }
+        if let Some(l) = text("NONCE_LAUNCHER") {
+            self.launcher = l;
+        }
+        if let Some(p) = text("NONCE_AWS_PREFIX") {
+            self.aws.get_or_insert_with(AwsTable::default).prefix = p;
+        }
+        let ecs_given = [
+            "NONCE_ECS_CLUSTER",
+            "NONCE_ECS_TASK_DEFINITION",
+            "NONCE_ECS_SUBNETS",
+            "NONCE_ECS_SECURITY_GROUPS",
+        ]
+        .iter()
+        .any(|k| text(k).is_some());
+        if ecs_given {
+            let ecs = self.ecs.get_or_insert_with(|| EcsTable {
+                cluster: String::new(),
+                task_definition: String::new(),
+                subnets: vec![],
+                security_groups: vec![],
+                container: default_container(),
+                assign_public_ip: false,
+            });
+            if let Some(v) = text("NONCE_ECS_CLUSTER") {
+                ecs.cluster = v;
+            }
+            if let Some(v) = text("NONCE_ECS_TASK_DEFINITION") {
+                ecs.task_definition = v;
+            }
+            if let Some(v) = text("NONCE_ECS_SUBNETS") {
+                ecs.subnets = list(v);
+            }
+            if let Some(v) = text("NONCE_ECS_SECURITY_GROUPS") {
+                ecs.security_groups = list(v);
+            }
+            if let Some(v) = text("NONCE_ECS_CONTAINER") {
+                ecs.container = v;
+            }
+            if let Some(v) = text("NONCE_ECS_PUBLIC_IP") {
+                ecs.assign_public_ip = match v.as_str() {
+                    "true" | "1" | "yes" => true,
+                    "false" | "0" | "no" => false,
+                    _ => return Err(format!("NONCE_ECS_PUBLIC_IP={v:?}: expected true or false")),
+                };
+            }
+        }
+        if let Some(n) = number("NONCE_MAX_WORKERS_PER_JOB")? {
+            self.quotas.max_workers_per_job = n;
+        }
+        if let Some(n) = number("NONCE_MAX_CONCURRENT_JOBS")? {
+            self.quotas.max_concurrent_jobs = n;
+        }
+        if let Some(n) = number("NONCE_MAX_FLEET")? {
+            self.quotas.max_fleet = n;
+        }
+        self.check()
+    }
+
     /// Refuses settings this build cannot honour, with the reason.
     pub fn check(&self) -> Result<(), String> {
-        if self.transport != "memory" || self.launcher != "threads" {
-            return Err(format!(
-                "transport {:?} with launcher {:?} is not available in this build (only memory + threads)",
-                self.transport, self.launcher
-            ));
+        if !matches!(self.transport.as_str(), "memory" | "aws") {
+            return Err(format!("transport {:?}: expected memory or aws", self.transport));
+        }
+        if !matches!(self.launcher.as_str(), "threads" | "process" | "ecs") {
+            return Err(format!("launcher {:?}: expected threads, process or ecs", self.launcher));
+        }
+        if self.launcher == "ecs" && self.transport != "aws" {
+            return Err("launcher \"ecs\" needs transport \"aws\"".into());
+        }
+        if self.launcher == "ecs" && self.ecs.is_none() {
+            return Err(
+                "launcher \"ecs\" needs an [ecs] table (cluster, task_definition, subnets, security_groups)"
+                    .into(),
+            );
+        }
+        if let Some(settings) = self.aws_settings() {
+            aws_transport::ResourceNames::new(&settings.prefix)?;
+            if let Some(ecs) = &settings.ecs {
+                ecs.check().map_err(|e| format!("[ecs]: {e}"))?;
+            }
         }
         let q = &self.quotas;
         if q.max_workers_per_job == 0 || q.max_concurrent_jobs == 0 || q.max_fleet == 0 {
@@ -91,6 +247,23 @@ impl DaemonConfig {
             return Err("quotas.max_vcpu_seconds_per_job must be a positive number".into());
         }
         Ok(())
+    }
+
+    /// The aws set-up: present when the default transport is aws or an `[aws]` table exists.
+    pub fn aws_settings(&self) -> Option<crate::aws::AwsSettings> {
+        if self.transport != "aws" && self.aws.is_none() {
+            return None;
+        }
+        let table = self.aws.clone().unwrap_or_default();
+        let ecs = self.ecs.as_ref().map(|e| aws_transport::ecs::EcsSettings {
+            cluster: e.cluster.clone(),
+            task_definition: e.task_definition.clone(),
+            subnets: e.subnets.clone(),
+            security_groups: e.security_groups.clone(),
+            container: e.container.clone(),
+            assign_public_ip: e.assign_public_ip,
+        });
+        Some(crate::aws::AwsSettings { prefix: table.prefix, bootstrap: table.bootstrap, ecs })
     }
 
     /// The socket path: flag/env/config, else systemd's RuntimeDirectory, else a per-user /tmp path.
@@ -136,10 +309,49 @@ mod tests {
     }
 
     #[test]
+    fn the_environment_overrides_the_file() {
+        let env: std::collections::HashMap<&str, &str> = [
+            ("NONCE_TRANSPORT", "aws"),
+            ("NONCE_LAUNCHER", "ecs"),
+            ("NONCE_AWS_PREFIX", "prod"),
+            ("NONCE_ECS_CLUSTER", "c"),
+            ("NONCE_ECS_TASK_DEFINITION", "td:3"),
+            ("NONCE_ECS_SUBNETS", "subnet-1, subnet-2"),
+            ("NONCE_ECS_SECURITY_GROUPS", "sg-1"),
+            ("NONCE_MAX_FLEET", "500"),
+        ]
+        .into_iter()
+        .collect();
+        let mut cfg = DaemonConfig::default();
+        cfg.apply_env(|k| env.get(k).map(|v| v.to_string())).expect("valid");
+        let aws = cfg.aws_settings().expect("aws");
+        assert_eq!(aws.prefix, "prod");
+        assert_eq!(aws.ecs.expect("ecs").subnets, vec!["subnet-1", "subnet-2"]);
+        assert_eq!(cfg.quotas.max_fleet, 500);
+        let mut cfg = DaemonConfig::default();
+        let err = cfg.apply_env(|k| (k == "NONCE_MAX_FLEET").then(|| "lots".to_string())).expect_err("bad");
+        assert!(err.contains("NONCE_MAX_FLEET"), "{err}");
+        let mut cfg = DaemonConfig::default();
+        let err = cfg.apply_env(|k| (k == "NONCE_LAUNCHER").then(|| "ecs".to_string())).expect_err("bad");
+        assert!(err.contains("aws"), "{err}");
+    }
+
+    #[test]
     fn unknown_keys_and_bad_values_are_refused() {
         assert!(toml::from_str::<DaemonConfig>("sokcet = '/x'").is_err());
         let cfg: DaemonConfig = toml::from_str("transport = 'carrier-pigeon'").expect("parses");
         assert!(cfg.check().is_err());
+        let cfg: DaemonConfig = toml::from_str("launcher = 'ecs'").expect("parses");
+        assert!(cfg.check().expect_err("ecs needs aws").contains("aws"));
+        let cfg: DaemonConfig = toml::from_str("transport = 'aws'\n[aws]\nprefix = 'a b'").expect("parses");
+        assert!(cfg.check().is_err());
+        let text = "transport = 'aws'\nlauncher = 'ecs'\n[aws]\nprefix = 'nc'\n[ecs]\ncluster = 'c'\ntask_definition = 't'\nsubnets = ['s']\nsecurity_groups = ['g']";
+        let cfg: DaemonConfig = toml::from_str(text).expect("parses");
+        cfg.check().expect("valid");
+        assert_eq!(
+            cfg.aws_settings().and_then(|a| a.ecs).map(|e| e.container).as_deref(),
+            Some("nonce-worker")
+        );
         let cfg: DaemonConfig = toml::from_str("[quotas]\nmax_fleet = 0").expect("parses");
         assert!(cfg.check().is_err());
     }

@@ -147,7 +147,15 @@ impl DaemonMethods {
             .with_data(json!({ "quota": quota, "limit": limit, "requested": requested }))
     }
 
-    async fn start(self: &Arc<Self>, request: SearchRequest) -> Result<Value, RpcError> {
+    async fn start(self: &Arc<Self>, mut request: SearchRequest) -> Result<Value, RpcError> {
+        if request.has_aws_settings() {
+            return Err(RpcError::invalid_params(
+                "aws and ecs settings come from the daemon's config file ([aws], [ecs]), not from requests",
+            ));
+        }
+        // What the request leaves open, the daemon's config decides (and the journal records).
+        request.transport.get_or_insert_with(|| self.config.transport.clone());
+        request.launcher.get_or_insert_with(|| self.config.launcher.clone());
         let mut spec = request.spec().map_err(|e| RpcError::invalid_params(e.0))?;
         let q = &self.config.quotas;
         if spec.workers > q.max_workers_per_job {

@@ -62,6 +62,10 @@ pub fn main() -> ExitCode {
         },
         None => DaemonConfig::default(),
     };
+    if let Err(e) = config.apply_env(|k| std::env::var(k).ok()) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     if args.socket.is_some() {
         config.socket = args.socket.clone();
     }
@@ -100,7 +104,11 @@ pub async fn run(config: DaemonConfig) -> Result<(), String> {
     let socket = config.socket_path();
     let state = config.state_path();
     let (journal, remembered) = journal::Journal::open(&state)?;
-    let coordinator = Coordinator::default().start();
+    let aws = match config.aws_settings() {
+        Some(settings) => Some(crate::aws::AwsContext::connect(settings).await?),
+        None => None,
+    };
+    let coordinator = Coordinator::with_aws(aws.clone()).start();
     let on_shutdown = config.on_shutdown;
     let listener = server::bind(&socket, config.socket_group.as_deref()).await?;
     let methods = methods::DaemonMethods::new(coordinator.clone(), config, journal);
@@ -128,6 +136,9 @@ pub async fn run(config: DaemonConfig) -> Result<(), String> {
                 tracing::info!(jobs = n, "leaving running jobs in the journal for the next start");
             }
         }
+    }
+    if let Some(aws) = aws {
+        aws.settle(Duration::from_secs(10)).await;
     }
     Ok(())
 }

@@ -1,6 +1,8 @@
 //! Helpers shared by the end-to-end tests: find the workspace's binaries and run them.
 #![allow(dead_code)]
 
+pub mod emulator;
+
 use serde_json::Value;
 use std::path::PathBuf;
 use std::process::{Command, Output};

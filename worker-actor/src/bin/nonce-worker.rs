@@ -1,23 +1,44 @@
 //! `nonce-worker`: one worker process (the Fargate container's entry point), configured by
 //! environment variables (see `worker_actor::env_config`). Exits when told to stop, when its
-//! coordinator goes silent past the orphan timeout or closes its pipe, or on SIGTERM.
+//! coordinator goes silent past the orphan timeout (or closes its pipe), or on SIGTERM, which
+//! is what ECS StopTask sends. Over `aws` it creates its inbox queue at start and deletes it
+//! (and its subscription) on the way out.
+//!
+//! Exit codes: 0 stopped, 2 bad configuration, 3 failed (hashing or AWS set-up), 4 orphaned.
 
 use actix::prelude::*;
 use std::process::ExitCode;
-use std::sync::Arc;
-use worker_actor::{env_config, stdio, ExitReason, Inbox, WorkerActor};
+use std::sync::{Arc, Mutex};
+use worker_actor::aws::{self, wait_stopped, AwsEndpoints};
+use worker_actor::env_config::{self, TransportEnv};
+use worker_actor::{stdio, ExitReason, Inbox, WorkerActor, WorkerConfig};
 
 fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_env("NONCE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
-    let (cfg, _transport) = match env_config::from_env(|k| std::env::var(k).ok()) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("nonce-worker: {e}");
-            return ExitCode::from(2);
-        }
+    let env = |k: &str| std::env::var(k).ok();
+    // On ECS every task runs the same overrides: a task's own name comes from its metadata.
+    let ecs_id = match (env("NONCE_WORKER_ID"), env("ECS_CONTAINER_METADATA_URI_V4")) {
+        (None, Some(uri)) => match aws::ecs_worker_id(&uri) {
+            Ok(id) => Some(id),
+            Err(e) => {
+                eprintln!("nonce-worker: {e}");
+                return ExitCode::from(3);
+            }
+        },
+        _ => None,
     };
+    let (cfg, transport) =
+        match env_config::from_env(
+            |k| if k == "NONCE_WORKER_ID" { ecs_id.clone().or(env(k)) } else { env(k) },
+        ) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("nonce-worker: {e}");
+                return ExitCode::from(2);
+            }
+        };
     let system = actix::System::with_tokio_rt(|| {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -25,48 +46,56 @@ fn main() -> ExitCode {
             .build()
             .unwrap_or_else(|e| panic!("cannot start the tokio runtime: {e}"))
     });
-    let reason = Arc::new(std::sync::Mutex::new(ExitReason::Stopped));
-    let seen = Arc::clone(&reason);
-    system.block_on(async move {
-        let actor = WorkerActor::new(cfg, Arc::new(stdio::StdoutSink::default()))
-            .on_exit(move |r| {
-                *seen.lock().unwrap_or_else(|e| e.into_inner()) = r;
-                System::current().stop();
-            })
-            .start();
-        let pump = actor.clone();
-        // A plain thread, not spawn_blocking: the runtime would wait for a blocked stdin read.
-        let (closed_tx, stdin_closed) = tokio::sync::oneshot::channel();
-        std::thread::spawn(move || {
-            let _ = closed_tx.send(stdio::pump_stdin(pump));
-        });
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(t) => t,
-            Err(e) => {
-                eprintln!("nonce-worker: cannot watch SIGTERM: {e}");
-                return;
-            }
-        };
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM: stopping"),
-            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
-            _ = stdin_closed => tracing::info!("the coordinator closed the pipe: stopping"),
-            _ = wait_stopped(actor.clone()) => {}
+    let result = match transport {
+        TransportEnv::Stdio => Ok(system.block_on(run_stdio(cfg))),
+        TransportEnv::Aws { prefix, events_url, topic_arn } => system.block_on(async move {
+            let clients = aws_transport::AwsClients::from_env().await?;
+            aws::serve(cfg, &clients, &AwsEndpoints { prefix, events_url, topic_arn }, signals()).await
+        }),
+    };
+    match result {
+        Ok(ExitReason::Stopped) => ExitCode::SUCCESS,
+        Ok(ExitReason::Orphaned) => ExitCode::from(4),
+        Ok(ExitReason::Failed) => ExitCode::from(3),
+        Err(e) => {
+            eprintln!("nonce-worker: {e}");
+            ExitCode::from(3)
         }
-        actor.do_send(Inbox(protocol::Command::Stop { job: None }));
-        // The actor's `stopped` joins the hashing threads and says Bye, then ends the system.
-        wait_stopped(actor).await;
-    });
-    let r = *reason.lock().unwrap_or_else(|e| e.into_inner());
-    match r {
-        ExitReason::Stopped => ExitCode::SUCCESS,
-        ExitReason::Orphaned => ExitCode::from(4),
-        ExitReason::Failed => ExitCode::from(3),
     }
 }
 
-async fn wait_stopped(actor: Addr<WorkerActor>) {
-    while actor.connected() {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+async fn run_stdio(cfg: WorkerConfig) -> ExitReason {
+    let reason = Arc::new(Mutex::new(ExitReason::Stopped));
+    let seen = Arc::clone(&reason);
+    let actor = WorkerActor::new(cfg, Arc::new(stdio::StdoutSink::default()))
+        .on_exit(move |r| *seen.lock().unwrap_or_else(|e| e.into_inner()) = r)
+        .start();
+    let pump = actor.clone();
+    // A plain thread, not spawn_blocking: the runtime would wait for a blocked stdin read.
+    let (closed_tx, stdin_closed) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let _ = closed_tx.send(stdio::pump_stdin(pump));
+    });
+    tokio::select! {
+        _ = signals() => {}
+        _ = stdin_closed => tracing::info!("the coordinator closed the pipe: stopping"),
+        _ = wait_stopped(actor.clone()) => {}
+    }
+    actor.do_send(Inbox(protocol::Command::Stop { job: None }));
+    wait_stopped(actor).await;
+    let r = *reason.lock().unwrap_or_else(|e| e.into_inner());
+    r
+}
+
+/// Resolves on SIGTERM (ECS StopTask) or SIGINT.
+async fn signals() {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
+        },
+        Err(e) => {
+            eprintln!("nonce-worker: cannot watch SIGTERM ({e}); stopping");
+        }
     }
 }

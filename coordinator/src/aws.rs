@@ -1,0 +1,212 @@
+//! The coordinator's side of the `aws` transport: one [`AwsContext`] per process (clients,
+//! the deployment's queues and topic, one event router shared by every job), and an
+//! [`AwsNetwork`] per job that sends its commands and receives its events.
+
+use crate::launcher::WorkerTimings;
+use crate::transport::{Transport, WorkerEvent};
+use actix::Recipient;
+use aws_transport::ecs::EcsSettings;
+use aws_transport::{AwsClients, CommandSender, EventRouter, Fabric, ResourceNames, RouterStats};
+use protocol::{Command, JobId};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use worker_actor::aws::AwsEndpoints;
+
+/// Event pollers per process. Each idle one costs 3 requests a minute; each handles
+/// hundreds of events a second.
+const POLLERS: usize = 2;
+
+/// What the `process` and `ecs` launchers set for each aws worker (ECS: container overrides).
+pub const WORKER_OVERRIDES: [&str; 7] = [
+    "NONCE_JOB_ID",
+    "NONCE_TRANSPORT",
+    "NONCE_AWS_PREFIX",
+    "NONCE_EVENTS_QUEUE_URL",
+    "NONCE_CONTROL_TOPIC_ARN",
+    "NONCE_HEARTBEAT_MS",
+    "NONCE_ORPHAN_TIMEOUT_S",
+];
+
+/// How the aws transport is set up: CLI flags or the daemon's `[aws]` and `[ecs]` tables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsSettings {
+    /// Resource name prefix (`--aws-prefix`).
+    pub prefix: String,
+    /// Create the queues and topic if missing (`--aws-bootstrap`).
+    pub bootstrap: bool,
+    /// Settings of the `ecs` launcher, when it is used.
+    pub ecs: Option<EcsSettings>,
+}
+
+impl Default for AwsSettings {
+    fn default() -> Self {
+        AwsSettings { prefix: "nonce-cloud".into(), bootstrap: false, ecs: None }
+    }
+}
+
+/// The process-wide aws state. Cheap to clone (one `Arc`).
+#[derive(Debug, Clone)]
+pub struct AwsContext(Arc<AwsShared>);
+
+impl std::ops::Deref for AwsContext {
+    type Target = AwsShared;
+    fn deref(&self) -> &AwsShared {
+        &self.0
+    }
+}
+
+/// What an [`AwsContext`] shares.
+#[derive(Debug)]
+pub struct AwsShared {
+    pub clients: AwsClients,
+    pub fabric: Fabric,
+    pub router: EventRouter,
+    pub sender: CommandSender,
+    pub settings: AwsSettings,
+    /// Clean-up calls still running (StopTask): waited for before the process exits.
+    cleanup: Arc<AtomicUsize>,
+}
+
+impl AwsContext {
+    /// Loads credentials and region, finds (or bootstraps) the queues and topic, and starts
+    /// polling the events queue. Must run inside the tokio runtime.
+    pub async fn connect(settings: AwsSettings) -> Result<Self, String> {
+        let names = ResourceNames::new(&settings.prefix)?;
+        if let Some(ecs) = &settings.ecs {
+            ecs.check()?;
+        }
+        let clients = AwsClients::from_env().await?;
+        let fabric = Fabric::open(&clients, names, settings.bootstrap).await?;
+        tracing::info!(events = %fabric.events_url, topic = %fabric.topic_arn, "aws transport ready");
+        let router = EventRouter::start(&clients, &fabric, POLLERS);
+        let sender = CommandSender::start(clients.clone(), fabric.topic_arn.clone());
+        Ok(AwsContext(Arc::new(AwsShared {
+            clients,
+            fabric,
+            router,
+            sender,
+            settings,
+            cleanup: Arc::default(),
+        })))
+    }
+
+    /// Where workers connect.
+    pub fn endpoints(&self) -> AwsEndpoints {
+        AwsEndpoints {
+            prefix: self.settings.prefix.clone(),
+            events_url: self.fabric.events_url.clone(),
+            topic_arn: self.fabric.topic_arn.clone(),
+        }
+    }
+
+    /// The environment of an `aws` `nonce-worker` (process or ECS task) of `job`: the
+    /// variables of [`WORKER_OVERRIDES`], in that order.
+    pub fn worker_env(&self, job: JobId, timings: &WorkerTimings) -> Vec<(String, String)> {
+        let ends = self.endpoints();
+        let values = [
+            job.to_string(),
+            "aws".into(),
+            ends.prefix,
+            ends.events_url,
+            ends.topic_arn,
+            timings.heartbeat.as_millis().max(1).to_string(),
+            timings.orphan_timeout.as_secs().max(1).to_string(),
+        ];
+        WORKER_OVERRIDES.iter().map(|k| k.to_string()).zip(values).collect()
+    }
+
+    pub fn stats(&self) -> RouterStats {
+        self.router.stats()
+    }
+
+    /// Counts a clean-up task until the returned guard drops.
+    pub fn cleanup_guard(&self) -> CleanupGuard {
+        self.cleanup.fetch_add(1, Ordering::AcqRel);
+        CleanupGuard(Arc::clone(&self.cleanup))
+    }
+
+    /// Waits (at most `timeout`) for queued commands and clean-up calls, so that a process
+    /// about to exit does not take a final `Stop` or `StopTask` with it.
+    pub async fn settle(&self, timeout: Duration) {
+        let until = Instant::now() + timeout;
+        let sent = self.sender.flush(timeout).await;
+        while self.cleanup.load(Ordering::Acquire) > 0 && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if !sent || self.cleanup.load(Ordering::Acquire) > 0 {
+            tracing::warn!("exiting before every command or clean-up call went out");
+        }
+    }
+}
+
+/// See [`AwsContext::cleanup_guard`].
+#[derive(Debug)]
+pub struct CleanupGuard(Arc<AtomicUsize>);
+
+impl Drop for CleanupGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Time workers get to delete their own inboxes after the job ends, before the sweep.
+const SWEEP_AFTER: Duration = Duration::from_secs(1);
+
+/// One job's use of the aws transport.
+#[derive(Debug)]
+pub struct AwsNetwork {
+    job: JobId,
+    ctx: AwsContext,
+    /// Every inbox this job has written to: what the sweep checks at the end.
+    inboxes: std::sync::Mutex<std::collections::BTreeSet<String>>,
+}
+
+impl AwsNetwork {
+    /// Routes `job`'s events to `events` from now on.
+    pub fn open(ctx: &AwsContext, job: JobId, events: Recipient<WorkerEvent>) -> Self {
+        ctx.router.register(job, Box::new(move |ev| events.do_send(WorkerEvent(ev))));
+        AwsNetwork { job, ctx: ctx.clone(), inboxes: Default::default() }
+    }
+}
+
+impl Transport for AwsNetwork {
+    fn send(&self, inbox: &str, command: Command) {
+        let mut known = self.inboxes.lock().unwrap_or_else(|e| e.into_inner());
+        if !known.contains(inbox) {
+            known.insert(inbox.to_string());
+        }
+        drop(known);
+        self.ctx.sender.send(inbox, &command);
+    }
+
+    fn broadcast(&self, command: Command) {
+        self.ctx.sender.broadcast(&command);
+    }
+
+    fn finished(&self) {
+        // Late events of this job are ghosts from now on.
+        self.ctx.router.unregister(self.job);
+        // Workers that died without cleaning up leave their inboxes: remove them once the
+        // live ones have had time to remove their own.
+        let inboxes: Vec<String> =
+            std::mem::take(&mut *self.inboxes.lock().unwrap_or_else(|e| e.into_inner()))
+                .into_iter()
+                .collect();
+        let (ctx, guard, job) = (self.ctx.clone(), self.ctx.cleanup_guard(), self.job);
+        tokio::spawn(async move {
+            tokio::time::sleep(SWEEP_AFTER).await;
+            let n = aws_transport::sweep::sweep_inboxes(&ctx.clients, &ctx.fabric.topic_arn, &inboxes).await;
+            if n > 0 {
+                tracing::info!(%job, inboxes = n, "swept inboxes of workers that died");
+            }
+            drop(guard);
+        });
+    }
+}
+
+impl Drop for AwsNetwork {
+    fn drop(&mut self) {
+        self.ctx.router.unregister(self.job);
+    }
+}

@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""ECS shim for tests: moto records RunTask calls but never runs containers. This shim sets
+up a cluster and a Fargate task definition in the emulator, then runs every task the
+emulator records as a local `nonce-worker` process with the task's container overrides, and
+stops it (SIGTERM, as ECS does) once the task's desired status is STOPPED.
+
+It serves the ECS task metadata endpoint v4 (`$ECS_CONTAINER_METADATA_URI_V4/task`) for its
+workers, so they name themselves after their task as on Fargate.
+
+Protocol with the test: first line on stdout is a JSON object with the settings to pass to
+`noncectl` (cluster, task_definition, subnets, security_groups). When stdin closes, it stops
+what still runs and prints a JSON report of every task: arn, env, tags, startedBy,
+stop_called, exit_code.
+"""
+import argparse
+import http.server
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+import boto3
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--endpoint", required=True)
+    ap.add_argument("--cluster", required=True)
+    ap.add_argument("--worker-bin", required=True)
+    args = ap.parse_args()
+
+    # Keep tasks RUNNING until StopTask (moto would otherwise advance them on every read).
+    req = urllib.request.Request(
+        args.endpoint + "/moto-api/state-manager/set-transition",
+        data=json.dumps({"model_name": "ecs::task", "transition": {"progression": "manual", "times": 1000000}}).encode(),
+        method="POST",
+    )
+    urllib.request.urlopen(req).read()
+
+    kw = dict(endpoint_url=args.endpoint, region_name=os.environ.get("AWS_REGION", "us-east-1"))
+    ecs = boto3.client("ecs", **kw)
+    ec2 = boto3.client("ec2", **kw)
+    ecs.create_cluster(clusterName=args.cluster)
+    family = args.cluster + "-worker"
+    ecs.register_task_definition(
+        family=family,
+        requiresCompatibilities=["FARGATE"],
+        networkMode="awsvpc",
+        cpu="1024",
+        memory="2048",
+        containerDefinitions=[{"name": "nonce-worker", "image": "nonce-worker:test", "memory": 2048, "essential": True}],
+    )
+    subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
+    group = ec2.describe_security_groups()["SecurityGroups"][0]["GroupId"]
+
+    arns = {}  # task id -> ARN, for the metadata endpoint
+
+    class Metadata(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            parts = self.path.strip("/").split("/")
+            if len(parts) == 2 and parts[1] == "task" and parts[0] in arns:
+                body = json.dumps({"TaskARN": arns[parts[0]], "Cluster": args.cluster}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            else:
+                self.send_response(404)
+                self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Metadata)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+
+    print(json.dumps({"cluster": args.cluster, "task_definition": family, "subnets": [subnet], "security_groups": [group]}), flush=True)
+
+    done = threading.Event()
+    threading.Thread(target=lambda: (sys.stdin.read(), done.set()), daemon=True).start()
+
+    tasks = {}  # arn -> record
+    procs = {}  # arn -> Popen
+    while True:
+        finishing = done.is_set()
+        listed = []
+        for status in ("RUNNING", "STOPPED"):
+            listed += ecs.list_tasks(cluster=args.cluster, desiredStatus=status)["taskArns"]
+        for i in range(0, len(listed), 100):
+            for t in ecs.describe_tasks(cluster=args.cluster, tasks=listed[i:i + 100], include=["TAGS"])["tasks"]:
+                arn = t["taskArn"]
+                if arn not in tasks:
+                    env = {}
+                    for o in t.get("overrides", {}).get("containerOverrides", []):
+                        for kv in o.get("environment", []):
+                            env[kv["name"]] = kv["value"]
+                    tasks[arn] = {
+                        "arn": arn,
+                        "env": env,
+                        "tags": {x["key"]: x["value"] for x in t.get("tags", [])},
+                        "startedBy": t.get("startedBy"),
+                        "launchType": t.get("launchType"),
+                        "stop_called": False,
+                        "exit_code": None,
+                    }
+                    task_id = arn.rsplit("/", 1)[-1]
+                    arns[task_id] = arn
+                    child_env = dict(os.environ)
+                    child_env.update(env)
+                    child_env["ECS_CONTAINER_METADATA_URI_V4"] = f"http://127.0.0.1:{port}/{task_id}"
+                    procs[arn] = subprocess.Popen([args.worker_bin], env=child_env, stdin=subprocess.DEVNULL)
+                if t.get("desiredStatus") == "STOPPED" and not tasks[arn]["stop_called"]:
+                    tasks[arn]["stop_called"] = True
+                    p = procs.get(arn)
+                    if p and p.poll() is None:
+                        p.send_signal(signal.SIGTERM)
+        for arn, p in procs.items():
+            if p.poll() is not None:
+                tasks[arn]["exit_code"] = p.returncode
+        if finishing:
+            break
+        time.sleep(0.2)
+
+    for arn, p in procs.items():
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        if tasks[arn]["exit_code"] is None:
+            tasks[arn]["exit_code"] = p.returncode
+    print(json.dumps({"tasks": list(tasks.values())}), flush=True)
+    server.shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,260 @@
+//! The `aws` transport end to end, over the AWS emulator with real `nonce-worker` processes:
+//! the answer, clean cancellation, ghost messages, poison messages and the `ecs` launcher.
+
+mod common;
+use common::emulator::Emulator;
+use common::*;
+use protocol::{codec, Best, Event, EventBody, JobId, Message, ShardId, ShardProgress, WorkerId};
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The search every test here runs: 60M nonces, so 3 workers each get a real share.
+const PUZZLE: [&str; 9] =
+    ["search", "--block", "sup-a", "--difficulty", "25", "--mode", "lowest", "--range", "0..60000000"];
+
+/// The embedded run's answer (which agrees with the brute force on every golden case).
+fn reference() -> &'static Value {
+    static REF: OnceLock<Value> = OnceLock::new();
+    REF.get_or_init(|| {
+        let (code, v) = noncectl_json(&PUZZLE);
+        assert_eq!(code, 0, "{v}");
+        v["nonce"].clone()
+    })
+}
+
+/// Runs the search over aws with 3 workers and `extra` flags; answers the exit code and JSON.
+fn aws_search(em: &Emulator, extra: &[&str]) -> (i32, Value) {
+    let out = em
+        .noncectl()
+        .args(PUZZLE)
+        .args(["--workers", "3", "--json"])
+        .args(em.aws_flags())
+        .args(extra)
+        .output()
+        .expect("noncectl runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let v: Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("not one JSON object ({e}): {stdout:?}; stderr: {stderr}"));
+    (out.status.code().expect("an exit code"), v)
+}
+
+fn assert_clean(em: &Emulator) {
+    assert_eq!(em.inboxes(), Vec::<String>::new(), "every worker deleted its inbox");
+    assert_eq!(em.subscriptions(), 0, "every worker removed its subscription");
+}
+
+#[test]
+fn lowest_with_three_process_workers_matches_the_embedded_run() {
+    let em = Emulator::get("lowest");
+    let (code, v) = aws_search(&em, &["--launcher", "process"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["outcome"], "found", "{v}");
+    assert_eq!(&v["nonce"], reference(), "{v}");
+    assert_eq!(v["workers"], 3);
+    assert!(v["transport"]["events"].as_u64().expect("events") >= 6, "{v}");
+    assert_clean(&em);
+}
+
+fn children(parent: u32) -> Vec<String> {
+    let out =
+        Command::new("pgrep").args(["-P", &parent.to_string(), "nonce-worker"]).output().expect("pgrep");
+    String::from_utf8_lossy(&out.stdout).split_whitespace().map(String::from).collect()
+}
+
+/// Whether `pid` runs (a zombie, exited but not yet reaped, does not count).
+fn running(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit(')').next().and_then(|r| r.split_whitespace().next()).map(|st| st != "Z"))
+        .unwrap_or(false)
+}
+
+#[test]
+fn ctrl_c_stops_every_worker_within_two_seconds_and_their_inboxes_go() {
+    let em = Emulator::get("cancel");
+    let probe = em.probe(&em.fabric().topic_arn);
+    let child = em
+        .noncectl()
+        .args(["search", "--block", "cancel-me", "--difficulty", "60", "--mode", "exhaustive"])
+        .args(["--workers", "3", "--launcher", "process", "--json"])
+        .args(em.aws_flags())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("noncectl starts");
+    let t = Instant::now();
+    let pids = loop {
+        let pids = children(child.id());
+        if pids.len() == 3 && em.inboxes().len() == 3 {
+            break pids;
+        }
+        assert!(t.elapsed() < Duration::from_secs(30), "3 workers with inboxes within 30 s: {pids:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    let sent = Instant::now();
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill").success());
+    // The broadcast, as a subscriber of the control topic sees it.
+    let watcher = {
+        let (em, probe) = (em.clone(), probe.clone());
+        std::thread::spawn(move || em.wait_for_stop(&probe, Duration::from_secs(10)))
+    };
+    while pids.iter().any(|p| running(p)) {
+        assert!(sent.elapsed() < Duration::from_secs(10), "workers still running 10 s after Ctrl-C");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let all_gone = Instant::now();
+    let broadcast =
+        watcher.join().expect("probe thread").expect("the Stop broadcast reached the topic's subscribers");
+    let took = all_gone.saturating_duration_since(broadcast);
+    assert!(took < Duration::from_secs(2), "every worker left {took:?} after the broadcast");
+    eprintln!("workers gone {:?} after Ctrl-C, {took:?} after the broadcast", all_gone - sent);
+    let out = child.wait_with_output().expect("noncectl ends");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(out.status.code(), Some(130), "{v}");
+    assert_eq!(v["outcome"], "cancelled");
+    assert_clean(&em);
+}
+
+#[test]
+fn stale_messages_of_another_job_change_nothing() {
+    let em = Emulator::get("ghosts");
+    let fabric = em.fabric();
+    // What an earlier job's workers would have left behind: results and claims that the
+    // whole range is done. The coursework system trusted such messages (its section 7).
+    let ghost = JobId(0x0123_4567_89ab_cdef);
+    let mut bodies = vec![];
+    for i in 0..8u64 {
+        let worker = WorkerId(format!("ghost-{i}"));
+        let ev = |body| body_of(ghost, &worker, body);
+        bodies.push(ev(EventBody::Hello { inbox: fabric.events_url.clone(), cpus: 1 }));
+        bodies.push(ev(EventBody::Found { shard: ShardId(i), epoch: 0, nonce: i }));
+        bodies.push(ev(EventBody::ShardDone {
+            shard: ShardId(i),
+            epoch: 0,
+            best: Some(Best { nonce: i, leading_zeros: 40 }),
+            end: 60_000_000,
+            found: vec![i],
+        }));
+        bodies.push(ev(EventBody::Heartbeat {
+            shards: vec![ShardProgress { shard: ShardId(i), epoch: 0, watermark: 60_000_000, found: vec![] }],
+            rate: 1e9,
+            best: None,
+        }));
+        bodies.push(ev(EventBody::Bye));
+    }
+    let stale = bodies.len() as u64;
+    em.send_bodies(&fabric.events_url, bodies);
+    let (code, v) = aws_search(&em, &["--launcher", "process"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(&v["nonce"], reference(), "{v}");
+    let ghosts = v["transport"]["ghosts"].as_u64().expect("ghosts");
+    assert!(ghosts >= stale, "{ghosts} ghosts counted, {stale} sent: {v}");
+    assert_clean(&em);
+}
+
+fn body_of(job: JobId, worker: &WorkerId, body: EventBody) -> String {
+    body_event(Event { job, worker: worker.clone(), body })
+}
+
+fn body_event(ev: Event) -> String {
+    codec::encode_text(&Message::Event(ev)).expect("encodes")
+}
+
+#[test]
+fn garbage_bodies_end_in_the_dead_letter_queue_and_the_job_finishes() {
+    let em = Emulator::get("garbage");
+    let fabric = em.fabric();
+    let command =
+        codec::encode_text(&Message::Command(protocol::Command::Stop { job: None })).expect("encodes");
+    let mut truncated =
+        body_event(Event { job: JobId(1), worker: WorkerId("w".into()), body: EventBody::Bye });
+    truncated.truncate(truncated.len() / 2);
+    let garbage = vec![
+        "not base64 at all!".to_string(),
+        "aGVsbG8gd29ybGQ=".to_string(), // base64 of "hello world": no envelope
+        truncated,
+        command, // a command where events belong
+        "A".repeat(100_000),
+    ];
+    em.send_bodies(&fabric.events_url, garbage.clone());
+    let (code, v) = aws_search(&em, &["--launcher", "process"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(&v["nonce"], reference(), "{v}");
+    assert_eq!(v["transport"]["undecodable"], garbage.len(), "{v}");
+    let mut in_dlq = em.drain(&fabric.dlq_url);
+    let mut sent = garbage;
+    in_dlq.sort();
+    sent.sort();
+    assert_eq!(in_dlq, sent, "the dead-letter queue holds exactly the garbage");
+    assert_clean(&em);
+}
+
+#[test]
+fn ecs_launcher_runs_tagged_tasks_that_find_the_answer_and_stops_every_one() {
+    let em = Emulator::get("ecs");
+    let python = std::env::var("NONCE_TEST_PYTHON").unwrap_or_else(|_| {
+        panic!(
+            "NONCE_TEST_PYTHON is not set: the ECS shim needs the emulator's Python (scripts/test sets it)"
+        )
+    });
+    let shim = concat!(env!("CARGO_MANIFEST_DIR"), "/emulator/ecs_shim.py");
+    let mut proc = Command::new(python)
+        .arg(shim)
+        .args(["--endpoint", &em.endpoint, "--cluster", &format!("{}-cluster", em.prefix)])
+        .args(["--worker-bin", &bin("nonce-worker").display().to_string()])
+        .envs(em.env())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the ECS shim starts");
+    let mut lines = BufReader::new(proc.stdout.take().expect("shim stdout")).lines();
+    let settings: Value = serde_json::from_str(&lines.next().expect("settings line").expect("readable"))
+        .expect("settings JSON");
+    let join = |k: &str| {
+        settings[k].as_array().expect(k).iter().map(|s| s.as_str().expect("id")).collect::<Vec<_>>().join(",")
+    };
+    let (subnets, groups) = (join("subnets"), join("security_groups"));
+    let (code, v) = aws_search(
+        &em,
+        &[
+            "--launcher",
+            "ecs",
+            "--ecs-cluster",
+            s(&settings["cluster"]),
+            "--ecs-task-definition",
+            s(&settings["task_definition"]),
+            "--ecs-subnets",
+            &subnets,
+            "--ecs-security-groups",
+            &groups,
+        ],
+    );
+    drop(proc.stdin.take()); // the shim reports and ends
+    let report: Value =
+        serde_json::from_str(&lines.next().expect("report line").expect("readable")).expect("report JSON");
+    let _ = proc.wait();
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(&v["nonce"], reference(), "{v}");
+    let job = s(&v["job_id"]);
+    let tasks = report["tasks"].as_array().expect("tasks");
+    assert_eq!(tasks.len(), 3, "{report}");
+    for t in tasks {
+        let env = &t["env"];
+        assert_eq!(env["NONCE_JOB_ID"], job, "{t}");
+        assert_eq!(env["NONCE_TRANSPORT"], "aws", "{t}");
+        assert_eq!(env["NONCE_AWS_PREFIX"], em.prefix.as_str(), "{t}");
+        assert!(s(&env["NONCE_EVENTS_QUEUE_URL"]).ends_with(&format!("/{}-events", em.prefix)), "{t}");
+        assert!(s(&env["NONCE_CONTROL_TOPIC_ARN"]).ends_with(&format!(":{}-control", em.prefix)), "{t}");
+        assert!(env.get("NONCE_WORKER_ID").is_none(), "tasks name themselves from their metadata: {t}");
+        assert_eq!(t["tags"]["nonce-cloud:job"], job, "{t}");
+        assert_eq!(t["tags"]["nonce-cloud:prefix"], em.prefix.as_str(), "{t}");
+        assert_eq!(t["launchType"], "FARGATE", "{t}");
+        assert_eq!(t["stop_called"], true, "StopTask for every task: {t}");
+        assert_eq!(t["exit_code"], 0, "every worker left cleanly: {t}");
+    }
+    assert_clean(&em);
+}
