@@ -1,0 +1,50 @@
+output "events_queue_url" {
+  description = "Worker -> coordinator events (NONCE_EVENTS_QUEUE_URL)."
+  value       = aws_sqs_queue.events.url
+}
+
+output "dead_letter_queue_url" {
+  description = "Undecodable and failing events end here."
+  value       = aws_sqs_queue.dead_letters.url
+}
+
+output "control_topic_arn" {
+  description = "The broadcast topic (NONCE_CONTROL_TOPIC_ARN)."
+  value       = aws_sns_topic.control.arn
+}
+
+output "cluster" {
+  description = "ECS cluster of the daemon and the workers."
+  value       = aws_ecs_cluster.main.name
+}
+
+output "worker_task_definition" {
+  description = "Family of the worker task definition."
+  value       = aws_ecs_task_definition.worker.family
+}
+
+output "worker_repository_url" {
+  description = "Push the nonce-worker image here."
+  value       = aws_ecr_repository.worker.repository_url
+}
+
+output "daemon_repository_url" {
+  description = "Push the nonced image here."
+  value       = aws_ecr_repository.daemon.repository_url
+}
+
+output "nonced_config" {
+  description = "A nonced.toml for a daemon run outside ECS (systemd) against this deployment."
+  value       = <<-EOT
+    transport = "aws"
+    launcher  = "ecs"
+    [aws]
+    prefix = "${var.prefix}"
+    [ecs]
+    cluster         = "${aws_ecs_cluster.main.name}"
+    task_definition = "${aws_ecs_task_definition.worker.family}"
+    subnets         = ${jsonencode(var.subnet_ids)}
+    security_groups = ["${aws_security_group.tasks.id}"]
+    assign_public_ip = ${var.assign_public_ip}
+  EOT
+}

@@ -1,0 +1,89 @@
+variable "region" {
+  description = "AWS region to deploy into."
+  type        = string
+  default     = "eu-west-1"
+}
+
+variable "prefix" {
+  description = "Name prefix of every resource; nonced and nonce-worker derive queue and topic names from it (NONCE_AWS_PREFIX)."
+  type        = string
+  default     = "nonce-cloud"
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]{1,40}$", var.prefix))
+    error_message = "Use 1 to 40 letters, digits, '-' or '_' (SQS names are at most 80 characters)."
+  }
+}
+
+variable "vpc_id" {
+  description = "VPC the tasks run in."
+  type        = string
+}
+
+variable "subnet_ids" {
+  description = "Subnets for the daemon and the workers. Private subnets need a NAT gateway or VPC endpoints for SQS, SNS, ECS, ECR, S3 and CloudWatch Logs."
+  type        = list(string)
+}
+
+variable "assign_public_ip" {
+  description = "Give tasks public IPs (public subnets without NAT). Keep false in production."
+  type        = bool
+  default     = false
+}
+
+variable "worker_image" {
+  description = "nonce-worker image (ECR URI with tag); see docs/DEPLOY.md."
+  type        = string
+}
+
+variable "daemon_image" {
+  description = "nonced image (ECR URI with tag)."
+  type        = string
+}
+
+variable "worker_cpu" {
+  description = "Fargate CPU units per worker task (1024 = 1 vCPU); the worker hashes on every vCPU."
+  type        = number
+  default     = 1024
+}
+
+variable "worker_memory" {
+  description = "Fargate memory (MiB) per worker task."
+  type        = number
+  default     = 2048
+}
+
+variable "daemon_cpu" {
+  description = "Fargate CPU units of the daemon."
+  type        = number
+  default     = 512
+}
+
+variable "daemon_memory" {
+  description = "Fargate memory (MiB) of the daemon."
+  type        = number
+  default     = 1024
+}
+
+variable "max_workers_per_job" {
+  description = "Quota: workers one job may ask for."
+  type        = number
+  default     = 64
+}
+
+variable "max_concurrent_jobs" {
+  description = "Quota: jobs running at once."
+  type        = number
+  default     = 4
+}
+
+variable "max_fleet" {
+  description = "Quota: workers across all running jobs (keep under the account's Fargate vCPU quota divided by the worker's vCPUs)."
+  type        = number
+  default     = 256
+}
+
+variable "log_retention_days" {
+  description = "CloudWatch log retention."
+  type        = number
+  default     = 365
+}

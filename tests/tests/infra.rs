@@ -1,0 +1,224 @@
+//! The Terraform in `infra/terraform` parses, declares what a deployment needs, and sets
+//! exactly the environment variables the binaries read (and every one they require).
+//! `terraform validate` needs the AWS provider, which cannot be downloaded here: this is
+//! the check that can run (see docs/DEPLOY.md).
+
+use hcl::{Block, Body, Expression, ObjectKey};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+fn terraform_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../infra/terraform")
+}
+
+/// Every `.tf` file, parsed.
+fn bodies() -> Vec<(String, Body)> {
+    let mut files: Vec<_> = std::fs::read_dir(terraform_dir())
+        .expect("infra/terraform")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "tf"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 5, "the Terraform files: {files:?}");
+    files
+        .into_iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).expect("readable");
+            let body = hcl::parse(&text).unwrap_or_else(|e| panic!("{} does not parse: {e}", p.display()));
+            (p.display().to_string(), body)
+        })
+        .collect()
+}
+
+/// Every `resource "TYPE" "NAME"` block.
+fn resources() -> Vec<(String, String, Block)> {
+    let mut out = vec![];
+    for (_, body) in bodies() {
+        for block in body.blocks() {
+            if block.identifier() == "resource" {
+                let labels: Vec<&str> = block.labels().iter().map(|l| l.as_str()).collect();
+                out.push((labels[0].to_string(), labels[1].to_string(), block.clone()));
+            }
+        }
+    }
+    out
+}
+
+fn resource(kind: &str, name: &str) -> Block {
+    resources()
+        .into_iter()
+        .find(|(k, n, _)| k == kind && n == name)
+        .map(|(_, _, b)| b)
+        .unwrap_or_else(|| panic!("resource {kind}.{name} is missing"))
+}
+
+fn attr<'a>(block: &'a Block, key: &str) -> Option<&'a Expression> {
+    block.body().attributes().find(|a| a.key() == key).map(|a| a.expr())
+}
+
+fn key_name(k: &ObjectKey) -> String {
+    match k {
+        ObjectKey::Identifier(i) => i.to_string(),
+        ObjectKey::Expression(Expression::String(s)) => s.clone(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// The one container object inside `container_definitions = jsonencode([{ ... }])`.
+fn container(task_definition: &Block) -> Vec<(String, Expression)> {
+    let expr = attr(task_definition, "container_definitions").expect("container_definitions");
+    let Expression::FuncCall(call) = expr else { panic!("container_definitions is not jsonencode(...)") };
+    let Some(Expression::Array(items)) = call.args.first() else { panic!("jsonencode([...]) expected") };
+    assert_eq!(items.len(), 1, "one container per task");
+    let Expression::Object(obj) = &items[0] else { panic!("a container object") };
+    obj.iter().map(|(k, v)| (key_name(k), v.clone())).collect()
+}
+
+fn field<'a>(c: &'a [(String, Expression)], key: &str) -> Option<&'a Expression> {
+    c.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+}
+
+/// The names in the container's `environment = [{ name = "...", value = ... }, ...]`.
+fn env_names(c: &[(String, Expression)]) -> BTreeSet<String> {
+    let Some(Expression::Array(items)) = field(c, "environment") else { panic!("an environment list") };
+    items
+        .iter()
+        .map(|item| {
+            let Expression::Object(o) = item else { panic!("environment entries are objects") };
+            let name = o.iter().find(|(k, _)| key_name(k) == "name").map(|(_, v)| v).expect("a name");
+            let Expression::String(s) = name else { panic!("environment names are literal strings") };
+            s.clone()
+        })
+        .collect()
+}
+
+/// Read by the AWS SDK inside both binaries.
+const SDK_VARS: [&str; 2] = ["AWS_REGION", "AWS_DEFAULT_REGION"];
+
+#[test]
+fn every_file_parses_and_a_deployment_has_what_it_needs() {
+    let needed = [
+        ("aws_sqs_queue", "events"),
+        ("aws_sqs_queue", "dead_letters"),
+        ("aws_sns_topic", "control"),
+        ("aws_ecs_cluster", "main"),
+        ("aws_ecs_task_definition", "worker"),
+        ("aws_ecs_task_definition", "daemon"),
+        ("aws_ecs_service", "daemon"),
+        ("aws_iam_role", "worker_execution"),
+        ("aws_iam_role", "worker_task"),
+        ("aws_iam_role", "daemon_execution"),
+        ("aws_iam_role", "daemon_task"),
+        ("aws_cloudwatch_log_group", "worker"),
+        ("aws_cloudwatch_log_group", "daemon"),
+        ("aws_ecr_repository", "worker"),
+        ("aws_ecr_repository", "daemon"),
+        ("aws_kms_key", "main"),
+        ("aws_efs_file_system", "state"),
+    ];
+    for (kind, name) in needed {
+        resource(kind, name);
+    }
+    let events = resource("aws_sqs_queue", "events");
+    assert!(attr(&events, "redrive_policy").is_some(), "the events queue has a DLQ");
+    assert!(attr(&events, "sqs_managed_sse_enabled").is_some(), "the events queue is encrypted");
+    assert!(
+        attr(&resource("aws_sns_topic", "control"), "kms_master_key_id").is_some(),
+        "the topic is encrypted"
+    );
+    for group in ["worker", "daemon"] {
+        assert!(attr(&resource("aws_cloudwatch_log_group", group), "retention_in_days").is_some());
+    }
+    for family in ["worker", "daemon"] {
+        let td = resource("aws_ecs_task_definition", family);
+        assert!(matches!(attr(&td, "network_mode"), Some(Expression::String(m)) if m == "awsvpc"));
+        let c = container(&td);
+        assert!(
+            matches!(field(&c, "readonlyRootFilesystem"), Some(Expression::Bool(true))),
+            "{family}: read-only root"
+        );
+        assert!(
+            matches!(field(&c, "user"), Some(Expression::String(u)) if !u.starts_with("0") && !u.starts_with("root")),
+            "{family}: non-root user"
+        );
+        assert!(field(&c, "memory").is_some(), "{family}: container memory set");
+        // Separate roles for pulling/logging and for the program.
+        assert_ne!(
+            format!("{:?}", attr(&td, "execution_role_arn")),
+            format!("{:?}", attr(&td, "task_role_arn")),
+            "{family}: execution and task roles differ"
+        );
+    }
+    let worker = container(&resource("aws_ecs_task_definition", "worker"));
+    assert!(
+        matches!(field(&worker, "name"), Some(Expression::String(n)) if n == coordinator::request::DEFAULT_ECS_CONTAINER),
+        "the worker container has the name the ecs launcher overrides"
+    );
+}
+
+#[test]
+fn task_definitions_set_exactly_what_the_binaries_read() {
+    let worker = env_names(&container(&resource("aws_ecs_task_definition", "worker")));
+    let reads: BTreeSet<&str> =
+        worker_actor::env_config::VARIABLES.iter().chain(SDK_VARS.iter()).copied().collect();
+    for v in &worker {
+        assert!(reads.contains(v.as_str()), "the worker task sets {v}, which nonce-worker does not read");
+    }
+    // What the launcher adds per job (container overrides) need not be in the definition.
+    let overrides: BTreeSet<&str> = coordinator::aws::WORKER_OVERRIDES.iter().copied().collect();
+    for v in worker_actor::env_config::REQUIRED {
+        assert!(
+            worker.contains(*v) || overrides.contains(v),
+            "nonce-worker requires {v}: neither the task definition nor the launcher sets it"
+        );
+    }
+    for v in &overrides {
+        assert!(reads.contains(v), "the ecs launcher overrides {v}, which nonce-worker does not read");
+    }
+
+    let daemon = env_names(&container(&resource("aws_ecs_task_definition", "daemon")));
+    let reads: BTreeSet<&str> =
+        coordinator::daemon::config::ENV_VARS.iter().chain(SDK_VARS.iter()).copied().collect();
+    for v in &daemon {
+        assert!(reads.contains(v.as_str()), "the daemon task sets {v}, which nonced does not read");
+    }
+    for v in coordinator::daemon::config::REQUIRED_ON_ECS {
+        assert!(daemon.contains(*v), "nonced on ECS requires {v}: the task definition does not set it");
+    }
+}
+
+#[test]
+fn dockerfiles_are_multi_stage_distroless_non_root_and_name_real_binaries() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    for (file, entry) in [("nonce-worker.Dockerfile", "nonce-worker"), ("nonced.Dockerfile", "nonced")] {
+        let text = std::fs::read_to_string(root.join("infra/docker").join(file)).expect("Dockerfile");
+        let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.starts_with('#')).collect();
+        let froms: Vec<usize> = (0..lines.len()).filter(|&i| lines[i].starts_with("FROM ")).collect();
+        assert!(froms.len() >= 2, "{file}: multi-stage");
+        let last = *froms.last().expect("a FROM");
+        assert!(
+            lines[last].contains("distroless") || lines[last].contains("scratch"),
+            "{file}: a small final image, not {}",
+            lines[last]
+        );
+        let final_stage = &lines[last..];
+        let user =
+            final_stage.iter().find(|l| l.starts_with("USER ")).unwrap_or_else(|| panic!("{file}: USER"));
+        let uid = user.trim_start_matches("USER ").split(':').next().expect("uid");
+        assert!(uid != "0" && uid != "root", "{file}: runs as {uid}");
+        assert!(
+            final_stage.iter().any(|l| *l == format!("ENTRYPOINT [\"/{entry}\"]")),
+            "{file}: ENTRYPOINT [\"/{entry}\"]"
+        );
+        // Every binary it builds exists in the workspace.
+        for word in text.split_whitespace().collect::<Vec<_>>().windows(2) {
+            if word[0] == "--bin" {
+                let name = word[1];
+                let exists = ["worker-actor", "coordinator"]
+                    .iter()
+                    .any(|c| root.join(c).join("src/bin").join(format!("{name}.rs")).exists());
+                assert!(exists, "{file} builds {name}, which is no binary of this workspace");
+            }
+        }
+    }
+}
