@@ -54,6 +54,9 @@ pub struct SearchRequest {
     pub transport: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub launcher: Option<String>,
+    /// Replacement workers for ones that stall or die (default: as many as `workers`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replacements: Option<usize>,
     /// Liveness timings (durations like `1s`): defaults suit the transport.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heartbeat: Option<String>,
@@ -166,6 +169,13 @@ impl SearchRequest {
         if let Some(p) = self.confidence {
             self.plan_fleet(&mut spec, p)?;
         }
+        spec.replacements = match self.replacements {
+            Some(r) if r > MAX_LOCAL_WORKERS => {
+                return Err(UsageError(format!("--replacements must be 0..={MAX_LOCAL_WORKERS}, not {r}")))
+            }
+            Some(r) => r,
+            None => spec.workers,
+        };
         Ok(spec)
     }
 

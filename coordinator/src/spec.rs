@@ -59,6 +59,9 @@ pub struct JobSpec {
     pub backend: Backend,
     pub launcher: LauncherKind,
     pub transport: TransportKind,
+    /// Replacement workers the job may launch for ones that stall or die (beyond `workers`);
+    /// 0 re-shards lost ranges across the live workers only.
+    pub replacements: usize,
     /// Progress of an earlier run of the same job (daemon recovery).
     pub resume: Option<crate::job::Snapshot>,
 }
@@ -77,6 +80,7 @@ impl JobSpec {
             backend: Backend::detect(),
             launcher: LauncherKind::Threads,
             transport: TransportKind::Memory,
+            replacements: cpus(),
             resume: None,
         }
     }
@@ -85,6 +89,7 @@ impl JobSpec {
     pub fn config(&self, job: JobId) -> JobConfig {
         let mut cfg = JobConfig::new(job, self.puzzle.clone(), self.mode, self.range, self.workers);
         cfg.deadline = self.deadline;
+        cfg.max_launches = self.workers + self.replacements;
         cfg.resume = self.resume.clone();
         cfg.incarnation = rand::random();
         cfg.keepalive = self.timings.keepalive();

@@ -30,31 +30,6 @@ const SEARCH: [&str; 11] = [
 /// Fast liveness for tests: a stall is noticed in 2 s.
 const TIMINGS: [&str; 6] = ["--heartbeat", "500ms", "--stall-timeout", "2s", "--orphan-timeout", "4s"];
 
-fn children(parent: u32, want: usize) -> Vec<String> {
-    let t = Instant::now();
-    loop {
-        let out =
-            Command::new("pgrep").args(["-P", &parent.to_string(), "nonce-worker"]).output().expect("pgrep");
-        let pids: Vec<String> =
-            String::from_utf8_lossy(&out.stdout).split_whitespace().map(String::from).collect();
-        if pids.len() >= want || t.elapsed() > Duration::from_secs(20) {
-            return pids;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn running(pid: &str) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| s.rsplit(')').next().and_then(|r| r.split_whitespace().next()).map(|st| st != "Z"))
-        .unwrap_or(false)
-}
-
-fn signal(sig: &str, pid: &str) {
-    assert!(Command::new("kill").args([sig, pid]).status().expect("kill").success(), "kill {sig} {pid}");
-}
-
 fn wait_gone(pids: &[String], within: Duration, what: &str) -> Duration {
     let t = Instant::now();
     while pids.iter().any(|p| running(p)) {
@@ -76,7 +51,7 @@ fn disturbed_search(name: &str, disturb: impl FnOnce(&str)) -> (Emulator, Value)
         .stdout(Stdio::piped())
         .spawn()
         .expect("noncectl starts");
-    let pids = children(child.id(), 3);
+    let pids = worker_pids(child.id(), 3);
     assert_eq!(pids.len(), 3, "three worker processes");
     std::thread::sleep(Duration::from_secs(1));
     disturb(&pids[1]);
@@ -133,7 +108,7 @@ fn workers_exit_by_themselves_when_the_coordinator_dies_for_good() {
         .stdout(Stdio::null())
         .spawn()
         .expect("noncectl starts");
-    let pids = children(child.id(), 3);
+    let pids = worker_pids(child.id(), 3);
     assert_eq!(pids.len(), 3);
     let t = Instant::now();
     while em.inboxes().len() < 3 {
@@ -224,7 +199,7 @@ fn the_daemon_killed_mid_job_restarts_adopts_its_workers_and_finishes_right() {
                "heartbeat": "500ms", "stall_timeout": "3s", "orphan_timeout": "8s"}),
     );
     let job = started["result"]["job_id"].as_str().unwrap_or_else(|| panic!("{started}")).to_string();
-    let first_life = children(d.child.id(), 3);
+    let first_life = worker_pids(d.child.id(), 3);
     assert_eq!(first_life.len(), 3, "three workers");
     std::thread::sleep(Duration::from_millis(4500)); // past two progress records (every 2 s)
     let first_ids = worker_ids(&d.socket, &job);

@@ -59,20 +59,6 @@ fn lowest_with_three_process_workers_matches_the_embedded_run() {
     assert_clean(&em);
 }
 
-fn children(parent: u32) -> Vec<String> {
-    let out =
-        Command::new("pgrep").args(["-P", &parent.to_string(), "nonce-worker"]).output().expect("pgrep");
-    String::from_utf8_lossy(&out.stdout).split_whitespace().map(String::from).collect()
-}
-
-/// Whether `pid` runs (a zombie, exited but not yet reaped, does not count).
-fn running(pid: &str) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| s.rsplit(')').next().and_then(|r| r.split_whitespace().next()).map(|st| st != "Z"))
-        .unwrap_or(false)
-}
-
 #[test]
 fn ctrl_c_stops_every_worker_within_two_seconds_and_their_inboxes_go() {
     let em = Emulator::get("cancel");
@@ -87,7 +73,7 @@ fn ctrl_c_stops_every_worker_within_two_seconds_and_their_inboxes_go() {
         .expect("noncectl starts");
     let t = Instant::now();
     let pids = loop {
-        let pids = children(child.id());
+        let pids = worker_pids(child.id(), 0);
         if pids.len() == 3 && em.inboxes().len() == 3 {
             break pids;
         }

@@ -10,34 +10,6 @@ use std::time::{Duration, Instant};
 /// search agrees with the independent brute force on every case in testdata/golden.json).
 const REFERENCE: u64 = 213_623_294;
 
-fn worker_pids(parent: u32) -> Vec<String> {
-    let t = Instant::now();
-    loop {
-        let out =
-            Command::new("pgrep").args(["-P", &parent.to_string(), "nonce-worker"]).output().expect("pgrep");
-        let pids: Vec<String> =
-            String::from_utf8_lossy(&out.stdout).split_whitespace().map(String::from).collect();
-        if pids.len() == 3 || t.elapsed() > Duration::from_secs(10) {
-            return pids;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Whether `pid` runs (a zombie, exited but not yet reaped, does not count).
-fn running(pid: &str) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit(')').next().and_then(|rest| rest.split_whitespace().next()).map(|st| st != "Z")
-        })
-        .unwrap_or(false)
-}
-
-fn signal(sig: &str, pid: &str) {
-    assert!(Command::new("kill").args([sig, pid]).status().expect("kill").success(), "kill {sig} {pid}");
-}
-
 /// Runs the reference search on 3 process workers, doing `disturb` to one of them a second in.
 fn disturbed_search(disturb: impl FnOnce(&str)) -> serde_json::Value {
     let child = Command::new(bin("noncectl"))
@@ -48,7 +20,7 @@ fn disturbed_search(disturb: impl FnOnce(&str)) -> serde_json::Value {
         .stdout(Stdio::piped())
         .spawn()
         .expect("noncectl starts");
-    let pids = worker_pids(child.id());
+    let pids = worker_pids(child.id(), 3);
     assert_eq!(pids.len(), 3, "three worker processes");
     std::thread::sleep(Duration::from_secs(1));
     disturb(&pids[1]);
@@ -107,7 +79,7 @@ fn workers_exit_by_themselves_when_the_coordinator_dies() {
         .stdout(Stdio::null())
         .spawn()
         .expect("noncectl starts");
-    let pids = worker_pids(child.id());
+    let pids = worker_pids(child.id(), 3);
     assert_eq!(pids.len(), 3);
     std::thread::sleep(Duration::from_millis(500));
     signal("-KILL", &child.id().to_string());

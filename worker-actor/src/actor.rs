@@ -24,6 +24,22 @@ pub trait EventSink: Send + Sync + 'static {
 #[rtype(result = "()")]
 pub struct Inbox(pub Command);
 
+/// Decodes one command as a transport carries it (a stdin line, an SQS body) and hands it to
+/// the actor. Answers false for anything else: the caller counts it; nothing is fatal.
+pub fn deliver_text(actor: &Addr<WorkerActor>, text: &str) -> bool {
+    match protocol::codec::decode_text(text) {
+        Ok(protocol::Message::Command(cmd)) => {
+            actor.do_send(Inbox(cmd));
+            true
+        }
+        Ok(protocol::Message::Event(_)) => false,
+        Err(e) => {
+            tracing::warn!(error = %e, "dropping an undecodable command");
+            false
+        }
+    }
+}
+
 /// How one worker behaves.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {

@@ -112,13 +112,8 @@ pub async fn pump_inbox(link: &WorkerLink, actor: Addr<WorkerActor>) -> u64 {
             Ok(bodies) => {
                 backoff = Duration::from_millis(200);
                 for body in bodies {
-                    match codec::decode_text(&body) {
-                        Ok(Message::Command(cmd)) => actor.do_send(Inbox(cmd)),
-                        Ok(Message::Event(_)) => rejected += 1,
-                        Err(e) => {
-                            rejected += 1;
-                            tracing::warn!(error = %e, "dropping an undecodable command");
-                        }
+                    if !crate::actor::deliver_text(&actor, &body) {
+                        rejected += 1;
                     }
                 }
             }

@@ -1,7 +1,7 @@
 //! The stdio transport: commands arrive on stdin and events leave on stdout, one base64
 //! envelope per line (the same text SQS bodies carry). Used by the `process` launcher.
 
-use crate::actor::{EventSink, Inbox, WorkerActor};
+use crate::actor::{EventSink, WorkerActor};
 use actix::Addr;
 use protocol::codec;
 use protocol::{Event, Message};
@@ -33,13 +33,8 @@ pub fn pump_stdin(actor: Addr<WorkerActor>) -> u64 {
         if line.trim().is_empty() {
             continue;
         }
-        match codec::decode_text(&line) {
-            Ok(Message::Command(cmd)) => actor.do_send(Inbox(cmd)),
-            Ok(Message::Event(_)) => rejected += 1,
-            Err(e) => {
-                rejected += 1;
-                tracing::warn!(error = %e, "dropping an undecodable command");
-            }
+        if !crate::actor::deliver_text(&actor, &line) {
+            rejected += 1;
         }
     }
     rejected

@@ -47,6 +47,10 @@ pub struct SearchArgs {
     /// processes) or ecs (Fargate tasks; needs --transport aws).
     #[arg(long)]
     launcher: Option<String>,
+    /// Replacement workers the job may start for ones that stall or die (default: --workers;
+    /// 0 re-shards lost ranges across the live workers only).
+    #[arg(long)]
+    replacements: Option<usize>,
     /// Workers report this often (default: 250ms in memory, 120s over aws).
     #[arg(long, value_name = "DUR")]
     heartbeat: Option<String>,
@@ -99,6 +103,7 @@ impl SearchArgs {
             confidence: self.confidence,
             transport: self.transport.clone(),
             launcher: self.launcher.clone(),
+            replacements: self.replacements,
             heartbeat: self.heartbeat.clone(),
             stall_timeout: self.stall_timeout.clone(),
             orphan_timeout: self.orphan_timeout.clone(),

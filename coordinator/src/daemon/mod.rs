@@ -52,7 +52,13 @@ pub fn main() -> ExitCode {
         }
     };
     crate::logging::init(crate::logging::Audience::Service, "info");
-    let mut config = match &args.config {
+    // No --config: systemd's ConfigurationDirectory (/etc/nonced) may hold one.
+    let config_path = args.config.clone().or_else(|| {
+        std::env::var_os("CONFIGURATION_DIRECTORY")
+            .map(|d| PathBuf::from(d).join("nonced.toml"))
+            .filter(|p| p.exists())
+    });
+    let mut config = match &config_path {
         Some(path) => match DaemonConfig::load(path) {
             Ok(c) => c,
             Err(e) => {

@@ -56,3 +56,31 @@ pub fn golden() -> Value {
 pub fn s(v: &Value) -> &str {
     v.as_str().expect("a string")
 }
+
+/// The pids of `parent`'s `nonce-worker` children, once there are `want` (or after 20 s).
+pub fn worker_pids(parent: u32, want: usize) -> Vec<String> {
+    let t = std::time::Instant::now();
+    loop {
+        let out =
+            Command::new("pgrep").args(["-P", &parent.to_string(), "nonce-worker"]).output().expect("pgrep");
+        let pids: Vec<String> =
+            String::from_utf8_lossy(&out.stdout).split_whitespace().map(String::from).collect();
+        if pids.len() >= want || t.elapsed() > std::time::Duration::from_secs(20) {
+            return pids;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Whether `pid` runs (a zombie, exited but not yet reaped, does not count).
+pub fn running(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit(')').next().and_then(|r| r.split_whitespace().next()).map(|st| st != "Z"))
+        .unwrap_or(false)
+}
+
+/// Sends `sig` (`-STOP`, `-KILL`, ...) to `pid`.
+pub fn signal(sig: &str, pid: &str) {
+    assert!(Command::new("kill").args([sig, pid]).status().expect("kill").success(), "kill {sig} {pid}");
+}
