@@ -13,10 +13,14 @@ pub enum Audience {
     Service,
 }
 
+/// The AWS SDK's own chatter (its providers probing IMDS, profiles, ...) is kept to errors
+/// unless `NONCE_LOG` asks for it: the failure that matters is reported by us anyway.
+pub const QUIET_SDK: &str = "aws_config=error,aws_smithy_runtime=error";
+
 /// Installs the global subscriber; `default` is the filter when `NONCE_LOG` is unset.
 pub fn init(audience: Audience, default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("NONCE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{default},{QUIET_SDK}")));
     if audience == Audience::Service && !std::io::stderr().is_terminal() {
         let _ =
             tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stdout).try_init();

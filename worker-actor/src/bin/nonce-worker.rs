@@ -14,8 +14,9 @@ use worker_actor::env_config::{self, TransportEnv};
 use worker_actor::{stdio, ExitReason, Inbox, WorkerActor, WorkerConfig};
 
 fn main() -> ExitCode {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("NONCE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("NONCE_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("warn,aws_config=error,aws_smithy_runtime=error")
+    });
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
     let env = |k: &str| std::env::var(k).ok();
     // On ECS every task runs the same overrides: a task's own name comes from its metadata.
