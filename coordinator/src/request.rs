@@ -9,7 +9,7 @@ use protocol::{Encoding, Layout, Mode, NonceRange, Puzzle, Target};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
-/// Most in-process workers a search may ask for (quotas may say fewer).
+/// Most workers a search may ask for (quotas may say fewer).
 pub const MAX_LOCAL_WORKERS: usize = 1024;
 
 /// A problem with what the user asked for. CLI: one line, exit 2. RPC: invalid params.
@@ -292,7 +292,12 @@ impl SearchRequest {
             rate: crate::calibration::per_thread_rate(spec.backend) * spec.threads_per_worker as f64,
             startup: crate::cli::estimate::default_startup(spec.launcher.name()).unwrap_or(0.1),
             space: spec.range.len() as f64,
-            capacity: (cpus() / spec.threads_per_worker).max(1),
+            // Local workers share this machine's CPUs; Fargate tasks bring their own (the
+            // daemon's max_fleet quota, set from the account's vCPU quota, bounds them).
+            capacity: match spec.launcher {
+                LauncherKind::Ecs => MAX_LOCAL_WORKERS,
+                LauncherKind::Threads | LauncherKind::Process => (cpus() / spec.threads_per_worker).max(1),
+            },
             worker_vcpus: spec.threads_per_worker as f64,
             worker_memory_gb: 0.0,
             vcpu_hour: 0.0,
