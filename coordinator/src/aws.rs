@@ -185,10 +185,9 @@ impl Transport for AwsNetwork {
     }
 
     fn finished(&self) {
-        // Late events of this job are ghosts from now on.
-        self.ctx.router.unregister(self.job);
-        // Workers that died without cleaning up leave their inboxes: remove them once the
-        // live ones have had time to remove their own.
+        // The job's own workers still say Bye: those reach the finished job, which ignores
+        // them. What comes after the grace is a ghost. Workers that died without cleaning up
+        // leave their inboxes: remove them once the live ones have removed their own.
         let inboxes: Vec<String> =
             std::mem::take(&mut *self.inboxes.lock().unwrap_or_else(|e| e.into_inner()))
                 .into_iter()
@@ -196,6 +195,7 @@ impl Transport for AwsNetwork {
         let (ctx, guard, job) = (self.ctx.clone(), self.ctx.cleanup_guard(), self.job);
         tokio::spawn(async move {
             tokio::time::sleep(SWEEP_AFTER).await;
+            ctx.router.unregister(job);
             let n = aws_transport::sweep::sweep_inboxes(&ctx.clients, &ctx.fabric.topic_arn, &inboxes).await;
             if n > 0 {
                 tracing::info!(%job, inboxes = n, "swept inboxes of workers that died");

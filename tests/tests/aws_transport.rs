@@ -60,6 +60,17 @@ fn lowest_with_three_process_workers_matches_the_embedded_run() {
 }
 
 #[test]
+fn in_process_workers_can_use_sqs_too() {
+    // Transport and launcher are chosen independently.
+    let em = Emulator::get("threads");
+    let (code, v) = aws_search(&em, &["--launcher", "threads"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(&v["nonce"], reference(), "{v}");
+    assert!(v["transport"]["events"].as_u64().expect("events") >= 3, "{v}");
+    assert_clean(&em);
+}
+
+#[test]
 fn ctrl_c_stops_every_worker_within_two_seconds_and_their_inboxes_go() {
     let em = Emulator::get("cancel");
     let probe = em.probe(&em.fabric().topic_arn);
