@@ -223,6 +223,9 @@ fn the_daemon_killed_mid_job_restarts_adopts_its_workers_and_finishes_right() {
     let r = call(&d2.socket, "search.wait", json!({"job_id": job, "timeout_s": 120}));
     assert_eq!(r["result"]["finished"], true, "{r}");
     assert_eq!(r["result"]["result"]["nonce"], REFERENCE, "{r}");
+    let info = call(&d2.socket, "daemon.info", json!({}));
+    assert_eq!(info["result"]["aws"]["prefix"], em.prefix.as_str(), "{info}");
+    assert!(info["result"]["aws"]["events"].as_u64().unwrap_or(0) > 0, "{info}");
     // The first life's workers heard the new incarnation, said Hello again, and were stopped
     // with the rest by the job's Stop broadcast.
     wait_gone(&first_life, Duration::from_secs(8), "the first life's workers after the job");

@@ -40,6 +40,8 @@ pub struct DaemonMethods {
     jobs: Mutex<BTreeMap<JobId, JobEntry>>,
     start_lock: tokio::sync::Mutex<()>,
     started: Instant,
+    /// The aws transport, when configured: its counters are part of `daemon.info`.
+    aws: Option<crate::aws::AwsContext>,
 }
 
 #[derive(Deserialize)]
@@ -83,7 +85,12 @@ pub fn status_json(job: JobId, st: &Status) -> Value {
 }
 
 impl DaemonMethods {
-    pub fn new(coordinator: Addr<Coordinator>, config: DaemonConfig, journal: Journal) -> Arc<Self> {
+    pub fn new(
+        coordinator: Addr<Coordinator>,
+        config: DaemonConfig,
+        journal: Journal,
+        aws: Option<crate::aws::AwsContext>,
+    ) -> Arc<Self> {
         Arc::new(DaemonMethods {
             coordinator,
             config,
@@ -91,6 +98,7 @@ impl DaemonMethods {
             jobs: Mutex::new(BTreeMap::new()),
             start_lock: tokio::sync::Mutex::new(()),
             started: Instant::now(),
+            aws,
         })
     }
 
@@ -359,6 +367,19 @@ impl DaemonMethods {
                 "max_fleet": self.config.quotas.max_fleet,
                 "max_vcpu_seconds_per_job": self.config.quotas.max_vcpu_seconds_per_job,
             },
+            // Since start, all jobs: events routed, ghosts dropped, poison moved to the DLQ.
+            "aws": self.aws.as_ref().map(|a| {
+                let st = a.stats();
+                json!({
+                    "prefix": a.settings.prefix,
+                    "events_queue": a.fabric.events_url,
+                    "control_topic": a.fabric.topic_arn,
+                    "events": st.delivered,
+                    "ghosts": st.ghosts,
+                    "undecodable": st.undecodable,
+                    "sqs_requests": a.clients.sqs_requests.get(),
+                })
+            }),
         })
     }
 

@@ -117,7 +117,7 @@ pub async fn run(config: DaemonConfig) -> Result<(), String> {
     let coordinator = Coordinator::with_aws(aws.clone()).start();
     let on_shutdown = config.on_shutdown;
     let listener = server::bind(&socket, config.socket_group.as_deref()).await?;
-    let methods = methods::DaemonMethods::new(coordinator.clone(), config, journal);
+    let methods = methods::DaemonMethods::new(coordinator.clone(), config, journal, aws.clone());
     methods.restore(remembered).await;
     let bound = methods::Bound { methods: Arc::clone(&methods), socket: socket.display().to_string() };
     let serving = tokio::spawn(server::serve(listener, Arc::new(bound)));
