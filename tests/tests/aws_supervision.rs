@@ -66,15 +66,7 @@ fn disturbed_search(name: &str, disturb: impl FnOnce(&str)) -> (Emulator, Value)
 
 #[test]
 fn a_stopped_worker_is_resharded_and_its_late_messages_change_nothing() {
-    let (_, v) = disturbed_search("sigstop", |pid| {
-        signal("-STOP", pid);
-        // Past the stall timeout, then let it wake and talk with stale epochs.
-        let pid = pid.to_string();
-        std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_secs(4));
-            let _ = Command::new("kill").args(["-CONT", &pid]).status();
-        });
-    });
+    let (_, v) = disturbed_search("sigstop", |pid| stall_then_wake(pid, Duration::from_secs(4)));
     assert_eq!(v["nonce"], REFERENCE, "{v}");
     assert!(v["stalls"].as_u64().expect("stalls") >= 1, "{v}");
     assert!(v["reshards"].as_u64().expect("reshards") >= 1, "{v}");

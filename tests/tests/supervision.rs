@@ -37,15 +37,7 @@ fn disturbed_search(disturb: impl FnOnce(&str)) -> serde_json::Value {
 
 #[test]
 fn a_stopped_worker_is_resharded_and_its_late_messages_change_nothing() {
-    let v = disturbed_search(|pid| {
-        signal("-STOP", pid);
-        // Past the stall timeout (3 s), then let it wake and talk with stale epochs.
-        let pid = pid.to_string();
-        std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_secs(4));
-            let _ = Command::new("kill").args(["-CONT", &pid]).status();
-        });
-    });
+    let v = disturbed_search(|pid| stall_then_wake(pid, Duration::from_secs(4)));
     assert_eq!(v["nonce"], REFERENCE, "{v}");
     assert!(v["reshards"].as_u64().expect("n") >= 1, "{v}");
     assert!(v["stalls"].as_u64().expect("n") >= 1, "{v}");

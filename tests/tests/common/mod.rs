@@ -84,3 +84,14 @@ pub fn running(pid: &str) -> bool {
 pub fn signal(sig: &str, pid: &str) {
     assert!(Command::new("kill").args([sig, pid]).status().expect("kill").success(), "kill {sig} {pid}");
 }
+
+/// SIGSTOPs `pid` (past a stall timeout) and SIGCONTs it `after` later, so it wakes up and
+/// talks with stale epochs while the search goes on.
+pub fn stall_then_wake(pid: &str, after: std::time::Duration) {
+    signal("-STOP", pid);
+    let pid = pid.to_string();
+    std::thread::spawn(move || {
+        std::thread::sleep(after);
+        let _ = Command::new("kill").args(["-CONT", &pid]).status();
+    });
+}
