@@ -153,12 +153,9 @@ fn stale_messages_of_another_job_change_nothing() {
     assert_clean(&em);
 }
 
+/// An event's SQS body, as a worker of `job` would send it.
 fn body_of(job: JobId, worker: &WorkerId, body: EventBody) -> String {
-    body_event(Event { job, worker: worker.clone(), body })
-}
-
-fn body_event(ev: Event) -> String {
-    codec::encode_text(&Message::Event(ev)).expect("encodes")
+    codec::encode_text(&Message::Event(Event { job, worker: worker.clone(), body })).expect("encodes")
 }
 
 #[test]
@@ -167,8 +164,7 @@ fn garbage_bodies_end_in_the_dead_letter_queue_and_the_job_finishes() {
     let fabric = em.fabric();
     let command =
         codec::encode_text(&Message::Command(protocol::Command::Stop { job: None })).expect("encodes");
-    let mut truncated =
-        body_event(Event { job: JobId(1), worker: WorkerId("w".into()), body: EventBody::Bye });
+    let mut truncated = body_of(JobId(1), &WorkerId("w".into()), EventBody::Bye);
     truncated.truncate(truncated.len() / 2);
     let garbage = vec![
         "not base64 at all!".to_string(),

@@ -146,17 +146,8 @@ impl Emulator {
         self.with_clients(|c| async move {
             let until = std::time::Instant::now() + timeout;
             while std::time::Instant::now() < until {
-                let out = c
-                    .sqs
-                    .receive_message()
-                    .queue_url(&url)
-                    .max_number_of_messages(10)
-                    .wait_time_seconds(1)
-                    .send()
-                    .await
-                    .expect("ReceiveMessage");
-                for m in out.messages() {
-                    let cmd = m.body().and_then(|b| protocol::codec::decode_text(b).ok());
+                for body in receive(&c, &url).await {
+                    let cmd = protocol::codec::decode_text(&body).ok();
                     if matches!(cmd, Some(protocol::Message::Command(protocol::Command::Stop { .. }))) {
                         return Some(std::time::Instant::now());
                     }
@@ -172,21 +163,26 @@ impl Emulator {
         self.with_clients(|c| async move {
             let mut bodies = vec![];
             loop {
-                let out = c
-                    .sqs
-                    .receive_message()
-                    .queue_url(&url)
-                    .max_number_of_messages(10)
-                    .wait_time_seconds(1)
-                    .send()
-                    .await
-                    .expect("ReceiveMessage");
-                let got = out.messages();
+                let got = receive(&c, &url).await;
                 if got.is_empty() {
                     return bodies;
                 }
-                bodies.extend(got.iter().filter_map(|m| m.body().map(str::to_string)));
+                bodies.extend(got);
             }
         })
     }
+}
+
+/// One receive of up to 10 bodies, waiting at most a second.
+async fn receive(c: &AwsClients, url: &str) -> Vec<String> {
+    let out = c
+        .sqs
+        .receive_message()
+        .queue_url(url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .expect("ReceiveMessage");
+    out.messages().iter().filter_map(|m| m.body().map(str::to_string)).collect()
 }
