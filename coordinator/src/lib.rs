@@ -1,30 +1,30 @@
-//! The coordinator of nonce-cloud.
+//! The coordinator runtime of nonce-cloud, and the programs users run: `noncectl`, `nonced`.
+//!
+//! The decisions (the range ledger, the job state machine, the planner) live in the
+//! `nonce_core` crate, which cannot do I/O. This crate moves messages and time around them.
+//! Its modules form layers; each may use only the layers below it (`tests/layering.rs`
+//! checks this, so there are no import cycles):
+//!
+//! | layer | modules | what |
+//! |---|---|---|
+//! | programs | [`cli`], [`daemon`], [`experiment`], [`logging`] | what users run: `noncectl`, `nonced` (socket, journal, methods, config), experiments and their plots |
+//! | actors | [`actors`] | the actix shells: the job registry and one `JobSupervisor` per job |
+//! | seams | [`launcher`] above [`transport`] | how workers start (`threads`, `process`, `ecs`) and how commands reach them (`memory`, `pipe`, `aws`) |
+//! | contract | [`request`] | a search as users state it, validated into a `JobSpec`, and its report; input parsing |
 //!
 //! Problems it solves, and where:
-//! - **Splitting and tracking the nonce space** so that "every nonce below n is searched" and
-//!   "no golden nonce exists here" are facts, not hopes: [`ledger::Ledger`].
-//! - **Deciding what happens next** (assign, steal, re-shard a stalled worker's range, accept
-//!   a verified result, finish) without I/O or clocks, so it can be simulated: [`job::Job`].
-//! - **Moving messages and time** around those decisions: thin actix actors
-//!   ([`supervisor::JobSupervisor`], [`registry::Coordinator`]) over a [`transport`] and a
-//!   [`launcher`].
-//! - **Users**: the `noncectl` CLI ([`cli`]) and the `nonced` daemon.
+//! - **Supervision apart from work**: workers hash; the `JobSupervisor` only relays, and
+//!   liveness comes from recorded progress (heartbeats with watermarks), not health checks.
+//! - **Many ways to run one search**: a transport and a launcher are chosen independently
+//!   per job, each behind one trait ([`transport::Transport`], [`launcher::Launcher`]).
+//! - **Users**: the same request and report whether `noncectl` runs the coordinator
+//!   in-process or talks to `nonced`.
 
-pub mod aws;
-pub mod calibration;
+pub mod actors;
 pub mod cli;
 pub mod daemon;
-pub mod ecs_launcher;
 pub mod experiment;
-pub mod job;
 pub mod launcher;
-pub mod ledger;
 pub mod logging;
-pub mod planner;
-pub mod plot;
-pub mod process;
-pub mod registry;
 pub mod request;
-pub mod spec;
-pub mod supervisor;
 pub mod transport;

@@ -1,8 +1,8 @@
 //! `noncectl bench`: the kernel's hash rate on this machine, and its ratio to single-stream
 //! SHA-256 measured in the same run.
 
-use super::report::human_rate;
 use super::{exit, UsageError};
+use crate::request::report::human_rate;
 use clap::Args;
 use std::time::Duration;
 use worker_actor::bench;
@@ -25,7 +25,7 @@ pub struct BenchArgs {
 }
 
 pub fn run(args: BenchArgs) -> Result<u8, UsageError> {
-    let threads = args.threads.unwrap_or_else(crate::spec::cpus);
+    let threads = args.threads.unwrap_or_else(crate::request::cpus);
     if threads == 0 || threads > 1024 {
         return Err(UsageError(format!("--threads must be 1..=1024, not {threads}")));
     }
@@ -46,7 +46,7 @@ pub fn run(args: BenchArgs) -> Result<u8, UsageError> {
     let r = bench::run(backend, threads, Duration::from_secs_f64(args.seconds));
     let ratio = r.ratio_to_single_stream();
     // The planner plans with this machine's measured per-thread rate.
-    crate::calibration::save(r.backend, r.rate / r.threads as f64);
+    crate::request::calibration::save(r.backend, r.rate / r.threads as f64);
     if args.json {
         let obj = serde_json::json!({
             "rate": r.rate.round(),

@@ -1,9 +1,9 @@
 //! `noncectl status|jobs|cancel|workers|wait`: talk to `nonced`.
 
-use super::report;
-use super::search::system;
 use super::{exit, UsageError};
+use crate::actors::system;
 use crate::daemon::client::{CallError, RpcClient};
+use crate::request::report;
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 use std::path::PathBuf;

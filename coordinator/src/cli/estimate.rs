@@ -1,11 +1,12 @@
 //! `noncectl estimate`: the planner's answer for a difficulty, a deadline and a confidence.
 
 use super::{exit, UsageError};
-use crate::calibration;
-use crate::planner::{plan, Plan, PlanInput, FARGATE_GB_HOUR, FARGATE_VCPU_HOUR};
+use crate::request::calibration;
+use crate::request::cpus;
 use crate::request::parse_duration;
-use crate::spec::cpus;
 use clap::Args;
+use nonce_core::planner::default_startup;
+use nonce_core::planner::{plan, Plan, PlanInput, FARGATE_GB_HOUR, FARGATE_VCPU_HOUR};
 use protocol::{Encoding, NonceRange};
 use worker_actor::Backend;
 
@@ -53,20 +54,6 @@ pub struct EstimateArgs {
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
-}
-
-/// Typical seconds from launch until a worker hashes, by launcher.
-pub fn default_startup(launcher: &str) -> Option<f64> {
-    match launcher {
-        // Measured here: Start to first Hello is 0.05-0.2 ms in-process; a process also pays
-        // for exec and its runtime (a few ms).
-        "threads" => Some(0.002),
-        "process" => Some(0.02),
-        // Fargate: provisioning plus an image pull of a small static image (the coursework
-        // system measured tens of seconds with a large one).
-        "ecs" => Some(45.0),
-        _ => None,
-    }
 }
 
 fn positive(name: &str, v: f64) -> Result<f64, UsageError> {

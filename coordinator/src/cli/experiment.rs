@@ -1,7 +1,7 @@
 //! `noncectl experiment planner|scaling`: the coursework report's experiments, reproduced.
 
-use super::search::system;
 use super::{exit, UsageError};
+use crate::actors::system;
 use crate::experiment;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;

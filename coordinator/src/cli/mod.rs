@@ -1,13 +1,13 @@
 //! `noncectl`: the command-line client. Parses and validates flags, then runs the coordinator
-//! in-process (the embedded default).
+//! in-process (the embedded default) or talks to `nonced` through its socket. One file per
+//! subcommand; the request and report they share with the daemon are in `crate::request`.
 
 mod bench;
 mod daemon_client;
-pub mod estimate;
+mod estimate;
 mod experiment;
 mod puzzle_args;
-pub mod report;
-pub mod search;
+mod search;
 mod verify;
 
 use clap::{Parser, Subcommand};

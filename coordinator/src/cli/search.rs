@@ -1,18 +1,19 @@
 //! `noncectl search`: validate, then run the job on the in-process coordinator or submit it to
 //! `nonced` (`--socket`/`NONCE_SOCKET`); show progress, cancel cleanly on Ctrl-C, report.
 
-use super::report::{self, human_rate, SearchReport};
 use super::{exit, PuzzleArgs, UsageError};
-use crate::aws::{AwsContext, AwsSettings};
+use crate::actors::{system, Coordinator, StartJob};
+use crate::actors::{CancelJob, GetStatus, WaitJob};
 use crate::daemon::client::RpcClient;
-use crate::job::Outcome;
-use crate::registry::{Coordinator, StartJob};
+use crate::request::report::{self, human_rate, SearchReport};
+use crate::request::AwsSettings;
+use crate::request::JobSpec;
 use crate::request::SearchRequest;
-use crate::spec::JobSpec;
-use crate::supervisor::{CancelJob, GetStatus, WaitJob};
+use crate::transport::aws::AwsContext;
 use actix::prelude::*;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use nonce_core::job::Outcome;
 use serde_json::{json, Value};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -118,17 +119,6 @@ impl SearchArgs {
             ..self.puzzle.request()
         }
     }
-}
-
-/// A multi-thread tokio runtime under an actix system, as the coordinator needs.
-pub fn system() -> actix::SystemRunner {
-    actix::System::with_tokio_rt(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap_or_else(|e| panic!("cannot start the tokio runtime: {e}"))
-    })
 }
 
 pub fn run(args: SearchArgs) -> Result<u8, UsageError> {

@@ -250,7 +250,7 @@ impl DaemonConfig {
     }
 
     /// The aws set-up: present when the default transport is aws or an `[aws]` table exists.
-    pub fn aws_settings(&self) -> Option<crate::aws::AwsSettings> {
+    pub fn aws_settings(&self) -> Option<crate::request::AwsSettings> {
         if self.transport != "aws" && self.aws.is_none() {
             return None;
         }
@@ -263,7 +263,7 @@ impl DaemonConfig {
             container: e.container.clone(),
             assign_public_ip: e.assign_public_ip,
         });
-        Some(crate::aws::AwsSettings { prefix: table.prefix, bootstrap: table.bootstrap, ecs })
+        Some(crate::request::AwsSettings { prefix: table.prefix, bootstrap: table.bootstrap, ecs })
     }
 
     /// The socket path: flag/env/config, else systemd's RuntimeDirectory, else a per-user /tmp path.

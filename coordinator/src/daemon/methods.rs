@@ -4,13 +4,13 @@
 use super::config::DaemonConfig;
 use super::journal::{Journal, Record, Remembered};
 use super::rpc::{params, Methods, RpcError, JOB_NOT_FOUND, METHOD_NOT_FOUND, QUOTA_EXCEEDED, UNAVAILABLE};
-use crate::cli::report::SearchReport;
-use crate::job::Status;
-use crate::registry::{Coordinator, FindJob, StartJob};
+use crate::actors::{CancelJob, GetSnapshot, GetStatus, GetWorkers, JobSupervisor, WaitJob};
+use crate::actors::{Coordinator, FindJob, StartJob};
+use crate::request::report::SearchReport;
+use crate::request::JobSpec;
 use crate::request::SearchRequest;
-use crate::spec::JobSpec;
-use crate::supervisor::{CancelJob, GetSnapshot, GetStatus, GetWorkers, JobSupervisor, WaitJob};
 use actix::Addr;
+use nonce_core::job::Status;
 use protocol::JobId;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -41,7 +41,7 @@ pub struct DaemonMethods {
     start_lock: tokio::sync::Mutex<()>,
     started: Instant,
     /// The aws transport, when configured: its counters are part of `daemon.info`.
-    aws: Option<crate::aws::AwsContext>,
+    aws: Option<crate::transport::aws::AwsContext>,
 }
 
 #[derive(Deserialize)]
@@ -89,7 +89,7 @@ impl DaemonMethods {
         coordinator: Addr<Coordinator>,
         config: DaemonConfig,
         journal: Journal,
-        aws: Option<crate::aws::AwsContext>,
+        aws: Option<crate::transport::aws::AwsContext>,
     ) -> Arc<Self> {
         Arc::new(DaemonMethods {
             coordinator,

@@ -1,17 +1,19 @@
 //! `nonced`: the coordinator daemon. Holds the coordinator (and, with AWS, the credentials),
 //! serves JSON-RPC 2.0 on a Unix socket, journals its jobs, and tells systemd how it is.
 //!
-//! Split as listener ([`server`]), protocol ([`rpc`]), methods ([`methods`]) and state
-//! ([`journal`]); shutdown is a signal turned into one orderly sequence in [`run`].
+//! Split as listener ([`socket`]; a network listener goes beside it and shares the method
+//! table), protocol ([`rpc`]), methods ([`methods`]), state ([`journal`]) and settings
+//! ([`config`]); [`client`] is the other end, for `noncectl`. Shutdown is a signal turned
+//! into one orderly sequence in [`run`].
 
 pub mod client;
 pub mod config;
 pub mod journal;
 pub mod methods;
 pub mod rpc;
-pub mod server;
+pub mod socket;
 
-use crate::registry::{Coordinator, ListJobs};
+use crate::actors::{Coordinator, ListJobs};
 use actix::prelude::*;
 use clap::Parser;
 use config::{DaemonConfig, OnShutdown};
@@ -78,7 +80,7 @@ pub fn main() -> ExitCode {
     if args.state_dir.is_some() {
         config.state_dir = args.state_dir.clone();
     }
-    let system = crate::cli::search::system();
+    let system = crate::actors::system();
     let result = if args.health_check {
         system.block_on(health_check(config.socket_path()))
     } else {
@@ -111,16 +113,16 @@ pub async fn run(config: DaemonConfig) -> Result<(), String> {
     let state = config.state_path();
     let (journal, remembered) = journal::Journal::open(&state)?;
     let aws = match config.aws_settings() {
-        Some(settings) => Some(crate::aws::AwsContext::connect(settings).await?),
+        Some(settings) => Some(crate::transport::aws::AwsContext::connect(settings).await?),
         None => None,
     };
     let coordinator = Coordinator::with_aws(aws.clone()).start();
     let on_shutdown = config.on_shutdown;
-    let listener = server::bind(&socket, config.socket_group.as_deref()).await?;
+    let listener = socket::bind(&socket, config.socket_group.as_deref()).await?;
     let methods = methods::DaemonMethods::new(coordinator.clone(), config, journal, aws.clone());
     methods.restore(remembered).await;
     let bound = methods::Bound { methods: Arc::clone(&methods), socket: socket.display().to_string() };
-    let serving = tokio::spawn(server::serve(listener, Arc::new(bound)));
+    let serving = tokio::spawn(socket::serve(listener, Arc::new(bound)));
     tracing::info!(socket = %socket.display(), state = %state.display(), "nonced ready");
     notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("serving")]);
     let watchdog = tokio::spawn(watchdog(coordinator.clone()));

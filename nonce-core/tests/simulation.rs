@@ -5,7 +5,7 @@
 //!
 //! `NONCE_SIM_SEEDS=100000` runs more seeds; `NONCE_SIM_SEED=N` replays one.
 
-use coordinator::job::{Input, Job, JobConfig, OutcomeKind, Output, MAX_FOUND};
+use nonce_core::job::{Input, Job, JobConfig, OutcomeKind, Output, MAX_FOUND};
 use protocol::{
     verify, Command, Encoding, Event, EventBody, JobId, Mode, NonceRange, Puzzle, ShardId, ShardProgress,
     WorkerId,
@@ -397,7 +397,7 @@ impl Sim {
         Err(format!("the job waits forever: {alive} workers not crashed, {} launched", self.launched))
     }
 
-    fn judge(&self, o: coordinator::job::Outcome) -> Result<(), String> {
+    fn judge(&self, o: nonce_core::job::Outcome) -> Result<(), String> {
         let cfg = self.job.config();
         let truth: Vec<u64> = self.golden.iter().copied().collect();
         match o.kind {

@@ -143,6 +143,20 @@ pub fn plan(i: &PlanInput) -> Plan {
     }
 }
 
+/// Typical seconds from launch until a worker hashes, by launcher.
+pub fn default_startup(launcher: &str) -> Option<f64> {
+    match launcher {
+        // Measured here: Start to first Hello is 0.05-0.2 ms in-process; a process also pays
+        // for exec and its runtime (a few ms).
+        "threads" => Some(0.002),
+        "process" => Some(0.02),
+        // Fargate: provisioning plus an image pull of a small static image (the coursework
+        // system measured tens of seconds with a large one).
+        "ecs" => Some(45.0),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,8 +1,8 @@
 //! The coordinator's cost at scale: 10,000 simulated workers heartbeating once a second
 //! against the real `Job` code, single-threaded. Prints the CPU time per simulated second.
-//! Run: cargo bench -p coordinator --bench scale [-- WORKERS SECONDS]
+//! Run: cargo bench -p nonce-core --bench scale [-- WORKERS SECONDS]
 
-use coordinator::job::{Input, Job, JobConfig, Output};
+use nonce_core::job::{Input, Job, JobConfig, Output};
 use protocol::{Command, Encoding, Event, EventBody, JobId, Mode, Puzzle, ShardProgress, WorkerId};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

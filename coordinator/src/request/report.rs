@@ -1,6 +1,6 @@
 //! The result of a search as the user sees it: one JSON object (`--json`) or a short text.
 
-use crate::job::{Outcome, OutcomeKind};
+use nonce_core::job::{Outcome, OutcomeKind};
 use protocol::{verify, JobId, Mode, Puzzle};
 use serde_json::{json, Value};
 

@@ -10,7 +10,7 @@ static FONT: Once = Once::new();
 
 fn register_font() {
     FONT.call_once(|| {
-        let bytes: &'static [u8] = include_bytes!("../assets/DejaVuSans.ttf");
+        let bytes: &'static [u8] = include_bytes!("../../assets/DejaVuSans.ttf");
         if plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_err() {
             tracing::warn!("the embedded font did not load; charts will have no text");
         }

@@ -1,26 +1,12 @@
-//! Transports carry commands from the coordinator to workers. Events flow back as
-//! [`WorkerEvent`] messages to the job's supervisor, whichever transport brought them.
+//! The `memory` transport: inboxes are actor addresses, so in-process workers get their
+//! commands as actor messages and send events straight to the job's supervisor.
 
+use super::{Transport, WorkerEvent};
 use actix::prelude::*;
 use protocol::{Command, Event};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use worker_actor::{EventSink, Inbox};
-
-/// An event from a worker, delivered to a `JobSupervisor`.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
-pub struct WorkerEvent(pub Event);
-
-/// Coordinator -> workers.
-pub trait Transport: Send + 'static {
-    /// Sends to one worker's inbox.
-    fn send(&self, inbox: &str, command: Command);
-    /// Sends to every worker (the control topic).
-    fn broadcast(&self, command: Command);
-    /// The job has ended: what its workers send from now on is not for anyone.
-    fn finished(&self) {}
-}
 
 /// In-process transport: inboxes are actor addresses, keyed by inbox name.
 #[derive(Clone, Default)]

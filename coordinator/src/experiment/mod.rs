@@ -2,14 +2,16 @@
 //! how does time to a golden nonce scale with workers and difficulty (report section 7,
 //! figures 5 to 7). Trials run on the embedded backend; results go to CSV, PNG and SVG.
 
-use crate::cli::estimate::default_startup;
-use crate::job::{Outcome, OutcomeKind};
-use crate::planner::{plan, tries, PlanInput};
-use crate::plot::{chart, Labels, Series};
-use crate::registry::{Coordinator, StartJob};
-use crate::spec::{cpus, JobSpec};
-use crate::supervisor::WaitJob;
+pub mod plot;
+
+use crate::actors::WaitJob;
+use crate::actors::{Coordinator, StartJob};
+use crate::request::{cpus, JobSpec};
 use actix::prelude::*;
+use nonce_core::job::{Outcome, OutcomeKind};
+use nonce_core::planner::default_startup;
+use nonce_core::planner::{plan, tries, PlanInput};
+use plot::{chart, Labels, Series};
 use protocol::{Encoding, Mode, Puzzle};
 use rand::{Rng, SeedableRng};
 use std::io::Write;
@@ -59,7 +61,7 @@ pub async fn planner(
     let coordinator = Coordinator::default().start();
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let backend = Backend::detect();
-    let rate = crate::calibration::per_thread_rate(backend);
+    let rate = crate::request::calibration::per_thread_rate(backend);
     let startup = default_startup("threads").unwrap_or(0.02);
     let capacity = cpus();
     let mut rows = Vec::new();

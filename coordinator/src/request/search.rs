@@ -1,9 +1,9 @@
 //! `SearchRequest`: a search as a user states it, the same whether it comes from `noncectl`
 //! flags or from a JSON-RPC `search.start`. One validation path for both.
 
-use crate::aws::AwsSettings;
-use crate::launcher::WorkerTimings;
-use crate::spec::{cpus, JobSpec, LauncherKind, TransportKind};
+use super::parse::{parse_duration, parse_hex, parse_nbits, UsageError};
+use super::spec::{cpus, AwsSettings, JobSpec, LauncherKind, TransportKind};
+use super::timings::WorkerTimings;
 use aws_transport::ecs::EcsSettings;
 use protocol::{Encoding, Layout, Mode, NonceRange, Puzzle, Target};
 use serde::{Deserialize, Serialize};
@@ -11,16 +11,6 @@ use std::time::Duration;
 
 /// Most workers a search may ask for (quotas may say fewer).
 pub const MAX_LOCAL_WORKERS: usize = 1024;
-
-/// A problem with what the user asked for. CLI: one line, exit 2. RPC: invalid params.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UsageError(pub String);
-
-impl std::fmt::Display for UsageError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
 /// The fields mirror `noncectl search`'s flags.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -285,12 +275,12 @@ impl SearchRequest {
             // An nBits target is about as hard as its leading zero bits.
             protocol::Target::Compact(_) => leading_zero_bits_of_target(&spec.puzzle),
         };
-        let input = crate::planner::PlanInput {
+        let input = nonce_core::planner::PlanInput {
             difficulty,
             max_time: deadline.as_secs_f64(),
             confidence,
-            rate: crate::calibration::per_thread_rate(spec.backend) * spec.threads_per_worker as f64,
-            startup: crate::cli::estimate::default_startup(spec.launcher.name()).unwrap_or(0.1),
+            rate: super::calibration::per_thread_rate(spec.backend) * spec.threads_per_worker as f64,
+            startup: nonce_core::planner::default_startup(spec.launcher.name()).unwrap_or(0.1),
             space: spec.range.len() as f64,
             // Local workers share this machine's CPUs; Fargate tasks bring their own (the
             // daemon's max_fleet quota, set from the account's vCPU quota, bounds them).
@@ -303,7 +293,7 @@ impl SearchRequest {
             vcpu_hour: 0.0,
             gb_hour: 0.0,
         };
-        let plan = crate::planner::plan(&input);
+        let plan = nonce_core::planner::plan(&input);
         if let Some(why) = plan.impossible {
             return Err(UsageError(format!(
                 "cannot promise a golden nonce with probability {confidence}: {why}"
@@ -318,44 +308,6 @@ impl SearchRequest {
         spec.workers = plan.workers;
         Ok(())
     }
-}
-
-fn parse_hex(flag: &str, text: &str) -> Result<Vec<u8>, UsageError> {
-    let t = text.trim();
-    let t = t.strip_prefix("0x").unwrap_or(t);
-    if !t.len().is_multiple_of(2) {
-        return Err(UsageError(format!("{flag}: odd number of hex digits ({})", t.len())));
-    }
-    hex::decode(t).map_err(|e| UsageError(format!("{flag}: not hex ({e})")))
-}
-
-fn parse_nbits(text: &str) -> Result<u32, UsageError> {
-    let t = text.trim();
-    let t = t.strip_prefix("0x").unwrap_or(t);
-    u32::from_str_radix(t, 16)
-        .map_err(|_| UsageError(format!("--target-bits: {text:?} is not 8 hex digits of nBits")))
-}
-
-/// Parses `90`, `90s`, `1.5m`, `2h`, `250ms`.
-pub fn parse_duration(text: &str) -> Result<Duration, UsageError> {
-    let t = text.trim();
-    let bad = || UsageError(format!("{text:?} is not a duration (e.g. 30s, 5m, 1h)"));
-    let (num, scale) = if let Some(n) = t.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = t.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = t.strip_suffix('m') {
-        (n, 60.0)
-    } else if let Some(n) = t.strip_suffix('h') {
-        (n, 3600.0)
-    } else {
-        (t, 1.0)
-    };
-    let v: f64 = num.trim().parse().map_err(|_| bad())?;
-    if !(v.is_finite() && v > 0.0 && v * scale < 1e9) {
-        return Err(bad());
-    }
-    Ok(Duration::from_secs_f64(v * scale))
 }
 
 /// Leading zero bits of an nBits puzzle's expanded target: the difficulty it is close to.

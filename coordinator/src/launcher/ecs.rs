@@ -4,8 +4,8 @@
 //! every task when the job ends. Each task's `nonce-worker` names itself after its task id,
 //! so a stopped task maps to its worker.
 
-use crate::aws::AwsContext;
-use crate::launcher::{LaunchFailed, Launcher, WorkerGone, WorkerWiring};
+use super::{LaunchFailed, Launcher, WorkerGone, WorkerWiring};
+use crate::transport::aws::AwsContext;
 use aws_transport::ecs::{self, EcsSettings, TaskLaunch};
 use protocol::WorkerId;
 use std::sync::{Arc, Mutex};

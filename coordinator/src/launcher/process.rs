@@ -5,65 +5,24 @@
 //! the watcher sees it) and reported, so its range is re-sharded without waiting for the
 //! stall timeout.
 
-use crate::launcher::{Launcher, WorkerGone, WorkerWiring};
-use crate::transport::{Transport, WorkerEvent};
-use protocol::{codec, Command, Message, WorkerId};
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
+use super::{Launcher, WorkerGone, WorkerWiring};
+use crate::transport::{PipeNetwork, WorkerEvent};
+use protocol::{codec, Message, WorkerId};
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// How long stopped workers get to leave before they are killed.
 const STOP_GRACE: Duration = Duration::from_secs(2);
 
-/// Inboxes of process workers: their stdin pipes.
-#[derive(Clone, Default)]
-pub struct PipeNetwork {
-    inboxes: Arc<Mutex<HashMap<String, ChildStdin>>>,
-}
-
-impl std::fmt::Debug for PipeNetwork {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("PipeNetwork")
-    }
-}
-
-impl PipeNetwork {
-    fn write(pipe: &mut ChildStdin, command: &Command) {
-        if let Ok(text) = codec::encode_text(&Message::Command(command.clone())) {
-            // A closed pipe is a dead worker: its exit is reported by the reader thread.
-            let _ = writeln!(pipe, "{text}").and_then(|_| pipe.flush());
-        }
-    }
-
-    /// Closes every pipe: workers read EOF and stop.
-    fn close_all(&self) {
-        self.inboxes.lock().unwrap_or_else(|e| e.into_inner()).clear();
-    }
-}
-
-impl Transport for PipeNetwork {
-    fn send(&self, inbox: &str, command: Command) {
-        if let Some(pipe) = self.inboxes.lock().unwrap_or_else(|e| e.into_inner()).get_mut(inbox) {
-            Self::write(pipe, &command);
-        }
-    }
-
-    fn broadcast(&self, command: Command) {
-        for pipe in self.inboxes.lock().unwrap_or_else(|e| e.into_inner()).values_mut() {
-            Self::write(pipe, &command);
-        }
-    }
-}
-
 /// How process workers reach their coordinator.
 #[derive(Debug)]
 enum ProcessRoute {
     Pipes(PipeNetwork),
     /// The `aws` transport: workers get `worker_env` (queue URL, topic ARN, ...).
-    Aws(crate::aws::AwsContext),
+    Aws(crate::transport::aws::AwsContext),
 }
 
 /// See the module docs.
@@ -100,7 +59,7 @@ impl ProcessLauncher {
     /// Workers over the `aws` transport. Like ECS tasks, they live on their own: they are
     /// stopped by the broadcast (SIGTERM and a kill only if they ignore it), and a
     /// coordinator that dies leaves them to be adopted by its next life or to time out.
-    pub fn over_aws(wiring: WorkerWiring, ctx: crate::aws::AwsContext) -> Self {
+    pub fn over_aws(wiring: WorkerWiring, ctx: crate::transport::aws::AwsContext) -> Self {
         ProcessLauncher {
             wiring,
             route: ProcessRoute::Aws(ctx),
@@ -190,7 +149,7 @@ impl Launcher for ProcessLauncher {
                 let _ = child.kill();
                 return Err("worker pipes unavailable".into());
             };
-            network.inboxes.lock().unwrap_or_else(|e| e.into_inner()).insert(format!("stdio://{id}"), stdin);
+            network.register(format!("stdio://{id}"), stdin);
             let (events, gone, inbox, network) =
                 (w.events.clone(), w.gone.clone(), format!("stdio://{id}"), network.clone());
             let child_id = id.clone();
@@ -206,7 +165,7 @@ impl Launcher for ProcessLauncher {
                             }
                         }
                     }
-                    network.inboxes.lock().unwrap_or_else(|e| e.into_inner()).remove(&inbox);
+                    network.unregister(&inbox);
                     gone.do_send(WorkerGone(id));
                 })
                 .map_err(|e| format!("cannot start a pipe reader: {e}"))?;

@@ -2,10 +2,9 @@
 //! the deployment's queues and topic, one event router shared by every job), and an
 //! [`AwsNetwork`] per job that sends its commands and receives its events.
 
-use crate::launcher::WorkerTimings;
-use crate::transport::{Transport, WorkerEvent};
+use super::{Transport, WorkerEvent};
+use crate::request::{AwsSettings, WorkerTimings};
 use actix::Recipient;
-use aws_transport::ecs::EcsSettings;
 use aws_transport::{AwsClients, CommandSender, EventRouter, Fabric, ResourceNames, RouterStats};
 use protocol::{Command, JobId};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -27,23 +26,6 @@ pub const WORKER_OVERRIDES: [&str; 7] = [
     "NONCE_HEARTBEAT_MS",
     "NONCE_ORPHAN_TIMEOUT_S",
 ];
-
-/// How the aws transport is set up: CLI flags or the daemon's `[aws]` and `[ecs]` tables.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AwsSettings {
-    /// Resource name prefix (`--aws-prefix`).
-    pub prefix: String,
-    /// Create the queues and topic if missing (`--aws-bootstrap`).
-    pub bootstrap: bool,
-    /// Settings of the `ecs` launcher, when it is used.
-    pub ecs: Option<EcsSettings>,
-}
-
-impl Default for AwsSettings {
-    fn default() -> Self {
-        AwsSettings { prefix: "nonce-cloud".into(), bootstrap: false, ecs: None }
-    }
-}
 
 /// The process-wide aws state. Cheap to clone (one `Arc`).
 #[derive(Debug, Clone)]

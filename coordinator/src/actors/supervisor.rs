@@ -1,10 +1,10 @@
 //! `JobSupervisor`: the actor that owns one [`Job`], feeds it events and ticks, and carries
 //! out what it decides. All decisions are the `Job`'s; this shell only moves messages.
 
-use crate::job::{Input, Job, Outcome, Output, Snapshot, Status, WorkerInfo};
 use crate::launcher::{LaunchFailed, Launcher, WorkerGone};
 use crate::transport::{Transport, WorkerEvent};
 use actix::prelude::*;
+use nonce_core::job::{Input, Job, Outcome, Output, Snapshot, Status, WorkerInfo};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 

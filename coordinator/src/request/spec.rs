@@ -1,7 +1,9 @@
-//! `JobSpec`: a search request as a user states it, before it becomes a running job.
+//! `JobSpec`: a search request once validated, before it becomes a running job: the puzzle,
+//! the fleet, where the workers run and how (the transport's settings included).
 
-use crate::job::JobConfig;
-use crate::launcher::WorkerTimings;
+use super::timings::WorkerTimings;
+use aws_transport::ecs::EcsSettings;
+use nonce_core::job::JobConfig;
 use protocol::{JobId, Mode, NonceRange, Puzzle};
 use std::time::Duration;
 use worker_actor::Backend;
@@ -63,7 +65,7 @@ pub struct JobSpec {
     /// 0 re-shards lost ranges across the live workers only.
     pub replacements: usize,
     /// Progress of an earlier run of the same job (daemon recovery).
-    pub resume: Option<crate::job::Snapshot>,
+    pub resume: Option<nonce_core::job::Snapshot>,
 }
 
 impl JobSpec {
@@ -106,4 +108,21 @@ impl JobSpec {
 /// CPUs this process may use.
 pub fn cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// How the aws transport is set up: CLI flags or the daemon's `[aws]` and `[ecs]` tables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsSettings {
+    /// Resource name prefix (`--aws-prefix`).
+    pub prefix: String,
+    /// Create the queues and topic if missing (`--aws-bootstrap`).
+    pub bootstrap: bool,
+    /// Settings of the `ecs` launcher, when it is used.
+    pub ecs: Option<EcsSettings>,
+}
+
+impl Default for AwsSettings {
+    fn default() -> Self {
+        AwsSettings { prefix: "nonce-cloud".into(), bootstrap: false, ecs: None }
+    }
 }

@@ -1,16 +1,17 @@
 //! `Coordinator`: the job registry. Starts a `JobSupervisor` per job and finds it again by id;
 //! the daemon and the embedded CLI both go through it.
 
-use crate::aws::{AwsContext, AwsNetwork};
-use crate::ecs_launcher::EcsLauncher;
-use crate::job::Job;
+use super::supervisor::JobSupervisor;
+use crate::launcher::EcsLauncher;
+use crate::launcher::ProcessLauncher;
 use crate::launcher::{Launcher, ThreadsLauncher, WorkerWiring};
-use crate::process::{PipeNetwork, ProcessLauncher};
-use crate::spec::{JobSpec, LauncherKind, TransportKind};
-use crate::supervisor::JobSupervisor;
+use crate::request::{JobSpec, LauncherKind, TransportKind};
+use crate::transport::aws::{AwsContext, AwsNetwork};
 use crate::transport::MemoryNetwork;
+use crate::transport::PipeNetwork;
 use crate::transport::Transport;
 use actix::prelude::*;
+use nonce_core::job::Job;
 use protocol::JobId;
 use std::collections::BTreeMap;
 use std::time::Duration;

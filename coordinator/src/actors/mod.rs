@@ -1,0 +1,24 @@
+//! The actix shells around the decision core: [`registry::Coordinator`] starts one
+//! [`supervisor::JobSupervisor`] per job and finds it again by id; the supervisor owns the
+//! job's `nonce_core::job::Job`, feeds it events and ticks, and carries out its outputs
+//! through a transport and a launcher. No decision is made here.
+//!
+//! actix runs actors on a single-threaded arbiter: the system is started on a multi-thread
+//! tokio runtime ([`system`]), handlers never block, and hashing runs on its own OS threads.
+
+pub mod registry;
+pub mod supervisor;
+
+pub use registry::{Coordinator, FindJob, ListJobs, StartJob};
+pub use supervisor::{CancelJob, GetSnapshot, GetStatus, GetWorkers, JobSupervisor, WaitJob};
+
+/// A multi-thread tokio runtime under an actix system, as the coordinator needs.
+pub fn system() -> actix::SystemRunner {
+    actix::System::with_tokio_rt(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("cannot start the tokio runtime: {e}"))
+    })
+}

@@ -1,0 +1,74 @@
+//! Launchers start and stop a job's workers. They only start things: the workers announce
+//! themselves with `Hello` over the transport, like remote ones would.
+//!
+//! One trait, [`Launcher`], is the seam: [`threads`] (worker actors in this process),
+//! [`process`] (`nonce-worker` processes on this machine) and [`ecs`] (Fargate tasks). A new
+//! launcher implements it, reports exits with [`WorkerGone`] and late failures with
+//! [`LaunchFailed`], and `actors::registry` picks it for a job.
+
+pub mod ecs;
+pub mod process;
+pub mod threads;
+
+use crate::request::WorkerTimings;
+use crate::transport::WorkerEvent;
+use actix::prelude::*;
+use protocol::{JobId, WorkerId};
+use worker_actor::Backend;
+
+pub use ecs::EcsLauncher;
+pub use process::ProcessLauncher;
+pub use threads::ThreadsLauncher;
+
+/// Tells a job's supervisor that one of its workers is gone.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct WorkerGone(pub WorkerId);
+
+/// Tells a job's supervisor that workers it asked for could not be started (launchers that
+/// start asynchronously, like `ecs`, learn it late).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct LaunchFailed {
+    pub count: usize,
+    pub reason: String,
+}
+
+/// Starts workers for one job.
+pub trait Launcher: Send + 'static {
+    /// Starts `count` workers. Errors say why none (or not all) could start.
+    fn launch(&mut self, count: usize) -> Result<(), String>;
+    /// Stops every worker this launcher started (the broadcast `Stop` is the first resort).
+    fn stop_all(&mut self);
+}
+
+/// What every launcher needs to start a job's workers: who they serve, where their events
+/// and exits go, and how they run.
+#[derive(Clone)]
+pub struct WorkerWiring {
+    pub job: JobId,
+    pub events: Recipient<WorkerEvent>,
+    pub gone: Recipient<WorkerGone>,
+    pub launch_failed: Recipient<LaunchFailed>,
+    pub threads: usize,
+    pub timings: WorkerTimings,
+    pub backend: Backend,
+}
+
+impl std::fmt::Debug for WorkerWiring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerWiring").field("job", &self.job).field("threads", &self.threads).finish()
+    }
+}
+
+/// A launcher that cannot start anything, and says why: the job fails with that reason.
+#[derive(Debug)]
+pub struct RefusingLauncher(pub String);
+
+impl Launcher for RefusingLauncher {
+    fn launch(&mut self, _: usize) -> Result<(), String> {
+        Err(self.0.clone())
+    }
+
+    fn stop_all(&mut self) {}
+}

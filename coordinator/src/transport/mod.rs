@@ -1,0 +1,31 @@
+//! Transports carry commands from the coordinator to workers; events flow back as
+//! [`WorkerEvent`] messages to the job's supervisor, whichever transport brought them.
+//!
+//! One trait, [`Transport`], is the seam: [`memory`] (actor messages, the embedded default),
+//! [`pipe`] (the stdin of `nonce-worker` processes) and [`aws`] (SQS inboxes and the SNS
+//! control topic). A new transport implements it, and `actors::registry` wires it to a job.
+
+pub mod aws;
+pub mod memory;
+pub mod pipe;
+
+use actix::prelude::*;
+use protocol::{Command, Event};
+
+pub use memory::{MemoryNetwork, MemorySink};
+pub use pipe::PipeNetwork;
+
+/// An event from a worker, delivered to a `JobSupervisor`.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct WorkerEvent(pub Event);
+
+/// Coordinator -> workers.
+pub trait Transport: Send + 'static {
+    /// Sends to one worker's inbox.
+    fn send(&self, inbox: &str, command: Command);
+    /// Sends to every worker (the control topic).
+    fn broadcast(&self, command: Command);
+    /// The job has ended: what its workers send from now on is not for anyone.
+    fn finished(&self) {}
+}

@@ -1,0 +1,377 @@
+//! The state machine: every decision the coordinator makes about one search, with no I/O and
+//! no clock of its own (`handle(now, input) -> outputs`).
+//!
+//! It never trusts a worker: a `Found` counts only once [`protocol::verify`] agrees, and
+//! progress counts only from the worker that currently owns the shard, at the shard's epoch.
+//! Messages of other jobs are dropped and counted (no queue purge is ever needed).
+//!
+//! The decisions are split by what they are about: [`workers`] (messages in, liveness, stalls),
+//! [`shards`] (assigning, stealing, shrinking), [`results`] (verified finds, the best hash).
+//! This file holds the state and the entry point, `handle`, and how a job ends.
+
+mod results;
+mod shards;
+mod workers;
+
+use super::{Input, JobConfig, Outcome, OutcomeKind, Output, Snapshot, Stats, Status, WorkerInfo, MAX_FOUND};
+use crate::ledger::{Ledger, Span};
+use protocol::{verify, Best, Command, Epoch, Event, EventBody, JobId, Mode, ShardId, WorkerId};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Health {
+    Live,
+    /// Silent past the stall timeout; may come back.
+    Stalled,
+    /// Known gone.
+    Dead,
+}
+
+#[derive(Debug)]
+struct WorkerState {
+    inbox: String,
+    last_seen: Duration,
+    shards: BTreeSet<ShardId>,
+    rate: f64,
+    health: Health,
+    /// Waiting for a `ShrinkAck` that frees work for it.
+    waiting_steal: bool,
+}
+
+#[derive(Debug)]
+struct Shard {
+    worker: WorkerId,
+    epoch: Epoch,
+    start: u128,
+    end: u128,
+    watermark: u128,
+    /// A `Shrink` is out for this shard.
+    shrinking: bool,
+    /// The idle worker waiting for what that `Shrink` frees, if it is a steal.
+    thief: Option<WorkerId>,
+    /// A shrink freed nothing: the owner has claimed all of it, so stealing is pointless.
+    claimed_to_end: bool,
+    assigned_at: Duration,
+    shrink_sent_at: Duration,
+}
+
+/// The state machine. See the module docs.
+#[derive(Debug)]
+pub struct Job {
+    cfg: JobConfig,
+    ledger: Ledger,
+    workers: BTreeMap<WorkerId, WorkerState>,
+    shards: BTreeMap<ShardId, Shard>,
+    next_shard: u64,
+    next_epoch: Epoch,
+    /// Lowest verified golden nonces.
+    found: BTreeSet<u64>,
+    best: Option<(Best, [u8; 32])>,
+    /// Launch times of workers that have not said Hello yet (nor failed).
+    pending: Vec<Duration>,
+    /// Last time any worker was live (for giving up when all are gone for good).
+    last_live: Duration,
+    shard_len: u128,
+    started_at: Option<Duration>,
+    last_keepalive: Duration,
+    stats: Stats,
+    finished: Option<Outcome>,
+    /// Time of the input being handled.
+    now: Duration,
+    /// Something may have made a worker idle or freed work since the last `assign_idle`; keeps
+    /// the per-heartbeat cost logarithmic instead of a scan of every worker.
+    idle_dirty: bool,
+}
+
+impl Job {
+    pub fn new(cfg: JobConfig) -> Self {
+        let range = cfg.range;
+        let even = range.len().div_ceil(cfg.workers.max(1) as u128).max(1);
+        // `lowest` wants the whole fleet near the bottom of the range, so it hands out many
+        // small shards in order; the others split evenly and rely on stealing at the end.
+        let shard_len = match cfg.mode {
+            Mode::Lowest => (range.len() / (cfg.workers.max(1) as u128 * 64)).max(cfg.min_shard).min(even),
+            Mode::First | Mode::Exhaustive => even,
+        };
+        let base = 1 + (u64::from(cfg.incarnation as u32) << 32);
+        let mut ledger = Ledger::new(range);
+        let mut found = BTreeSet::new();
+        if let Some(snap) = &cfg.resume {
+            for r in &snap.done {
+                ledger.mark_done(*r);
+            }
+            found.extend(
+                snap.found
+                    .iter()
+                    .copied()
+                    .filter(|&n| range.contains(u128::from(n)) && verify(&cfg.puzzle, n).golden),
+            );
+            while found.len() > MAX_FOUND {
+                found.pop_last();
+            }
+        }
+        Job {
+            ledger,
+            cfg,
+            workers: BTreeMap::new(),
+            shards: BTreeMap::new(),
+            // Each incarnation numbers from its own base, so a worker that outlived an earlier
+            // coordinator can never mistake a new assignment for its old one.
+            next_shard: base,
+            next_epoch: base,
+            found,
+            best: None,
+            pending: Vec::new(),
+            last_live: Duration::ZERO,
+            shard_len,
+            started_at: None,
+            last_keepalive: Duration::ZERO,
+            stats: Stats::default(),
+            finished: None,
+            now: Duration::ZERO,
+            idle_dirty: true,
+        }
+    }
+
+    pub fn id(&self) -> JobId {
+        self.cfg.job
+    }
+
+    pub fn config(&self) -> &JobConfig {
+        &self.cfg
+    }
+
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// What a restarted coordinator needs to resume this job without redoing work.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            done: self.ledger.intervals().filter(|(_, st)| *st == Span::Done).map(|(r, _)| r).collect(),
+            found: self.found.iter().copied().collect(),
+        }
+    }
+
+    pub fn outcome(&self) -> Option<&Outcome> {
+        self.finished.as_ref()
+    }
+
+    pub fn status(&self) -> Status {
+        Status {
+            total: self.cfg.range.len(),
+            stats: self.stats_now(),
+            lowest: self.found.first().copied(),
+            finished: self.finished.is_some(),
+        }
+    }
+
+    /// Every worker the job has heard from, at time `now`.
+    pub fn workers_info(&self, now: Duration) -> Vec<WorkerInfo> {
+        self.workers
+            .iter()
+            .map(|(id, w)| WorkerInfo {
+                worker: id.clone(),
+                health: match w.health {
+                    Health::Live => "live",
+                    Health::Stalled => "stalled",
+                    Health::Dead => "gone",
+                },
+                rate: w.rate,
+                shards: w.shards.len(),
+                silent_for: now.saturating_sub(w.last_seen),
+            })
+            .collect()
+    }
+
+    fn stats_now(&self) -> Stats {
+        let live = self.workers.values().filter(|w| w.health == Health::Live);
+        Stats {
+            searched: self.ledger.done_len(),
+            workers_live: live.clone().count(),
+            rate: live.map(|w| w.rate).sum(),
+            workers_seen: self.workers.len(),
+            ..self.stats.clone()
+        }
+    }
+
+    /// Feeds one input at time `now` (time since any fixed origin) and returns what to do.
+    pub fn handle(&mut self, now: Duration, input: Input) -> Vec<Output> {
+        let mut out = Vec::new();
+        self.now = now;
+        if self.finished.is_some() {
+            if let Input::Event(_) = input {
+                self.stats.ghosts += 1;
+            }
+            return out;
+        }
+        // The deadline is checked on every input, not only on ticks: an answer that arrives
+        // after it does not count as found in time (it is still reported with the outcome).
+        if let (Some(deadline), Some(started)) = (self.cfg.deadline, self.started_at) {
+            if now >= started + deadline {
+                if let Input::Event(Event { body: EventBody::Found { nonce, .. }, job, .. }) = &input {
+                    if *job == self.cfg.job {
+                        self.on_found_late(*nonce);
+                    }
+                }
+                self.finish(now, OutcomeKind::TimedOut, &mut out);
+                return out;
+            }
+        }
+        match input {
+            Input::Start => self.start(now, &mut out),
+            Input::Event(ev) => self.on_event(now, ev, &mut out),
+            Input::Tick => self.on_tick(now, &mut out),
+            Input::Cancel => self.finish(now, OutcomeKind::Cancelled, &mut out),
+            Input::LaunchFailed { count, reason } => {
+                tracing::warn!(job = %self.cfg.job, count, %reason, "launch failed");
+                let n = count.min(self.pending.len());
+                self.pending.drain(..n);
+                self.replace_lost(&mut out);
+                if self.no_way_forward() {
+                    self.finish(
+                        now,
+                        OutcomeKind::Failed(format!("no worker could be started: {reason}")),
+                        &mut out,
+                    );
+                }
+            }
+            Input::WorkerExited(worker) => {
+                self.lose_worker(&worker, Health::Dead);
+                self.replace_lost(&mut out);
+                self.assign_idle(now, &mut out);
+                self.check_done(now, &mut out);
+                if self.finished.is_none() && self.no_way_forward() {
+                    self.finish(now, OutcomeKind::Failed("every worker was lost".into()), &mut out);
+                }
+            }
+        }
+        out
+    }
+
+    fn start(&mut self, now: Duration, out: &mut Vec<Output>) {
+        if self.started_at.is_some() {
+            return;
+        }
+        self.started_at = Some(now);
+        self.last_keepalive = now;
+        self.last_live = now;
+        tracing::info!(job = %self.cfg.job, puzzle = %self.cfg.puzzle.describe(), range = %self.cfg.range,
+            mode = %self.cfg.mode, workers = self.cfg.workers, resumed_done = %self.ledger.done_len(), "job started");
+        if self.cfg.mode == Mode::Lowest {
+            if let Some(&n) = self.found.first() {
+                self.trim_above(now, u128::from(n), out);
+            }
+        }
+        self.check_done(now, out);
+        if self.finished.is_none() {
+            self.launch(self.cfg.workers, out);
+        }
+    }
+
+    fn launch(&mut self, count: usize, out: &mut Vec<Output>) {
+        let count = count.min(self.cfg.max_launches.saturating_sub(self.stats.launched));
+        if count > 0 {
+            self.stats.launched += count;
+            self.pending.extend(std::iter::repeat_n(self.now, count));
+            out.push(Output::Launch { count });
+        }
+    }
+
+    /// Launches replacements so live + starting workers reach the planned fleet again.
+    fn replace_lost(&mut self, out: &mut Vec<Output>) {
+        let live = self.workers.values().filter(|w| w.health == Health::Live).count();
+        let missing = self.cfg.workers.saturating_sub(live + self.pending.len());
+        if missing > 0 && !self.remaining_work_is_empty() {
+            self.launch(missing, out);
+        }
+    }
+
+    fn remaining_work_is_empty(&self) -> bool {
+        self.ledger.is_complete()
+    }
+
+    /// No worker alive, none starting, and none may be launched: waiting would be forever.
+    /// A resumed job never decides this at once: workers that outlived the previous
+    /// coordinator may still introduce themselves (the tick's patience rule decides).
+    fn no_way_forward(&self) -> bool {
+        self.cfg.resume.is_none()
+            && self.workers.values().all(|w| w.health == Health::Dead)
+            && self.pending.is_empty()
+            && self.stats.launched >= self.cfg.max_launches
+    }
+
+    fn send(&self, worker: &WorkerId, command: Command, out: &mut Vec<Output>) {
+        if let Some(w) = self.workers.get(worker) {
+            out.push(Output::Send { worker: worker.clone(), inbox: w.inbox.clone(), command });
+        }
+    }
+
+    fn check_done(&mut self, now: Duration, out: &mut Vec<Output>) {
+        if self.finished.is_some() {
+            return;
+        }
+        let lowest = self.found.first().copied();
+        let done = match (self.cfg.mode, lowest) {
+            (Mode::Lowest, Some(n)) => self.ledger.done_below(u128::from(n)),
+            _ => self.ledger.is_complete(),
+        };
+        if done {
+            let kind = if lowest.is_some() { OutcomeKind::Found } else { OutcomeKind::Exhausted };
+            self.finish(now, kind, out);
+        }
+    }
+
+    fn finish(&mut self, now: Duration, kind: OutcomeKind, out: &mut Vec<Output>) {
+        let nonce = match self.cfg.mode {
+            // `first` ends on the nonce that arrived; it is the only one, or the lowest seen.
+            Mode::First | Mode::Lowest | Mode::Exhaustive => self.found.first().copied(),
+        };
+        let outcome = Outcome {
+            kind,
+            nonce,
+            found: self.found.iter().copied().collect(),
+            best: self.best.map(|(b, _)| b),
+            stats: self.stats_now(),
+            elapsed: now.saturating_sub(self.started_at.unwrap_or(now)),
+        };
+        tracing::info!(job = %self.cfg.job, outcome = outcome.kind.name(), nonce = ?outcome.nonce,
+            searched = %outcome.stats.searched, "job finished");
+        for w in self.workers.values_mut() {
+            w.shards.clear();
+        }
+        self.shards.clear();
+        out.push(Output::Broadcast(Command::Stop { job: Some(self.cfg.job) }));
+        out.push(Output::StopWorkers);
+        out.push(Output::Finish(outcome.clone()));
+        self.finished = Some(outcome);
+    }
+
+    /// Checks the invariants that hold between any two inputs. For tests and simulations.
+    pub fn check(&self) -> Result<(), String> {
+        self.ledger.check()?;
+        for (&id, s) in &self.shards {
+            if s.watermark < s.start || s.watermark > s.end {
+                return Err(format!("{id}: watermark {} outside {}..{}", s.watermark, s.start, s.end));
+            }
+            if s.watermark < s.end && self.ledger.state_at(s.watermark) != Some(Span::Assigned(id)) {
+                return Err(format!("{id}: unsearched part not assigned to it in the ledger"));
+            }
+        }
+        if let Some(o) = &self.finished {
+            if let Some(n) = o.nonce {
+                if !verify(&self.cfg.puzzle, n).golden {
+                    return Err(format!("answer {n} does not verify"));
+                }
+                if self.cfg.mode == Mode::Lowest
+                    && o.kind == OutcomeKind::Found
+                    && !self.ledger.done_below(u128::from(n))
+                {
+                    return Err(format!("lowest answer {n} with unsearched nonces below it"));
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,20 @@
+//! The decision core of nonce-cloud: what the coordinator decides, with no I/O.
+//!
+//! Problems it solves, and where:
+//! - **Splitting and tracking the nonce space** so that "every nonce below n is searched" and
+//!   "no golden nonce exists here" are facts, not hopes: [`ledger::Ledger`].
+//! - **Deciding what happens next** in a search (assign, steal, re-shard a stalled worker's
+//!   range, accept a verified result, finish), from inputs and a time the caller gives:
+//!   [`job::Job`], `handle(now, input) -> outputs`.
+//! - **Planning a fleet** for a deadline and a confidence, over a finite space, at a price:
+//!   [`planner`].
+//!
+//! Like quinn-proto beside quinn, this crate holds only the logic; the `coordinator` crate
+//! moves messages and time around it. Its dependencies are `protocol` and pure libraries, so
+//! the compiler keeps it free of actors, runtimes, sockets and clocks, and the deterministic
+//! simulation (`tests/simulation.rs`) and the scale bench (`benches/scale.rs`) drive the very
+//! code the daemon runs.
+
+pub mod job;
+pub mod ledger;
+pub mod planner;
