@@ -107,7 +107,7 @@ impl Handler<StartJob> for Coordinator {
                     }
                 };
             };
-            let transport = Box::new(AwsNetwork::open(&aws, job, ctx.address().recipient()));
+            let transport = Box::new(AwsNetwork::open(&aws, job, spec.workers, ctx.address().recipient()));
             let launcher: Box<dyn Launcher> = match spec.launcher {
                 LauncherKind::Threads => Box::new(ThreadsLauncher::over_aws(wiring, aws)),
                 LauncherKind::Process => Box::new(ProcessLauncher::over_aws(wiring, aws)),
