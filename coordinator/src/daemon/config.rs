@@ -118,6 +118,8 @@ pub struct DaemonConfig {
     pub quotas: Quotas,
     pub aws: Option<AwsTable>,
     pub ecs: Option<EcsTable>,
+    /// `[[users]]`: who may call, with which role (see `daemon::users`).
+    pub users: Vec<super::users::UserEntry>,
 }
 
 impl Default for DaemonConfig {
@@ -132,6 +134,7 @@ impl Default for DaemonConfig {
             quotas: Quotas::default(),
             aws: None,
             ecs: None,
+            users: Vec::new(),
         }
     }
 }
@@ -239,6 +242,7 @@ impl DaemonConfig {
                 ecs.check().map_err(|e| format!("[ecs]: {e}"))?;
             }
         }
+        super::users::Users::new(&self.users, super::users::own_uid())?;
         let q = &self.quotas;
         if q.max_workers_per_job == 0 || q.max_concurrent_jobs == 0 || q.max_fleet == 0 {
             return Err("quotas must be at least 1".into());

@@ -20,6 +20,9 @@ pub enum Record {
     Start {
         job: String,
         request: Box<SearchRequest>,
+        /// The user who started it (absent in journals written before users existed).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        owner: Option<String>,
     },
     Finish {
         job: String,
@@ -39,6 +42,7 @@ pub struct Remembered {
     pub request: SearchRequest,
     pub result: Option<Value>,
     pub progress: Option<Snapshot>,
+    pub owner: Option<String>,
 }
 
 /// See the module docs.
@@ -68,7 +72,7 @@ impl Journal {
                     }
                 };
                 match record {
-                    Record::Start { job, request } => {
+                    Record::Start { job, request, owner } => {
                         if let Ok(id) = job.parse::<JobId>() {
                             jobs.retain(|j| j.job != id);
                             jobs.push(Remembered {
@@ -76,6 +80,7 @@ impl Journal {
                                 request: *request,
                                 result: None,
                                 progress: None,
+                                owner,
                             });
                         }
                     }
@@ -135,10 +140,14 @@ mod tests {
         let (j, jobs) = Journal::open(&dir).expect("opens");
         assert!(jobs.is_empty());
         let req = SearchRequest { block: Some("x".into()), difficulty: Some(3), ..Default::default() };
-        j.append(&Record::Start { job: JobId(1).to_string(), request: Box::new(req.clone()) })
+        j.append(&Record::Start { job: JobId(1).to_string(), request: Box::new(req.clone()), owner: None })
             .expect("write");
-        j.append(&Record::Start { job: JobId(2).to_string(), request: Box::new(req.clone()) })
-            .expect("write");
+        j.append(&Record::Start {
+            job: JobId(2).to_string(),
+            request: Box::new(req.clone()),
+            owner: Some("alice".into()),
+        })
+        .expect("write");
         j.append(&Record::Finish {
             job: JobId(1).to_string(),
             result: serde_json::json!({"outcome":"found"}),
@@ -162,7 +171,16 @@ mod tests {
         let (_, again) = Journal::open(&dir).expect("reopens");
         assert_eq!(again[0].progress.as_ref(), Some(&snapshot));
         assert!(jobs[0].result.is_some());
-        assert_eq!(jobs[1], Remembered { job: JobId(2), request: req, result: None, progress: None });
+        assert_eq!(
+            jobs[1],
+            Remembered {
+                job: JobId(2),
+                request: req,
+                result: None,
+                progress: None,
+                owner: Some("alice".into())
+            }
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -3,7 +3,10 @@
 
 use super::config::DaemonConfig;
 use super::journal::{Journal, Record, Remembered};
-use super::rpc::{params, Methods, RpcError, JOB_NOT_FOUND, METHOD_NOT_FOUND, QUOTA_EXCEEDED, UNAVAILABLE};
+use super::rpc::{
+    params, Methods, RpcError, FORBIDDEN, JOB_NOT_FOUND, METHOD_NOT_FOUND, QUOTA_EXCEEDED, UNAVAILABLE,
+};
+use super::users::Caller;
 use crate::actors::{CancelJob, GetSnapshot, GetStatus, GetWorkers, JobSupervisor, WaitJob};
 use crate::actors::{Coordinator, FindJob, StartJob};
 use crate::request::report::SearchReport;
@@ -30,6 +33,8 @@ struct JobEntry {
     request: SearchRequest,
     spec: JobSpec,
     result: Option<Value>,
+    /// Who started it (`None`: journaled before jobs had owners; only admins see those).
+    owner: Option<String>,
 }
 
 /// Shared state behind every connection.
@@ -103,6 +108,10 @@ impl DaemonMethods {
         })
     }
 
+    pub fn config(&self) -> &DaemonConfig {
+        &self.config
+    }
+
     fn jobs(&self) -> std::sync::MutexGuard<'_, BTreeMap<JobId, JobEntry>> {
         self.jobs.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -114,14 +123,15 @@ impl DaemonMethods {
             let Ok(spec) = r.request.spec() else { continue };
             match r.result {
                 Some(result) => {
-                    self.jobs().insert(r.job, JobEntry { request: r.request, spec, result: Some(result) });
+                    let entry = JobEntry { request: r.request, spec, result: Some(result), owner: r.owner };
+                    self.jobs().insert(r.job, entry);
                 }
                 None => {
                     let mut spec = spec;
                     let done: u128 = r.progress.as_ref().map_or(0, |p| p.done.iter().map(|d| d.len()).sum());
                     tracing::info!(job = %r.job, searched = %done, "resuming a job from the journal");
                     spec.resume = r.progress;
-                    if let Err(e) = self.launch(r.request, spec, Some(r.job)).await {
+                    if let Err(e) = self.launch(r.request, spec, Some(r.job), r.owner).await {
                         tracing::error!(job = %r.job, error = %e, "could not resume a job");
                     }
                 }
@@ -142,9 +152,12 @@ impl DaemonMethods {
             .ok_or_else(|| RpcError::new(JOB_NOT_FOUND, format!("no running job {job}")))
     }
 
-    fn parse_job(&self, text: &str) -> Result<JobId, RpcError> {
+    /// The job `text` names, if `caller` may reach it. Another user's job is "not found",
+    /// exactly like a job that does not exist: nobody learns which ids are in use.
+    fn parse_job(&self, caller: &Caller, text: &str) -> Result<JobId, RpcError> {
         let id: JobId = text.parse().map_err(RpcError::invalid_params)?;
-        if self.jobs().contains_key(&id) {
+        let visible = self.jobs().get(&id).is_some_and(|e| caller.may_see(e.owner.as_deref()));
+        if visible {
             Ok(id)
         } else {
             Err(RpcError::new(JOB_NOT_FOUND, format!("no job {id}")).with_data(json!({ "job_id": text })))
@@ -156,7 +169,7 @@ impl DaemonMethods {
             .with_data(json!({ "quota": quota, "limit": limit, "requested": requested }))
     }
 
-    async fn start(self: &Arc<Self>, mut request: SearchRequest) -> Result<Value, RpcError> {
+    async fn start(self: &Arc<Self>, caller: &Caller, mut request: SearchRequest) -> Result<Value, RpcError> {
         if request.has_aws_settings() {
             return Err(RpcError::invalid_params(
                 "aws and ecs settings come from the daemon's config file ([aws], [ecs]), not from requests",
@@ -211,7 +224,7 @@ impl DaemonMethods {
             "deadline_s": spec.deadline.map(|d| d.as_secs_f64()),
             "backend": spec.backend.name(),
         });
-        let job = self.launch(request, spec, None).await?;
+        let job = self.launch(request, spec, None, Some(caller.name.clone())).await?;
         Ok(json!({ "job_id": job.to_string(), "plan": plan }))
     }
 
@@ -221,6 +234,7 @@ impl DaemonMethods {
         request: SearchRequest,
         spec: JobSpec,
         id: Option<JobId>,
+        owner: Option<String>,
     ) -> Result<JobId, RpcError> {
         let (job, sup) = self
             .coordinator
@@ -230,10 +244,14 @@ impl DaemonMethods {
             .map_err(|e| RpcError::new(UNAVAILABLE, e))?;
         if id.is_none() {
             self.journal
-                .append(&Record::Start { job: job.to_string(), request: Box::new(request.clone()) })
+                .append(&Record::Start {
+                    job: job.to_string(),
+                    request: Box::new(request.clone()),
+                    owner: owner.clone(),
+                })
                 .map_err(|e| RpcError::new(UNAVAILABLE, e))?;
         }
-        self.jobs().insert(job, JobEntry { request, spec: spec.clone(), result: None });
+        self.jobs().insert(job, JobEntry { request, spec: spec.clone(), result: None, owner });
         let me = Arc::clone(self);
         tokio::spawn(async move {
             // Journal progress every couple of seconds while the job runs, so a crash costs at
@@ -303,8 +321,13 @@ impl DaemonMethods {
         }
     }
 
-    async fn list(&self) -> Result<Value, RpcError> {
-        let entries: Vec<(JobId, JobEntry)> = self.jobs().iter().map(|(&k, v)| (k, v.clone())).collect();
+    async fn list(&self, caller: &Caller) -> Result<Value, RpcError> {
+        let entries: Vec<(JobId, JobEntry)> = self
+            .jobs()
+            .iter()
+            .filter(|(_, e)| caller.may_see(e.owner.as_deref()))
+            .map(|(&k, v)| (k, v.clone()))
+            .collect();
         let mut out = Vec::new();
         for (job, e) in entries {
             let mut item = json!({
@@ -313,6 +336,7 @@ impl DaemonMethods {
                 "puzzle": e.spec.puzzle.describe(),
                 "workers": e.spec.workers,
                 "state": if e.result.is_some() { "finished" } else { "running" },
+                "owner": e.owner,
                 "request": e.request,
             });
             match &e.result {
@@ -332,9 +356,17 @@ impl DaemonMethods {
         Ok(Value::Array(out))
     }
 
-    async fn workers(&self, only: Option<JobId>) -> Result<Value, RpcError> {
+    async fn workers(&self, caller: &Caller, only: Option<JobId>) -> Result<Value, RpcError> {
         let mut out = Vec::new();
-        for job in self.running().into_iter().filter(|j| only.is_none_or(|o| o == *j)) {
+        let visible: Vec<JobId> = self
+            .jobs()
+            .iter()
+            .filter(|(id, e)| {
+                e.result.is_none() && caller.may_see(e.owner.as_deref()) && only.is_none_or(|o| o == **id)
+            })
+            .map(|(&id, _)| id)
+            .collect();
+        for job in visible {
             let Ok(sup) = self.supervisor(job).await else { continue };
             let Ok(list) = sup.send(GetWorkers).await else { continue };
             for w in list {
@@ -409,24 +441,25 @@ pub struct Bound {
 impl Methods for Bound {
     fn call<'a>(
         &'a self,
+        caller: &'a Caller,
         method: &'a str,
         p: Value,
     ) -> Pin<Box<dyn Future<Output = Result<Value, RpcError>> + Send + 'a>> {
         let m = &self.methods;
         Box::pin(async move {
             match method {
-                "search.start" => m.start(params::<SearchRequest>(p)?).await,
-                "search.status" => m.status(m.parse_job(&params::<JobParam>(p)?.job_id)?).await,
+                "search.start" => m.start(caller, params::<SearchRequest>(p)?).await,
+                "search.status" => m.status(m.parse_job(caller, &params::<JobParam>(p)?.job_id)?).await,
                 "search.wait" => {
                     let w: WaitParam = params(p)?;
                     let timeout = w.timeout_s.unwrap_or(30.0);
                     if !(timeout.is_finite() && (0.0..=3600.0).contains(&timeout)) {
                         return Err(RpcError::invalid_params("timeout_s must be between 0 and 3600"));
                     }
-                    m.wait(m.parse_job(&w.job_id)?, Duration::from_secs_f64(timeout)).await
+                    m.wait(m.parse_job(caller, &w.job_id)?, Duration::from_secs_f64(timeout)).await
                 }
                 "search.cancel" => {
-                    let job = m.parse_job(&params::<JobParam>(p)?.job_id)?;
+                    let job = m.parse_job(caller, &params::<JobParam>(p)?.job_id)?;
                     if let Ok(sup) = m.supervisor(job).await {
                         sup.do_send(CancelJob);
                     }
@@ -434,15 +467,19 @@ impl Methods for Bound {
                 }
                 "search.list" => {
                     params::<NoParams>(p)?;
-                    m.list().await
+                    m.list(caller).await
                 }
                 "workers.list" => {
                     let w: WorkersParam = params(p)?;
-                    let only = w.job_id.as_deref().map(|j| m.parse_job(j)).transpose()?;
-                    m.workers(only).await
+                    let only = w.job_id.as_deref().map(|j| m.parse_job(caller, j)).transpose()?;
+                    m.workers(caller, only).await
                 }
                 "daemon.info" => {
                     params::<NoParams>(p)?;
+                    if !caller.is_admin() {
+                        return Err(RpcError::new(FORBIDDEN, "daemon.info needs the admin role")
+                            .with_data(json!({ "user": caller.name })));
+                    }
                     Ok(m.info(&self.socket))
                 }
                 other => {
