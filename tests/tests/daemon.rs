@@ -379,3 +379,41 @@ fn local_users_reach_only_their_own_jobs_and_admins_reach_all() {
     }
     assert!(call(&d.socket, "daemon.info", json!({}))["result"]["pid"].is_number());
 }
+
+#[test]
+fn quotas_bite_per_user_and_a_days_usage_survives_a_restart() {
+    let config =
+        "socket_group = \"users\"\n[user_quotas]\nmax_workers_per_job = 2\nmax_concurrent_jobs = 1\n\
+                  max_vcpu_seconds_per_day = 3\n[[users]]\nname = \"bob\"\nrole = \"user\"\nuid = 1001\n";
+    let mut d = Daemon::start("quotas", Some(config));
+    let job = |workers: u32| json!({"block": "quota", "difficulty": 200, "workers": workers, "threads": 1});
+    let refused = |r: &Value, quota: &str| {
+        assert_eq!(r["error"]["code"], -32001, "{r}");
+        assert_eq!(r["error"]["data"]["quota"], format!("user bob: {quota}"), "{r}");
+    };
+    refused(&call_as_uid_1001(&d.socket, "search.start", job(3)), "max_workers_per_job");
+    // Three vCPU-seconds a day on one thread: the job's deadline is cut to 3 s.
+    let first = call_as_uid_1001(&d.socket, "search.start", job(1));
+    let deadline = first["result"]["plan"]["deadline_s"].as_f64().expect("a deadline");
+    assert!(deadline > 0.0 && deadline <= 3.0, "{first}");
+    refused(&call_as_uid_1001(&d.socket, "search.start", job(1)), "max_concurrent_jobs");
+    // An admin is bound by the daemon's quotas only.
+    let admin = call(
+        &d.socket,
+        "search.start",
+        json!({"block": "quota", "difficulty": 200, "workers": 3, "max_time": "1s"}),
+    );
+    assert!(admin["result"]["job_id"].is_string(), "{admin}");
+    let id = s(&first["result"]["job_id"]).to_string();
+    let done = call_as_uid_1001(&d.socket, "search.wait", json!({"job_id": id, "timeout_s": 30}));
+    assert_eq!(done["result"]["result"]["outcome"], "timed_out", "{done}");
+    refused(&call_as_uid_1001(&d.socket, "search.start", job(1)), "max_vcpu_seconds_per_day");
+    // The day's usage is in the journal: a restarted daemon still refuses.
+    d.child.kill().expect("SIGKILL");
+    let _ = d.child.wait();
+    let dir = d.dir.clone();
+    std::mem::forget(d);
+    std::fs::remove_file(dir.join("nonced.sock")).ok();
+    let d2 = Daemon::start_in(dir, Some(config), &[]);
+    refused(&call_as_uid_1001(&d2.socket, "search.start", job(1)), "max_vcpu_seconds_per_day");
+}

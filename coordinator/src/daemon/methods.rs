@@ -35,6 +35,27 @@ struct JobEntry {
     result: Option<Value>,
     /// Who started it (`None`: journaled before jobs had owners; only admins see those).
     owner: Option<String>,
+    /// Unix seconds: when it started (in this life or an earlier one) and ended.
+    started_at: u64,
+    finished_at: Option<u64>,
+}
+
+impl JobEntry {
+    /// Worker threads x seconds this job used on UTC day `day` (whole days since 1970): a
+    /// finished job counts on the day it ended, a running one from the day's start.
+    fn vcpu_seconds_on(&self, day: u64, now: u64) -> f64 {
+        let vcpus = (self.spec.workers * self.spec.threads_per_worker) as f64;
+        match (&self.result, self.finished_at) {
+            (Some(r), Some(end)) if end / 86_400 == day => r["elapsed_s"].as_f64().unwrap_or(0.0) * vcpus,
+            (Some(_), _) => 0.0,
+            (None, _) => now.saturating_sub(self.started_at.max(day * 86_400)) as f64 * vcpus,
+        }
+    }
+}
+
+/// Seconds since the Unix epoch.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// Shared state behind every connection.
@@ -123,7 +144,14 @@ impl DaemonMethods {
             let Ok(spec) = r.request.spec() else { continue };
             match r.result {
                 Some(result) => {
-                    let entry = JobEntry { request: r.request, spec, result: Some(result), owner: r.owner };
+                    let entry = JobEntry {
+                        request: r.request,
+                        spec,
+                        result: Some(result),
+                        owner: r.owner,
+                        started_at: r.started_at.unwrap_or(0),
+                        finished_at: r.finished_at,
+                    };
                     self.jobs().insert(r.job, entry);
                 }
                 None => {
@@ -131,7 +159,8 @@ impl DaemonMethods {
                     let done: u128 = r.progress.as_ref().map_or(0, |p| p.done.iter().map(|d| d.len()).sum());
                     tracing::info!(job = %r.job, searched = %done, "resuming a job from the journal");
                     spec.resume = r.progress;
-                    if let Err(e) = self.launch(r.request, spec, Some(r.job), r.owner).await {
+                    let started = r.started_at.unwrap_or_else(unix_now);
+                    if let Err(e) = self.launch(r.request, spec, Some(r.job), r.owner, started).await {
                         tracing::error!(job = %r.job, error = %e, "could not resume a job");
                     }
                 }
@@ -167,6 +196,53 @@ impl DaemonMethods {
     fn quota_error(quota: &str, limit: f64, requested: f64) -> RpcError {
         RpcError::new(QUOTA_EXCEEDED, format!("quota exceeded: {quota}"))
             .with_data(json!({ "quota": quota, "limit": limit, "requested": requested }))
+    }
+
+    /// A user's own limits (admins have only the daemon's): workers per job, jobs at once,
+    /// and vCPU-seconds per UTC day, spent by their jobs so far today; the job's deadline is
+    /// cut to what is left. Called under the start lock, so two starts cannot overspend.
+    fn check_user_quotas(&self, caller: &Caller, spec: &mut JobSpec) -> Result<(), RpcError> {
+        let uq = self.config.quotas_for(&caller.name);
+        let named = |quota: &str| format!("user {}: {quota}", caller.name);
+        if spec.workers > uq.max_workers_per_job {
+            return Err(Self::quota_error(
+                &named("max_workers_per_job"),
+                uq.max_workers_per_job as f64,
+                spec.workers as f64,
+            ));
+        }
+        let (now, mine) = (unix_now(), caller.name.as_str());
+        let (running, used) = {
+            let jobs = self.jobs();
+            let own: Vec<&JobEntry> = jobs.values().filter(|e| e.owner.as_deref() == Some(mine)).collect();
+            let running = own.iter().filter(|e| e.result.is_none()).count();
+            (running, own.iter().map(|e| e.vcpu_seconds_on(now / 86_400, now)).sum::<f64>())
+        };
+        if running >= uq.max_concurrent_jobs {
+            return Err(Self::quota_error(
+                &named("max_concurrent_jobs"),
+                uq.max_concurrent_jobs as f64,
+                running as f64 + 1.0,
+            ));
+        }
+        let vcpus = (spec.workers * spec.threads_per_worker) as f64;
+        let left = uq.max_vcpu_seconds_per_day - used;
+        if left < 1.0 {
+            return Err(Self::quota_error(
+                &named("max_vcpu_seconds_per_day"),
+                uq.max_vcpu_seconds_per_day,
+                used + vcpus,
+            )
+            .with_data(json!({
+                "quota": named("max_vcpu_seconds_per_day"),
+                "limit": uq.max_vcpu_seconds_per_day,
+                "used_today": used,
+                "requested": vcpus,
+            })));
+        }
+        let allowed = Duration::from_secs_f64(left / vcpus);
+        spec.deadline = Some(spec.deadline.map_or(allowed, |d| d.min(allowed)));
+        Ok(())
     }
 
     async fn start(self: &Arc<Self>, caller: &Caller, mut request: SearchRequest) -> Result<Value, RpcError> {
@@ -216,6 +292,9 @@ impl DaemonMethods {
         if fleet + spec.workers > q.max_fleet {
             return Err(Self::quota_error("max_fleet", q.max_fleet as f64, (fleet + spec.workers) as f64));
         }
+        if !caller.is_admin() {
+            self.check_user_quotas(caller, &mut spec)?;
+        }
         let plan = json!({
             "workers": spec.workers,
             "threads_per_worker": spec.threads_per_worker,
@@ -224,7 +303,7 @@ impl DaemonMethods {
             "deadline_s": spec.deadline.map(|d| d.as_secs_f64()),
             "backend": spec.backend.name(),
         });
-        let job = self.launch(request, spec, None, Some(caller.name.clone())).await?;
+        let job = self.launch(request, spec, None, Some(caller.name.clone()), unix_now()).await?;
         Ok(json!({ "job_id": job.to_string(), "plan": plan }))
     }
 
@@ -235,6 +314,7 @@ impl DaemonMethods {
         spec: JobSpec,
         id: Option<JobId>,
         owner: Option<String>,
+        started_at: u64,
     ) -> Result<JobId, RpcError> {
         let (job, sup) = self
             .coordinator
@@ -248,10 +328,13 @@ impl DaemonMethods {
                     job: job.to_string(),
                     request: Box::new(request.clone()),
                     owner: owner.clone(),
+                    at: Some(started_at),
                 })
                 .map_err(|e| RpcError::new(UNAVAILABLE, e))?;
         }
-        self.jobs().insert(job, JobEntry { request, spec: spec.clone(), result: None, owner });
+        let entry =
+            JobEntry { request, spec: spec.clone(), result: None, owner, started_at, finished_at: None };
+        self.jobs().insert(job, entry);
         let me = Arc::clone(self);
         tokio::spawn(async move {
             // Journal progress every couple of seconds while the job runs, so a crash costs at
@@ -282,13 +365,17 @@ impl DaemonMethods {
                 outcome: &outcome,
             }
             .json();
-            if let Err(e) =
-                me.journal.append(&Record::Finish { job: job.to_string(), result: result.clone() })
-            {
+            let ended = unix_now();
+            if let Err(e) = me.journal.append(&Record::Finish {
+                job: job.to_string(),
+                result: result.clone(),
+                at: Some(ended),
+            }) {
                 tracing::error!(%job, error = %e, "could not journal a result");
             }
             if let Some(entry) = me.jobs().get_mut(&job) {
                 entry.result = Some(result);
+                entry.finished_at = Some(ended);
             }
         });
         Ok(job)

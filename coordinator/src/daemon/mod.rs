@@ -85,6 +85,7 @@ fn new_token(name: &str, role: &str) -> ExitCode {
         role: role_value,
         token_sha256: Some(hash.clone()),
         uid: None,
+        quotas: None,
     };
     if let Err(e) = users::Users::new(&[entry], 0) {
         eprintln!("error: {e}");

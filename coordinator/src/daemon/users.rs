@@ -57,6 +57,9 @@ pub struct UserEntry {
     /// A local account whose connections to the Unix socket act as this user.
     #[serde(default)]
     pub uid: Option<u32>,
+    /// This user's own limits, where they differ from `[user_quotas]`.
+    #[serde(default)]
+    pub quotas: Option<super::config::UserQuotasOverride>,
 }
 
 /// The users a daemon knows, checked once at start.
@@ -163,6 +166,7 @@ mod tests {
             role,
             token_sha256: token.map(|t| hex::encode(Sha256::digest(t.as_bytes()))),
             uid,
+            quotas: None,
         }
     }
 
@@ -197,12 +201,18 @@ mod tests {
 
     #[test]
     fn bad_entries_are_refused_with_a_reason() {
-        let bad_hash =
-            UserEntry { name: "x".into(), role: Role::User, token_sha256: Some("abc".into()), uid: None };
+        let bad_hash = UserEntry {
+            name: "x".into(),
+            role: Role::User,
+            token_sha256: Some("abc".into()),
+            uid: None,
+            quotas: None,
+        };
         assert!(Users::new(&[bad_hash], 0).expect_err("short hash").contains("64 hex digits"));
         let twice = [entry("a", Role::User, Some("t1"), None), entry("a", Role::User, Some("t2"), None)];
         assert!(Users::new(&twice, 0).expect_err("twice").contains("twice"));
-        let nothing = UserEntry { name: "n".into(), role: Role::User, token_sha256: None, uid: None };
+        let nothing =
+            UserEntry { name: "n".into(), role: Role::User, token_sha256: None, uid: None, quotas: None };
         assert!(Users::new(&[nothing], 0).is_err());
         let spaces = entry("a b", Role::User, Some("t"), None);
         assert!(Users::new(&[spaces], 0).is_err());
@@ -215,7 +225,13 @@ mod tests {
         assert_ne!(t1, t2);
         assert_eq!(t1.len(), 64);
         let users = Users::new(
-            &[UserEntry { name: "n".into(), role: Role::User, token_sha256: Some(h1), uid: None }],
+            &[UserEntry {
+                name: "n".into(),
+                role: Role::User,
+                token_sha256: Some(h1),
+                uid: None,
+                quotas: None,
+            }],
             0,
         )
         .expect("valid");
