@@ -57,6 +57,8 @@ pub struct RouterStats {
 #[derive(Default)]
 struct Shared {
     routes: Mutex<HashMap<JobId, Deliver>>,
+    /// Events delivered to each job with a route.
+    per_job: Mutex<HashMap<JobId, u64>>,
     delivered: AtomicU64,
     ghosts: AtomicU64,
     undecodable: AtomicU64,
@@ -146,6 +148,12 @@ impl EventRouter {
     /// `job` has ended: its late events are ghosts from now on.
     pub fn unregister(&self, job: JobId) {
         self.shared.routes.lock().unwrap_or_else(|e| e.into_inner()).remove(&job);
+        self.shared.per_job.lock().unwrap_or_else(|e| e.into_inner()).remove(&job);
+    }
+
+    /// Events delivered to `job` so far (0 once it is unregistered).
+    pub fn delivered_to(&self, job: JobId) -> u64 {
+        self.shared.per_job.lock().unwrap_or_else(|e| e.into_inner()).get(&job).copied().unwrap_or(0)
     }
 
     pub fn stats(&self) -> RouterStats {
@@ -262,6 +270,7 @@ fn route(shared: &Shared, ev: Event) {
     match routes.get(&ev.job) {
         Some(deliver) => {
             shared.delivered.fetch_add(1, Ordering::Relaxed);
+            *shared.per_job.lock().unwrap_or_else(|e| e.into_inner()).entry(ev.job).or_default() += 1;
             deliver(ev);
         }
         None => {

@@ -252,7 +252,11 @@ fn the_daemon_killed_mid_job_restarts_adopts_its_workers_and_finishes_right() {
     let job = started["result"]["job_id"].as_str().unwrap_or_else(|| panic!("{started}")).to_string();
     let first_life = worker_pids(d.child.id(), 3);
     assert_eq!(first_life.len(), 3, "three workers");
-    std::thread::sleep(Duration::from_millis(4500)); // past two progress records (every 2 s)
+    std::thread::sleep(Duration::from_millis(4500)); // past progress records (one a second)
+                                                     // The job's own transport counters, while it runs.
+    let st = call(&d.socket, "search.status", json!({"job_id": job}));
+    assert!(st["result"]["transport"]["events"].as_u64().unwrap_or(0) >= 3, "Hellos and heartbeats: {st}");
+    assert!(st["result"]["transport"]["sqs_requests"].as_u64().unwrap_or(0) > 0, "{st}");
     let first_ids = worker_ids(&d.socket, &job);
     assert_eq!(first_ids.len(), 3, "{first_ids:?}");
     d.child.kill().expect("SIGKILL");
@@ -274,6 +278,8 @@ fn the_daemon_killed_mid_job_restarts_adopts_its_workers_and_finishes_right() {
     let r = call(&d2.socket, "search.wait", json!({"job_id": job, "timeout_s": 120}));
     assert_eq!(r["result"]["finished"], true, "{r}");
     assert_eq!(r["result"]["result"]["nonce"], REFERENCE, "{r}");
+    let counted = &r["result"]["result"]["transport"];
+    assert!(counted["events"].as_u64().unwrap_or(0) >= 3, "the result carries the job's counters: {r}");
     let info = call(&d2.socket, "daemon.info", json!({}));
     assert_eq!(info["result"]["aws"]["prefix"], em.prefix.as_str(), "{info}");
     assert!(info["result"]["aws"]["events"].as_u64().unwrap_or(0) > 0, "{info}");

@@ -3,7 +3,7 @@
 
 use super::{exit, PuzzleArgs, UsageError};
 use crate::actors::{system, Coordinator, StartJob};
-use crate::actors::{CancelJob, GetStatus, WaitJob};
+use crate::actors::{CancelJob, GetStatus, GetTransportCounters, WaitJob};
 use crate::daemon::client::RpcClient;
 use crate::request::report::{self, human_rate, SearchReport};
 use crate::request::AwsSettings;
@@ -205,6 +205,9 @@ async fn drive_local(spec: JobSpec, aws: Option<AwsSettings>, json: bool) -> Res
             "events": st.delivered,
             "coordinator_sqs_requests": aws.clients.calls.sqs(),
         });
+        if let Ok(Some(c)) = sup.send(GetTransportCounters).await {
+            v["transport"]["job"] = c.json();
+        }
     }
     Ok(print_result(&v, json))
 }

@@ -7,7 +7,9 @@ use super::rpc::{
     params, Methods, RpcError, FORBIDDEN, JOB_NOT_FOUND, METHOD_NOT_FOUND, QUOTA_EXCEEDED, UNAVAILABLE,
 };
 use super::users::Caller;
-use crate::actors::{CancelJob, GetSnapshot, GetStatus, GetWorkers, JobSupervisor, WaitJob};
+use crate::actors::{
+    CancelJob, GetSnapshot, GetStatus, GetTransportCounters, GetWorkers, JobSupervisor, WaitJob,
+};
 use crate::actors::{Coordinator, FindJob, StartJob};
 use crate::request::report::SearchReport;
 use crate::request::JobSpec;
@@ -357,7 +359,7 @@ impl DaemonMethods {
                     }
                 }
             };
-            let result = SearchReport {
+            let mut result = SearchReport {
                 job,
                 puzzle: &spec.puzzle,
                 mode: spec.mode,
@@ -365,6 +367,9 @@ impl DaemonMethods {
                 outcome: &outcome,
             }
             .json();
+            if let Ok(Some(c)) = sup.send(GetTransportCounters).await {
+                result["transport"] = c.json();
+            }
             let ended = unix_now();
             if let Err(e) = me.journal.append(&Record::Finish {
                 job: job.to_string(),
@@ -387,7 +392,11 @@ impl DaemonMethods {
         }
         let sup = self.supervisor(job).await?;
         let st = sup.send(GetStatus).await.map_err(|e| RpcError::new(UNAVAILABLE, e.to_string()))?;
-        Ok(status_json(job, &st))
+        let mut v = status_json(job, &st);
+        if let Ok(Some(c)) = sup.send(GetTransportCounters).await {
+            v["transport"] = c.json();
+        }
+        Ok(v)
     }
 
     async fn wait(&self, job: JobId, timeout: Duration) -> Result<Value, RpcError> {

@@ -2,7 +2,7 @@
 //! the deployment's queues and topic, one event router shared by every job), and an
 //! [`AwsNetwork`] per job that sends its commands and receives its events.
 
-use super::{Transport, WorkerEvent};
+use super::{Transport, TransportCounters, WorkerEvent};
 use crate::request::{AwsSettings, WorkerTimings};
 use actix::Recipient;
 use aws_transport::{AwsClients, CommandSender, EventRouter, Fabric, ResourceNames, RouterStats};
@@ -153,6 +153,10 @@ pub struct AwsNetwork {
     ctx: AwsContext,
     /// Every inbox this job has written to: what the sweep checks at the end.
     inboxes: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// The process's counters when the job started: the job's are the difference.
+    base: (RouterStats, u64),
+    /// The job's counters as they were when it ended.
+    ended: std::sync::Mutex<Option<TransportCounters>>,
 }
 
 impl AwsNetwork {
@@ -161,7 +165,15 @@ impl AwsNetwork {
     pub fn open(ctx: &AwsContext, job: JobId, fleet: usize, events: Recipient<WorkerEvent>) -> Self {
         ctx.router.register(job, Box::new(move |ev| events.do_send(WorkerEvent(ev))));
         ctx.change_fleet(fleet, true);
-        AwsNetwork { job, fleet, ctx: ctx.clone(), inboxes: Default::default() }
+        let base = (ctx.stats(), ctx.clients.calls.sqs());
+        AwsNetwork {
+            job,
+            fleet,
+            ctx: ctx.clone(),
+            inboxes: Default::default(),
+            base,
+            ended: Default::default(),
+        }
     }
 }
 
@@ -179,7 +191,22 @@ impl Transport for AwsNetwork {
         self.ctx.sender.broadcast(&command);
     }
 
+    fn counters(&self) -> Option<TransportCounters> {
+        if let Some(c) = *self.ended.lock().unwrap_or_else(|e| e.into_inner()) {
+            return Some(c);
+        }
+        let (st, (b, b_sqs)) = (self.ctx.stats(), self.base);
+        Some(TransportCounters {
+            events: self.ctx.router.delivered_to(self.job),
+            ghosts: st.ghosts.saturating_sub(b.ghosts),
+            undecodable: st.undecodable.saturating_sub(b.undecodable),
+            sqs_requests: self.ctx.clients.calls.sqs().saturating_sub(b_sqs),
+        })
+    }
+
     fn finished(&self) {
+        let now = self.counters();
+        *self.ended.lock().unwrap_or_else(|e| e.into_inner()) = now;
         // The job's own workers still say Bye: those reach the finished job, which ignores
         // them. What comes after the grace is a ghost. Workers that died without cleaning up
         // leave their inboxes: remove them once the live ones have removed their own.
