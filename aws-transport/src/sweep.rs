@@ -1,8 +1,59 @@
 //! Removes the inboxes (and their subscriptions) that dead workers left behind: a worker
 //! killed with SIGKILL, or a task that was stopped hard, cannot delete its own.
+//!
+//! Two sweeps: a job's coordinator removes the inboxes it wrote to once the job ends
+//! ([`sweep_inboxes`]); and the daemon, at start and periodically, removes the inboxes of
+//! jobs it does not run whose worker has not touched them for longer than its orphan
+//! timeout ([`sweep_stale_inboxes`]): those whose worker died while its coordinator was dead
+//! too. A live worker touches its inbox every third of that timeout, so a concurrent CLI
+//! run's inboxes on the same prefix are never taken.
 
 use crate::clients::{describe, AwsClients};
-use std::collections::HashMap;
+use crate::worker_link::{unix_now, ALIVE_TAG, JOB_TAG, ORPHAN_TAG};
+use protocol::JobId;
+use std::collections::{HashMap, HashSet};
+
+/// Deletes the inboxes under `inbox_prefix` (`<prefix>-inbox-`) whose worker is gone: not
+/// of a job in `running`, and not touched for longer than their orphan timeout. Inboxes
+/// without the tags (made by something else) are left alone. Answers how many went.
+pub async fn sweep_stale_inboxes(
+    clients: &AwsClients,
+    topic_arn: &str,
+    inbox_prefix: &str,
+    running: &HashSet<JobId>,
+) -> usize {
+    let mut urls = Vec::new();
+    let mut pages = clients.sqs.list_queues().queue_name_prefix(inbox_prefix).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        match page {
+            Ok(p) => urls.extend(p.queue_urls().iter().cloned()),
+            Err(e) => {
+                tracing::warn!(error = %describe("ListQueues", e), "inbox sweep skipped");
+                return 0;
+            }
+        }
+    }
+    let now = unix_now();
+    let mut stale = Vec::new();
+    for url in urls {
+        let tags = match clients.sqs.list_queue_tags().queue_url(&url).send().await {
+            Ok(t) => t.tags().cloned().unwrap_or_default(),
+            Err(_) => continue, // deleted meanwhile, or not ours to read
+        };
+        let number = |k: &str| tags.get(k).and_then(|v| v.parse::<u64>().ok());
+        let job = tags.get(JOB_TAG).and_then(|j| j.parse::<JobId>().ok());
+        let (Some(job), Some(alive), Some(orphan)) = (job, number(ALIVE_TAG), number(ORPHAN_TAG)) else {
+            continue;
+        };
+        if !running.contains(&job) && now.saturating_sub(alive) > orphan {
+            stale.push(url);
+        }
+    }
+    if stale.is_empty() {
+        return 0;
+    }
+    sweep_inboxes(clients, topic_arn, &stale).await
+}
 
 /// Deletes the queues at `inboxes` that still exist, and their subscriptions to `topic_arn`.
 /// Answers how many were left behind (and are now gone).

@@ -5,6 +5,12 @@
 //! The inbox has one reader that acts on each command once, so messages are never deleted:
 //! a 12-hour visibility timeout hides them after the first receive and a 60-second
 //! retention period lets SQS drop them. That saves a `DeleteMessageBatch` per receive.
+//!
+//! The inbox carries tags ([`JOB_TAG`], [`ORPHAN_TAG`], [`ALIVE_TAG`]) and the worker
+//! refreshes [`ALIVE_TAG`] every third of its orphan timeout ([`WorkerLink::touch`]): an
+//! inbox whose tag is older than its orphan timeout belongs to a worker that died without
+//! cleaning up (a live worker touches it, one orphaned by its coordinator removes it
+//! itself), which is what the daemon's sweep (`sweep::sweep_stale_inboxes`) looks for.
 
 use crate::clients::{describe, AwsClients};
 use crate::command_sender::send_bodies;
@@ -23,6 +29,20 @@ pub struct LinkConfig {
     pub topic_arn: String,
     /// The inbox queue's name (see `names::inbox_queue`).
     pub inbox_queue: String,
+    /// The worker's orphan timeout (tagged on the inbox, for the sweep).
+    pub orphan_timeout: Duration,
+}
+
+/// Inbox tag: the job the worker serves.
+pub const JOB_TAG: &str = "nonce-cloud:job";
+/// Inbox tag: the worker's orphan timeout, in seconds.
+pub const ORPHAN_TAG: &str = "nonce-cloud:orphan-s";
+/// Inbox tag: when the worker was last known alive, in Unix seconds.
+pub const ALIVE_TAG: &str = "nonce-cloud:alive";
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// An open inbox and its subscription. See the module docs.
@@ -58,6 +78,9 @@ impl WorkerLink {
             .attributes(QueueAttributeName::MessageRetentionPeriod, "60")
             .attributes(QueueAttributeName::SqsManagedSseEnabled, "true")
             .attributes(QueueAttributeName::Policy, policy.to_string())
+            .tags(JOB_TAG, cfg.job.to_string())
+            .tags(ORPHAN_TAG, cfg.orphan_timeout.as_secs().max(1).to_string())
+            .tags(ALIVE_TAG, unix_now().to_string())
             .send()
             .await
             .map_err(|e| describe(&format!("CreateQueue {}", cfg.inbox_queue), e))?;
@@ -101,6 +124,21 @@ impl WorkerLink {
             }
         }
         Ok(link)
+    }
+
+    /// Marks the inbox as alive now (one `TagQueue`). Best effort: a missed touch only
+    /// matters after several, and the next one mends it.
+    pub async fn touch(&self) {
+        let tagged = self
+            .sqs
+            .tag_queue()
+            .queue_url(&self.inbox_url)
+            .tags(ALIVE_TAG, unix_now().to_string())
+            .send()
+            .await;
+        if let Err(e) = tagged {
+            tracing::warn!(error = %describe("TagQueue on the inbox", e), "inbox not marked alive");
+        }
     }
 
     /// The inbox's URL: what the worker's `Hello` tells the coordinator.

@@ -190,6 +190,10 @@ impl Drop for Daemon {
 }
 
 fn start_daemon(em: &Emulator, dir: &Path) -> Daemon {
+    start_daemon_with(em, dir, &[])
+}
+
+fn start_daemon_with(em: &Emulator, dir: &Path, env: &[(&str, &str)]) -> Daemon {
     let config = dir.join("nonced.toml");
     std::fs::write(
         &config,
@@ -205,6 +209,7 @@ fn start_daemon(em: &Emulator, dir: &Path) -> Daemon {
         .args(["--config", &config.display().to_string(), "--socket", &socket.display().to_string()])
         .args(["--state-dir", &dir.join("state").display().to_string()])
         .envs(em.env())
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .spawn()
         .expect("nonced starts");
@@ -290,5 +295,63 @@ fn the_daemon_killed_mid_job_restarts_adopts_its_workers_and_finishes_right() {
     let _ = Command::new("kill").args(["-TERM", &d2.child.id().to_string()]).status();
     let _ = d2.child.wait();
     assert_eq!(em.inboxes(), Vec::<String>::new(), "no inbox outlives the job");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Inboxes whose workers died while their coordinator died too (everything SIGKILLed at
+/// once) are swept by a daemon on the same prefix once their orphan timeout has passed; a
+/// concurrent CLI run's live inboxes on that prefix are left alone.
+#[test]
+fn a_daemon_sweeps_the_inboxes_of_workers_that_died_with_their_coordinator() {
+    let em = Emulator::get("sweep");
+    let run = |workers: &str, max_time: &str| {
+        em.noncectl()
+            .args(["search", "--block", "sweep", "--difficulty", "200", "--workers", workers])
+            .args(["--launcher", "process", "--max-time", max_time])
+            .args(["--heartbeat", "500ms", "--orphan-timeout", "3s"])
+            .args(em.aws_flags())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("noncectl starts")
+    };
+    let mut doomed = run("2", "120s");
+    let doomed_workers = worker_pids(doomed.id(), 2);
+    let mut live = run("1", "60s");
+    let live_workers = worker_pids(live.id(), 1);
+    let t = Instant::now();
+    while em.inboxes().len() < 3 {
+        assert!(t.elapsed() < Duration::from_secs(30), "3 inboxes: {:?}", em.inboxes());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The coordinator and its workers die at once: nobody cleans up their two inboxes.
+    signal("-KILL", &doomed.id().to_string());
+    for p in &doomed_workers {
+        signal("-KILL", p);
+    }
+    let _ = doomed.wait();
+    let dir = std::env::temp_dir().join(format!("nonced-sweep-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let _d = start_daemon_with(&em, &dir, &[("NONCE_SWEEP_EVERY_S", "1")]);
+    let t = Instant::now();
+    while em.inboxes().len() > 1 || em.subscriptions() > 1 {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the dead workers' inboxes outlived their orphan timeout: {:?}",
+            em.inboxes()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let swept_after = t.elapsed();
+    // The live run's worker kept its inbox (and its subscription), and is still running.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(em.inboxes().len(), 1, "the live worker's inbox stays: {:?}", em.inboxes());
+    assert_eq!(em.subscriptions(), 1);
+    assert!(live_workers.iter().all(|p| running(p)), "the live run goes on");
+    eprintln!("dead workers' inboxes swept {swept_after:?} after the daemon started");
+    signal("-INT", &live.id().to_string());
+    let _ = live.wait();
+    wait_gone(&live_workers, Duration::from_secs(10), "after the live run");
+    assert_eq!(em.inboxes(), Vec::<String>::new());
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -38,7 +38,9 @@ pub async fn serve(
         events_url: ends.events_url.clone(),
         topic_arn: ends.topic_arn.clone(),
         inbox_queue: names.inbox_queue(&cfg.id.0),
+        orphan_timeout: cfg.orphan_timeout,
     };
+    let touch_every = (cfg.orphan_timeout / 3).max(Duration::from_secs(1));
     let requests_before = clients.calls.sqs();
     let link = Arc::new(WorkerLink::open(clients, &link_cfg).await?);
     cfg.inbox = link.inbox_url().to_string();
@@ -51,7 +53,7 @@ pub async fn serve(
         .start();
     let pump = tokio::spawn({
         let (link, actor) = (Arc::clone(&link), actor.clone());
-        async move { pump_inbox(&link, actor).await }
+        async move { pump_inbox(&link, actor, touch_every).await }
     });
     tokio::select! {
         _ = stop => {}
@@ -105,10 +107,16 @@ impl EventSink for SqsSink {
 
 /// Long-polls the inbox and hands commands to the actor until the actor stops. Bodies that
 /// do not decode are counted and logged, never fatal.
-pub async fn pump_inbox(link: &WorkerLink, actor: Addr<WorkerActor>) -> u64 {
+pub async fn pump_inbox(link: &WorkerLink, actor: Addr<WorkerActor>, touch_every: Duration) -> u64 {
     let mut rejected = 0;
     let mut backoff = Duration::from_millis(200);
+    let mut touched = Instant::now();
     while actor.connected() {
+        // The inbox's alive tag: what tells the daemon's sweep that this worker still runs.
+        if touched.elapsed() >= touch_every {
+            touched = Instant::now();
+            link.touch().await;
+        }
         match link.receive().await {
             Ok(bodies) => {
                 backoff = Duration::from_millis(200);

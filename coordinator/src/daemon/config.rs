@@ -13,6 +13,7 @@ pub const ENV_VARS: &[&str] = &[
     "NONCE_TRANSPORT",
     "NONCE_LAUNCHER",
     "NONCE_AWS_PREFIX",
+    "NONCE_SWEEP_EVERY_S",
     "NONCE_ECS_CLUSTER",
     "NONCE_ECS_TASK_DEFINITION",
     "NONCE_ECS_SUBNETS",
@@ -106,11 +107,13 @@ pub struct AwsTable {
     pub prefix: String,
     /// Create missing queues and topic (emulators and dev accounts only).
     pub bootstrap: bool,
+    /// How often the daemon sweeps inboxes that dead workers left (and once at start).
+    pub sweep_every_s: u64,
 }
 
 impl Default for AwsTable {
     fn default() -> Self {
-        AwsTable { prefix: crate::request::DEFAULT_AWS_PREFIX.into(), bootstrap: false }
+        AwsTable { prefix: crate::request::DEFAULT_AWS_PREFIX.into(), bootstrap: false, sweep_every_s: 300 }
     }
 }
 
@@ -208,6 +211,12 @@ impl DaemonConfig {
         }
         if let Some(p) = text("NONCE_AWS_PREFIX") {
             self.aws.get_or_insert_with(AwsTable::default).prefix = p;
+        }
+        if let Some(n) = number("NONCE_SWEEP_EVERY_S")? {
+            // Only where the aws transport is in use: this alone must not turn it on.
+            if self.transport == "aws" || self.aws.is_some() {
+                self.aws.get_or_insert_with(AwsTable::default).sweep_every_s = (n as u64).max(1);
+            }
         }
         let ecs_given = [
             "NONCE_ECS_CLUSTER",

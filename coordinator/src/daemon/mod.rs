@@ -12,6 +12,7 @@ pub mod journal;
 pub mod methods;
 pub mod rpc;
 pub mod socket;
+pub mod sweeper;
 pub mod users;
 
 use crate::actors::{Coordinator, ListJobs};
@@ -185,6 +186,10 @@ pub async fn run(config: DaemonConfig) -> Result<(), String> {
     tracing::info!(socket = %socket.display(), state = %state.display(), "nonced ready");
     notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("serving")]);
     let watchdog = tokio::spawn(watchdog(coordinator.clone()));
+    let sweeping = aws.clone().map(|a| {
+        let every = Duration::from_secs(methods.config().aws.as_ref().map_or(300, |t| t.sweep_every_s));
+        tokio::spawn(sweeper::run(a, Arc::clone(&methods), every))
+    });
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
     tokio::select! {
@@ -194,6 +199,9 @@ pub async fn run(config: DaemonConfig) -> Result<(), String> {
     notify(&[sd_notify::NotifyState::Stopping, sd_notify::NotifyState::Status("stopping")]);
     serving.abort();
     watchdog.abort();
+    if let Some(s) = sweeping {
+        s.abort();
+    }
     let _ = std::fs::remove_file(&socket);
     match on_shutdown {
         OnShutdown::Cancel => methods.cancel_all(Duration::from_secs(5)).await,
