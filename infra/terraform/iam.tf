@@ -102,6 +102,7 @@ data "aws_iam_policy_document" "worker_task" {
       "sqs:GetQueueAttributes",
       "sqs:ReceiveMessage",
       "sqs:DeleteQueue",
+      "sqs:TagQueue", # tags at creation, and the alive tag the daemon's sweep reads
     ]
     resources = [local.inbox_arns]
   }
@@ -153,8 +154,13 @@ data "aws_iam_policy_document" "daemon_task" {
   }
   statement {
     sid       = "CommandInboxesAndSweepDeadOnes"
-    actions   = ["sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:DeleteQueue"]
+    actions   = ["sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:DeleteQueue", "sqs:ListQueueTags"]
     resources = [local.inbox_arns]
+  }
+  statement {
+    sid       = "FindDeadInboxes"
+    actions   = ["sqs:ListQueues"] # by name prefix, in this account and region
+    resources = ["${local.arn}:sqs:${var.region}:${local.account}:*"]
   }
   statement {
     sid       = "Broadcast"
