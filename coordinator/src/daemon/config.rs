@@ -71,34 +71,6 @@ impl Default for Quotas {
     }
 }
 
-/// `[user_quotas]`: what each user (not admins) may use, the coursework report's "service
-/// limiting scheme": a user's spend stays in range whatever they ask for. `[[users]]` may
-/// override each for one user (`quotas = { ... }`).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct UserQuotas {
-    pub max_workers_per_job: usize,
-    /// The user's jobs running at once.
-    pub max_concurrent_jobs: usize,
-    /// Worker threads x seconds per UTC day: a job's deadline is cut to what is left today.
-    pub max_vcpu_seconds_per_day: f64,
-}
-
-impl Default for UserQuotas {
-    fn default() -> Self {
-        UserQuotas { max_workers_per_job: 16, max_concurrent_jobs: 2, max_vcpu_seconds_per_day: 86_400.0 }
-    }
-}
-
-/// One user's exceptions to `[user_quotas]`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UserQuotasOverride {
-    pub max_workers_per_job: Option<usize>,
-    pub max_concurrent_jobs: Option<usize>,
-    pub max_vcpu_seconds_per_day: Option<u64>,
-}
-
 /// `[aws]`: where the aws transport's queues and topic are (Terraform's outputs).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -151,7 +123,7 @@ pub struct DaemonConfig {
     pub ecs: Option<EcsTable>,
     /// `[[users]]`: who may call, with which role (see `daemon::users`).
     pub users: Vec<super::users::UserEntry>,
-    pub user_quotas: UserQuotas,
+    pub user_quotas: super::users::UserQuotas,
 }
 
 impl Default for DaemonConfig {
@@ -167,7 +139,7 @@ impl Default for DaemonConfig {
             aws: None,
             ecs: None,
             users: Vec::new(),
-            user_quotas: UserQuotas::default(),
+            user_quotas: super::users::UserQuotas::default(),
         }
     }
 }
@@ -182,7 +154,7 @@ impl DaemonConfig {
     }
 
     /// The limits of user `name` (its `[[users]]` overrides over `[user_quotas]`).
-    pub fn quotas_for(&self, name: &str) -> UserQuotas {
+    pub fn quotas_for(&self, name: &str) -> super::users::UserQuotas {
         let mut q = self.user_quotas.clone();
         if let Some(o) = self.users.iter().find(|u| u.name == name).and_then(|u| u.quotas.as_ref()) {
             q.max_workers_per_job = o.max_workers_per_job.unwrap_or(q.max_workers_per_job);

@@ -59,7 +59,35 @@ pub struct UserEntry {
     pub uid: Option<u32>,
     /// This user's own limits, where they differ from `[user_quotas]`.
     #[serde(default)]
-    pub quotas: Option<super::config::UserQuotasOverride>,
+    pub quotas: Option<UserQuotasOverride>,
+}
+
+/// `[user_quotas]`: what each user (not admins) may use, the coursework report's "service
+/// limiting scheme": a user's spend stays in range whatever they ask for. `[[users]]` may
+/// override each for one user (`quotas = { ... }`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UserQuotas {
+    pub max_workers_per_job: usize,
+    /// The user's jobs running at once.
+    pub max_concurrent_jobs: usize,
+    /// Worker threads x seconds per UTC day: a job's deadline is cut to what is left today.
+    pub max_vcpu_seconds_per_day: f64,
+}
+
+impl Default for UserQuotas {
+    fn default() -> Self {
+        UserQuotas { max_workers_per_job: 16, max_concurrent_jobs: 2, max_vcpu_seconds_per_day: 86_400.0 }
+    }
+}
+
+/// One user's exceptions to `[user_quotas]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserQuotasOverride {
+    pub max_workers_per_job: Option<usize>,
+    pub max_concurrent_jobs: Option<usize>,
+    pub max_vcpu_seconds_per_day: Option<u64>,
 }
 
 /// The users a daemon knows, checked once at start.
