@@ -7,7 +7,7 @@
 //!   range, accept a verified result, finish), from inputs and a time the caller gives:
 //!   [`job::Job`], `handle(now, input) -> outputs`.
 //! - **Planning a fleet** for a deadline and a confidence, over a finite space, at a price:
-//!   [`planner`].
+//!   [`planner`], with start-up latencies learned from real launches: [`startup`].
 //!
 //! Like quinn-proto beside quinn, this crate holds only the logic; the `coordinator` crate
 //! moves messages and time around it. Its dependencies are `protocol` and pure libraries, so
@@ -18,3 +18,4 @@
 pub mod job;
 pub mod ledger;
 pub mod planner;
+pub mod startup;

@@ -63,6 +63,10 @@ pub struct Outcome {
     pub best: Option<Best>,
     pub stats: Stats,
     pub elapsed: Duration,
+    /// Each launched worker's start-up (launch request to its first `Hello`), in the order they
+    /// joined: the samples the planner learns start-up from ([`crate::startup`]). Empty for a
+    /// resumed job, whose first Hellos may be adopted workers rather than launched ones.
+    pub startups: Vec<Duration>,
 }
 
 /// One worker as the job sees it, for `workers.list`.
