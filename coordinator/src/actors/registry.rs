@@ -92,6 +92,7 @@ impl Handler<StartJob> for Coordinator {
                 threads: spec.threads_per_worker,
                 timings: spec.timings.clone(),
                 backend: spec.backend,
+                launch_delay: spec.launch_delay.clone(),
             };
             let Some(aws) = aws else {
                 return match spec.launcher {
