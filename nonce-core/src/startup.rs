@@ -22,22 +22,54 @@ pub const PERCENTILE: u8 = 95;
 
 /// The most recent start-up samples of one launcher, in seconds, oldest first. Bounded, so a
 /// long-lived daemon follows a launcher that got slower (or faster) instead of averaging it away.
+///
+/// A launch still waiting for its `Hello` when its job ended is kept too, as a *censored*
+/// sample ("longer than this"): dropping those would keep only the workers fast enough to start
+/// before the job ended and bias every percentile low, exactly on the slow tail the planner must
+/// cover. Percentiles are read from the Kaplan-Meier estimate, which is the plain nearest-rank
+/// percentile when nothing is censored.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StartupHistory {
     samples: VecDeque<f64>,
+    /// Same length as `samples` (absent in files without censored samples): whether each one
+    /// is a lower bound rather than a measured start-up.
+    #[serde(default, skip_serializing_if = "VecDeque::is_empty")]
+    censored: VecDeque<bool>,
 }
 
 impl StartupHistory {
     /// Adds one sample, dropping the oldest beyond [`HISTORY_LEN`]. Non-finite or negative
     /// values (a corrupt file, a clock that went backwards) are ignored.
     pub fn record(&mut self, seconds: f64) {
+        self.push(seconds, false);
+    }
+
+    /// Adds a launch that had waited `seconds` without starting when its job ended.
+    pub fn record_censored(&mut self, seconds: f64) {
+        self.push(seconds, true);
+    }
+
+    fn push(&mut self, seconds: f64, censored: bool) {
         if !(seconds.is_finite() && seconds >= 0.0) {
             return;
         }
+        self.align();
         self.samples.push_back(seconds);
+        self.censored.push_back(censored);
         while self.samples.len() > HISTORY_LEN {
             self.samples.pop_front();
+            self.censored.pop_front();
         }
+    }
+
+    /// Makes `censored` as long as `samples` (a file may omit it: nothing censored).
+    fn align(&mut self) {
+        self.censored.resize(self.samples.len(), false);
+    }
+
+    /// Measured (not censored) samples.
+    pub fn measured(&self) -> usize {
+        self.samples.len() - self.censored.iter().filter(|&&c| c).count()
     }
 
     pub fn len(&self) -> usize {
@@ -48,27 +80,50 @@ impl StartupHistory {
         self.samples.is_empty()
     }
 
-    /// The nearest-rank `pct` percentile (1..=100): the smallest sample with at least `pct`% of
-    /// the samples at or below it. With fewer than 20 samples p95 is the largest one, which errs
-    /// on the side of keeping the promise. `None` when empty.
+    /// The `pct` percentile (1..=100): the smallest start-up t with an estimated share of at
+    /// least `pct`% of start-ups at or below t (Kaplan-Meier over the censored samples; with
+    /// none censored, the nearest-rank percentile, so with fewer than 20 samples p95 is the
+    /// largest one, which errs on the side of keeping the promise). When so much of the tail is
+    /// censored that the estimate never reaches `pct`%, the largest sample of either kind (all
+    /// that is known is that the percentile lies beyond it). `None` when empty.
     pub fn percentile(&self, pct: u8) -> Option<f64> {
         if self.samples.is_empty() {
             return None;
         }
-        let mut v: Vec<f64> = self.samples.iter().copied().collect();
-        v.sort_by(f64::total_cmp);
-        let pct = usize::from(pct.clamp(1, 100));
-        let rank = (pct * v.len()).div_ceil(100).clamp(1, v.len());
-        Some(v[rank - 1])
+        let censored = self.censored.iter().copied().chain(std::iter::repeat(false));
+        let mut v: Vec<(f64, bool)> = self.samples.iter().copied().zip(censored).collect();
+        // At equal times, measured start-ups come first: a launch censored at t was still at
+        // risk at t.
+        v.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let want = f64::from(pct.clamp(1, 100)) / 100.0;
+        let mut at_risk = v.len() as f64;
+        let mut surviving = 1.0;
+        for &(t, censored) in &v {
+            if !censored {
+                surviving *= 1.0 - 1.0 / at_risk;
+                if 1.0 - surviving >= want - 1e-9 {
+                    return Some(t);
+                }
+            }
+            at_risk -= 1.0;
+        }
+        v.last().map(|s| s.0)
     }
 
     /// Drops samples that cannot be start-ups (after deserializing a file written by hand) and
     /// trims to [`HISTORY_LEN`].
     fn sanitize(&mut self) {
-        self.samples.retain(|s| s.is_finite() && *s >= 0.0);
-        while self.samples.len() > HISTORY_LEN {
-            self.samples.pop_front();
-        }
+        self.align();
+        let kept: Vec<(f64, bool)> = self
+            .samples
+            .iter()
+            .copied()
+            .zip(self.censored.iter().copied())
+            .filter(|(s, _)| s.is_finite() && *s >= 0.0)
+            .collect();
+        let skip = kept.len().saturating_sub(HISTORY_LEN);
+        self.samples = kept.iter().skip(skip).map(|k| k.0).collect();
+        self.censored = kept.iter().skip(skip).map(|k| k.1).collect();
     }
 }
 
@@ -81,14 +136,18 @@ pub struct StartupBook {
 }
 
 impl StartupBook {
-    /// Records the start-ups of one job's workers under `launcher`.
-    pub fn record(&mut self, launcher: &str, startups: &[Duration]) {
-        if startups.is_empty() {
+    /// Records one job's start-ups under `launcher`: those of its workers that said Hello, and
+    /// the waits of launches that had not when it ended (censored; see [`StartupHistory`]).
+    pub fn record(&mut self, launcher: &str, startups: &[Duration], unstarted: &[Duration]) {
+        if startups.is_empty() && unstarted.is_empty() {
             return;
         }
         let h = self.launchers.entry(launcher.to_string()).or_default();
         for s in startups {
             h.record(s.as_secs_f64());
+        }
+        for s in unstarted {
+            h.record_censored(s.as_secs_f64());
         }
     }
 
@@ -185,6 +244,32 @@ mod tests {
     }
 
     #[test]
+    fn censored_launches_count_as_longer_than_their_wait() {
+        // 10 measured start-ups 1..=10 s, and 10 launches still waiting at 10 s when their jobs
+        // ended. Dropping those would give p95 = 10 s; they say half the launches take > 10 s.
+        let mut h = history(&(1..=10).map(f64::from).collect::<Vec<_>>());
+        assert_eq!(h.percentile(95), Some(10.0));
+        for _ in 0..10 {
+            h.record_censored(10.0);
+        }
+        assert_eq!(h.measured(), 10);
+        // F(10) = 0.5 only: p50 is 10 s, p95 unknown beyond 10 s, so the largest sample.
+        assert_eq!(h.percentile(50), Some(10.0));
+        assert_eq!(h.percentile(40), Some(8.0));
+        // One slow start measured later lifts the estimate to it.
+        h.record(30.0);
+        assert_eq!(h.percentile(95), Some(30.0));
+        // Censored early (a job that ended fast) says nothing about later start-ups: Kaplan-Meier
+        // takes them out of the risk set, the percentiles of the measured ones stay.
+        let mut h = history(&(1..=20).map(f64::from).collect::<Vec<_>>());
+        let before = h.percentile(95);
+        for _ in 0..20 {
+            h.record_censored(0.5);
+        }
+        assert_eq!(h.percentile(95), before);
+    }
+
+    #[test]
     fn history_keeps_the_most_recent_samples_only() {
         let mut h = StartupHistory::default();
         // An old slow era, then HISTORY_LEN fast samples: the slow ones are forgotten.
@@ -208,7 +293,7 @@ mod tests {
         assert_eq!(e, StartupEstimate { seconds: 45.0, source: StartupSource::Default });
         assert!(book.estimate("nonsense").is_none());
         let samples: Vec<Duration> = (30..=59).map(Duration::from_secs).collect();
-        book.record("ecs", &samples);
+        book.record("ecs", &samples, &[]);
         let e = book.estimate("ecs").expect("measured");
         // 30 samples 30..=59: rank ceil(0.95 x 30) = 29, the 29th smallest is 58.
         assert_eq!(e.seconds, 58.0);
@@ -221,7 +306,11 @@ mod tests {
     #[test]
     fn a_book_survives_serde_and_drops_garbage() {
         let mut book = StartupBook::default();
-        book.record("process", &[Duration::from_millis(20), Duration::from_millis(30)]);
+        book.record(
+            "process",
+            &[Duration::from_millis(20), Duration::from_millis(30)],
+            &[Duration::from_millis(5)],
+        );
         let text = serde_json::to_string(&book).expect("serializes");
         let back: StartupBook = serde_json::from_str(&text).expect("parses");
         assert_eq!(back, book);

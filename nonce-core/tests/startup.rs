@@ -55,10 +55,32 @@ fn each_launched_worker_yields_one_startup_sample() {
 
     // Those samples are what the planner plans with: p95 of 4 samples is the largest.
     let mut book = StartupBook::default();
-    book.record("ecs", &outcome.startups);
+    assert!(outcome.unstarted.is_empty(), "every launch said Hello");
+    book.record("ecs", &outcome.startups, &outcome.unstarted);
     let e = book.estimate("ecs").expect("known launcher");
     assert_eq!(e.seconds, 7.0);
     assert_eq!(e.source, StartupSource::Measured { percentile: 95, samples: 4 });
+}
+
+#[test]
+fn launches_without_a_hello_at_the_end_are_reported_as_censored() {
+    let mut cfg = config(3);
+    cfg.deadline = Some(Duration::from_secs(5));
+    let mut job = Job::new(cfg);
+    job.handle(Duration::from_secs(100), Input::Start);
+    hello(&mut job, 101.0, "fast");
+    // The deadline passes with two launches still starting: they took longer than 5 s.
+    let out = job.handle(Duration::from_secs(105), Input::Tick);
+    let outcome = out
+        .iter()
+        .find_map(|o| if let Output::Finish(o) = o { Some(o.clone()) } else { None })
+        .expect("timed out");
+    assert_eq!(secs(&outcome.startups), vec![1.0]);
+    assert_eq!(secs(&outcome.unstarted), vec![5.0, 5.0]);
+    let mut book = StartupBook::default();
+    book.record("ecs", &outcome.startups, &outcome.unstarted);
+    // Dropping the censored two would claim p95 = 1 s; all that is known is "beyond 5 s".
+    assert_eq!(book.estimate("ecs").map(|e| e.seconds), Some(5.0));
 }
 
 #[test]

@@ -193,7 +193,9 @@ async fn drive_local(spec: JobSpec, aws: Option<AwsSettings>, json: bool) -> Res
     }
     // What this run's workers took to start is what the next plan for this launcher uses.
     let history = crate::request::startup::cli_path();
-    if let Err(e) = crate::request::startup::record(&history, launcher.name(), &outcome.startups) {
+    if let Err(e) =
+        crate::request::startup::record(&history, launcher.name(), &outcome.startups, &outcome.unstarted)
+    {
         tracing::warn!(error = %e, "could not record start-up samples");
     }
     // Give stopping workers a moment to leave before the runtime goes; over aws, let the

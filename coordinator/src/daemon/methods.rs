@@ -131,13 +131,13 @@ impl DaemonMethods {
     }
 
     /// Adds a finished job's start-ups to the history and saves it.
-    fn learn_startups(&self, launcher: &str, startups: &[Duration]) {
-        if startups.is_empty() {
+    fn learn_startups(&self, launcher: &str, startups: &[Duration], unstarted: &[Duration]) {
+        if startups.is_empty() && unstarted.is_empty() {
             return;
         }
         let book = {
             let mut book = self.startups();
-            book.record(launcher, startups);
+            book.record(launcher, startups, unstarted);
             book.clone()
         };
         if let Err(e) = startup::save(&self.startups_path, &book) {
@@ -299,7 +299,7 @@ impl DaemonMethods {
                     }
                 }
             };
-            me.learn_startups(spec.launcher.name(), &outcome.startups);
+            me.learn_startups(spec.launcher.name(), &outcome.startups, &outcome.unstarted);
             let result = SearchReport {
                 job,
                 puzzle: &spec.puzzle,

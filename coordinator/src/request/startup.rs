@@ -43,13 +43,19 @@ pub fn save(path: &Path, book: &StartupBook) -> Result<(), String> {
     std::fs::rename(&tmp, path).map_err(|e| format!("cannot replace {}: {e}", path.display()))
 }
 
-/// Adds one job's start-ups under `launcher` to the book at `path`.
-pub fn record(path: &Path, launcher: &str, startups: &[Duration]) -> Result<(), String> {
-    if startups.is_empty() {
+/// Adds one job's start-ups (and its launches that never started, censored) under `launcher`
+/// to the book at `path`.
+pub fn record(
+    path: &Path,
+    launcher: &str,
+    startups: &[Duration],
+    unstarted: &[Duration],
+) -> Result<(), String> {
+    if startups.is_empty() && unstarted.is_empty() {
         return Ok(());
     }
     let mut book = load(path);
-    book.record(launcher, startups);
+    book.record(launcher, startups, unstarted);
     save(path, &book)
 }
 
@@ -64,8 +70,9 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let path = dir.join(FILE);
         assert_eq!(load(&path), StartupBook::default(), "no file: no history");
-        record(&path, "process", &[Duration::from_millis(30), Duration::from_millis(10)]).expect("saves");
-        record(&path, "process", &[Duration::from_millis(20)]).expect("saves");
+        record(&path, "process", &[Duration::from_millis(30), Duration::from_millis(10)], &[])
+            .expect("saves");
+        record(&path, "process", &[Duration::from_millis(20)], &[]).expect("saves");
         let e = load(&path).estimate("process").expect("known");
         assert_eq!(e.seconds, 0.03);
         assert_eq!(e.source, StartupSource::Measured { percentile: 95, samples: 3 });

@@ -345,6 +345,11 @@ impl Job {
             stats: self.stats_now(),
             elapsed: now.saturating_sub(self.started_at.unwrap_or(now)),
             startups: self.startups.clone(),
+            unstarted: if self.cfg.resume.is_none() {
+                self.pending.iter().map(|&at| now.saturating_sub(at)).collect()
+            } else {
+                Vec::new()
+            },
         };
         tracing::info!(job = %self.cfg.job, outcome = outcome.kind.name(), nonce = ?outcome.nonce,
             searched = %outcome.stats.searched, "job finished");
