@@ -247,7 +247,7 @@ pub async fn planner(
     let met_pts = ratio.iter().enumerate().filter(|(_, r)| r.1).map(|(i, r)| (i as f64, r.0)).collect();
     let missed_pts = ratio.iter().enumerate().filter(|(_, r)| !r.1).map(|(i, r)| (i as f64, r.0)).collect();
     let stem = out.join(&name);
-    let with = imposed.map_or(String::new(), |i| format!(", start-up {} x {}", i.dist.describe(), i.scale));
+    let with = imposed.map_or(String::new(), |i| format!(" (start-up p{})", i.percentile));
     chart(
         &stem,
         Labels {
@@ -278,9 +278,10 @@ pub async fn planner(
                 &learn,
                 Labels {
                     title: &format!(
-                        "Start-up: imposed ({} x {}) and planned (p{PERCENTILE})",
+                        "Start-up: imposed ({} x {}), planned (p{})",
                         i.dist.describe(),
-                        i.scale
+                        i.scale,
+                        i.percentile
                     ),
                     x: "trial",
                     y: "seconds (local)",
@@ -288,7 +289,8 @@ pub async fn planner(
                 &[
                     Series {
                         name: "slowest worker of the trial".into(),
-                        points: learning.iter().map(|l| (l.0, l.2)).collect(),
+                        // Trials that ended before any worker started have no slowest start-up.
+                        points: learning.iter().filter(|l| l.2 > 0.0).map(|l| (l.0, l.2)).collect(),
                         scatter: true,
                     },
                     Series {
