@@ -233,7 +233,11 @@ pub async fn planner(
         })
         .collect();
     work.sort_by(f64::total_cmp);
-    let q = work[((confidence * work.len() as f64).ceil() as usize).clamp(1, work.len().max(1)) - 1];
+    // No trial run (every promise refused): no fleet to compare, and q stays infinite.
+    let q = match work.len() {
+        0 => f64::INFINITY,
+        n => work[((confidence * n as f64).ceil() as usize).clamp(1, n) - 1],
+    };
     let (used, minimal) =
         records.iter().fold((0usize, 0usize), |(u, m), &(d, deadline, w, _, _, startup, _)| {
             let need = (q * 2f64.powi(d as i32) / (rate * (deadline - startup))).ceil();
