@@ -3,32 +3,79 @@
 
 use aws_sdk_sqs::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_sqs::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-/// Counts SQS requests as they go on the wire (retries included), to report the
-/// requests per worker-minute that the bill depends on.
+/// Counts the AWS requests a process makes as they go on the wire (retries included), by
+/// service and operation: the bill depends on them (SQS and SNS charge per request), and the
+/// least-privilege policies must cover exactly the operations called. One counter is shared
+/// by the SQS, SNS and ECS clients of a process.
 #[derive(Debug, Clone, Default)]
-pub struct SqsCounter(Arc<AtomicU64>);
+pub struct ApiCalls(Arc<ApiCallsInner>);
 
-impl SqsCounter {
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+#[derive(Debug, Default)]
+struct ApiCallsInner {
+    sqs: AtomicU64,
+    by_operation: Mutex<BTreeMap<String, u64>>,
+}
+
+impl ApiCalls {
+    /// SQS requests so far (the figure per worker-minute is about).
+    pub fn sqs(&self) -> u64 {
+        self.0.sqs.load(Ordering::Relaxed)
+    }
+
+    /// Requests so far by `Service.Operation` (e.g. `SQS.ReceiveMessage`, `SNS.Publish`).
+    pub fn by_operation(&self) -> BTreeMap<String, u64> {
+        self.0.by_operation.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Appends one JSON line with this process's counts to the file named by
+    /// [`CALL_LOG_VAR`], if set: how tools and tests collect the counts of worker processes.
+    pub fn append_to_call_log(&self, role: &str, seconds: f64) {
+        let Some(path) = std::env::var_os(CALL_LOG_VAR) else { return };
+        let line = serde_json::json!({
+            "pid": std::process::id(),
+            "role": role,
+            "seconds": seconds,
+            "calls": self.by_operation(),
+        });
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes()));
+        if let Err(e) = written {
+            tracing::warn!(path = %std::path::Path::new(&path).display(), error = %e, "cannot write the call log");
+        }
     }
 }
 
-impl Intercept for SqsCounter {
+/// Names a file where each process appends its AWS request counts when it ends.
+pub const CALL_LOG_VAR: &str = "NONCE_AWS_CALL_LOG";
+
+impl Intercept for ApiCalls {
     fn name(&self) -> &'static str {
-        "SqsCounter"
+        "ApiCalls"
     }
 
     fn read_before_transmit(
         &self,
         _: &BeforeTransmitInterceptorContextRef<'_>,
         _: &RuntimeComponents,
-        _: &mut ConfigBag,
+        cfg: &mut ConfigBag,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        self.0.fetch_add(1, Ordering::Relaxed);
+        let (service, operation) = match cfg.load::<Metadata>() {
+            Some(m) => (m.service().to_string(), m.name().to_string()),
+            None => ("unknown".to_string(), "unknown".to_string()),
+        };
+        if service.eq_ignore_ascii_case("sqs") {
+            self.0.sqs.fetch_add(1, Ordering::Relaxed);
+        }
+        let mut map = self.0.by_operation.lock().unwrap_or_else(|e| e.into_inner());
+        *map.entry(format!("{service}.{operation}")).or_default() += 1;
         Ok(())
     }
 }
@@ -39,7 +86,8 @@ pub struct AwsClients {
     pub sqs: aws_sdk_sqs::Client,
     pub sns: aws_sdk_sns::Client,
     pub ecs: aws_sdk_ecs::Client,
-    pub sqs_requests: SqsCounter,
+    /// Every request of the three clients, by operation.
+    pub calls: ApiCalls,
 }
 
 impl AwsClients {
@@ -64,17 +112,19 @@ impl AwsClients {
         if cfg.region().is_none() {
             return Err("no AWS region: set AWS_REGION (or a profile's region)".into());
         }
-        let sqs_requests = SqsCounter::default();
-        let sqs_cfg = aws_sdk_sqs::config::Builder::from(&cfg).interceptor(sqs_requests.clone()).build();
+        let calls = ApiCalls::default();
+        let sqs_cfg = aws_sdk_sqs::config::Builder::from(&cfg).interceptor(calls.clone()).build();
+        let sns_cfg = aws_sdk_sns::config::Builder::from(&cfg).interceptor(calls.clone()).build();
         // ECS throttles RunTask hard: more attempts, the SDK's exponential backoff with jitter.
         let ecs_cfg = aws_sdk_ecs::config::Builder::from(&cfg)
             .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(8))
+            .interceptor(calls.clone())
             .build();
         Ok(AwsClients {
             sqs: aws_sdk_sqs::Client::from_conf(sqs_cfg),
-            sns: aws_sdk_sns::Client::new(&cfg),
+            sns: aws_sdk_sns::Client::from_conf(sns_cfg),
             ecs: aws_sdk_ecs::Client::from_conf(ecs_cfg),
-            sqs_requests,
+            calls,
         })
     }
 }

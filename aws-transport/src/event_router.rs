@@ -2,6 +2,12 @@
 //! event to the job it names. One router serves every job of a process (the daemon runs
 //! many), so events of unknown or finished jobs are expected: they are deleted and counted
 //! as ghosts. Bodies that do not decode are moved to the dead-letter queue.
+//!
+//! Cost and scale: each poller holds one long poll (3 requests a minute when idle) and
+//! handles a few hundred events a second, so the number of pollers follows the fleet
+//! ([`pollers_for`]). Deletes wait up to [`DELETE_DELAY`] to share one `DeleteMessageBatch`
+//! of up to ten receipts: with a few workers that halves the deletes, with many it makes them
+//! a tenth of the events.
 
 use crate::clients::{describe, AwsClients};
 use crate::fabric::Fabric;
@@ -11,10 +17,29 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 /// Long-poll wait: the longest SQS allows, so an idle queue costs 3 requests a minute.
 pub const LONG_POLL_S: i32 = 20;
+
+/// How long a processed event's receipt may wait to share a `DeleteMessageBatch`. The events
+/// queue hides a received message for 30 s (its visibility timeout), leaving 10 s for the
+/// delete itself; one that comes later only lets a harmless duplicate through.
+pub const DELETE_DELAY: Duration = Duration::from_secs(20);
+
+/// Workers one poller serves. A poller's loop (receive up to 10, route, hand the receipts
+/// to the deleter) runs at tens of milliseconds a round against SQS: hundreds of events a
+/// second, and a worker sends one every heartbeat (seconds).
+pub const WORKERS_PER_POLLER: usize = 250;
+
+/// Most pollers a process runs.
+pub const MAX_POLLERS: usize = 64;
+
+/// Pollers for a fleet of `workers`: one per [`WORKERS_PER_POLLER`], at least one.
+pub fn pollers_for(workers: usize) -> usize {
+    (1 + workers / WORKERS_PER_POLLER).min(MAX_POLLERS)
+}
 
 /// Delivers one job's events (in the coordinator: into its supervisor's mailbox).
 pub type Deliver = Box<dyn Fn(Event) + Send + Sync>;
@@ -32,19 +57,29 @@ pub struct RouterStats {
 #[derive(Default)]
 struct Shared {
     routes: Mutex<HashMap<JobId, Deliver>>,
+    /// Events delivered to each job with a route.
+    per_job: Mutex<HashMap<JobId, u64>>,
     delivered: AtomicU64,
     ghosts: AtomicU64,
     undecodable: AtomicU64,
 }
 
-/// Aborts the pollers when the last router handle goes.
-struct Pollers(Vec<JoinHandle<()>>);
+/// The router's tasks: the pollers (resized as fleets come and go) and the deleter. Aborted
+/// when the last router handle goes.
+struct Tasks {
+    pollers: Mutex<Vec<JoinHandle<()>>>,
+    deleter: JoinHandle<()>,
+    sqs: aws_sdk_sqs::Client,
+    fabric: Fabric,
+    receipts: mpsc::UnboundedSender<String>,
+}
 
-impl Drop for Pollers {
+impl Drop for Tasks {
     fn drop(&mut self) {
-        for p in &self.0 {
+        for p in self.pollers.get_mut().unwrap_or_else(|e| e.into_inner()).iter() {
             p.abort();
         }
+        self.deleter.abort();
     }
 }
 
@@ -52,23 +87,57 @@ impl Drop for Pollers {
 #[derive(Clone)]
 pub struct EventRouter {
     shared: Arc<Shared>,
-    _pollers: Arc<Pollers>,
+    tasks: Arc<Tasks>,
 }
 
 impl std::fmt::Debug for EventRouter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EventRouter").field("stats", &self.stats()).finish()
+        f.debug_struct("EventRouter").field("stats", &self.stats()).field("pollers", &self.pollers()).finish()
     }
 }
 
 impl EventRouter {
-    /// Starts `pollers` long-polling tasks on the current tokio runtime.
+    /// Starts `pollers` long-polling tasks and the deleter on the current tokio runtime.
     pub fn start(clients: &AwsClients, fabric: &Fabric, pollers: usize) -> Self {
         let shared = Arc::new(Shared::default());
-        let handles = (0..pollers.max(1))
-            .map(|_| tokio::spawn(poll(clients.sqs.clone(), fabric.clone(), Arc::clone(&shared))))
-            .collect();
-        EventRouter { shared, _pollers: Arc::new(Pollers(handles)) }
+        let (receipts, rx) = mpsc::unbounded_channel();
+        let deleter = tokio::spawn(delete_in_batches(clients.sqs.clone(), fabric.events_url.clone(), rx));
+        let tasks = Tasks {
+            pollers: Mutex::new(Vec::new()),
+            deleter,
+            sqs: clients.sqs.clone(),
+            fabric: fabric.clone(),
+            receipts,
+        };
+        let router = EventRouter { shared, tasks: Arc::new(tasks) };
+        router.set_pollers(pollers);
+        router
+    }
+
+    /// Grows or shrinks the pollers to `n` (at least one, at most [`MAX_POLLERS`]). A poller
+    /// stopped mid-receive loses nothing: what it held comes back after the visibility timeout.
+    pub fn set_pollers(&self, n: usize) {
+        let n = n.clamp(1, MAX_POLLERS);
+        let mut pollers = self.tasks.pollers.lock().unwrap_or_else(|e| e.into_inner());
+        while pollers.len() > n {
+            if let Some(p) = pollers.pop() {
+                p.abort();
+            }
+        }
+        while pollers.len() < n {
+            let t = &self.tasks;
+            pollers.push(tokio::spawn(poll(
+                t.sqs.clone(),
+                t.fabric.clone(),
+                Arc::clone(&self.shared),
+                t.receipts.clone(),
+            )));
+        }
+    }
+
+    /// Pollers running now.
+    pub fn pollers(&self) -> usize {
+        self.tasks.pollers.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     /// Routes `job`'s events to `deliver` from now on.
@@ -79,6 +148,12 @@ impl EventRouter {
     /// `job` has ended: its late events are ghosts from now on.
     pub fn unregister(&self, job: JobId) {
         self.shared.routes.lock().unwrap_or_else(|e| e.into_inner()).remove(&job);
+        self.shared.per_job.lock().unwrap_or_else(|e| e.into_inner()).remove(&job);
+    }
+
+    /// Events delivered to `job` so far (0 once it is unregistered).
+    pub fn delivered_to(&self, job: JobId) -> u64 {
+        self.shared.per_job.lock().unwrap_or_else(|e| e.into_inner()).get(&job).copied().unwrap_or(0)
     }
 
     pub fn stats(&self) -> RouterStats {
@@ -90,7 +165,68 @@ impl EventRouter {
     }
 }
 
-async fn poll(sqs: aws_sdk_sqs::Client, fabric: Fabric, shared: Arc<Shared>) {
+/// Collects receipts and deletes them ten at a time, or when the oldest has waited
+/// [`DELETE_DELAY`]. Each batch is its own task, so deletes keep up with any number of pollers.
+async fn delete_in_batches(sqs: aws_sdk_sqs::Client, queue: String, mut rx: mpsc::UnboundedReceiver<String>) {
+    let mut pending: Vec<String> = Vec::new();
+    let mut due: Option<tokio::time::Instant> = None;
+    loop {
+        let flush = tokio::select! {
+            r = rx.recv() => match r {
+                Some(receipt) => {
+                    pending.push(receipt);
+                    due.get_or_insert_with(|| tokio::time::Instant::now() + DELETE_DELAY);
+                    pending.len() >= 10
+                }
+                None => true,
+            },
+            _ = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)), if due.is_some() => true,
+        };
+        if flush && !pending.is_empty() {
+            let batch = std::mem::take(&mut pending);
+            due = None;
+            tokio::spawn(delete_batch(sqs.clone(), queue.clone(), batch));
+        }
+        if rx.is_closed() && pending.is_empty() {
+            return;
+        }
+    }
+}
+
+async fn delete_batch(sqs: aws_sdk_sqs::Client, queue: String, receipts: Vec<String>) {
+    let entries: Vec<DeleteMessageBatchRequestEntry> = receipts
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, r)| {
+            match DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(r).build() {
+                Ok(e) => Some(e),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot build a delete entry");
+                    None
+                }
+            }
+        })
+        .collect();
+    if entries.is_empty() {
+        return;
+    }
+    let deleted = sqs.delete_message_batch().queue_url(&queue).set_entries(Some(entries)).send().await;
+    // Undeleted events come back after the visibility timeout: duplicates are harmless.
+    match deleted {
+        Ok(out) if !out.failed().is_empty() => {
+            tracing::warn!(failed = out.failed().len(), "some events not deleted; they will repeat")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %describe("DeleteMessageBatch", e), "events will repeat"),
+    }
+}
+
+async fn poll(
+    sqs: aws_sdk_sqs::Client,
+    fabric: Fabric,
+    shared: Arc<Shared>,
+    receipts: mpsc::UnboundedSender<String>,
+) {
     let mut backoff = Duration::from_millis(200);
     loop {
         let received = sqs
@@ -112,8 +248,7 @@ async fn poll(sqs: aws_sdk_sqs::Client, fabric: Fabric, shared: Arc<Shared>) {
                 continue;
             }
         };
-        let mut done = vec![];
-        for (i, m) in messages.into_iter().enumerate() {
+        for m in messages {
             let (Some(receipt), body) = (m.receipt_handle, m.body.unwrap_or_default()) else { continue };
             let handled = match codec::decode_text(&body) {
                 Ok(Message::Event(ev)) => {
@@ -123,27 +258,8 @@ async fn poll(sqs: aws_sdk_sqs::Client, fabric: Fabric, shared: Arc<Shared>) {
                 Ok(Message::Command(_)) => dead_letter(&sqs, &fabric, &shared, body, "a command").await,
                 Err(e) => dead_letter(&sqs, &fabric, &shared, body, &e.to_string()).await,
             };
-            if handled {
-                let entry = DeleteMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(receipt)
-                    .build();
-                match entry {
-                    Ok(e) => done.push(e),
-                    Err(e) => tracing::error!(error = %e, "cannot build a delete entry"),
-                }
-            }
-        }
-        if !done.is_empty() {
-            let deleted =
-                sqs.delete_message_batch().queue_url(&fabric.events_url).set_entries(Some(done)).send().await;
-            // Undeleted events come back after the visibility timeout: duplicates are harmless.
-            match deleted {
-                Ok(out) if !out.failed().is_empty() => {
-                    tracing::warn!(failed = out.failed().len(), "some events not deleted; they will repeat")
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %describe("DeleteMessageBatch", e), "events will repeat"),
+            if handled && receipts.send(receipt).is_err() {
+                return; // the router is gone
             }
         }
     }
@@ -154,6 +270,7 @@ fn route(shared: &Shared, ev: Event) {
     match routes.get(&ev.job) {
         Some(deliver) => {
             shared.delivered.fetch_add(1, Ordering::Relaxed);
+            *shared.per_job.lock().unwrap_or_else(|e| e.into_inner()).entry(ev.job).or_default() += 1;
             deliver(ev);
         }
         None => {

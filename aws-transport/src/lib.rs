@@ -14,7 +14,7 @@
 //!   deletes it (and its subscription) on the way out; the coordinator [`sweep`]s the
 //!   inboxes of workers that died without doing so.
 //! - **Cost.** Long polls of 20 s, batched sends and deletes, and inboxes that need no
-//!   deletes: [`SqsCounter`] counts every SQS request so the rate per worker-minute is known.
+//!   deletes: [`ApiCalls`] counts every request by operation so the rate per worker-minute is known.
 //! - **Fargate fleets.** [`ecs`] runs, watches and stops tasks in batches of ten, with
 //!   exponential backoff and jitter when throttled.
 
@@ -27,9 +27,9 @@ pub mod names;
 pub mod sweep;
 pub mod worker_link;
 
-pub use clients::{AwsClients, SqsCounter};
+pub use clients::{ApiCalls, AwsClients, CALL_LOG_VAR};
 pub use command_sender::CommandSender;
-pub use event_router::{EventRouter, RouterStats};
+pub use event_router::{pollers_for, EventRouter, RouterStats};
 pub use fabric::Fabric;
 pub use names::ResourceNames;
 pub use worker_link::{EventSender, WorkerLink};

@@ -17,7 +17,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("transport", &["request"]),
     ("launcher", &["transport", "request"]),
     ("actors", &["launcher", "transport", "request"]),
-    ("experiment", &["actors", "request"]),
+    ("experiment", &["actors", "transport", "request"]),
     ("daemon", &["actors", "transport", "request", "logging"]),
     ("cli", &["daemon", "experiment", "actors", "transport", "request", "logging"]),
 ];

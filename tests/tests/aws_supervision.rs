@@ -72,6 +72,65 @@ fn a_stopped_worker_is_resharded_and_its_late_messages_change_nothing() {
     assert!(v["reshards"].as_u64().expect("reshards") >= 1, "{v}");
 }
 
+/// CPU time (user + system, in clock ticks) `pid` has used.
+fn cpu_ticks(pid: &str) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    fields.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
+}
+
+/// The scenario with no timing flags: the aws defaults (heartbeat 9 s, stall timeout
+/// 21 s) must take a hung worker's range away within 30 s, and the job must end on the others.
+#[test]
+fn with_the_default_timings_a_hung_worker_loses_its_range_within_30_seconds() {
+    let em = Emulator::get("defaults");
+    let mut child = em
+        .noncectl()
+        .args(["search", "--block", "COMSM0010cloud", "--difficulty", "40", "--mode", "exhaustive"])
+        .args(["--range", "0..400000000", "--workers", "3", "--launcher", "process", "--json"])
+        .args(em.aws_flags())
+        // The supervisor's decisions, to time the re-shard from outside.
+        .env("NONCE_LOG", "nonce_core=warn,error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("noncectl starts");
+    let pids = worker_pids(child.id(), 3);
+    assert_eq!(pids.len(), 3, "three worker processes");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("re-sharding a lost worker's range") {
+                let _ = tx.send(Instant::now());
+            }
+        }
+    });
+    // Stop it once it hashes (it has its shard): on a loaded machine a worker may take
+    // seconds to create its inbox, say Hello and get its Assign through the emulator.
+    let t = Instant::now();
+    while cpu_ticks(&pids[1]) < 50 {
+        assert!(t.elapsed() < Duration::from_secs(60), "worker {} never started hashing", pids[1]);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    signal("-STOP", &pids[1]);
+    let stopped = Instant::now();
+    let resharded = rx.recv_timeout(Duration::from_secs(60)).expect("the hung worker's range is re-sharded");
+    let delay = resharded - stopped;
+    signal("-CONT", &pids[1]);
+    assert!(delay <= Duration::from_secs(30), "re-sharded {delay:?} after the SIGSTOP (goal: 30 s)");
+    let out = child.wait_with_output().expect("noncectl ends");
+    let ended = stopped.elapsed();
+    let v: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert!(ended <= Duration::from_secs(90), "the job ended {ended:?} after the stop (goal: 90 s): {v}");
+    assert_eq!(v["searched"], json!(400_000_000u64), "{v}");
+    assert!(v["reshards"].as_u64().expect("reshards") >= 1, "{v}");
+    eprintln!("re-sharded {delay:?} after the SIGSTOP; job ended {ended:?} after it");
+    wait_gone(&pids, Duration::from_secs(10), "after the job");
+    assert_eq!(em.inboxes(), Vec::<String>::new(), "no inbox outlives the job");
+}
+
 #[test]
 fn a_killed_worker_is_resharded_at_once_and_its_inbox_swept() {
     let (_, v) = disturbed_search("sigkill", |pid| signal("-KILL", pid));
@@ -193,7 +252,11 @@ fn the_daemon_killed_mid_job_restarts_adopts_its_workers_and_finishes_right() {
     let job = started["result"]["job_id"].as_str().unwrap_or_else(|| panic!("{started}")).to_string();
     let first_life = worker_pids(d.child.id(), 3);
     assert_eq!(first_life.len(), 3, "three workers");
-    std::thread::sleep(Duration::from_millis(4500)); // past two progress records (every 2 s)
+    std::thread::sleep(Duration::from_millis(4500)); // past progress records (one a second)
+                                                     // The job's own transport counters, while it runs.
+    let st = call(&d.socket, "search.status", json!({"job_id": job}));
+    assert!(st["result"]["transport"]["events"].as_u64().unwrap_or(0) >= 3, "Hellos and heartbeats: {st}");
+    assert!(st["result"]["transport"]["sqs_requests"].as_u64().unwrap_or(0) > 0, "{st}");
     let first_ids = worker_ids(&d.socket, &job);
     assert_eq!(first_ids.len(), 3, "{first_ids:?}");
     d.child.kill().expect("SIGKILL");
@@ -215,6 +278,8 @@ fn the_daemon_killed_mid_job_restarts_adopts_its_workers_and_finishes_right() {
     let r = call(&d2.socket, "search.wait", json!({"job_id": job, "timeout_s": 120}));
     assert_eq!(r["result"]["finished"], true, "{r}");
     assert_eq!(r["result"]["result"]["nonce"], REFERENCE, "{r}");
+    let counted = &r["result"]["result"]["transport"];
+    assert!(counted["events"].as_u64().unwrap_or(0) >= 3, "the result carries the job's counters: {r}");
     let info = call(&d2.socket, "daemon.info", json!({}));
     assert_eq!(info["result"]["aws"]["prefix"], em.prefix.as_str(), "{info}");
     assert!(info["result"]["aws"]["events"].as_u64().unwrap_or(0) > 0, "{info}");

@@ -56,6 +56,11 @@ fn lowest_with_three_process_workers_matches_the_embedded_run() {
     assert_eq!(&v["nonce"], reference(), "{v}");
     assert_eq!(v["workers"], 3);
     assert!(v["transport"]["events"].as_u64().expect("events") >= 6, "{v}");
+    // The job's own counters: its events, and the coordinator's requests while it ran.
+    let job = &v["transport"]["job"];
+    assert!(job["events"].as_u64().expect("job events") >= 6, "{v}");
+    assert!(job["sqs_requests"].as_u64().expect("job requests") > 0, "{v}");
+    assert!(job["sqs_requests"].as_u64() <= v["transport"]["coordinator_sqs_requests"].as_u64(), "{v}");
     assert_clean(&em);
 }
 

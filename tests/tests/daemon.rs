@@ -307,7 +307,8 @@ fn sigkill_mid_job_then_restart_resumes_from_the_journal_with_the_right_answer()
         json!({"block": "sup-a", "difficulty": 27, "mode": "lowest", "workers": 2}),
     );
     let job = started["result"]["job_id"].as_str().expect("job").to_string();
-    std::thread::sleep(Duration::from_millis(4500)); // past two progress records (every 2 s)
+    // Past two progress records (one a second), well before the answer (~5 s of work here).
+    std::thread::sleep(Duration::from_millis(2500));
     let before = call(&d.socket, "search.status", json!({"job_id": job}));
     let searched_before = before["result"]["searched"].as_u64().expect("searched");
     assert!(searched_before > 0, "{before}");
@@ -364,4 +365,94 @@ fn the_daemon_learns_startups_keeps_them_across_a_restart_and_plans_with_them() 
     assert_eq!(plan["startup_source"], format!("measured p95 of {} samples", samples.len()), "{r}");
     let max = samples.iter().copied().fold(0.0, f64::max);
     assert_eq!(plan["startup_s"].as_f64(), Some(max), "fewer than 20 samples: p95 is the largest: {r}");
+}
+
+/// One JSON-RPC exchange on the socket as another local account (uid 1001, group `users`),
+/// through Debian's `setpriv` and the system Python: the daemon knows it by SO_PEERCRED.
+fn call_as_uid_1001(socket: &Path, method: &str, params: Value) -> Value {
+    let request = json!({"jsonrpc":"2.0","method":method,"params":params,"id":1}).to_string();
+    let script = "import socket,sys\ns=socket.socket(socket.AF_UNIX)\ns.connect(sys.argv[1])\n\
+                  s.sendall(sys.argv[2].encode()+b'\\n')\nf=s.makefile()\nprint(f.readline(),end='')";
+    let out = Command::new("setpriv")
+        .args(["--reuid=1001", "--regid=100", "--clear-groups", "/usr/bin/python3", "-c", script])
+        .arg(socket)
+        .arg(request)
+        .output()
+        .expect("setpriv runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("reply is JSON")
+}
+
+#[test]
+fn local_users_reach_only_their_own_jobs_and_admins_reach_all() {
+    let config = "socket_group = \"users\"\n[[users]]\nname = \"bob\"\nrole = \"user\"\nuid = 1001\n";
+    let d = Daemon::start("owners", Some(config));
+    let long = json!({"block": "owners", "difficulty": 200, "workers": 1, "threads": 1, "max_time": "60s"});
+    // Root is an admin: its job is its own, and it sees everything.
+    let a = call(&d.socket, "search.start", long.clone());
+    let job_a = s(&a["result"]["job_id"]).to_string();
+    // bob (uid 1001) cannot see, wait on or cancel it: to him it does not exist.
+    for method in ["search.status", "search.cancel", "search.wait"] {
+        let r = call_as_uid_1001(&d.socket, method, json!({"job_id": job_a}));
+        assert_eq!(r["error"]["code"], -32000, "{method}: {r}");
+    }
+    let r = call_as_uid_1001(&d.socket, "workers.list", json!({"job_id": job_a}));
+    assert_eq!(r["error"]["code"], -32000, "{r}");
+    let r = call_as_uid_1001(&d.socket, "daemon.info", json!({}));
+    assert_eq!(r["error"]["code"], -32003, "daemon.info is for admins: {r}");
+    // His own job he reaches; the list shows only it.
+    let b = call_as_uid_1001(&d.socket, "search.start", long);
+    let job_b = s(&b["result"]["job_id"]).to_string();
+    let mine = call_as_uid_1001(&d.socket, "search.list", json!({}));
+    let ids: Vec<&str> = mine["result"].as_array().expect("a list").iter().map(|j| s(&j["job_id"])).collect();
+    assert_eq!(ids, vec![job_b.as_str()], "{mine}");
+    assert_eq!(mine["result"][0]["owner"], "bob");
+    let st = call_as_uid_1001(&d.socket, "search.status", json!({"job_id": job_b}));
+    assert!(st["result"]["job_id"] == json!(job_b), "{st}");
+    // The admin sees both and may cancel bob's.
+    let all = call(&d.socket, "search.list", json!({}));
+    assert_eq!(all["result"].as_array().expect("a list").len(), 2, "{all}");
+    for job in [&job_a, &job_b] {
+        let c = call(&d.socket, "search.cancel", json!({"job_id": job}));
+        assert_eq!(c["result"]["cancelling"], true, "{c}");
+    }
+    assert!(call(&d.socket, "daemon.info", json!({}))["result"]["pid"].is_number());
+}
+
+#[test]
+fn quotas_bite_per_user_and_a_days_usage_survives_a_restart() {
+    let config =
+        "socket_group = \"users\"\n[user_quotas]\nmax_workers_per_job = 2\nmax_concurrent_jobs = 1\n\
+                  max_vcpu_seconds_per_day = 3\n[[users]]\nname = \"bob\"\nrole = \"user\"\nuid = 1001\n";
+    let mut d = Daemon::start("quotas", Some(config));
+    let job = |workers: u32| json!({"block": "quota", "difficulty": 200, "workers": workers, "threads": 1});
+    let refused = |r: &Value, quota: &str| {
+        assert_eq!(r["error"]["code"], -32001, "{r}");
+        assert_eq!(r["error"]["data"]["quota"], format!("user bob: {quota}"), "{r}");
+    };
+    refused(&call_as_uid_1001(&d.socket, "search.start", job(3)), "max_workers_per_job");
+    // Three vCPU-seconds a day on one thread: the job's deadline is cut to 3 s.
+    let first = call_as_uid_1001(&d.socket, "search.start", job(1));
+    let deadline = first["result"]["plan"]["deadline_s"].as_f64().expect("a deadline");
+    assert!(deadline > 0.0 && deadline <= 3.0, "{first}");
+    refused(&call_as_uid_1001(&d.socket, "search.start", job(1)), "max_concurrent_jobs");
+    // An admin is bound by the daemon's quotas only.
+    let admin = call(
+        &d.socket,
+        "search.start",
+        json!({"block": "quota", "difficulty": 200, "workers": 3, "max_time": "1s"}),
+    );
+    assert!(admin["result"]["job_id"].is_string(), "{admin}");
+    let id = s(&first["result"]["job_id"]).to_string();
+    let done = call_as_uid_1001(&d.socket, "search.wait", json!({"job_id": id, "timeout_s": 30}));
+    assert_eq!(done["result"]["result"]["outcome"], "timed_out", "{done}");
+    refused(&call_as_uid_1001(&d.socket, "search.start", job(1)), "max_vcpu_seconds_per_day");
+    // The day's usage is in the journal: a restarted daemon still refuses.
+    d.child.kill().expect("SIGKILL");
+    let _ = d.child.wait();
+    let dir = d.dir.clone();
+    std::mem::forget(d);
+    std::fs::remove_file(dir.join("nonced.sock")).ok();
+    let d2 = Daemon::start_in(dir, Some(config), &[]);
+    refused(&call_as_uid_1001(&d2.socket, "search.start", job(1)), "max_vcpu_seconds_per_day");
 }

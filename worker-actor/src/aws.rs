@@ -39,7 +39,7 @@ pub async fn serve(
         topic_arn: ends.topic_arn.clone(),
         inbox_queue: names.inbox_queue(&cfg.id.0),
     };
-    let requests_before = clients.sqs_requests.get();
+    let requests_before = clients.calls.sqs();
     let link = Arc::new(WorkerLink::open(clients, &link_cfg).await?);
     cfg.inbox = link.inbox_url().to_string();
     let worker = cfg.id.clone();
@@ -70,7 +70,7 @@ pub async fn serve(
     };
     tokio::join!(flush, link.close());
     let minutes = started.elapsed().as_secs_f64() / 60.0;
-    let requests = clients.sqs_requests.get() - requests_before;
+    let requests = clients.calls.sqs() - requests_before;
     tracing::info!(
         %worker,
         sqs_requests = requests,
@@ -78,6 +78,7 @@ pub async fn serve(
         per_minute = format!("{:.2}", requests as f64 / minutes.max(1e-9)),
         "worker done"
     );
+    clients.calls.append_to_call_log("worker", started.elapsed().as_secs_f64());
     let r = *reason.lock().unwrap_or_else(|e| e.into_inner());
     Ok(r)
 }

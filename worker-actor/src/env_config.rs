@@ -15,6 +15,7 @@
 //! | `NONCE_ORPHAN_TIMEOUT_S` | `30` | exit when the coordinator is silent this long |
 //! | `NONCE_KERNEL` | fastest supported | `shani`, `avx2` or `portable` |
 //! | `NONCE_LOG` | `warn` | log filter (logs go to stderr) |
+//! | `NONCE_AWS_CALL_LOG` | unset | a file to append this process's AWS request counts to at exit (one JSON line; tools and tests) |
 
 /// Every variable `nonce-worker` reads (the AWS SDK reads `AWS_*` besides).
 pub const VARIABLES: &[&str] = &[
@@ -29,6 +30,7 @@ pub const VARIABLES: &[&str] = &[
     "NONCE_ORPHAN_TIMEOUT_S",
     "NONCE_KERNEL",
     "NONCE_LOG",
+    "NONCE_AWS_CALL_LOG",
     "ECS_CONTAINER_METADATA_URI_V4",
 ];
 

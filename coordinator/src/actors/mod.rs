@@ -10,7 +10,9 @@ pub mod registry;
 pub mod supervisor;
 
 pub use registry::{Coordinator, FindJob, ListJobs, StartJob};
-pub use supervisor::{CancelJob, GetSnapshot, GetStatus, GetWorkers, JobSupervisor, WaitJob};
+pub use supervisor::{
+    CancelJob, GetSnapshot, GetStatus, GetTransportCounters, GetWorkers, JobSupervisor, WaitJob,
+};
 
 /// A multi-thread tokio runtime under an actix system, as the coordinator needs.
 pub fn system() -> actix::SystemRunner {

@@ -2,7 +2,7 @@
 //! out what it decides. All decisions are the `Job`'s; this shell only moves messages.
 
 use crate::launcher::{LaunchFailed, Launcher, WorkerGone};
-use crate::transport::{Transport, WorkerEvent};
+use crate::transport::{Transport, TransportCounters, WorkerEvent};
 use actix::prelude::*;
 use nonce_core::job::{Input, Job, Outcome, Output, Snapshot, Status, WorkerInfo};
 use std::time::{Duration, Instant};
@@ -160,6 +160,18 @@ impl Handler<GetWorkers> for JobSupervisor {
     type Result = MessageResult<GetWorkers>;
     fn handle(&mut self, _: GetWorkers, _: &mut Context<Self>) -> Self::Result {
         MessageResult(self.job.workers_info(self.origin.elapsed()))
+    }
+}
+
+/// Asks for the job's transport counters (`None` for transports that do not count).
+#[derive(Debug, Message)]
+#[rtype(result = "Option<TransportCounters>")]
+pub struct GetTransportCounters;
+
+impl Handler<GetTransportCounters> for JobSupervisor {
+    type Result = MessageResult<GetTransportCounters>;
+    fn handle(&mut self, _: GetTransportCounters, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.transport.counters())
     }
 }
 

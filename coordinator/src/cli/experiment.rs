@@ -1,8 +1,10 @@
-//! `noncectl experiment planner|scaling`: the coursework report's experiments, reproduced.
+//! `noncectl experiment planner|scaling|sqs-cost`: the coursework report's experiments,
+//! reproduced, and what supervision over SQS costs.
 
 use super::{exit, UsageError};
 use crate::actors::system;
 use crate::experiment;
+use crate::request::{parse_duration, AwsSettings};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 
@@ -52,6 +54,75 @@ pub enum ExperimentCommand {
         #[command(flatten)]
         common: Common,
     },
+    /// SQS/SNS requests per worker-minute by operation, their cost against the worker's
+    /// Fargate cost, the stall-detection delay and the staleness of progress, with the
+    /// default timings over the aws transport (an emulator via AWS_ENDPOINT_URL, or a real
+    /// account).
+    SqsCost(SqsCostArgs),
+}
+
+/// `noncectl experiment sqs-cost`'s flags.
+#[derive(Args, Debug)]
+pub struct SqsCostArgs {
+    /// Worker processes (`nonce-worker`, one hashing thread each).
+    #[arg(long, default_value_t = 3)]
+    workers: usize,
+    /// How long the job runs (e.g. 90s, 5m).
+    #[arg(long, default_value = "3m")]
+    duration: String,
+    /// When to SIGSTOP one worker (`none` for no stop).
+    #[arg(long, default_value = "20s")]
+    stop_at: String,
+    /// Resource name prefix of the queues and topic.
+    #[arg(long, default_value = crate::request::DEFAULT_AWS_PREFIX)]
+    aws_prefix: String,
+    /// Create the queues and topic if missing (emulators, dev accounts).
+    #[arg(long)]
+    aws_bootstrap: bool,
+    /// Directory for the CSV and the plot.
+    #[arg(long, default_value = "out/experiments")]
+    out: PathBuf,
+    #[arg(long)]
+    json: bool,
+}
+
+fn sqs_cost(a: SqsCostArgs) -> Result<u8, UsageError> {
+    if a.workers == 0 || a.workers > 64 {
+        return Err(UsageError("--workers must be 1..=64".into()));
+    }
+    let duration = parse_duration(&a.duration).map_err(|e| UsageError(format!("--duration: {e}")))?;
+    let stop_at = match a.stop_at.as_str() {
+        "none" => None,
+        t => Some(parse_duration(t).map_err(|e| UsageError(format!("--stop-at: {e}")))?),
+    };
+    if stop_at.is_some_and(|s| s >= duration) {
+        return Err(UsageError("--stop-at must come before the end of --duration".into()));
+    }
+    let call_log = a.out.join("sqs-cost-calls.jsonl");
+    // Before any thread starts: the worker processes inherit it and write their counts there.
+    std::env::set_var(aws_transport::CALL_LOG_VAR, &call_log);
+    let plan = experiment::sqs_cost::SqsCostPlan {
+        workers: a.workers,
+        duration,
+        stop_at,
+        aws: AwsSettings { prefix: a.aws_prefix, bootstrap: a.aws_bootstrap, ecs: None },
+        out: a.out,
+        call_log,
+    };
+    match system().block_on(experiment::sqs_cost::sqs_cost(plan)) {
+        Ok(r) => {
+            if a.json {
+                println!("{}", r.json());
+            } else {
+                print!("{}", r.text());
+            }
+            Ok(exit::FOUND)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(exit::FAILURE)
+        }
+    }
 }
 
 fn difficulties(text: &str) -> Result<Vec<u32>, UsageError> {
@@ -83,6 +154,7 @@ fn planner_startup(
 
 pub fn run(cmd: ExperimentCommand) -> Result<u8, UsageError> {
     match cmd {
+        ExperimentCommand::SqsCost(a) => sqs_cost(a),
         ExperimentCommand::Planner {
             trials,
             confidence,

@@ -3,7 +3,7 @@
 
 use super::{exit, PuzzleArgs, UsageError};
 use crate::actors::{system, Coordinator, StartJob};
-use crate::actors::{CancelJob, GetStatus, WaitJob};
+use crate::actors::{CancelJob, GetStatus, GetTransportCounters, WaitJob};
 use crate::daemon::client::RpcClient;
 use crate::request::report::{self, human_rate, SearchReport};
 use crate::request::AwsSettings;
@@ -52,10 +52,10 @@ pub struct SearchArgs {
     /// 0 re-shards lost ranges across the live workers only).
     #[arg(long)]
     replacements: Option<usize>,
-    /// Workers report this often (default: 250ms in memory, 120s over aws).
+    /// Workers report this often (default: 250ms in memory, 9s over aws).
     #[arg(long, value_name = "DUR")]
     heartbeat: Option<String>,
-    /// A worker silent this long loses its shards (default: 3s in memory, 360s over aws).
+    /// A worker silent this long loses its shards (default: 3s in memory, 21s over aws).
     #[arg(long = "stall-timeout", value_name = "DUR")]
     stall_timeout: Option<String>,
     /// A worker that hears nothing from the coordinator this long stops itself (default: 10s, 300s over aws).
@@ -210,8 +210,11 @@ async fn drive_local(spec: JobSpec, aws: Option<AwsSettings>, json: bool) -> Res
             "ghosts": st.ghosts,
             "undecodable": st.undecodable,
             "events": st.delivered,
-            "coordinator_sqs_requests": aws.clients.sqs_requests.get(),
+            "coordinator_sqs_requests": aws.clients.calls.sqs(),
         });
+        if let Ok(Some(c)) = sup.send(GetTransportCounters).await {
+            v["transport"]["job"] = c.json();
+        }
     }
     Ok(print_result(&v, json))
 }

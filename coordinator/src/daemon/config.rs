@@ -70,6 +70,34 @@ impl Default for Quotas {
     }
 }
 
+/// `[user_quotas]`: what each user (not admins) may use, the coursework report's "service
+/// limiting scheme": a user's spend stays in range whatever they ask for. `[[users]]` may
+/// override each for one user (`quotas = { ... }`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UserQuotas {
+    pub max_workers_per_job: usize,
+    /// The user's jobs running at once.
+    pub max_concurrent_jobs: usize,
+    /// Worker threads x seconds per UTC day: a job's deadline is cut to what is left today.
+    pub max_vcpu_seconds_per_day: f64,
+}
+
+impl Default for UserQuotas {
+    fn default() -> Self {
+        UserQuotas { max_workers_per_job: 16, max_concurrent_jobs: 2, max_vcpu_seconds_per_day: 86_400.0 }
+    }
+}
+
+/// One user's exceptions to `[user_quotas]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserQuotasOverride {
+    pub max_workers_per_job: Option<usize>,
+    pub max_concurrent_jobs: Option<usize>,
+    pub max_vcpu_seconds_per_day: Option<u64>,
+}
+
 /// `[aws]`: where the aws transport's queues and topic are (Terraform's outputs).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -118,6 +146,9 @@ pub struct DaemonConfig {
     pub quotas: Quotas,
     pub aws: Option<AwsTable>,
     pub ecs: Option<EcsTable>,
+    /// `[[users]]`: who may call, with which role (see `daemon::users`).
+    pub users: Vec<super::users::UserEntry>,
+    pub user_quotas: UserQuotas,
 }
 
 impl Default for DaemonConfig {
@@ -132,6 +163,8 @@ impl Default for DaemonConfig {
             quotas: Quotas::default(),
             aws: None,
             ecs: None,
+            users: Vec::new(),
+            user_quotas: UserQuotas::default(),
         }
     }
 }
@@ -143,6 +176,18 @@ impl DaemonConfig {
         let cfg: DaemonConfig = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
         cfg.check()?;
         Ok(cfg)
+    }
+
+    /// The limits of user `name` (its `[[users]]` overrides over `[user_quotas]`).
+    pub fn quotas_for(&self, name: &str) -> UserQuotas {
+        let mut q = self.user_quotas.clone();
+        if let Some(o) = self.users.iter().find(|u| u.name == name).and_then(|u| u.quotas.as_ref()) {
+            q.max_workers_per_job = o.max_workers_per_job.unwrap_or(q.max_workers_per_job);
+            q.max_concurrent_jobs = o.max_concurrent_jobs.unwrap_or(q.max_concurrent_jobs);
+            q.max_vcpu_seconds_per_day =
+                o.max_vcpu_seconds_per_day.map_or(q.max_vcpu_seconds_per_day, |v| v as f64);
+        }
+        q
     }
 
     /// Applies the environment's overrides (see [`ENV_VARS`]); `get` is the process
@@ -238,6 +283,11 @@ impl DaemonConfig {
             if let Some(ecs) = &settings.ecs {
                 ecs.check().map_err(|e| format!("[ecs]: {e}"))?;
             }
+        }
+        super::users::Users::new(&self.users, super::users::own_uid())?;
+        let uq = &self.user_quotas;
+        if uq.max_workers_per_job == 0 || uq.max_concurrent_jobs == 0 || uq.max_vcpu_seconds_per_day < 1.0 {
+            return Err("user_quotas must be at least 1".into());
         }
         let q = &self.quotas;
         if q.max_workers_per_job == 0 || q.max_concurrent_jobs == 0 || q.max_fleet == 0 {

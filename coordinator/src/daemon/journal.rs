@@ -20,16 +20,22 @@ pub enum Record {
     Start {
         job: String,
         request: Box<SearchRequest>,
+        /// The user who started it (absent in journals written before users existed).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        owner: Option<String>,
+        /// When, in Unix seconds (per-user daily usage counts from it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at: Option<u64>,
     },
     Finish {
         job: String,
         result: Value,
+        /// When, in Unix seconds.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at: Option<u64>,
     },
     /// Ranges known searched and nonces found so far, for resuming after a crash.
-    Progress {
-        job: String,
-        snapshot: Snapshot,
-    },
+    Progress { job: String, snapshot: Snapshot },
 }
 
 /// A job as the journal remembers it.
@@ -39,6 +45,9 @@ pub struct Remembered {
     pub request: SearchRequest,
     pub result: Option<Value>,
     pub progress: Option<Snapshot>,
+    pub owner: Option<String>,
+    pub started_at: Option<u64>,
+    pub finished_at: Option<u64>,
 }
 
 /// See the module docs.
@@ -68,7 +77,7 @@ impl Journal {
                     }
                 };
                 match record {
-                    Record::Start { job, request } => {
+                    Record::Start { job, request, owner, at } => {
                         if let Ok(id) = job.parse::<JobId>() {
                             jobs.retain(|j| j.job != id);
                             jobs.push(Remembered {
@@ -76,6 +85,9 @@ impl Journal {
                                 request: *request,
                                 result: None,
                                 progress: None,
+                                owner,
+                                started_at: at,
+                                finished_at: None,
                             });
                         }
                     }
@@ -86,11 +98,12 @@ impl Journal {
                             j.progress = Some(snapshot);
                         }
                     }
-                    Record::Finish { job, result } => {
+                    Record::Finish { job, result, at } => {
                         if let Some(j) =
                             job.parse::<JobId>().ok().and_then(|id| jobs.iter_mut().find(|j| j.job == id))
                         {
                             j.result = Some(result);
+                            j.finished_at = at;
                         }
                     }
                 }
@@ -135,13 +148,24 @@ mod tests {
         let (j, jobs) = Journal::open(&dir).expect("opens");
         assert!(jobs.is_empty());
         let req = SearchRequest { block: Some("x".into()), difficulty: Some(3), ..Default::default() };
-        j.append(&Record::Start { job: JobId(1).to_string(), request: Box::new(req.clone()) })
-            .expect("write");
-        j.append(&Record::Start { job: JobId(2).to_string(), request: Box::new(req.clone()) })
-            .expect("write");
+        j.append(&Record::Start {
+            job: JobId(1).to_string(),
+            request: Box::new(req.clone()),
+            owner: None,
+            at: None,
+        })
+        .expect("write");
+        j.append(&Record::Start {
+            job: JobId(2).to_string(),
+            request: Box::new(req.clone()),
+            owner: Some("alice".into()),
+            at: Some(7),
+        })
+        .expect("write");
         j.append(&Record::Finish {
             job: JobId(1).to_string(),
             result: serde_json::json!({"outcome":"found"}),
+            at: None,
         })
         .expect("write");
         drop(j);
@@ -149,7 +173,7 @@ mod tests {
         f.write_all(b"{\"type\":\"fin").expect("torn write");
         let (j, jobs) = Journal::open(&dir).expect("reopens");
         assert_eq!(jobs.len(), 2);
-        j.append(&Record::Finish { job: JobId(2).to_string(), result: serde_json::json!({}) })
+        j.append(&Record::Finish { job: JobId(2).to_string(), result: serde_json::json!({}), at: Some(9) })
             .expect("write");
         drop(j);
         let (j, after) = Journal::open(&dir).expect("reopens");
@@ -162,7 +186,19 @@ mod tests {
         let (_, again) = Journal::open(&dir).expect("reopens");
         assert_eq!(again[0].progress.as_ref(), Some(&snapshot));
         assert!(jobs[0].result.is_some());
-        assert_eq!(jobs[1], Remembered { job: JobId(2), request: req, result: None, progress: None });
+        assert_eq!(
+            jobs[1],
+            Remembered {
+                job: JobId(2),
+                request: req,
+                result: None,
+                progress: None,
+                owner: Some("alice".into()),
+                started_at: Some(7),
+                finished_at: None,
+            }
+        );
+        assert_eq!(after[1].finished_at, Some(9), "finish times are kept for daily usage");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -3,8 +3,13 @@
 
 use super::config::DaemonConfig;
 use super::journal::{Journal, Record, Remembered};
-use super::rpc::{params, Methods, RpcError, JOB_NOT_FOUND, METHOD_NOT_FOUND, QUOTA_EXCEEDED, UNAVAILABLE};
-use crate::actors::{CancelJob, GetSnapshot, GetStatus, GetWorkers, JobSupervisor, WaitJob};
+use super::rpc::{
+    params, Methods, RpcError, FORBIDDEN, JOB_NOT_FOUND, METHOD_NOT_FOUND, QUOTA_EXCEEDED, UNAVAILABLE,
+};
+use super::users::Caller;
+use crate::actors::{
+    CancelJob, GetSnapshot, GetStatus, GetTransportCounters, GetWorkers, JobSupervisor, WaitJob,
+};
 use crate::actors::{Coordinator, FindJob, StartJob};
 use crate::request::report::SearchReport;
 use crate::request::startup;
@@ -23,8 +28,9 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// How often a running job's progress is journaled.
-const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+/// How often a running job's progress is journaled: with the 9 s heartbeat over SQS, the
+/// journal is then at most ~10 s behind the workers.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
 /// A job the daemon knows: its request, its spec, and its result once finished.
 #[derive(Debug, Clone)]
@@ -32,6 +38,29 @@ struct JobEntry {
     request: SearchRequest,
     spec: JobSpec,
     result: Option<Value>,
+    /// Who started it (`None`: journaled before jobs had owners; only admins see those).
+    owner: Option<String>,
+    /// Unix seconds: when it started (in this life or an earlier one) and ended.
+    started_at: u64,
+    finished_at: Option<u64>,
+}
+
+impl JobEntry {
+    /// Worker threads x seconds this job used on UTC day `day` (whole days since 1970): a
+    /// finished job counts on the day it ended, a running one from the day's start.
+    fn vcpu_seconds_on(&self, day: u64, now: u64) -> f64 {
+        let vcpus = (self.spec.workers * self.spec.threads_per_worker) as f64;
+        match (&self.result, self.finished_at) {
+            (Some(r), Some(end)) if end / 86_400 == day => r["elapsed_s"].as_f64().unwrap_or(0.0) * vcpus,
+            (Some(_), _) => 0.0,
+            (None, _) => now.saturating_sub(self.started_at.max(day * 86_400)) as f64 * vcpus,
+        }
+    }
+}
+
+/// Seconds since the Unix epoch.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// Shared state behind every connection.
@@ -116,6 +145,10 @@ impl DaemonMethods {
         })
     }
 
+    pub fn config(&self) -> &DaemonConfig {
+        &self.config
+    }
+
     fn jobs(&self) -> std::sync::MutexGuard<'_, BTreeMap<JobId, JobEntry>> {
         self.jobs.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -152,14 +185,23 @@ impl DaemonMethods {
             let Ok(spec) = self.spec_of(&r.request) else { continue };
             match r.result {
                 Some(result) => {
-                    self.jobs().insert(r.job, JobEntry { request: r.request, spec, result: Some(result) });
+                    let entry = JobEntry {
+                        request: r.request,
+                        spec,
+                        result: Some(result),
+                        owner: r.owner,
+                        started_at: r.started_at.unwrap_or(0),
+                        finished_at: r.finished_at,
+                    };
+                    self.jobs().insert(r.job, entry);
                 }
                 None => {
                     let mut spec = spec;
                     let done: u128 = r.progress.as_ref().map_or(0, |p| p.done.iter().map(|d| d.len()).sum());
                     tracing::info!(job = %r.job, searched = %done, "resuming a job from the journal");
                     spec.resume = r.progress;
-                    if let Err(e) = self.launch(r.request, spec, Some(r.job)).await {
+                    let started = r.started_at.unwrap_or_else(unix_now);
+                    if let Err(e) = self.launch(r.request, spec, Some(r.job), r.owner, started).await {
                         tracing::error!(job = %r.job, error = %e, "could not resume a job");
                     }
                 }
@@ -180,9 +222,12 @@ impl DaemonMethods {
             .ok_or_else(|| RpcError::new(JOB_NOT_FOUND, format!("no running job {job}")))
     }
 
-    fn parse_job(&self, text: &str) -> Result<JobId, RpcError> {
+    /// The job `text` names, if `caller` may reach it. Another user's job is "not found",
+    /// exactly like a job that does not exist: nobody learns which ids are in use.
+    fn parse_job(&self, caller: &Caller, text: &str) -> Result<JobId, RpcError> {
         let id: JobId = text.parse().map_err(RpcError::invalid_params)?;
-        if self.jobs().contains_key(&id) {
+        let visible = self.jobs().get(&id).is_some_and(|e| caller.may_see(e.owner.as_deref()));
+        if visible {
             Ok(id)
         } else {
             Err(RpcError::new(JOB_NOT_FOUND, format!("no job {id}")).with_data(json!({ "job_id": text })))
@@ -194,7 +239,54 @@ impl DaemonMethods {
             .with_data(json!({ "quota": quota, "limit": limit, "requested": requested }))
     }
 
-    async fn start(self: &Arc<Self>, mut request: SearchRequest) -> Result<Value, RpcError> {
+    /// A user's own limits (admins have only the daemon's): workers per job, jobs at once,
+    /// and vCPU-seconds per UTC day, spent by their jobs so far today; the job's deadline is
+    /// cut to what is left. Called under the start lock, so two starts cannot overspend.
+    fn check_user_quotas(&self, caller: &Caller, spec: &mut JobSpec) -> Result<(), RpcError> {
+        let uq = self.config.quotas_for(&caller.name);
+        let named = |quota: &str| format!("user {}: {quota}", caller.name);
+        if spec.workers > uq.max_workers_per_job {
+            return Err(Self::quota_error(
+                &named("max_workers_per_job"),
+                uq.max_workers_per_job as f64,
+                spec.workers as f64,
+            ));
+        }
+        let (now, mine) = (unix_now(), caller.name.as_str());
+        let (running, used) = {
+            let jobs = self.jobs();
+            let own: Vec<&JobEntry> = jobs.values().filter(|e| e.owner.as_deref() == Some(mine)).collect();
+            let running = own.iter().filter(|e| e.result.is_none()).count();
+            (running, own.iter().map(|e| e.vcpu_seconds_on(now / 86_400, now)).sum::<f64>())
+        };
+        if running >= uq.max_concurrent_jobs {
+            return Err(Self::quota_error(
+                &named("max_concurrent_jobs"),
+                uq.max_concurrent_jobs as f64,
+                running as f64 + 1.0,
+            ));
+        }
+        let vcpus = (spec.workers * spec.threads_per_worker) as f64;
+        let left = uq.max_vcpu_seconds_per_day - used;
+        if left < 1.0 {
+            return Err(Self::quota_error(
+                &named("max_vcpu_seconds_per_day"),
+                uq.max_vcpu_seconds_per_day,
+                used + vcpus,
+            )
+            .with_data(json!({
+                "quota": named("max_vcpu_seconds_per_day"),
+                "limit": uq.max_vcpu_seconds_per_day,
+                "used_today": used,
+                "requested": vcpus,
+            })));
+        }
+        let allowed = Duration::from_secs_f64(left / vcpus);
+        spec.deadline = Some(spec.deadline.map_or(allowed, |d| d.min(allowed)));
+        Ok(())
+    }
+
+    async fn start(self: &Arc<Self>, caller: &Caller, mut request: SearchRequest) -> Result<Value, RpcError> {
         if request.has_aws_settings() {
             return Err(RpcError::invalid_params(
                 "aws and ecs settings come from the daemon's config file ([aws], [ecs]), not from requests",
@@ -241,6 +333,9 @@ impl DaemonMethods {
         if fleet + spec.workers > q.max_fleet {
             return Err(Self::quota_error("max_fleet", q.max_fleet as f64, (fleet + spec.workers) as f64));
         }
+        if !caller.is_admin() {
+            self.check_user_quotas(caller, &mut spec)?;
+        }
         let plan = json!({
             "workers": spec.workers,
             "threads_per_worker": spec.threads_per_worker,
@@ -254,7 +349,7 @@ impl DaemonMethods {
             plan["startup_s"] = json!(st.seconds);
             plan["startup_source"] = json!(st.source.describe());
         }
-        let job = self.launch(request, spec, None).await?;
+        let job = self.launch(request, spec, None, Some(caller.name.clone()), unix_now()).await?;
         Ok(json!({ "job_id": job.to_string(), "plan": plan }))
     }
 
@@ -264,6 +359,8 @@ impl DaemonMethods {
         request: SearchRequest,
         spec: JobSpec,
         id: Option<JobId>,
+        owner: Option<String>,
+        started_at: u64,
     ) -> Result<JobId, RpcError> {
         let (job, sup) = self
             .coordinator
@@ -273,10 +370,17 @@ impl DaemonMethods {
             .map_err(|e| RpcError::new(UNAVAILABLE, e))?;
         if id.is_none() {
             self.journal
-                .append(&Record::Start { job: job.to_string(), request: Box::new(request.clone()) })
+                .append(&Record::Start {
+                    job: job.to_string(),
+                    request: Box::new(request.clone()),
+                    owner: owner.clone(),
+                    at: Some(started_at),
+                })
                 .map_err(|e| RpcError::new(UNAVAILABLE, e))?;
         }
-        self.jobs().insert(job, JobEntry { request, spec: spec.clone(), result: None });
+        let entry =
+            JobEntry { request, spec: spec.clone(), result: None, owner, started_at, finished_at: None };
+        self.jobs().insert(job, entry);
         let me = Arc::clone(self);
         tokio::spawn(async move {
             // Journal progress every couple of seconds while the job runs, so a crash costs at
@@ -300,7 +404,7 @@ impl DaemonMethods {
                 }
             };
             me.learn_startups(spec.launcher.name(), &outcome.startups, &outcome.unstarted);
-            let result = SearchReport {
+            let mut result = SearchReport {
                 job,
                 puzzle: &spec.puzzle,
                 mode: spec.mode,
@@ -308,13 +412,20 @@ impl DaemonMethods {
                 outcome: &outcome,
             }
             .json();
-            if let Err(e) =
-                me.journal.append(&Record::Finish { job: job.to_string(), result: result.clone() })
-            {
+            if let Ok(Some(c)) = sup.send(GetTransportCounters).await {
+                result["transport"] = c.json();
+            }
+            let ended = unix_now();
+            if let Err(e) = me.journal.append(&Record::Finish {
+                job: job.to_string(),
+                result: result.clone(),
+                at: Some(ended),
+            }) {
                 tracing::error!(%job, error = %e, "could not journal a result");
             }
             if let Some(entry) = me.jobs().get_mut(&job) {
                 entry.result = Some(result);
+                entry.finished_at = Some(ended);
             }
         });
         Ok(job)
@@ -326,7 +437,11 @@ impl DaemonMethods {
         }
         let sup = self.supervisor(job).await?;
         let st = sup.send(GetStatus).await.map_err(|e| RpcError::new(UNAVAILABLE, e.to_string()))?;
-        Ok(status_json(job, &st))
+        let mut v = status_json(job, &st);
+        if let Ok(Some(c)) = sup.send(GetTransportCounters).await {
+            v["transport"] = c.json();
+        }
+        Ok(v)
     }
 
     async fn wait(&self, job: JobId, timeout: Duration) -> Result<Value, RpcError> {
@@ -347,8 +462,13 @@ impl DaemonMethods {
         }
     }
 
-    async fn list(&self) -> Result<Value, RpcError> {
-        let entries: Vec<(JobId, JobEntry)> = self.jobs().iter().map(|(&k, v)| (k, v.clone())).collect();
+    async fn list(&self, caller: &Caller) -> Result<Value, RpcError> {
+        let entries: Vec<(JobId, JobEntry)> = self
+            .jobs()
+            .iter()
+            .filter(|(_, e)| caller.may_see(e.owner.as_deref()))
+            .map(|(&k, v)| (k, v.clone()))
+            .collect();
         let mut out = Vec::new();
         for (job, e) in entries {
             let mut item = json!({
@@ -357,6 +477,7 @@ impl DaemonMethods {
                 "puzzle": e.spec.puzzle.describe(),
                 "workers": e.spec.workers,
                 "state": if e.result.is_some() { "finished" } else { "running" },
+                "owner": e.owner,
                 "request": e.request,
             });
             match &e.result {
@@ -376,9 +497,17 @@ impl DaemonMethods {
         Ok(Value::Array(out))
     }
 
-    async fn workers(&self, only: Option<JobId>) -> Result<Value, RpcError> {
+    async fn workers(&self, caller: &Caller, only: Option<JobId>) -> Result<Value, RpcError> {
         let mut out = Vec::new();
-        for job in self.running().into_iter().filter(|j| only.is_none_or(|o| o == *j)) {
+        let visible: Vec<JobId> = self
+            .jobs()
+            .iter()
+            .filter(|(id, e)| {
+                e.result.is_none() && caller.may_see(e.owner.as_deref()) && only.is_none_or(|o| o == **id)
+            })
+            .map(|(&id, _)| id)
+            .collect();
+        for job in visible {
             let Ok(sup) = self.supervisor(job).await else { continue };
             let Ok(list) = sup.send(GetWorkers).await else { continue };
             for w in list {
@@ -422,7 +551,7 @@ impl DaemonMethods {
                     "events": st.delivered,
                     "ghosts": st.ghosts,
                     "undecodable": st.undecodable,
-                    "sqs_requests": a.clients.sqs_requests.get(),
+                    "sqs_requests": a.clients.calls.sqs(),
                 })
             }),
         })
@@ -453,24 +582,25 @@ pub struct Bound {
 impl Methods for Bound {
     fn call<'a>(
         &'a self,
+        caller: &'a Caller,
         method: &'a str,
         p: Value,
     ) -> Pin<Box<dyn Future<Output = Result<Value, RpcError>> + Send + 'a>> {
         let m = &self.methods;
         Box::pin(async move {
             match method {
-                "search.start" => m.start(params::<SearchRequest>(p)?).await,
-                "search.status" => m.status(m.parse_job(&params::<JobParam>(p)?.job_id)?).await,
+                "search.start" => m.start(caller, params::<SearchRequest>(p)?).await,
+                "search.status" => m.status(m.parse_job(caller, &params::<JobParam>(p)?.job_id)?).await,
                 "search.wait" => {
                     let w: WaitParam = params(p)?;
                     let timeout = w.timeout_s.unwrap_or(30.0);
                     if !(timeout.is_finite() && (0.0..=3600.0).contains(&timeout)) {
                         return Err(RpcError::invalid_params("timeout_s must be between 0 and 3600"));
                     }
-                    m.wait(m.parse_job(&w.job_id)?, Duration::from_secs_f64(timeout)).await
+                    m.wait(m.parse_job(caller, &w.job_id)?, Duration::from_secs_f64(timeout)).await
                 }
                 "search.cancel" => {
-                    let job = m.parse_job(&params::<JobParam>(p)?.job_id)?;
+                    let job = m.parse_job(caller, &params::<JobParam>(p)?.job_id)?;
                     if let Ok(sup) = m.supervisor(job).await {
                         sup.do_send(CancelJob);
                     }
@@ -478,15 +608,19 @@ impl Methods for Bound {
                 }
                 "search.list" => {
                     params::<NoParams>(p)?;
-                    m.list().await
+                    m.list(caller).await
                 }
                 "workers.list" => {
                     let w: WorkersParam = params(p)?;
-                    let only = w.job_id.as_deref().map(|j| m.parse_job(j)).transpose()?;
-                    m.workers(only).await
+                    let only = w.job_id.as_deref().map(|j| m.parse_job(caller, j)).transpose()?;
+                    m.workers(caller, only).await
                 }
                 "daemon.info" => {
                     params::<NoParams>(p)?;
+                    if !caller.is_admin() {
+                        return Err(RpcError::new(FORBIDDEN, "daemon.info needs the admin role")
+                            .with_data(json!({ "user": caller.name })));
+                    }
                     Ok(m.info(&self.socket))
                 }
                 other => {

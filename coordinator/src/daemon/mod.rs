@@ -12,6 +12,7 @@ pub mod journal;
 pub mod methods;
 pub mod rpc;
 pub mod socket;
+pub mod users;
 
 use crate::actors::{Coordinator, ListJobs};
 use actix::prelude::*;
@@ -42,6 +43,60 @@ struct Args {
     /// the container health check.
     #[arg(long = "health-check")]
     health_check: bool,
+    #[command(subcommand)]
+    command: Option<DaemonCommand>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum DaemonCommand {
+    /// Manage users' bearer tokens.
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum TokenAction {
+    /// Prints a fresh random token for NAME, once, and the `[[users]]` table to add to the
+    /// config (which holds only the token's SHA-256).
+    New {
+        /// The user's name (1-64 of A-Z a-z 0-9 . _ - @).
+        name: String,
+        /// `user` (their own jobs) or `admin` (every job, daemon.info).
+        #[arg(long, default_value = "user")]
+        role: String,
+    },
+}
+
+/// `nonced token new NAME`: the token goes to the user, its hash to the config.
+fn new_token(name: &str, role: &str) -> ExitCode {
+    let role_value = match role {
+        "user" => users::Role::User,
+        "admin" => users::Role::Admin,
+        other => {
+            eprintln!("error: --role {other:?}: expected user or admin");
+            return ExitCode::from(2);
+        }
+    };
+    let (token, hash) = users::new_token();
+    let entry = users::UserEntry {
+        name: name.to_string(),
+        role: role_value,
+        token_sha256: Some(hash.clone()),
+        uid: None,
+        quotas: None,
+    };
+    if let Err(e) = users::Users::new(&[entry], 0) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    println!("token for {name} (shown once; give it to the user, e.g. in a file for --token-file):");
+    println!("{token}");
+    println!();
+    println!("add to nonced.toml:");
+    println!("[[users]]\nname = {name:?}\nrole = {role:?}\ntoken_sha256 = \"{hash}\"");
+    ExitCode::SUCCESS
 }
 
 /// Runs `nonced` with the process arguments.
@@ -53,6 +108,9 @@ pub fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    if let Some(DaemonCommand::Token { action: TokenAction::New { name, role } }) = &args.command {
+        return new_token(name, role);
+    }
     crate::logging::init(crate::logging::Audience::Service, "info");
     // No --config: systemd's ConfigurationDirectory (/etc/nonced) may hold one.
     let config_path = args.config.clone().or_else(|| {
@@ -122,7 +180,8 @@ pub async fn run(config: DaemonConfig) -> Result<(), String> {
     let methods = methods::DaemonMethods::new(coordinator.clone(), config, journal, aws.clone());
     methods.restore(remembered).await;
     let bound = methods::Bound { methods: Arc::clone(&methods), socket: socket.display().to_string() };
-    let serving = tokio::spawn(socket::serve(listener, Arc::new(bound)));
+    let users = Arc::new(users::Users::new(&methods.config().users, users::own_uid())?);
+    let serving = tokio::spawn(socket::serve(listener, Arc::new(bound), users));
     tracing::info!(socket = %socket.display(), state = %state.display(), "nonced ready");
     notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("serving")]);
     let watchdog = tokio::spawn(watchdog(coordinator.clone()));

@@ -7,6 +7,7 @@
 //! and the spec's error replies would still be ours to write, over a server-sized dependency
 //! tree. The whole protocol is this file.
 
+use super::users::Caller;
 use serde_json::{json, Map, Value};
 use std::future::Future;
 use std::pin::Pin;
@@ -20,6 +21,8 @@ pub const INTERNAL_ERROR: i64 = -32603;
 pub const JOB_NOT_FOUND: i64 = -32000;
 pub const QUOTA_EXCEEDED: i64 = -32001;
 pub const UNAVAILABLE: i64 = -32002;
+/// The method needs a role the caller does not have (`daemon.info` is for admins).
+pub const FORBIDDEN: i64 = -32003;
 
 /// An error reply: code, message and optional structured data.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,6 +71,7 @@ pub trait Methods: Send + Sync {
     /// Calls `method` with `params` (an array, an object, or `Null` when absent).
     fn call<'a>(
         &'a self,
+        caller: &'a Caller,
         method: &'a str,
         params: Value,
     ) -> Pin<Box<dyn Future<Output = Result<Value, RpcError>> + Send + 'a>>;
@@ -80,8 +84,9 @@ fn reply(id: Value, result: Result<Value, RpcError>) -> Value {
     }
 }
 
-/// Handles one JSON text; returns the reply text, or `None` when nothing must be sent.
-pub async fn handle_text(methods: &dyn Methods, text: &str) -> Option<String> {
+/// Handles one JSON text from `caller`; returns the reply text, or `None` when nothing must
+/// be sent.
+pub async fn handle_text(methods: &dyn Methods, caller: &Caller, text: &str) -> Option<String> {
     let value: Value = match serde_json::from_str(text) {
         Ok(v) => v,
         Err(_) => {
@@ -95,17 +100,17 @@ pub async fn handle_text(methods: &dyn Methods, text: &str) -> Option<String> {
         Value::Array(items) => {
             let mut replies = Vec::new();
             for item in items {
-                if let Some(r) = handle_one(methods, item).await {
+                if let Some(r) = handle_one(methods, caller, item).await {
                     replies.push(r);
                 }
             }
             (!replies.is_empty()).then(|| Value::Array(replies).to_string())
         }
-        other => handle_one(methods, other).await.map(|r| r.to_string()),
+        other => handle_one(methods, caller, other).await.map(|r| r.to_string()),
     }
 }
 
-async fn handle_one(methods: &dyn Methods, request: Value) -> Option<Value> {
+async fn handle_one(methods: &dyn Methods, caller: &Caller, request: Value) -> Option<Value> {
     let Value::Object(obj) = request else {
         return Some(reply(Value::Null, Err(RpcError::new(INVALID_REQUEST, "Invalid Request"))));
     };
@@ -116,7 +121,7 @@ async fn handle_one(methods: &dyn Methods, request: Value) -> Option<Value> {
         Some(mp) if id_ok => mp,
         _ => return Some(reply(reply_id, Err(RpcError::new(INVALID_REQUEST, "Invalid Request")))),
     };
-    let result = methods.call(method, params).await;
+    let result = methods.call(caller, method, params).await;
     // A notification (no "id" member) gets no reply, whatever happened.
     id.map(|id| reply(id, result))
 }
@@ -153,6 +158,7 @@ mod tests {
     impl Methods for Echo {
         fn call<'a>(
             &'a self,
+            _: &'a Caller,
             method: &'a str,
             params: Value,
         ) -> Pin<Box<dyn Future<Output = Result<Value, RpcError>> + Send + 'a>> {
@@ -168,7 +174,8 @@ mod tests {
 
     fn run(text: &str) -> Option<Value> {
         let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
-        rt.block_on(handle_text(&Echo, text)).map(|t| serde_json::from_str(&t).expect("reply is JSON"))
+        rt.block_on(handle_text(&Echo, &Caller::daemon(), text))
+            .map(|t| serde_json::from_str(&t).expect("reply is JSON"))
     }
 
     fn code(v: &Value) -> i64 {

@@ -1,6 +1,7 @@
 //! The control socket: a Unix listener, one task per connection, one JSON text per line.
 
 use super::rpc::{handle_text, Methods, INVALID_REQUEST};
+use super::users::{Caller, Users};
 use serde_json::json;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -66,16 +67,24 @@ fn group_id(name: &str) -> Result<u32, String> {
         .ok_or_else(|| format!("no group named {name:?}"))
 }
 
-/// Accepts connections until the listener fails or the task is dropped.
-pub async fn serve(listener: UnixListener, methods: Arc<dyn Methods>) {
+/// Accepts connections until the listener fails or the task is dropped. Each connection acts
+/// as the user its peer's uid maps to (the kernel's SO_PEERCRED: nothing the client says).
+pub async fn serve(listener: UnixListener, methods: Arc<dyn Methods>, users: Arc<Users>) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let Ok(permit) = Arc::clone(&slots).acquire_owned().await else { return };
         match listener.accept().await {
             Ok((stream, _)) => {
                 let methods = Arc::clone(&methods);
+                let caller = match stream.peer_cred() {
+                    Ok(cred) => users.by_uid(cred.uid()),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "no peer credentials: connection refused");
+                        continue;
+                    }
+                };
                 tokio::spawn(async move {
-                    connection(stream, methods).await;
+                    connection(stream, methods, caller).await;
                     drop(permit);
                 });
             }
@@ -87,7 +96,7 @@ pub async fn serve(listener: UnixListener, methods: Arc<dyn Methods>) {
     }
 }
 
-async fn connection(stream: UnixStream, methods: Arc<dyn Methods>) {
+async fn connection(stream: UnixStream, methods: Arc<dyn Methods>, caller: Caller) {
     let (r, mut w) = stream.into_split();
     let mut reader = BufReader::new(r);
     let mut line = Vec::new();
@@ -111,7 +120,7 @@ async fn connection(stream: UnixStream, methods: Arc<dyn Methods>) {
         if text.trim().is_empty() {
             continue;
         }
-        if let Some(mut reply) = handle_text(methods.as_ref(), text.trim()).await {
+        if let Some(mut reply) = handle_text(methods.as_ref(), &caller, text.trim()).await {
             reply.push('\n');
             if w.write_all(reply.as_bytes()).await.is_err() {
                 return;

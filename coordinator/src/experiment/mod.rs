@@ -1,8 +1,10 @@
 //! The coursework report's experiments, on our system: does the planner keep its promise, and
 //! how does time to a golden nonce scale with workers and difficulty (report section 7,
 //! figures 5 to 7). Trials run on the embedded backend; results go to CSV, PNG and SVG.
+//! [`sqs_cost`] measures what supervision over SQS costs and how fast it reacts.
 
 pub mod plot;
+pub mod sqs_cost;
 pub mod startup_dist;
 
 use crate::actors::WaitJob;

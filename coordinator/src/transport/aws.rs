@@ -2,7 +2,7 @@
 //! the deployment's queues and topic, one event router shared by every job), and an
 //! [`AwsNetwork`] per job that sends its commands and receives its events.
 
-use super::{Transport, WorkerEvent};
+use super::{Transport, TransportCounters, WorkerEvent};
 use crate::request::{AwsSettings, WorkerTimings};
 use actix::Recipient;
 use aws_transport::{AwsClients, CommandSender, EventRouter, Fabric, ResourceNames, RouterStats};
@@ -11,10 +11,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use worker_actor::aws::AwsEndpoints;
-
-/// Event pollers per process. Each idle one costs 3 requests a minute; each handles
-/// hundreds of events a second.
-const POLLERS: usize = 2;
 
 /// What the `process` and `ecs` launchers set for each aws worker (ECS: container overrides).
 pub const WORKER_OVERRIDES: [&str; 7] = [
@@ -48,6 +44,8 @@ pub struct AwsShared {
     pub settings: AwsSettings,
     /// Clean-up calls still running (StopTask): waited for before the process exits.
     cleanup: Arc<AtomicUsize>,
+    /// Workers the running jobs may have at once: the event pollers follow it.
+    fleet: AtomicUsize,
 }
 
 impl AwsContext {
@@ -61,7 +59,7 @@ impl AwsContext {
         let clients = AwsClients::from_env().await?;
         let fabric = Fabric::open(&clients, names, settings.bootstrap).await?;
         tracing::info!(events = %fabric.events_url, topic = %fabric.topic_arn, "aws transport ready");
-        let router = EventRouter::start(&clients, &fabric, POLLERS);
+        let router = EventRouter::start(&clients, &fabric, aws_transport::pollers_for(0));
         let sender = CommandSender::start(clients.clone(), fabric.topic_arn.clone());
         Ok(AwsContext(Arc::new(AwsShared {
             clients,
@@ -70,6 +68,7 @@ impl AwsContext {
             sender,
             settings,
             cleanup: Arc::default(),
+            fleet: AtomicUsize::new(0),
         })))
     }
 
@@ -96,6 +95,16 @@ impl AwsContext {
             timings.orphan_timeout.as_secs().max(1).to_string(),
         ];
         WORKER_OVERRIDES.iter().map(|k| k.to_string()).zip(values).collect()
+    }
+
+    /// A job with up to `workers` workers starts (`+`) or ends (`-`): resizes the pollers.
+    fn change_fleet(&self, workers: usize, grow: bool) {
+        let total = if grow {
+            self.fleet.fetch_add(workers, Ordering::AcqRel) + workers
+        } else {
+            self.fleet.fetch_sub(workers, Ordering::AcqRel).saturating_sub(workers)
+        };
+        self.router.set_pollers(aws_transport::pollers_for(total));
     }
 
     pub fn stats(&self) -> RouterStats {
@@ -139,16 +148,32 @@ const SWEEP_AFTER: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub struct AwsNetwork {
     job: JobId,
+    /// The most workers this job runs at once (it sizes the event pollers).
+    fleet: usize,
     ctx: AwsContext,
     /// Every inbox this job has written to: what the sweep checks at the end.
     inboxes: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// The process's counters when the job started: the job's are the difference.
+    base: (RouterStats, u64),
+    /// The job's counters as they were when it ended.
+    ended: std::sync::Mutex<Option<TransportCounters>>,
 }
 
 impl AwsNetwork {
-    /// Routes `job`'s events to `events` from now on.
-    pub fn open(ctx: &AwsContext, job: JobId, events: Recipient<WorkerEvent>) -> Self {
+    /// Routes `job`'s events to `events` from now on; `fleet` is the most workers it runs
+    /// at once.
+    pub fn open(ctx: &AwsContext, job: JobId, fleet: usize, events: Recipient<WorkerEvent>) -> Self {
         ctx.router.register(job, Box::new(move |ev| events.do_send(WorkerEvent(ev))));
-        AwsNetwork { job, ctx: ctx.clone(), inboxes: Default::default() }
+        ctx.change_fleet(fleet, true);
+        let base = (ctx.stats(), ctx.clients.calls.sqs());
+        AwsNetwork {
+            job,
+            fleet,
+            ctx: ctx.clone(),
+            inboxes: Default::default(),
+            base,
+            ended: Default::default(),
+        }
     }
 }
 
@@ -166,7 +191,22 @@ impl Transport for AwsNetwork {
         self.ctx.sender.broadcast(&command);
     }
 
+    fn counters(&self) -> Option<TransportCounters> {
+        if let Some(c) = *self.ended.lock().unwrap_or_else(|e| e.into_inner()) {
+            return Some(c);
+        }
+        let (st, (b, b_sqs)) = (self.ctx.stats(), self.base);
+        Some(TransportCounters {
+            events: self.ctx.router.delivered_to(self.job),
+            ghosts: st.ghosts.saturating_sub(b.ghosts),
+            undecodable: st.undecodable.saturating_sub(b.undecodable),
+            sqs_requests: self.ctx.clients.calls.sqs().saturating_sub(b_sqs),
+        })
+    }
+
     fn finished(&self) {
+        let now = self.counters();
+        *self.ended.lock().unwrap_or_else(|e| e.into_inner()) = now;
         // The job's own workers still say Bye: those reach the finished job, which ignores
         // them. What comes after the grace is a ghost. Workers that died without cleaning up
         // leave their inboxes: remove them once the live ones have removed their own.
@@ -189,6 +229,7 @@ impl Transport for AwsNetwork {
 
 impl Drop for AwsNetwork {
     fn drop(&mut self) {
+        self.ctx.change_fleet(self.fleet, false);
         self.ctx.router.unregister(self.job);
     }
 }

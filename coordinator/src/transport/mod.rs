@@ -20,6 +20,28 @@ pub use pipe::PipeNetwork;
 #[rtype(result = "()")]
 pub struct WorkerEvent(pub Event);
 
+/// One job's use of a transport, for `search.status` and the result: events routed to the
+/// job, and what the process saw while the job ran (ghosts, undecodable bodies, the
+/// coordinator's SQS requests), which jobs running at the same time share.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TransportCounters {
+    pub events: u64,
+    pub ghosts: u64,
+    pub undecodable: u64,
+    pub sqs_requests: u64,
+}
+
+impl TransportCounters {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "events": self.events,
+            "ghosts": self.ghosts,
+            "undecodable": self.undecodable,
+            "sqs_requests": self.sqs_requests,
+        })
+    }
+}
+
 /// Coordinator -> workers.
 pub trait Transport: Send + 'static {
     /// Sends to one worker's inbox.
@@ -28,4 +50,8 @@ pub trait Transport: Send + 'static {
     fn broadcast(&self, command: Command);
     /// The job has ended: what its workers send from now on is not for anyone.
     fn finished(&self) {}
+    /// The job's counters, for transports that count (`aws`).
+    fn counters(&self) -> Option<TransportCounters> {
+        None
+    }
 }

@@ -1,0 +1,73 @@
+//! What messaging costs against what a worker costs: the figures the defaults over SQS are
+//! chosen against (heartbeat, stall timeout, keep-alive), so a change of price or timing can
+//! be checked by arithmetic and by `noncectl experiment sqs-cost`.
+//!
+//! Prices are AWS us-east-1 list prices (Fargate Linux/x86; SQS standard queues beyond the
+//! free tier; SNS standard publishes), as of [`PRICES_AS_OF`]. SNS deliveries to SQS queues
+//! are free; a publish of up to 64 KiB is one request.
+
+use crate::planner::{FARGATE_GB_HOUR, FARGATE_VCPU_HOUR};
+
+/// When the prices below were read.
+pub const PRICES_AS_OF: &str = "2026-11-25";
+
+/// USD per SQS request (standard queue, $0.40 per million).
+pub const SQS_REQUEST_USD: f64 = 0.40e-6;
+
+/// USD per SNS publish ($0.50 per million).
+pub const SNS_PUBLISH_USD: f64 = 0.50e-6;
+
+/// The default worker task (`infra/terraform`: `worker_cpu = 1024`, `worker_memory = 2048`).
+pub const DEFAULT_WORKER_VCPUS: f64 = 1.0;
+pub const DEFAULT_WORKER_GB: f64 = 2.0;
+
+/// The most messaging may cost, as a share of the worker's own Fargate cost.
+pub const MESSAGING_BUDGET: f64 = 0.01;
+
+/// USD a minute for one Fargate task of `vcpus` and `gb`.
+pub fn fargate_per_minute(vcpus: f64, gb: f64) -> f64 {
+    (vcpus * FARGATE_VCPU_HOUR + gb * FARGATE_GB_HOUR) / 60.0
+}
+
+/// Messaging per worker-minute (the coordinator's share included), priced.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MessagingRate {
+    /// SQS requests per worker-minute.
+    pub sqs: f64,
+    /// SNS publishes per worker-minute.
+    pub sns: f64,
+}
+
+impl MessagingRate {
+    /// USD per worker-minute.
+    pub fn usd_per_minute(&self) -> f64 {
+        self.sqs * SQS_REQUEST_USD + self.sns * SNS_PUBLISH_USD
+    }
+
+    /// Messaging spend over the default worker task's Fargate spend.
+    pub fn ratio_to_worker(&self) -> f64 {
+        self.usd_per_minute() / fargate_per_minute(DEFAULT_WORKER_VCPUS, DEFAULT_WORKER_GB)
+    }
+}
+
+/// SQS requests per worker-minute that [`MESSAGING_BUDGET`] buys for the default worker.
+pub fn sqs_budget_per_worker_minute() -> f64 {
+    MESSAGING_BUDGET * fargate_per_minute(DEFAULT_WORKER_VCPUS, DEFAULT_WORKER_GB) / SQS_REQUEST_USD
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_worker_costs_what_the_price_list_says() {
+        // (0.04048 + 2 x 0.004445) / 60 = 0.000822833... USD a minute.
+        let m = fargate_per_minute(1.0, 2.0);
+        assert!((m - 0.000_822_83).abs() < 1e-8, "{m}");
+        // 1% of it buys about 20.6 SQS requests a minute.
+        let budget = sqs_budget_per_worker_minute();
+        assert!((budget - 20.57).abs() < 0.01, "{budget}");
+        let at_budget = MessagingRate { sqs: budget, sns: 0.0 };
+        assert!((at_budget.ratio_to_worker() - 0.01).abs() < 1e-12);
+    }
+}
