@@ -203,3 +203,65 @@ fn ctrl_c_cancels_cleanly_with_exit_130() {
     assert_eq!(v["outcome"], "cancelled");
     assert!(v["searched"].as_u64().expect("number") > 0, "partial stats: {v}");
 }
+
+#[test]
+fn searches_record_startups_and_estimate_plans_with_their_p95() {
+    // A cache of its own, so the user's history neither leaks in nor is touched.
+    let cache = std::env::temp_dir().join(format!("noncectl-startup-contract-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&cache);
+    let run = |args: &[&str]| -> Output {
+        Command::new(env!("CARGO_BIN_EXE_noncectl"))
+            .args(args)
+            .env("XDG_CACHE_HOME", &cache)
+            .output()
+            .expect("noncectl runs")
+    };
+    let estimate = [
+        "estimate",
+        "--difficulty",
+        "20",
+        "--max-time",
+        "10s",
+        "--confidence",
+        "0.9",
+        "--rate",
+        "1e6",
+        "--json",
+    ];
+    let v = json_of(&run(&estimate));
+    assert_eq!(v["startup_source"], "default", "{v}");
+    assert_eq!(v["startup_s"], 0.002, "the threads default before any history: {v}");
+    assert_eq!(v["startup_samples"], Value::Null);
+
+    for _ in 0..2 {
+        let out = run(&["search", "--block", "startup", "--difficulty", "8", "--workers", "3", "--json"]);
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let file = cache.join("nonce-cloud").join("startup.json");
+    let book: Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).expect("history written")).expect("JSON");
+    let samples: Vec<f64> = book["launchers"]["threads"]["samples"]
+        .as_array()
+        .expect("threads history")
+        .iter()
+        .map(|s| s.as_f64().expect("seconds"))
+        .collect();
+    // Each search launched 3 workers; every one that said Hello is a sample (a job may end
+    // before its last worker starts, so at least one each).
+    assert!((2..=6).contains(&samples.len()), "{samples:?}");
+    assert!(samples.iter().all(|&s| s > 0.0 && s < 5.0), "{samples:?}");
+
+    let v = json_of(&run(&estimate));
+    assert_eq!(v["startup_source"], "measured", "{v}");
+    assert_eq!(v["startup_percentile"], 95);
+    assert_eq!(v["startup_samples"], samples.len());
+    // Fewer than 20 samples: p95 is the largest.
+    let max = samples.iter().copied().fold(0.0, f64::max);
+    assert_eq!(v["startup_s"].as_f64(), Some(max), "{v}");
+    // An explicit --startup wins and says so.
+    let mut given = estimate.to_vec();
+    given.extend(["--startup", "3"]);
+    let v = json_of(&run(&given));
+    assert_eq!((v["startup_source"].as_str(), v["startup_s"].as_f64()), (Some("given"), Some(3.0)));
+    let _ = std::fs::remove_dir_all(&cache);
+}

@@ -7,7 +7,8 @@
 //!   range, accept a verified result, finish), from inputs and a time the caller gives:
 //!   [`job::Job`], `handle(now, input) -> outputs`.
 //! - **Planning a fleet** for a deadline and a confidence, over a finite space, at a price:
-//!   [`planner`], with the prices behind the defaults in [`pricing`].
+//!   [`planner`], with the prices behind the defaults in [`pricing`] and start-up latencies
+//!   learned from real launches in [`startup`].
 //!
 //! Like quinn-proto beside quinn, this crate holds only the logic; the `coordinator` crate
 //! moves messages and time around it. Its dependencies are `protocol` and pure libraries, so
@@ -19,3 +20,4 @@ pub mod job;
 pub mod ledger;
 pub mod planner;
 pub mod pricing;
+pub mod startup;

@@ -328,6 +328,45 @@ fn sigkill_mid_job_then_restart_resumes_from_the_journal_with_the_right_answer()
     assert_eq!(r["result"]["result"]["nonce"], 213_623_294u64, "{r}");
 }
 
+#[test]
+fn the_daemon_learns_startups_keeps_them_across_a_restart_and_plans_with_them() {
+    let d = Daemon::start("startup", None);
+    let planned = json!({"block": "learn", "difficulty": 12, "max_time": "20s", "confidence": 0.9});
+    let r = call(&d.socket, "search.start", planned.clone());
+    let plan = &r["result"]["plan"];
+    assert_eq!(plan["startup_source"], "default", "no history yet: {r}");
+    assert_eq!(plan["startup_s"], 0.002, "{r}");
+    let first = r["result"]["job_id"].as_str().expect("job").to_string();
+    let r = call(&d.socket, "search.start", json!({"block": "learn", "difficulty": 12, "workers": 3}));
+    let second = r["result"]["job_id"].as_str().expect("job").to_string();
+    for job in [first, second] {
+        let w = call(&d.socket, "search.wait", json!({"job_id": job, "timeout_s": 30}));
+        assert_eq!(w["result"]["finished"], true, "{w}");
+    }
+    let file = d.dir.join("state").join("startup.json");
+    let book: Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).expect("history saved")).expect("JSON");
+    let samples: Vec<f64> = book["launchers"]["threads"]["samples"]
+        .as_array()
+        .expect("threads history")
+        .iter()
+        .map(|s| s.as_f64().expect("seconds"))
+        .collect();
+    assert!(samples.len() >= 2, "one sample per worker that said Hello: {samples:?}");
+    // SIGKILL: nothing is saved at shutdown, the history was saved as each job finished.
+    let mut d = d;
+    let _ = d.child.kill();
+    let _ = d.child.wait();
+    let dir = d.dir.clone();
+    std::mem::forget(d);
+    let d2 = Daemon::start_in(dir, None, &[]);
+    let r = call(&d2.socket, "search.start", planned);
+    let plan = &r["result"]["plan"];
+    assert_eq!(plan["startup_source"], format!("measured p95 of {} samples", samples.len()), "{r}");
+    let max = samples.iter().copied().fold(0.0, f64::max);
+    assert_eq!(plan["startup_s"].as_f64(), Some(max), "fewer than 20 samples: p95 is the largest: {r}");
+}
+
 /// One JSON-RPC exchange on the socket as another local account (uid 1001, group `users`),
 /// through Debian's `setpriv` and the system Python: the daemon knows it by SO_PEERCRED.
 fn call_as_uid_1001(socket: &Path, method: &str, params: Value) -> Value {

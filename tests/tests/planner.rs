@@ -132,3 +132,43 @@ fn experiments_write_csv_and_plots() {
     let _ = std::fs::remove_dir_all(dir);
     let _ = std::fs::remove_dir_all(dir2);
 }
+
+#[test]
+fn the_planner_experiment_imposes_and_learns_a_startup_distribution() {
+    let dir = out_dir("planner-startup");
+    let (code, v) = noncectl_json(&[
+        "experiment",
+        "planner",
+        "--trials",
+        "8",
+        "--startup-dist",
+        "fixed:50s",
+        "--startup-scale",
+        "0.01",
+        "--out",
+        dir.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(code, 0, "{v}");
+    let st = &v["startup"];
+    assert_eq!(st["percentile"], 95, "{v}");
+    let run = v["trials"].as_u64().expect("trials");
+    let refused = st["refused"].as_u64().expect("refused");
+    assert_eq!(run + refused, 8, "{v}");
+    assert!(run >= 1, "some deadline was promised: {v}");
+    // Every worker waited 0.5 s before starting, and the planner learned it (the first trial
+    // planned with the scaled ecs default, 0.45 s).
+    assert_eq!(st["default_trials"], 1, "{v}");
+    let learned = st["learned_s"].as_f64().expect("learned");
+    assert!((0.5..0.9).contains(&learned), "learned {learned} s for a fixed 0.5 s start-up: {v}");
+    let text = std::fs::read_to_string(dir.join("planner-startup.csv")).expect("csv");
+    assert!(
+        text.lines().next().is_some_and(|h| h.ends_with("slowest_startup_s,workers_unstarted")),
+        "{text}"
+    );
+    for l in text.lines().skip(1).filter(|l| !l.contains(",refused,")) {
+        let slowest: f64 = l.split(',').nth(14).and_then(|s| s.parse().ok()).expect("slowest_startup_s");
+        assert!(slowest == 0.0 || slowest >= 0.5, "a worker started before its delay: {l}");
+    }
+    assert_png(&dir.join("planner-startup-learning.png"));
+    let _ = std::fs::remove_dir_all(dir);
+}

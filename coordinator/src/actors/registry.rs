@@ -92,6 +92,7 @@ impl Handler<StartJob> for Coordinator {
                 threads: spec.threads_per_worker,
                 timings: spec.timings.clone(),
                 backend: spec.backend,
+                launch_delay: spec.launch_delay.clone(),
             };
             let Some(aws) = aws else {
                 return match spec.launcher {
@@ -135,5 +136,39 @@ impl Handler<ListJobs> for Coordinator {
     type Result = Vec<JobId>;
     fn handle(&mut self, _: ListJobs, _: &mut Context<Self>) -> Self::Result {
         self.jobs.keys().copied().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::actors::{system, Coordinator, StartJob, WaitJob};
+    // The threads launcher's launch delay, seen through a whole job.
+    use crate::request::{JobSpec, LaunchDelay};
+    use actix::Actor;
+    use protocol::{Encoding, Mode, NonceRange, Puzzle};
+    use std::time::Duration;
+
+    #[test]
+    fn a_launch_delay_really_delays_each_workers_hello_and_the_job_measures_it() {
+        let outcome = system().block_on(async {
+            let puzzle = Puzzle::append(b"delayed".to_vec(), Encoding::Be32, 60).expect("valid");
+            // Long enough (2^25 nonces) that both workers start before it is done.
+            let mut spec = JobSpec::new(puzzle, Mode::Exhaustive, NonceRange::new(0, 1 << 25));
+            spec.workers = 2;
+            let mut n = 0u32;
+            spec.launch_delay = Some(LaunchDelay::new(move || {
+                n += 1;
+                Duration::from_millis(200 * u64::from(n))
+            }));
+            let coordinator = Coordinator::default().start();
+            let (_, sup) = coordinator.send(StartJob(spec, None)).await.expect("sent").expect("started");
+            sup.send(WaitJob).await.expect("sent").expect("finished")
+        });
+        assert_eq!(outcome.kind.name(), "exhausted");
+        let mut s: Vec<f64> = outcome.startups.iter().map(Duration::as_secs_f64).collect();
+        s.sort_by(f64::total_cmp);
+        assert_eq!(s.len(), 2, "both workers started: {s:?}, unstarted {:?}", outcome.unstarted);
+        assert!(s[0] >= 0.2 && s[1] >= 0.4, "the delays are in the measured start-ups: {s:?}");
+        assert!(s[1] < 3.0, "and not much more: {s:?}");
     }
 }

@@ -4,9 +4,10 @@ use super::{exit, UsageError};
 use crate::request::calibration;
 use crate::request::cpus;
 use crate::request::parse_duration;
+use crate::request::startup;
 use clap::Args;
-use nonce_core::planner::default_startup;
 use nonce_core::planner::{plan, Plan, PlanInput, FARGATE_GB_HOUR, FARGATE_VCPU_HOUR};
+use nonce_core::startup::{StartupEstimate, StartupSource};
 use protocol::{Encoding, NonceRange};
 use worker_actor::Backend;
 
@@ -24,7 +25,8 @@ pub struct EstimateArgs {
     /// Nonces per second of one worker (default: measured on this machine).
     #[arg(long)]
     rate: Option<f64>,
-    /// Seconds from launch to hashing (default: the launcher's typical start-up).
+    /// Seconds from launch to hashing (default: the p95 of the launcher's measured start-ups,
+    /// else its documented default).
     #[arg(long)]
     startup: Option<f64>,
     /// The range searched (default: the whole space of the encoding).
@@ -64,7 +66,8 @@ fn positive(name: &str, v: f64) -> Result<f64, UsageError> {
     }
 }
 
-pub fn input_from(args: &EstimateArgs) -> Result<PlanInput, UsageError> {
+/// The plan's input, and the start-up it used with where that came from.
+pub fn input_from(args: &EstimateArgs) -> Result<(PlanInput, StartupEstimate), UsageError> {
     if args.difficulty > 256 {
         return Err(UsageError(format!("difficulty {} is over the maximum of 256 bits", args.difficulty)));
     }
@@ -75,10 +78,13 @@ pub fn input_from(args: &EstimateArgs) -> Result<PlanInput, UsageError> {
         )));
     }
     let max_time = parse_duration(&args.max_time)?.as_secs_f64();
+    if !matches!(args.launcher.as_str(), "threads" | "process" | "ecs") {
+        return Err(UsageError(format!("unknown launcher {:?} (threads, process or ecs)", args.launcher)));
+    }
     let startup = match args.startup {
-        Some(s) if s.is_finite() && s >= 0.0 => s,
+        Some(s) if s.is_finite() && s >= 0.0 => StartupEstimate { seconds: s, source: StartupSource::Given },
         Some(s) => return Err(UsageError(format!("--startup must be >= 0, not {s}"))),
-        None => default_startup(&args.launcher).ok_or_else(|| {
+        None => startup::load(&startup::cli_path()).estimate(&args.launcher).ok_or_else(|| {
             UsageError(format!("unknown launcher {:?} (threads, process or ecs)", args.launcher))
         })?,
     };
@@ -99,22 +105,27 @@ pub fn input_from(args: &EstimateArgs) -> Result<PlanInput, UsageError> {
         (None, "ecs") => 1000,
         (None, _) => cpus(),
     };
-    Ok(PlanInput {
+    let input = PlanInput {
         difficulty: args.difficulty,
         max_time,
         confidence: args.confidence,
         rate,
-        startup,
+        startup: startup.seconds,
         space,
         capacity,
         worker_vcpus: vcpus,
         worker_memory_gb: positive("--worker-memory-gb", args.worker_memory_gb)?,
         vcpu_hour: positive("--vcpu-price", args.vcpu_price)?,
         gb_hour: positive("--gb-price", args.gb_price)?,
-    })
+    };
+    Ok((input, startup))
 }
 
-pub fn plan_json(i: &PlanInput, p: &Plan) -> serde_json::Value {
+pub fn plan_json(i: &PlanInput, p: &Plan, startup: &StartupEstimate) -> serde_json::Value {
+    let (percentile, samples) = match startup.source {
+        StartupSource::Measured { percentile, samples } => (Some(percentile), Some(samples)),
+        StartupSource::Default | StartupSource::Given => (None, None),
+    };
     serde_json::json!({
         "k": p.k,
         "workers": p.workers,
@@ -127,22 +138,34 @@ pub fn plan_json(i: &PlanInput, p: &Plan) -> serde_json::Value {
         "reason": p.impossible,
         "rate_per_worker": i.rate.round(),
         "startup_s": i.startup,
+        "startup_source": startup.source.name(),
+        "startup_percentile": percentile,
+        "startup_samples": samples,
         "capacity": i.capacity,
     })
 }
 
 pub fn run(args: EstimateArgs) -> Result<u8, UsageError> {
-    let input = input_from(&args)?;
+    let (input, startup) = input_from(&args)?;
     let p = plan(&input);
     if args.json {
-        println!("{}", plan_json(&input, &p));
+        println!("{}", plan_json(&input, &p, &startup));
     } else {
         println!("tries needed (k)    {:.0}", p.k);
         println!("workers             {}", p.workers);
         println!("expected time       {:.2} s", p.expected_seconds);
         println!("probability by {:.1} s: {:.4}", input.max_time, p.probability);
         println!("cost                ${:.6} at most (${:.6} expected)", p.cost, p.cost_expected);
-        println!("rate per worker     {:.0} nonces/s, start-up {:.2} s", input.rate, input.startup);
+        let shown = if input.startup < 0.1 {
+            format!("{:.2} ms", input.startup * 1000.0)
+        } else {
+            format!("{:.2} s", input.startup)
+        };
+        println!(
+            "rate per worker     {:.0} nonces/s, start-up {shown} ({})",
+            input.rate,
+            startup.source.describe()
+        );
         if let Some(why) = &p.impossible {
             println!("cannot promise: {why}");
         }

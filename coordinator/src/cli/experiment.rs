@@ -28,6 +28,16 @@ pub enum ExperimentCommand {
         trials: usize,
         #[arg(long, default_value_t = 0.9)]
         confidence: f64,
+        /// Delay each worker's start by a draw from this distribution (lognormal:MEDIAN[:SIGMA]
+        /// or fixed:DUR, e.g. lognormal:40s); the planner plans with the p95 it measures.
+        #[arg(long = "startup-dist", value_name = "DIST")]
+        startup_dist: Option<String>,
+        /// Local seconds per second of --startup-dist (0.01: 40 s becomes 0.4 s).
+        #[arg(long = "startup-scale", default_value_t = 0.01)]
+        startup_scale: f64,
+        /// The percentile of the measured start-ups the planner uses (estimate uses 95).
+        #[arg(long = "startup-percentile", default_value_t = nonce_core::startup::PERCENTILE)]
+        startup_percentile: u8,
         #[command(flatten)]
         common: Common,
     },
@@ -125,24 +135,56 @@ fn difficulties(text: &str) -> Result<Vec<u32>, UsageError> {
     Ok((a..=b).collect())
 }
 
+/// `--startup-dist` and `--startup-scale`, checked.
+fn planner_startup(
+    dist: Option<&str>,
+    scale: f64,
+    percentile: u8,
+) -> Result<Option<experiment::ImposedStartup>, UsageError> {
+    let Some(text) = dist else { return Ok(None) };
+    if !(1..=100).contains(&percentile) {
+        return Err(UsageError(format!("--startup-percentile must be 1..=100, not {percentile}")));
+    }
+    if !(scale.is_finite() && scale > 0.0 && scale <= 1.0) {
+        return Err(UsageError(format!("--startup-scale must be in (0, 1], not {scale}")));
+    }
+    let dist = experiment::StartupDist::parse(text).map_err(UsageError)?;
+    Ok(Some(experiment::ImposedStartup { dist, scale, percentile }))
+}
+
 pub fn run(cmd: ExperimentCommand) -> Result<u8, UsageError> {
     match cmd {
         ExperimentCommand::SqsCost(a) => sqs_cost(a),
-        ExperimentCommand::Planner { trials, confidence, common: Common { seed, out, json } } => {
+        ExperimentCommand::Planner {
+            trials,
+            confidence,
+            startup_dist,
+            startup_scale,
+            startup_percentile,
+            common: Common { seed, out, json },
+        } => {
             if trials == 0 || trials > 100_000 {
                 return Err(UsageError("--trials must be 1..=100000".into()));
             }
             if !(confidence > 0.0 && confidence < 1.0) {
                 return Err(UsageError("--confidence must be between 0 and 1 (exclusive)".into()));
             }
-            let r = system().block_on(experiment::planner(trials, confidence, seed, &out));
+            let imposed = planner_startup(startup_dist.as_deref(), startup_scale, startup_percentile)?;
+            let r = system().block_on(experiment::planner(trials, confidence, seed, &out, imposed));
             match r {
                 Ok(s) => {
                     if json {
-                        let v = serde_json::json!({
+                        let mut v = serde_json::json!({
                             "trials": s.trials, "confidence": s.confidence, "met": s.met,
                             "fleet_ratio": s.fleet_ratio, "csv": s.csv, "plots": s.plots,
                         });
+                        if let Some(st) = &s.startup {
+                            v["startup"] = serde_json::json!({
+                                "dist": st.dist, "scale": st.scale, "samples": st.samples,
+                                "learned_s": st.learned, "percentile": st.percentile, "default_trials": st.default_trials,
+                                "met_measured": st.met_measured, "refused": st.refused,
+                            });
+                        }
                         println!("{v}");
                     } else {
                         println!(
@@ -152,6 +194,12 @@ pub fn run(cmd: ExperimentCommand) -> Result<u8, UsageError> {
                             s.met * 100.0
                         );
                         println!("fleet used / smallest sufficient fleet: {:.3}", s.fleet_ratio);
+                        if let Some(st) = &s.startup {
+                            println!(
+                                "start-up {} x {}: planned with p{} of {} samples at the end ({:.3} s); {} trial(s) on the default; {:.1}% of the rest met the deadline; {} refused as impossible",
+                                st.dist, st.scale, st.percentile, st.samples, st.learned, st.default_trials, st.met_measured * 100.0, st.refused
+                            );
+                        }
                         println!(
                             "data {}; plots {}",
                             s.csv.display(),

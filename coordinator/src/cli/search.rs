@@ -163,7 +163,7 @@ async fn drive_local(spec: JobSpec, aws: Option<AwsSettings>, json: bool) -> Res
         None => None,
     };
     let coordinator = Coordinator::with_aws(aws.clone()).start();
-    let (puzzle, mode, workers) = (spec.puzzle.clone(), spec.mode, spec.workers);
+    let (puzzle, mode, workers, launcher) = (spec.puzzle.clone(), spec.mode, spec.workers, spec.launcher);
     let (job, sup) = coordinator.send(StartJob(spec, None)).await.map_err(|e| e.to_string())??;
     let bar = std::io::stderr().is_terminal().then(|| progress_bar(&job.to_string()));
     let wait = sup.send(WaitJob);
@@ -190,6 +190,13 @@ async fn drive_local(spec: JobSpec, aws: Option<AwsSettings>, json: bool) -> Res
     };
     if let Some(bar) = bar {
         bar.finish_and_clear();
+    }
+    // What this run's workers took to start is what the next plan for this launcher uses.
+    let history = crate::request::startup::cli_path();
+    if let Err(e) =
+        crate::request::startup::record(&history, launcher.name(), &outcome.startups, &outcome.unstarted)
+    {
+        tracing::warn!(error = %e, "could not record start-up samples");
     }
     // Give stopping workers a moment to leave before the runtime goes; over aws, let the
     // Stop broadcast and StopTask calls go out (and process workers leave) first.

@@ -12,15 +12,18 @@ use crate::actors::{
 };
 use crate::actors::{Coordinator, FindJob, StartJob};
 use crate::request::report::SearchReport;
+use crate::request::startup;
 use crate::request::JobSpec;
 use crate::request::SearchRequest;
 use actix::Addr;
 use nonce_core::job::Status;
+use nonce_core::startup::StartupBook;
 use protocol::JobId;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -71,6 +74,10 @@ pub struct DaemonMethods {
     started: Instant,
     /// The aws transport, when configured: its counters are part of `daemon.info`.
     aws: Option<crate::transport::aws::AwsContext>,
+    /// Start-up histories per launcher, learned from finished jobs and kept in the state
+    /// directory (`startup.json`) across restarts; `search.start` plans `confidence` with them.
+    startups: Mutex<StartupBook>,
+    startups_path: PathBuf,
 }
 
 #[derive(Deserialize)]
@@ -120,7 +127,14 @@ impl DaemonMethods {
         journal: Journal,
         aws: Option<crate::transport::aws::AwsContext>,
     ) -> Arc<Self> {
+        // The history lives beside the journal, in the state directory.
+        let startups_path = journal.path().with_file_name(startup::FILE);
+        let book = startup::load(&startups_path);
+        tracing::info!(path = %startups_path.display(),
+            samples = book.launchers.values().map(|h| h.len()).sum::<usize>(), "start-up history loaded");
         Arc::new(DaemonMethods {
+            startups: Mutex::new(book),
+            startups_path,
             coordinator,
             config,
             journal,
@@ -139,11 +153,36 @@ impl DaemonMethods {
         self.jobs.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn startups(&self) -> std::sync::MutexGuard<'_, StartupBook> {
+        self.startups.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Validates a request into a spec, planning `confidence` with the daemon's history.
+    fn spec_of(&self, request: &SearchRequest) -> Result<JobSpec, crate::request::UsageError> {
+        let book = self.startups().clone();
+        request.spec_with(Some(&book))
+    }
+
+    /// Adds a finished job's start-ups to the history and saves it.
+    fn learn_startups(&self, launcher: &str, startups: &[Duration], unstarted: &[Duration]) {
+        if startups.is_empty() && unstarted.is_empty() {
+            return;
+        }
+        let book = {
+            let mut book = self.startups();
+            book.record(launcher, startups, unstarted);
+            book.clone()
+        };
+        if let Err(e) = startup::save(&self.startups_path, &book) {
+            tracing::error!(error = %e, "could not save the start-up history");
+        }
+    }
+
     /// Replays the journal: keeps finished results, resumes the rest (from the start of their
     /// range: their workers died with the previous process).
     pub async fn restore(self: &Arc<Self>, remembered: Vec<Remembered>) {
         for r in remembered {
-            let Ok(spec) = r.request.spec() else { continue };
+            let Ok(spec) = self.spec_of(&r.request) else { continue };
             match r.result {
                 Some(result) => {
                     let entry = JobEntry {
@@ -256,7 +295,7 @@ impl DaemonMethods {
         // What the request leaves open, the daemon's config decides (and the journal records).
         request.transport.get_or_insert_with(|| self.config.transport.clone());
         request.launcher.get_or_insert_with(|| self.config.launcher.clone());
-        let mut spec = request.spec().map_err(|e| RpcError::invalid_params(e.0))?;
+        let mut spec = self.spec_of(&request).map_err(|e| RpcError::invalid_params(e.0))?;
         let q = &self.config.quotas;
         if spec.workers > q.max_workers_per_job {
             return Err(Self::quota_error(
@@ -305,6 +344,11 @@ impl DaemonMethods {
             "deadline_s": spec.deadline.map(|d| d.as_secs_f64()),
             "backend": spec.backend.name(),
         });
+        let mut plan = plan;
+        if let Some(st) = &spec.startup {
+            plan["startup_s"] = json!(st.seconds);
+            plan["startup_source"] = json!(st.source.describe());
+        }
         let job = self.launch(request, spec, None, Some(caller.name.clone()), unix_now()).await?;
         Ok(json!({ "job_id": job.to_string(), "plan": plan }))
     }
@@ -359,6 +403,7 @@ impl DaemonMethods {
                     }
                 }
             };
+            me.learn_startups(spec.launcher.name(), &outcome.startups, &outcome.unstarted);
             let mut result = SearchReport {
                 job,
                 puzzle: &spec.puzzle,

@@ -10,7 +10,7 @@ pub mod ecs;
 pub mod process;
 pub mod threads;
 
-use crate::request::WorkerTimings;
+use crate::request::{LaunchDelay, WorkerTimings};
 use crate::transport::WorkerEvent;
 use actix::prelude::*;
 use protocol::{JobId, WorkerId};
@@ -53,6 +53,9 @@ pub struct WorkerWiring {
     pub threads: usize,
     pub timings: WorkerTimings,
     pub backend: Backend,
+    /// Wait this long before starting each worker (`threads` only; the planner experiment's
+    /// start-up distribution).
+    pub launch_delay: Option<LaunchDelay>,
 }
 
 impl std::fmt::Debug for WorkerWiring {

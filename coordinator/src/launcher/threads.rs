@@ -6,12 +6,21 @@ use crate::transport::aws::AwsContext;
 use crate::transport::{MemoryNetwork, MemorySink};
 use actix::prelude::*;
 use protocol::WorkerId;
+use std::sync::{Arc, Mutex};
 use worker_actor::{WorkerActor, WorkerConfig};
+
+/// Workers started so far, and whether `stop_all` came: a worker whose start is delayed
+/// (`WorkerWiring::launch_delay`) checks it before starting, so none starts after the job ended.
+#[derive(Default)]
+struct Started {
+    actors: Vec<Addr<WorkerActor>>,
+    stopped: bool,
+}
 
 /// How in-process workers reach their coordinator.
 enum ThreadsRoute {
     /// Actor messages: the embedded default.
-    Memory { network: MemoryNetwork, started: Vec<Addr<WorkerActor>> },
+    Memory { network: MemoryNetwork, started: Arc<Mutex<Started>> },
     /// SQS and SNS, like remote workers (each with its own inbox queue).
     Aws { ctx: AwsContext, stops: Vec<tokio::sync::oneshot::Sender<()>> },
 }
@@ -34,7 +43,7 @@ impl std::fmt::Debug for ThreadsLauncher {
 
 impl ThreadsLauncher {
     pub fn new(wiring: WorkerWiring, network: MemoryNetwork) -> Self {
-        ThreadsLauncher { wiring, route: ThreadsRoute::Memory { network, started: vec![] }, count: 0 }
+        ThreadsLauncher { wiring, route: ThreadsRoute::Memory { network, started: Arc::default() }, count: 0 }
     }
 
     /// In-process workers that talk over SQS and SNS.
@@ -69,9 +78,25 @@ impl Launcher for ThreadsLauncher {
                         exit_net.unregister(&exit_inbox);
                         gone.do_send(WorkerGone(id));
                     });
-                    let addr = actor.start();
-                    network.register(inbox, addr.clone().recipient());
-                    started.push(addr);
+                    let (network, started) = (network.clone(), started.clone());
+                    let start = move || {
+                        let mut s = started.lock().unwrap_or_else(|e| e.into_inner());
+                        if s.stopped {
+                            return;
+                        }
+                        let addr = actor.start();
+                        network.register(inbox, addr.clone().recipient());
+                        s.actors.push(addr);
+                    };
+                    match w.launch_delay.as_ref().map(|d| d.draw()) {
+                        Some(delay) if !delay.is_zero() => {
+                            actix::spawn(async move {
+                                actix::clock::sleep(delay).await;
+                                start();
+                            });
+                        }
+                        _ => start(),
+                    }
                 }
                 ThreadsRoute::Aws { ctx, stops } => {
                     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -95,7 +120,9 @@ impl Launcher for ThreadsLauncher {
     fn stop_all(&mut self) {
         match &mut self.route {
             ThreadsRoute::Memory { started, .. } => {
-                for addr in started.drain(..) {
+                let mut s = started.lock().unwrap_or_else(|e| e.into_inner());
+                s.stopped = true;
+                for addr in s.actors.drain(..) {
                     addr.do_send(worker_actor::Inbox(protocol::Command::Stop { job: None }));
                 }
             }

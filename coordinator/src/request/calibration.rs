@@ -12,12 +12,17 @@ struct Saved {
     per_thread: f64,
 }
 
-fn path() -> PathBuf {
+/// The CLI's cache directory: `$XDG_CACHE_HOME/nonce-cloud`, else `~/.cache/nonce-cloud`.
+pub fn cache_dir() -> PathBuf {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
         .unwrap_or_else(std::env::temp_dir);
-    base.join("nonce-cloud").join("calibration.json")
+    base.join("nonce-cloud")
+}
+
+fn path() -> PathBuf {
+    cache_dir().join("calibration.json")
 }
 
 /// Records a measured per-thread rate.

@@ -6,17 +6,18 @@
 //!
 //! Also here, because every entry point reads them the same way: input parsing and
 //! [`UsageError`] ([`parse`]), the liveness [`WorkerTimings`], and the measured hash rate the
-//! planner uses ([`calibration`]).
+//! planner uses ([`calibration`]), and the start-up histories it learns ([`startup`]).
 
 pub mod calibration;
 pub mod parse;
 pub mod report;
 pub mod search;
 pub mod spec;
+pub mod startup;
 pub mod timings;
 
 pub use parse::{parse_duration, UsageError};
 pub use report::SearchReport;
 pub use search::{SearchRequest, DEFAULT_AWS_PREFIX, DEFAULT_ECS_CONTAINER, MAX_LOCAL_WORKERS};
-pub use spec::{cpus, AwsSettings, JobSpec, LauncherKind, TransportKind};
+pub use spec::{cpus, AwsSettings, JobSpec, LaunchDelay, LauncherKind, TransportKind};
 pub use timings::WorkerTimings;

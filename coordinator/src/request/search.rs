@@ -5,6 +5,7 @@ use super::parse::{parse_duration, parse_hex, parse_nbits, UsageError};
 use super::spec::{cpus, AwsSettings, JobSpec, LauncherKind, TransportKind};
 use super::timings::WorkerTimings;
 use aws_transport::ecs::EcsSettings;
+use nonce_core::startup::{StartupBook, StartupEstimate, StartupSource};
 use protocol::{Encoding, Layout, Mode, NonceRange, Puzzle, Target};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -120,8 +121,15 @@ impl SearchRequest {
         }
     }
 
-    /// The validated job spec, with embedded defaults for what is not given.
+    /// The validated job spec, with embedded defaults for what is not given. With
+    /// `confidence`, the fleet is planned with the CLI's start-up history.
     pub fn spec(&self) -> Result<JobSpec, UsageError> {
+        self.spec_with(None)
+    }
+
+    /// As [`Self::spec`], planning with `startups` (the daemon's history) instead of the
+    /// CLI's cache (read only when `confidence` needs it).
+    pub fn spec_with(&self, startups: Option<&StartupBook>) -> Result<JobSpec, UsageError> {
         let puzzle = self.puzzle()?;
         let mode: Mode = self.mode.as_deref().unwrap_or("first").parse().map_err(UsageError)?;
         let space = puzzle.space();
@@ -157,7 +165,7 @@ impl SearchRequest {
         spec.timings = self.timings(spec.transport)?;
         self.aws_settings()?;
         if let Some(p) = self.confidence {
-            self.plan_fleet(&mut spec, p)?;
+            self.plan_fleet(&mut spec, p, startups)?;
         }
         spec.replacements = match self.replacements {
             Some(r) if r > MAX_LOCAL_WORKERS => {
@@ -258,7 +266,12 @@ impl SearchRequest {
     }
 
     /// `--max-time T --confidence P`: the planner picks the fleet; the deadline ends the job.
-    fn plan_fleet(&self, spec: &mut JobSpec, confidence: f64) -> Result<(), UsageError> {
+    fn plan_fleet(
+        &self,
+        spec: &mut JobSpec,
+        confidence: f64,
+        startups: Option<&StartupBook>,
+    ) -> Result<(), UsageError> {
         if !(confidence > 0.0 && confidence < 1.0) {
             return Err(UsageError(format!(
                 "--confidence must be between 0 and 1 (exclusive), not {confidence}"
@@ -275,12 +288,18 @@ impl SearchRequest {
             // An nBits target is about as hard as its leading zero bits.
             protocol::Target::Compact(_) => leading_zero_bits_of_target(&spec.puzzle),
         };
+        let launcher = spec.launcher.name();
+        let startup = match startups {
+            Some(book) => book.estimate(launcher),
+            None => super::startup::load(&super::startup::cli_path()).estimate(launcher),
+        }
+        .unwrap_or(StartupEstimate { seconds: 0.1, source: StartupSource::Default });
         let input = nonce_core::planner::PlanInput {
             difficulty,
             max_time: deadline.as_secs_f64(),
             confidence,
             rate: super::calibration::per_thread_rate(spec.backend) * spec.threads_per_worker as f64,
-            startup: nonce_core::planner::default_startup(spec.launcher.name()).unwrap_or(0.1),
+            startup: startup.seconds,
             space: spec.range.len() as f64,
             // Local workers share this machine's CPUs; Fargate tasks bring their own (the
             // daemon's max_fleet quota, set from the account's vCPU quota, bounds them).
@@ -303,9 +322,12 @@ impl SearchRequest {
             workers = plan.workers,
             probability = plan.probability,
             expected_s = plan.expected_seconds,
+            startup_s = startup.seconds,
+            startup_from = %startup.source.describe(),
             "planned the fleet"
         );
         spec.workers = plan.workers;
+        spec.startup = Some(startup);
         Ok(())
     }
 }

@@ -4,7 +4,9 @@
 use super::timings::WorkerTimings;
 use aws_transport::ecs::EcsSettings;
 use nonce_core::job::JobConfig;
+use nonce_core::startup::StartupEstimate;
 use protocol::{JobId, Mode, NonceRange, Puzzle};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use worker_actor::Backend;
 
@@ -66,6 +68,36 @@ pub struct JobSpec {
     pub replacements: usize,
     /// Progress of an earlier run of the same job (daemon recovery).
     pub resume: Option<nonce_core::job::Snapshot>,
+    /// The start-up the planner used for `--confidence` (and where it came from).
+    pub startup: Option<StartupEstimate>,
+    /// Delays each in-process worker's start (`experiment planner --startup-dist`); `None`
+    /// everywhere else.
+    pub launch_delay: Option<LaunchDelay>,
+}
+
+/// A source of per-worker start delays, drawn once per launched worker. It exists so the
+/// planner experiment can give local workers a Fargate-like start-up distribution for real:
+/// the `threads` launcher waits this long before it starts the worker, so the `Job` sees the
+/// late `Hello` exactly as it would see a slow task.
+#[derive(Clone)]
+pub struct LaunchDelay(Arc<Mutex<dyn FnMut() -> Duration + Send>>);
+
+impl LaunchDelay {
+    pub fn new(draw: impl FnMut() -> Duration + Send + 'static) -> Self {
+        LaunchDelay(Arc::new(Mutex::new(draw)))
+    }
+
+    /// The next worker's delay.
+    pub fn draw(&self) -> Duration {
+        let mut f = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        (*f)()
+    }
+}
+
+impl std::fmt::Debug for LaunchDelay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LaunchDelay")
+    }
 }
 
 impl JobSpec {
@@ -84,6 +116,8 @@ impl JobSpec {
             transport: TransportKind::Memory,
             replacements: cpus(),
             resume: None,
+            startup: None,
+            launch_delay: None,
         }
     }
 

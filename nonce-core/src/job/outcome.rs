@@ -63,6 +63,13 @@ pub struct Outcome {
     pub best: Option<Best>,
     pub stats: Stats,
     pub elapsed: Duration,
+    /// Each launched worker's start-up (launch request to its first `Hello`), in the order they
+    /// joined: the samples the planner learns start-up from ([`crate::startup`]). Empty for a
+    /// resumed job, whose first Hellos may be adopted workers rather than launched ones.
+    pub startups: Vec<Duration>,
+    /// How long each launch that never said Hello had waited when the job ended: start-ups
+    /// known only to be longer than that (censored samples). Empty for a resumed job.
+    pub unstarted: Vec<Duration>,
 }
 
 /// One worker as the job sees it, for `workers.list`.

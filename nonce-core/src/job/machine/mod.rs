@@ -70,6 +70,8 @@ pub struct Job {
     best: Option<(Best, [u8; 32])>,
     /// Launch times of workers that have not said Hello yet (nor failed).
     pending: Vec<Duration>,
+    /// Start-ups measured so far (launch to first Hello), for the planner's history.
+    startups: Vec<Duration>,
     /// Last time any worker was live (for giving up when all are gone for good).
     last_live: Duration,
     shard_len: u128,
@@ -123,6 +125,7 @@ impl Job {
             found,
             best: None,
             pending: Vec::new(),
+            startups: Vec::new(),
             last_live: Duration::ZERO,
             shard_len,
             started_at: None,
@@ -152,6 +155,12 @@ impl Job {
             done: self.ledger.intervals().filter(|(_, st)| *st == Span::Done).map(|(r, _)| r).collect(),
             found: self.found.iter().copied().collect(),
         }
+    }
+
+    /// Start-ups of the workers that joined so far (launch request to first `Hello`), in the
+    /// order they joined. See [`Outcome::startups`].
+    pub fn startups(&self) -> &[Duration] {
+        &self.startups
     }
 
     pub fn outcome(&self) -> Option<&Outcome> {
@@ -335,6 +344,12 @@ impl Job {
             best: self.best.map(|(b, _)| b),
             stats: self.stats_now(),
             elapsed: now.saturating_sub(self.started_at.unwrap_or(now)),
+            startups: self.startups.clone(),
+            unstarted: if self.cfg.resume.is_none() {
+                self.pending.iter().map(|&at| now.saturating_sub(at)).collect()
+            } else {
+                Vec::new()
+            },
         };
         tracing::info!(job = %self.cfg.job, outcome = outcome.kind.name(), nonce = ?outcome.nonce,
             searched = %outcome.stats.searched, "job finished");

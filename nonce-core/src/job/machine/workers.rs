@@ -121,7 +121,14 @@ impl Job {
             }
             None => {
                 if !self.pending.is_empty() {
-                    self.pending.remove(0);
+                    // Launches are matched to Hellos first in, first out: exact for a fleet
+                    // launched at once, and for replacements as long as they join in order.
+                    let launched = self.pending.remove(0);
+                    // A resumed job's first Hellos may come from workers of the previous
+                    // coordinator (adopted, not launched): they are no start-up measurement.
+                    if self.cfg.resume.is_none() {
+                        self.startups.push(now.saturating_sub(launched));
+                    }
                 }
                 tracing::info!(job = %self.cfg.job, %worker, "worker joined");
                 self.workers.insert(
