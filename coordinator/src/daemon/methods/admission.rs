@@ -1,0 +1,137 @@
+//! Admission: `search.start` validates a request, applies the daemon's quotas and, for a
+//! user, their own (workers per job, jobs at once, vCPU-seconds per UTC day), all under one
+//! lock so concurrent starts cannot overshoot them together.
+
+use super::{unix_now, DaemonMethods, JobEntry};
+use crate::daemon::rpc::{RpcError, QUOTA_EXCEEDED};
+use crate::daemon::users::Caller;
+use crate::request::JobSpec;
+use crate::request::SearchRequest;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+impl DaemonMethods {
+    pub(super) fn quota_error(quota: &str, limit: f64, requested: f64) -> RpcError {
+        RpcError::new(QUOTA_EXCEEDED, format!("quota exceeded: {quota}"))
+            .with_data(json!({ "quota": quota, "limit": limit, "requested": requested }))
+    }
+
+    /// A user's own limits (admins have only the daemon's): workers per job, jobs at once,
+    /// and vCPU-seconds per UTC day, spent by their jobs so far today; the job's deadline is
+    /// cut to what is left. Called under the start lock, so two starts cannot overspend.
+    pub(super) fn check_user_quotas(&self, caller: &Caller, spec: &mut JobSpec) -> Result<(), RpcError> {
+        let uq = self.config.quotas_for(&caller.name);
+        let named = |quota: &str| format!("user {}: {quota}", caller.name);
+        if spec.workers > uq.max_workers_per_job {
+            return Err(Self::quota_error(
+                &named("max_workers_per_job"),
+                uq.max_workers_per_job as f64,
+                spec.workers as f64,
+            ));
+        }
+        let (now, mine) = (unix_now(), caller.name.as_str());
+        let (running, used) = {
+            let jobs = self.jobs();
+            let own: Vec<&JobEntry> = jobs.values().filter(|e| e.owner.as_deref() == Some(mine)).collect();
+            let running = own.iter().filter(|e| e.result.is_none()).count();
+            (running, own.iter().map(|e| e.vcpu_seconds_on(now / 86_400, now)).sum::<f64>())
+        };
+        if running >= uq.max_concurrent_jobs {
+            return Err(Self::quota_error(
+                &named("max_concurrent_jobs"),
+                uq.max_concurrent_jobs as f64,
+                running as f64 + 1.0,
+            ));
+        }
+        let vcpus = (spec.workers * spec.threads_per_worker) as f64;
+        let left = uq.max_vcpu_seconds_per_day - used;
+        if left < 1.0 {
+            return Err(Self::quota_error(
+                &named("max_vcpu_seconds_per_day"),
+                uq.max_vcpu_seconds_per_day,
+                used + vcpus,
+            )
+            .with_data(json!({
+                "quota": named("max_vcpu_seconds_per_day"),
+                "limit": uq.max_vcpu_seconds_per_day,
+                "used_today": used,
+                "requested": vcpus,
+            })));
+        }
+        let allowed = Duration::from_secs_f64(left / vcpus);
+        spec.deadline = Some(spec.deadline.map_or(allowed, |d| d.min(allowed)));
+        Ok(())
+    }
+
+    pub(super) async fn start(
+        self: &Arc<Self>,
+        caller: &Caller,
+        mut request: SearchRequest,
+    ) -> Result<Value, RpcError> {
+        if request.has_aws_settings() {
+            return Err(RpcError::invalid_params(
+                "aws and ecs settings come from the daemon's config file ([aws], [ecs]), not from requests",
+            ));
+        }
+        // What the request leaves open, the daemon's config decides (and the journal records).
+        request.transport.get_or_insert_with(|| self.config.transport.clone());
+        request.launcher.get_or_insert_with(|| self.config.launcher.clone());
+        let mut spec = self.spec_of(&request).map_err(|e| RpcError::invalid_params(e.0))?;
+        let q = &self.config.quotas;
+        if spec.workers > q.max_workers_per_job {
+            return Err(Self::quota_error(
+                "max_workers_per_job",
+                q.max_workers_per_job as f64,
+                spec.workers as f64,
+            ));
+        }
+        let vcpus = (spec.workers * spec.threads_per_worker) as f64;
+        let budget = Duration::from_secs_f64(q.max_vcpu_seconds_per_job / vcpus);
+        match spec.deadline {
+            Some(d) if d.as_secs_f64() * vcpus > q.max_vcpu_seconds_per_job => {
+                return Err(Self::quota_error(
+                    "max_vcpu_seconds_per_job",
+                    q.max_vcpu_seconds_per_job,
+                    d.as_secs_f64() * vcpus,
+                ));
+            }
+            Some(_) => {}
+            None => spec.deadline = Some(budget),
+        }
+        let _guard = self.start_lock.lock().await;
+        let (running, fleet) = {
+            let jobs = self.jobs();
+            let running: Vec<_> = jobs.values().filter(|e| e.result.is_none()).collect();
+            (running.len(), running.iter().map(|e| e.spec.workers).sum::<usize>())
+        };
+        if running >= q.max_concurrent_jobs {
+            return Err(Self::quota_error(
+                "max_concurrent_jobs",
+                q.max_concurrent_jobs as f64,
+                running as f64 + 1.0,
+            ));
+        }
+        if fleet + spec.workers > q.max_fleet {
+            return Err(Self::quota_error("max_fleet", q.max_fleet as f64, (fleet + spec.workers) as f64));
+        }
+        if !caller.is_admin() {
+            self.check_user_quotas(caller, &mut spec)?;
+        }
+        let plan = json!({
+            "workers": spec.workers,
+            "threads_per_worker": spec.threads_per_worker,
+            "mode": spec.mode.name(),
+            "range": spec.range.to_string(),
+            "deadline_s": spec.deadline.map(|d| d.as_secs_f64()),
+            "backend": spec.backend.name(),
+        });
+        let mut plan = plan;
+        if let Some(st) = &spec.startup {
+            plan["startup_s"] = json!(st.seconds);
+            plan["startup_source"] = json!(st.source.describe());
+        }
+        let job = self.launch(request, spec, None, Some(caller.name.clone()), unix_now()).await?;
+        Ok(json!({ "job_id": job.to_string(), "plan": plan }))
+    }
+}

@@ -1,0 +1,289 @@
+//! The daemon's JSON-RPC methods, over the `Coordinator` actor: the state every connection
+//! shares (jobs known, the journal, the start-up history) and how jobs are launched, watched
+//! and resumed. Admission (validation, quotas) is in [`admission`], what callers read in
+//! [`views`], the method-name table in [`table`].
+
+mod admission;
+mod table;
+mod views;
+
+pub use table::Bound;
+pub use views::status_json;
+
+use super::config::DaemonConfig;
+use super::journal::{Journal, Record, Remembered};
+use super::rpc::{RpcError, JOB_NOT_FOUND, UNAVAILABLE};
+use super::users::Caller;
+use crate::actors::{CancelJob, GetSnapshot, GetTransportCounters, JobSupervisor, WaitJob};
+use crate::actors::{Coordinator, FindJob, StartJob};
+use crate::request::report::SearchReport;
+use crate::request::startup;
+use crate::request::JobSpec;
+use crate::request::SearchRequest;
+use actix::Addr;
+use nonce_core::startup::StartupBook;
+use protocol::JobId;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How often a running job's progress is journaled: with the 9 s heartbeat over SQS, the
+/// journal is then at most ~10 s behind the workers.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+/// A job the daemon knows: its request, its spec, and its result once finished.
+#[derive(Debug, Clone)]
+struct JobEntry {
+    request: SearchRequest,
+    spec: JobSpec,
+    result: Option<Value>,
+    /// Who started it (`None`: journaled before jobs had owners; only admins see those).
+    owner: Option<String>,
+    /// Unix seconds: when it started (in this life or an earlier one) and ended.
+    started_at: u64,
+    finished_at: Option<u64>,
+}
+
+impl JobEntry {
+    /// Worker threads x seconds this job used on UTC day `day` (whole days since 1970): a
+    /// finished job counts on the day it ended, a running one from the day's start.
+    fn vcpu_seconds_on(&self, day: u64, now: u64) -> f64 {
+        let vcpus = (self.spec.workers * self.spec.threads_per_worker) as f64;
+        match (&self.result, self.finished_at) {
+            (Some(r), Some(end)) if end / 86_400 == day => r["elapsed_s"].as_f64().unwrap_or(0.0) * vcpus,
+            (Some(_), _) => 0.0,
+            (None, _) => now.saturating_sub(self.started_at.max(day * 86_400)) as f64 * vcpus,
+        }
+    }
+}
+
+/// Seconds since the Unix epoch.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Shared state behind every connection.
+#[derive(Debug)]
+pub struct DaemonMethods {
+    coordinator: Addr<Coordinator>,
+    config: DaemonConfig,
+    journal: Journal,
+    jobs: Mutex<BTreeMap<JobId, JobEntry>>,
+    start_lock: tokio::sync::Mutex<()>,
+    started: Instant,
+    /// The aws transport, when configured: its counters are part of `daemon.info`.
+    aws: Option<crate::transport::aws::AwsContext>,
+    /// Start-up histories per launcher, learned from finished jobs and kept in the state
+    /// directory (`startup.json`) across restarts; `search.start` plans `confidence` with them.
+    startups: Mutex<StartupBook>,
+    startups_path: PathBuf,
+}
+
+impl DaemonMethods {
+    pub fn new(
+        coordinator: Addr<Coordinator>,
+        config: DaemonConfig,
+        journal: Journal,
+        aws: Option<crate::transport::aws::AwsContext>,
+    ) -> Arc<Self> {
+        // The history lives beside the journal, in the state directory.
+        let startups_path = journal.path().with_file_name(startup::FILE);
+        let book = startup::load(&startups_path);
+        tracing::info!(path = %startups_path.display(),
+            samples = book.launchers.values().map(|h| h.len()).sum::<usize>(), "start-up history loaded");
+        Arc::new(DaemonMethods {
+            startups: Mutex::new(book),
+            startups_path,
+            coordinator,
+            config,
+            journal,
+            jobs: Mutex::new(BTreeMap::new()),
+            start_lock: tokio::sync::Mutex::new(()),
+            started: Instant::now(),
+            aws,
+        })
+    }
+
+    pub fn config(&self) -> &DaemonConfig {
+        &self.config
+    }
+
+    fn jobs(&self) -> std::sync::MutexGuard<'_, BTreeMap<JobId, JobEntry>> {
+        self.jobs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn startups(&self) -> std::sync::MutexGuard<'_, StartupBook> {
+        self.startups.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Validates a request into a spec, planning `confidence` with the daemon's history.
+    fn spec_of(&self, request: &SearchRequest) -> Result<JobSpec, crate::request::UsageError> {
+        let book = self.startups().clone();
+        request.spec_with(Some(&book))
+    }
+
+    /// Adds a finished job's start-ups to the history and saves it.
+    fn learn_startups(&self, launcher: &str, startups: &[Duration], unstarted: &[Duration]) {
+        if startups.is_empty() && unstarted.is_empty() {
+            return;
+        }
+        let book = {
+            let mut book = self.startups();
+            book.record(launcher, startups, unstarted);
+            book.clone()
+        };
+        if let Err(e) = startup::save(&self.startups_path, &book) {
+            tracing::error!(error = %e, "could not save the start-up history");
+        }
+    }
+
+    /// Replays the journal: keeps finished results, resumes the rest (from the start of their
+    /// range: their workers died with the previous process).
+    pub async fn restore(self: &Arc<Self>, remembered: Vec<Remembered>) {
+        for r in remembered {
+            let Ok(spec) = self.spec_of(&r.request) else { continue };
+            match r.result {
+                Some(result) => {
+                    let entry = JobEntry {
+                        request: r.request,
+                        spec,
+                        result: Some(result),
+                        owner: r.owner,
+                        started_at: r.started_at.unwrap_or(0),
+                        finished_at: r.finished_at,
+                    };
+                    self.jobs().insert(r.job, entry);
+                }
+                None => {
+                    let mut spec = spec;
+                    let done: u128 = r.progress.as_ref().map_or(0, |p| p.done.iter().map(|d| d.len()).sum());
+                    tracing::info!(job = %r.job, searched = %done, "resuming a job from the journal");
+                    spec.resume = r.progress;
+                    let started = r.started_at.unwrap_or_else(unix_now);
+                    if let Err(e) = self.launch(r.request, spec, Some(r.job), r.owner, started).await {
+                        tracing::error!(job = %r.job, error = %e, "could not resume a job");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Ids of jobs still running.
+    pub fn running(&self) -> Vec<JobId> {
+        self.jobs().iter().filter(|(_, e)| e.result.is_none()).map(|(&id, _)| id).collect()
+    }
+
+    async fn supervisor(&self, job: JobId) -> Result<Addr<JobSupervisor>, RpcError> {
+        self.coordinator
+            .send(FindJob(job))
+            .await
+            .map_err(|e| RpcError::new(UNAVAILABLE, format!("coordinator unavailable: {e}")))?
+            .ok_or_else(|| RpcError::new(JOB_NOT_FOUND, format!("no running job {job}")))
+    }
+
+    /// The job `text` names, if `caller` may reach it. Another user's job is "not found",
+    /// exactly like a job that does not exist: nobody learns which ids are in use.
+    fn parse_job(&self, caller: &Caller, text: &str) -> Result<JobId, RpcError> {
+        let id: JobId = text.parse().map_err(RpcError::invalid_params)?;
+        let visible = self.jobs().get(&id).is_some_and(|e| caller.may_see(e.owner.as_deref()));
+        if visible {
+            Ok(id)
+        } else {
+            Err(RpcError::new(JOB_NOT_FOUND, format!("no job {id}")).with_data(json!({ "job_id": text })))
+        }
+    }
+
+    /// Starts the job, journals it, and watches for its end to journal the result.
+    async fn launch(
+        self: &Arc<Self>,
+        request: SearchRequest,
+        spec: JobSpec,
+        id: Option<JobId>,
+        owner: Option<String>,
+        started_at: u64,
+    ) -> Result<JobId, RpcError> {
+        let (job, sup) = self
+            .coordinator
+            .send(StartJob(spec.clone(), id))
+            .await
+            .map_err(|e| RpcError::new(UNAVAILABLE, format!("coordinator unavailable: {e}")))?
+            .map_err(|e| RpcError::new(UNAVAILABLE, e))?;
+        if id.is_none() {
+            self.journal
+                .append(&Record::Start {
+                    job: job.to_string(),
+                    request: Box::new(request.clone()),
+                    owner: owner.clone(),
+                    at: Some(started_at),
+                })
+                .map_err(|e| RpcError::new(UNAVAILABLE, e))?;
+        }
+        let entry =
+            JobEntry { request, spec: spec.clone(), result: None, owner, started_at, finished_at: None };
+        self.jobs().insert(job, entry);
+        let me = Arc::clone(self);
+        tokio::spawn(async move {
+            // Journal progress every couple of seconds while the job runs, so a crash costs at
+            // most that much work; then the result.
+            let mut last = spec.resume.clone().unwrap_or_default();
+            let outcome = loop {
+                match tokio::time::timeout(PROGRESS_EVERY, sup.send(WaitJob)).await {
+                    Ok(Ok(Ok(outcome))) => break outcome,
+                    Ok(_) => return,
+                    Err(_) => {
+                        let Ok(snapshot) = sup.send(GetSnapshot).await else { return };
+                        if snapshot != last {
+                            let record =
+                                Record::Progress { job: job.to_string(), snapshot: snapshot.clone() };
+                            if let Err(e) = me.journal.append(&record) {
+                                tracing::error!(%job, error = %e, "could not journal progress");
+                            }
+                            last = snapshot;
+                        }
+                    }
+                }
+            };
+            me.learn_startups(spec.launcher.name(), &outcome.startups, &outcome.unstarted);
+            let mut result = SearchReport {
+                job,
+                puzzle: &spec.puzzle,
+                mode: spec.mode,
+                workers: spec.workers,
+                outcome: &outcome,
+            }
+            .json();
+            if let Ok(Some(c)) = sup.send(GetTransportCounters).await {
+                result["transport"] = c.json();
+            }
+            let ended = unix_now();
+            if let Err(e) = me.journal.append(&Record::Finish {
+                job: job.to_string(),
+                result: result.clone(),
+                at: Some(ended),
+            }) {
+                tracing::error!(%job, error = %e, "could not journal a result");
+            }
+            if let Some(entry) = me.jobs().get_mut(&job) {
+                entry.result = Some(result);
+                entry.finished_at = Some(ended);
+            }
+        });
+        Ok(job)
+    }
+
+    /// Cancels every running job (shutdown with `on_shutdown = "cancel"`) and waits for the
+    /// results to be journaled, up to `grace`.
+    pub async fn cancel_all(&self, grace: Duration) {
+        for job in self.running() {
+            if let Ok(sup) = self.supervisor(job).await {
+                sup.do_send(CancelJob);
+            }
+        }
+        let until = Instant::now() + grace;
+        while !self.running().is_empty() && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! The method table: JSON-RPC method names to the daemon's methods, with their typed
+//! params (unknown fields refused). Every listener serves this one table.
+
+use super::DaemonMethods;
+use crate::actors::CancelJob;
+use crate::daemon::rpc::{params, Methods, RpcError, FORBIDDEN, METHOD_NOT_FOUND};
+use crate::daemon::users::Caller;
+use crate::request::SearchRequest;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JobParam {
+    job_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WaitParam {
+    job_id: String,
+    #[serde(default)]
+    timeout_s: Option<f64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct WorkersParam {
+    #[serde(default)]
+    job_id: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct NoParams {}
+
+/// The methods bound to a socket path (for `daemon.info`).
+#[derive(Debug, Clone)]
+pub struct Bound {
+    pub methods: Arc<DaemonMethods>,
+    pub socket: String,
+}
+
+impl Methods for Bound {
+    fn call<'a>(
+        &'a self,
+        caller: &'a Caller,
+        method: &'a str,
+        p: Value,
+    ) -> Pin<Box<dyn Future<Output = Result<Value, RpcError>> + Send + 'a>> {
+        let m = &self.methods;
+        Box::pin(async move {
+            match method {
+                "search.start" => m.start(caller, params::<SearchRequest>(p)?).await,
+                "search.status" => m.status(m.parse_job(caller, &params::<JobParam>(p)?.job_id)?).await,
+                "search.wait" => {
+                    let w: WaitParam = params(p)?;
+                    let timeout = w.timeout_s.unwrap_or(30.0);
+                    if !(timeout.is_finite() && (0.0..=3600.0).contains(&timeout)) {
+                        return Err(RpcError::invalid_params("timeout_s must be between 0 and 3600"));
+                    }
+                    m.wait(m.parse_job(caller, &w.job_id)?, Duration::from_secs_f64(timeout)).await
+                }
+                "search.cancel" => {
+                    let job = m.parse_job(caller, &params::<JobParam>(p)?.job_id)?;
+                    if let Ok(sup) = m.supervisor(job).await {
+                        sup.do_send(CancelJob);
+                    }
+                    Ok(json!({ "job_id": job.to_string(), "cancelling": true }))
+                }
+                "search.list" => {
+                    params::<NoParams>(p)?;
+                    m.list(caller).await
+                }
+                "workers.list" => {
+                    let w: WorkersParam = params(p)?;
+                    let only = w.job_id.as_deref().map(|j| m.parse_job(caller, j)).transpose()?;
+                    m.workers(caller, only).await
+                }
+                "daemon.info" => {
+                    params::<NoParams>(p)?;
+                    if !caller.is_admin() {
+                        return Err(RpcError::new(FORBIDDEN, "daemon.info needs the admin role")
+                            .with_data(json!({ "user": caller.name })));
+                    }
+                    Ok(m.info(&self.socket))
+                }
+                other => {
+                    Err(RpcError::new(METHOD_NOT_FOUND, "Method not found")
+                        .with_data(json!({ "method": other })))
+                }
+            }
+        })
+    }
+}
