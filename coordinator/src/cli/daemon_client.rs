@@ -1,19 +1,18 @@
 //! `noncectl status|jobs|cancel|workers|wait`: talk to `nonced`.
 
+use super::connection::ConnectionArgs;
 use super::{exit, UsageError};
 use crate::actors::system;
-use crate::daemon::client::{CallError, RpcClient};
+use crate::daemon::client::{CallError, DaemonClient};
 use crate::request::report;
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
-use std::path::PathBuf;
 
 /// How to reach the daemon; every daemon subcommand takes these.
 #[derive(Args, Debug, Clone)]
 pub struct DaemonArgs {
-    /// The daemon's control socket.
-    #[arg(long, env = "NONCE_SOCKET", value_name = "PATH")]
-    socket: Option<PathBuf>,
+    #[command(flatten)]
+    connection: ConnectionArgs,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -69,8 +68,11 @@ impl DaemonCommand {
 
 pub fn run(cmd: DaemonCommand) -> Result<u8, UsageError> {
     let args = cmd.conn().clone();
-    let socket = args.socket.clone().ok_or_else(|| {
-        UsageError("this command talks to nonced: give --socket PATH or set NONCE_SOCKET".into())
+    let target = args.connection.target()?.ok_or_else(|| {
+        UsageError(
+            "this command talks to nonced: give --socket PATH (or NONCE_SOCKET), or --endpoint URL with a token"
+                .into(),
+        )
     })?;
     if let DaemonCommand::Wait { timeout, .. } = &cmd {
         if !(timeout.is_finite() && *timeout >= 0.0 && *timeout <= 3600.0) {
@@ -79,7 +81,7 @@ pub fn run(cmd: DaemonCommand) -> Result<u8, UsageError> {
     }
     let json_out = args.json;
     let result = system().block_on(async move {
-        let mut c = RpcClient::connect(&socket).await?;
+        let mut c = DaemonClient::connect(&target).await?;
         match cmd {
             DaemonCommand::Status { job_id: None, .. } => {
                 c.call("daemon.info", json!({})).await.map(|v| (v, None))

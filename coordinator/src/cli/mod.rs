@@ -1,8 +1,10 @@
 //! `noncectl`: the command-line client. Parses and validates flags, then runs the coordinator
-//! in-process (the embedded default) or talks to `nonced` through its socket. One file per
+//! in-process (the embedded default) or talks to `nonced` through its socket or over the
+//! network (`--endpoint`, [`connection`]). One file per
 //! subcommand; the request and report they share with the daemon are in `crate::request`.
 
 mod bench;
+mod connection;
 mod daemon_client;
 mod estimate;
 mod experiment;

@@ -1,10 +1,10 @@
 //! `noncectl search`: validate, then run the job on the in-process coordinator or submit it to
-//! `nonced` (`--socket`/`NONCE_SOCKET`); show progress, cancel cleanly on Ctrl-C, report.
+//! `nonced` (`--socket`/`NONCE_SOCKET`, or `--endpoint` with a token); show progress, cancel cleanly on Ctrl-C, report.
 
 use super::{exit, PuzzleArgs, UsageError};
 use crate::actors::{system, Coordinator, StartJob};
 use crate::actors::{CancelJob, GetStatus, GetTransportCounters, WaitJob};
-use crate::daemon::client::RpcClient;
+use crate::daemon::client::{Remote, RpcClient, Target};
 use crate::request::report::{self, human_rate, SearchReport};
 use crate::request::AwsSettings;
 use crate::request::JobSpec;
@@ -85,9 +85,9 @@ pub struct SearchArgs {
     /// ecs: give tasks a public IP (public subnets without NAT or VPC endpoints).
     #[arg(long = "ecs-public-ip")]
     ecs_public_ip: bool,
-    /// Submit to the nonced daemon at this socket instead of searching in-process.
-    #[arg(long, env = "NONCE_SOCKET", value_name = "PATH")]
-    socket: Option<PathBuf>,
+    /// Submit to a nonced daemon (--socket or --endpoint) instead of searching in-process.
+    #[command(flatten)]
+    connection: super::connection::ConnectionArgs,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -125,8 +125,9 @@ pub fn run(args: SearchArgs) -> Result<u8, UsageError> {
     let request = args.request();
     let spec = request.spec()?; // validate locally first: same errors, exit 2, either way
     let json = args.json;
-    let result = match &args.socket {
-        Some(socket) => system().block_on(drive_remote(socket.clone(), request, json)),
+    let result = match args.connection.target()? {
+        Some(Target::Socket(socket)) => system().block_on(drive_socket(socket, request, json)),
+        Some(Target::Remote(remote)) => system().block_on(drive_network(remote, request, json)),
         None => {
             // Flags from the environment (NONCE_AWS_PREFIX, NONCE_ECS_*) only matter over aws.
             let aws =
@@ -219,7 +220,59 @@ async fn drive_local(spec: JobSpec, aws: Option<AwsSettings>, json: bool) -> Res
     Ok(print_result(&v, json))
 }
 
-async fn drive_remote(socket: PathBuf, request: SearchRequest, json: bool) -> Result<u8, String> {
+/// Over the network: one WebSocket; progress pushed by the daemon (`search.subscribe`).
+async fn drive_network(remote: Remote, request: SearchRequest, json: bool) -> Result<u8, String> {
+    let client = remote.connect().await.map_err(|e| e.to_string())?;
+    let params = serde_json::to_value(&request).map_err(|e| e.to_string())?;
+    let started = client.call("search.start", params).await.map_err(|e| e.to_string())?;
+    let job = started["job_id"].as_str().ok_or("the daemon returned no job id")?.to_string();
+    let bar = std::io::stderr().is_terminal().then(|| progress_bar(&job));
+    let mut progress = client.subscribe(&job).await.map_err(|e| e.to_string())?;
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    let mut cancelled = false;
+    let result = loop {
+        let update = tokio::select! {
+            u = progress.next() => u,
+            _ = &mut ctrl_c, if !cancelled => {
+                cancelled = true;
+                client.call("search.cancel", json!({ "job_id": job })).await.map_err(|e| e.to_string())?;
+                continue;
+            }
+        };
+        let waited = match update {
+            Some(Ok(v)) => v,
+            Some(Err(e)) => return Err(format!("unreadable progress from the daemon: {e}")),
+            // The subscription ended without a final word (connection lost): ask once.
+            None => client
+                .call("search.wait", json!({ "job_id": job, "timeout_s": 1 }))
+                .await
+                .map_err(|e| e.to_string())?,
+        };
+        if let Some(e) = waited.get("error") {
+            return Err(format!("daemon: {e}"));
+        }
+        if waited["finished"] == json!(true) {
+            break waited["result"].clone();
+        }
+        if let Some(bar) = &bar {
+            show(
+                bar,
+                waited["total"].as_u64().unwrap_or(u64::MAX),
+                waited["searched"].as_u64().unwrap_or(0),
+                waited["rate"].as_f64().unwrap_or(0.0),
+                waited["workers"].as_u64().unwrap_or(0),
+            );
+        }
+    };
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    Ok(print_result(&result, json))
+}
+
+/// Over the Unix socket: `search.wait` with a short timeout is the progress poll.
+async fn drive_socket(socket: PathBuf, request: SearchRequest, json: bool) -> Result<u8, String> {
     let mut client = RpcClient::connect(&socket).await.map_err(|e| e.to_string())?;
     let params = serde_json::to_value(&request).map_err(|e| e.to_string())?;
     let started = client.call("search.start", params).await.map_err(|e| e.to_string())?;

@@ -24,6 +24,11 @@ pub const ENV_VARS: &[&str] = &[
     "NONCE_MAX_CONCURRENT_JOBS",
     "NONCE_MAX_FLEET",
     "NONCE_LOG",
+    "NONCE_HTTP_LISTEN",
+    "NONCE_HTTP_TLS_CERT",
+    "NONCE_HTTP_TLS_KEY",
+    "NONCE_HTTP_PLAIN",
+    "NONCE_USERS",
 ];
 
 /// What a daemon that runs Fargate workers cannot do without (when no config file says it).
@@ -107,6 +112,91 @@ fn default_container() -> String {
     crate::request::DEFAULT_ECS_CONTAINER.into()
 }
 
+/// `[http]`: the network listener (JSON-RPC over HTTP POST `/rpc` and WebSocket `/ws`,
+/// `/healthz`), off unless `listen` is set. TLS from `tls_cert`/`tls_key` (PEM, re-read on
+/// SIGHUP), or plain HTTP only when `plain = true` says TLS ends at a load balancer.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpTable {
+    /// `host:port`, e.g. `127.0.0.1:8443` (env `NONCE_HTTP_LISTEN`).
+    pub listen: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Serve plain HTTP: TLS is terminated in front of the daemon (an ALB).
+    pub plain: bool,
+    /// Connections served at once, from everyone.
+    pub max_connections: usize,
+    /// Connections at once from one client address.
+    pub max_connections_per_ip: usize,
+    /// Largest request body or WebSocket message.
+    pub max_request_bytes: u32,
+    /// A connection that sends nothing for this long is closed (WebSocket clients answer the
+    /// daemon's pings, sent at a third of it, so a quiet subscriber stays).
+    pub idle_timeout_s: u64,
+    /// Failed authentications one client address may make per minute; then 429 until the
+    /// minute has passed.
+    pub auth_failures_per_minute: u32,
+    /// Take the client address for the failed-authentication limit from the last hop of
+    /// `X-Forwarded-For` (set this only behind a load balancer that writes it).
+    pub forwarded_for: bool,
+}
+
+impl Default for HttpTable {
+    fn default() -> Self {
+        HttpTable {
+            listen: None,
+            tls_cert: None,
+            tls_key: None,
+            plain: false,
+            max_connections: 512,
+            max_connections_per_ip: 32,
+            max_request_bytes: 1 << 20,
+            idle_timeout_s: 60,
+            auth_failures_per_minute: 10,
+            forwarded_for: false,
+        }
+    }
+}
+
+impl HttpTable {
+    /// Refuses a listener that would be unauthenticated-in-transit by accident, or limits
+    /// that would turn it off.
+    pub fn check(&self) -> Result<(), String> {
+        let Some(listen) = &self.listen else { return Ok(()) };
+        listen
+            .parse::<std::net::SocketAddr>()
+            .map_err(|_| format!("[http] listen = {listen:?}: expected host:port, e.g. 127.0.0.1:8443"))?;
+        match (&self.tls_cert, &self.tls_key, self.plain) {
+            (Some(_), Some(_), false) => {}
+            (None, None, true) => {}
+            (Some(_), Some(_), true) => {
+                return Err("[http]: plain = true and a TLS certificate: choose one".into())
+            }
+            (None, None, false) => {
+                return Err(
+                    "[http] listen needs tls_cert and tls_key, or plain = true when TLS ends at a load \
+                            balancer in front of the daemon"
+                        .into(),
+                )
+            }
+            _ => return Err("[http]: tls_cert and tls_key go together".into()),
+        }
+        if self.max_connections == 0 || self.max_connections_per_ip == 0 {
+            return Err("[http] connection limits must be at least 1".into());
+        }
+        if self.max_request_bytes < 1024 {
+            return Err("[http] max_request_bytes must be at least 1024".into());
+        }
+        if !(3..=3600).contains(&self.idle_timeout_s) {
+            return Err("[http] idle_timeout_s must be between 3 and 3600".into());
+        }
+        if self.auth_failures_per_minute == 0 {
+            return Err("[http] auth_failures_per_minute must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
 /// The whole configuration file.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -124,6 +214,7 @@ pub struct DaemonConfig {
     /// `[[users]]`: who may call, with which role (see `daemon::users`).
     pub users: Vec<super::users::UserEntry>,
     pub user_quotas: super::users::UserQuotas,
+    pub http: HttpTable,
 }
 
 impl Default for DaemonConfig {
@@ -140,6 +231,7 @@ impl Default for DaemonConfig {
             ecs: None,
             users: Vec::new(),
             user_quotas: super::users::UserQuotas::default(),
+            http: HttpTable::default(),
         }
     }
 }
@@ -230,6 +322,33 @@ impl DaemonConfig {
                 };
             }
         }
+        if let Some(v) = text("NONCE_HTTP_LISTEN") {
+            self.http.listen = Some(v);
+        }
+        if let Some(v) = text("NONCE_HTTP_TLS_CERT") {
+            self.http.tls_cert = Some(PathBuf::from(v));
+        }
+        if let Some(v) = text("NONCE_HTTP_TLS_KEY") {
+            self.http.tls_key = Some(PathBuf::from(v));
+        }
+        if let Some(v) = text("NONCE_HTTP_PLAIN") {
+            self.http.plain = match v.as_str() {
+                "true" | "1" | "yes" => true,
+                "false" | "0" | "no" => false,
+                _ => return Err(format!("NONCE_HTTP_PLAIN={v:?}: expected true or false")),
+            };
+        }
+        if let Some(v) = text("NONCE_USERS") {
+            // A Secrets Manager secret injected by ECS at start: `[[users]]` tables in TOML.
+            #[derive(Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct UsersOnly {
+                users: Vec<super::users::UserEntry>,
+            }
+            let parsed: UsersOnly = toml::from_str(&v)
+                .map_err(|e| format!("NONCE_USERS: expected [[users]] tables in TOML: {e}"))?;
+            self.users.extend(parsed.users);
+        }
         if let Some(n) = number("NONCE_MAX_WORKERS_PER_JOB")? {
             self.quotas.max_workers_per_job = n;
         }
@@ -266,6 +385,7 @@ impl DaemonConfig {
             }
         }
         super::users::Users::new(&self.users, super::users::own_uid())?;
+        self.http.check()?;
         let uq = &self.user_quotas;
         if uq.max_workers_per_job == 0 || uq.max_concurrent_jobs == 0 || uq.max_vcpu_seconds_per_day < 1.0 {
             return Err("user_quotas must be at least 1".into());

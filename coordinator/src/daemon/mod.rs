@@ -1,13 +1,15 @@
 //! `nonced`: the coordinator daemon. Holds the coordinator (and, with AWS, the credentials),
 //! serves JSON-RPC 2.0 on a Unix socket, journals its jobs, and tells systemd how it is.
 //!
-//! Split as listener ([`socket`]; a network listener goes beside it and shares the method
-//! table), protocol ([`rpc`]), methods ([`methods`]), state ([`journal`]) and settings
-//! ([`config`]); [`client`] is the other end, for `noncectl`. Shutdown is a signal turned
+//! Split as listeners ([`socket`], the Unix socket; [`http`], JSON-RPC over HTTP and WebSocket
+//! with bearer tokens; both share one method table), protocol ([`rpc`]), methods
+//! ([`methods`]), who is calling ([`users`]), state ([`journal`]) and settings ([`config`]);
+//! [`client`] is the other end, for `noncectl`. Shutdown is a signal turned
 //! into one orderly sequence in [`run`].
 
 pub mod client;
 pub mod config;
+pub mod http;
 pub mod journal;
 pub mod methods;
 pub mod rpc;
@@ -28,7 +30,7 @@ use std::time::Duration;
 #[command(
     name = "nonced",
     version,
-    about = "The nonce-cloud coordinator daemon (JSON-RPC 2.0 on a Unix socket)."
+    about = "The nonce-cloud coordinator daemon (JSON-RPC 2.0 on a Unix socket, and over HTTPS/WebSocket with [http] listen)."
 )]
 struct Args {
     /// TOML configuration file (see infra/nonced.example.toml).
@@ -182,8 +184,27 @@ pub async fn run(config: DaemonConfig) -> Result<(), String> {
     methods.restore(remembered).await;
     let bound = methods::Bound { methods: Arc::clone(&methods), socket: socket.display().to_string() };
     let users = Arc::new(users::Users::new(&methods.config().users, users::own_uid())?);
-    let serving = tokio::spawn(socket::serve(listener, Arc::new(bound), users));
-    tracing::info!(socket = %socket.display(), state = %state.display(), "nonced ready");
+    let http = http::Listener::bind(&methods.config().http).await?;
+    let reloading =
+        http.as_ref().and_then(|l| l.certificates()).map(|certs| tokio::spawn(reload_on_sighup(certs)));
+    let http_addr = http.as_ref().and_then(|l| l.local_addr());
+    let bound: Arc<dyn rpc::Methods> = Arc::new(bound);
+    let http_serving = http.map(|l| {
+        let table = http::module::Table(Arc::clone(&bound));
+        let users = Arc::clone(&users);
+        tokio::spawn(async move {
+            if let Err(e) = l.serve(table, users).await {
+                tracing::error!(error = %e, "the network listener stopped");
+            }
+        })
+    });
+    let serving = tokio::spawn(socket::serve(listener, bound, users));
+    match http_addr {
+        Some(addr) => {
+            tracing::info!(socket = %socket.display(), http = %addr, state = %state.display(), "nonced ready")
+        }
+        None => tracing::info!(socket = %socket.display(), state = %state.display(), "nonced ready"),
+    }
     notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("serving")]);
     let watchdog = tokio::spawn(watchdog(coordinator.clone()));
     let sweeping = aws.clone().map(|a| {
@@ -199,6 +220,9 @@ pub async fn run(config: DaemonConfig) -> Result<(), String> {
     notify(&[sd_notify::NotifyState::Stopping, sd_notify::NotifyState::Status("stopping")]);
     serving.abort();
     watchdog.abort();
+    for task in [http_serving, reloading].into_iter().flatten() {
+        task.abort();
+    }
     if let Some(s) = sweeping {
         s.abort();
     }
@@ -216,6 +240,20 @@ pub async fn run(config: DaemonConfig) -> Result<(), String> {
         aws.settle(Duration::from_secs(10)).await;
     }
     Ok(())
+}
+
+/// Re-reads the listener's certificate on every SIGHUP (a renewed certificate, no restart).
+async fn reload_on_sighup(certs: Arc<http::tls::Certificates>) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        tracing::warn!("cannot watch SIGHUP: the certificate will not be reloaded");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        match certs.reload() {
+            Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+            Err(e) => tracing::error!(error = %e, "SIGHUP: TLS certificate not reloaded; the old one stays"),
+        }
+    }
 }
 
 /// Pings systemd's watchdog at half its interval, but only while the coordinator actor

@@ -7,7 +7,7 @@ mod admission;
 mod table;
 mod views;
 
-pub use table::Bound;
+pub use table::{Bound, METHOD_NAMES};
 pub use views::status_json;
 
 use super::config::DaemonConfig;

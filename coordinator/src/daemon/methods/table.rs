@@ -38,6 +38,17 @@ struct WorkersParam {
 #[serde(deny_unknown_fields)]
 struct NoParams {}
 
+/// Every method name [`Bound`] answers: the network listener registers exactly these.
+pub const METHOD_NAMES: &[&str] = &[
+    "search.start",
+    "search.status",
+    "search.wait",
+    "search.cancel",
+    "search.list",
+    "workers.list",
+    "daemon.info",
+];
+
 /// The methods bound to a socket path (for `daemon.info`).
 #[derive(Debug, Clone)]
 pub struct Bound {

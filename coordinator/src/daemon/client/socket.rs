@@ -1,27 +1,12 @@
 //! A JSON-RPC client over the daemon's Unix socket: what `noncectl` uses with `--socket`.
 
-use super::rpc::RpcError;
+use super::CallError;
+use crate::daemon::rpc::RpcError;
 use serde_json::{json, Value};
 use std::path::Path;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
-
-/// Why a call failed: the connection, or an error reply.
-#[derive(Debug)]
-pub enum CallError {
-    Io(String),
-    Rpc(RpcError),
-}
-
-impl std::fmt::Display for CallError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CallError::Io(e) => write!(f, "daemon connection: {e}"),
-            CallError::Rpc(e) => write!(f, "daemon: {e}"),
-        }
-    }
-}
 
 /// One connection to `nonced`.
 #[derive(Debug)]

@@ -1,0 +1,163 @@
+//! `noncectl --endpoint URL`: the daemon over the network. One WebSocket carries every call
+//! and the progress subscription; the token goes in `Authorization: Bearer` on the upgrade
+//! request and nowhere else. `https://` endpoints are checked against the system's roots, or
+//! a private CA (`--ca-file`).
+
+use super::CallError;
+use crate::daemon::rpc::RpcError;
+use jsonrpsee::core::client::{ClientT, Subscription, SubscriptionClientT};
+use jsonrpsee::core::traits::ToRpcParams;
+use jsonrpsee::ws_client::{WsClient, WsClientBuilder};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio_rustls::rustls;
+
+/// The longest call: `search.wait` may wait an hour.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(3700);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A daemon's network address and the caller's credentials.
+#[derive(Clone)]
+pub struct Remote {
+    /// `ws://` or `wss://` URL of the daemon's `/ws`.
+    url: String,
+    token: String,
+    ca_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the token.
+        f.debug_struct("Remote")
+            .field("url", &self.url)
+            .field("ca_file", &self.ca_file)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Remote {
+    /// `endpoint`: `https://host[:port]` (or `http://` where TLS ends before the daemon, and
+    /// on loopback); a path of `/`, `/rpc` or `/ws` is accepted and means the same daemon.
+    pub fn new(endpoint: &str, token: String, ca_file: Option<PathBuf>) -> Result<Remote, String> {
+        let endpoint = endpoint.trim();
+        let (scheme, rest) = endpoint.split_once("://").ok_or_else(|| {
+            format!("--endpoint {endpoint:?}: expected https://HOST[:PORT] or http://HOST[:PORT]")
+        })?;
+        let ws = match scheme.to_ascii_lowercase().as_str() {
+            "https" | "wss" => "wss",
+            "http" | "ws" => "ws",
+            other => return Err(format!("--endpoint {endpoint:?}: scheme {other:?} is not http or https")),
+        };
+        let host = rest.trim_end_matches('/');
+        let host = host.strip_suffix("/ws").or_else(|| host.strip_suffix("/rpc")).unwrap_or(host);
+        if host.is_empty() || host.contains('/') || host.contains('@') || host.contains('?') {
+            return Err(format!("--endpoint {endpoint:?}: expected SCHEME://HOST[:PORT]"));
+        }
+        let token = token.trim().to_string();
+        if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err("the token is empty or not printable ASCII".into());
+        }
+        Ok(Remote { url: format!("{ws}://{host}/ws"), token, ca_file })
+    }
+
+    fn tls(&self) -> Result<rustls::ClientConfig, String> {
+        let mut roots = rustls::RootCertStore::empty();
+        match &self.ca_file {
+            Some(path) => {
+                use rustls::pki_types::pem::PemObject;
+                let certs = rustls::pki_types::CertificateDer::pem_file_iter(path)
+                    .map_err(|e| format!("--ca-file {}: {e}", path.display()))?;
+                for cert in certs {
+                    let cert = cert.map_err(|e| format!("--ca-file {}: {e}", path.display()))?;
+                    roots.add(cert).map_err(|e| format!("--ca-file {}: {e}", path.display()))?;
+                }
+            }
+            None => {
+                for cert in rustls_native_certs::load_native_certs().certs {
+                    let _ = roots.add(cert);
+                }
+            }
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        Ok(rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS: {e}"))?
+            .with_root_certificates(roots)
+            .with_no_client_auth())
+    }
+
+    pub async fn connect(&self) -> Result<RemoteClient, CallError> {
+        let mut headers = http::HeaderMap::new();
+        let value = http::HeaderValue::from_str(&format!("Bearer {}", self.token))
+            .map_err(|_| CallError::Io("the token cannot go in an HTTP header".into()))?;
+        headers.insert(http::header::AUTHORIZATION, value);
+        let mut builder = WsClientBuilder::default()
+            .set_headers(headers)
+            .request_timeout(REQUEST_TIMEOUT)
+            .connection_timeout(CONNECT_TIMEOUT)
+            .max_request_size(1 << 20);
+        if self.url.starts_with("wss://") {
+            builder = builder.with_custom_cert_store(self.tls().map_err(CallError::Io)?);
+        }
+        let client = builder.build(&self.url).await.map_err(|e| CallError::Io(explain(&self.url, &e)))?;
+        Ok(RemoteClient { client })
+    }
+}
+
+/// What a failed connection means, in the user's words.
+fn explain(url: &str, e: &jsonrpsee::core::ClientError) -> String {
+    let text = e.to_string();
+    if text.contains("status code: 401") {
+        format!("{url}: the daemon refused the token (HTTP 401)")
+    } else if text.contains("status code: 429") {
+        format!("{url}: too many failed authentications from this address; wait a minute (HTTP 429)")
+    } else {
+        format!("cannot connect to {url}: {text}")
+    }
+}
+
+/// JSON params as they are.
+struct Raw(Value);
+
+impl ToRpcParams for Raw {
+    fn to_rpc_params(self) -> Result<Option<Box<serde_json::value::RawValue>>, serde_json::Error> {
+        serde_json::value::to_raw_value(&self.0).map(Some)
+    }
+}
+
+fn call_error(e: jsonrpsee::core::ClientError) -> CallError {
+    match e {
+        jsonrpsee::core::ClientError::Call(obj) => CallError::Rpc(RpcError {
+            code: i64::from(obj.code()),
+            message: obj.message().to_string(),
+            data: obj.data().and_then(|d| serde_json::from_str(d.get()).ok()),
+        }),
+        other => CallError::Io(other.to_string()),
+    }
+}
+
+/// One WebSocket to the daemon.
+#[derive(Debug)]
+pub struct RemoteClient {
+    client: WsClient,
+}
+
+impl RemoteClient {
+    pub async fn call(&self, method: &str, params: Value) -> Result<Value, CallError> {
+        self.client.request::<Value, _>(method, Raw(params)).await.map_err(call_error)
+    }
+
+    /// Progress of `job` as the daemon pushes it (a `search.wait` reply a second), ending
+    /// with the one whose `finished` is true.
+    pub async fn subscribe(&self, job: &str) -> Result<Subscription<Value>, CallError> {
+        self.client
+            .subscribe::<Value, _>(
+                "search.subscribe",
+                Raw(serde_json::json!({ "job_id": job })),
+                "search.unsubscribe",
+            )
+            .await
+            .map_err(call_error)
+    }
+}

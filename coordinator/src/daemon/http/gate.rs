@@ -1,0 +1,120 @@
+//! The gate every HTTP request passes before any JSON-RPC runs: routing (`/rpc`, `/ws`,
+//! `/healthz`, nothing else), authentication (a bearer token that maps to a user, else 401
+//! with no detail), and the failed-authentication throttle (429). The authenticated caller
+//! travels to the methods as a request extension; the token itself goes no further.
+
+use super::throttle::AuthThrottle;
+use crate::daemon::users::Users;
+use http::{header, Method, Request, Response, StatusCode};
+use jsonrpsee::server::{HttpBody, HttpResponse};
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What every connection's gate shares.
+#[derive(Debug)]
+pub struct GateShared {
+    pub users: Arc<Users>,
+    pub throttle: AuthThrottle,
+    /// Take the client address from `X-Forwarded-For`'s last hop (behind a load balancer).
+    pub forwarded_for: bool,
+}
+
+/// One connection's gate in front of jsonrpsee's service `S`.
+#[derive(Debug, Clone)]
+pub struct Gate<S> {
+    pub rpc: S,
+    pub shared: Arc<GateShared>,
+    pub peer: SocketAddr,
+}
+
+fn plain(status: StatusCode, body: &'static str) -> HttpResponse {
+    let mut r = Response::new(HttpBody::from(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain"));
+    r
+}
+
+/// The bearer token of a request, if it carries one.
+fn bearer<B>(req: &Request<B>) -> Option<&str> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim()).filter(|t| !t.is_empty())
+}
+
+impl<S> Gate<S> {
+    /// The client's address for throttling: the TCP peer, or behind a load balancer the last
+    /// address it appended to `X-Forwarded-For` (earlier entries are the client's to forge).
+    fn client<B>(&self, req: &Request<B>) -> IpAddr {
+        if self.shared.forwarded_for {
+            let last = req
+                .headers()
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .next_back()
+                .and_then(|ip| ip.trim().parse().ok());
+            if let Some(ip) = last {
+                return ip;
+            }
+        }
+        self.peer.ip()
+    }
+}
+
+impl<S, B> tower::Service<Request<B>> for Gate<S>
+where
+    S: tower::Service<Request<B>, Response = HttpResponse, Error = BoxError> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = HttpResponse;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let ready = |r: HttpResponse| -> Self::Future { Box::pin(async move { Ok(r) }) };
+        let is_ws = req
+            .headers()
+            .get(header::UPGRADE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+        match (req.uri().path(), req.method()) {
+            ("/healthz", &Method::GET) => return ready(plain(StatusCode::OK, "ok\n")),
+            ("/rpc", &Method::POST) => {}
+            ("/ws", &Method::GET) if is_ws => {}
+            ("/rpc" | "/ws" | "/healthz", _) => {
+                return ready(plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"))
+            }
+            _ => return ready(plain(StatusCode::NOT_FOUND, "not found\n")),
+        }
+        let client = self.client(&req);
+        let now = Instant::now();
+        if self.shared.throttle.blocked(client, now) {
+            let mut r = plain(StatusCode::TOO_MANY_REQUESTS, "too many failed authentications\n");
+            r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("60"));
+            return ready(r);
+        }
+        let Some(caller) = bearer(&req).and_then(|t| self.shared.users.by_token(t)) else {
+            self.shared.throttle.failed(client, now);
+            tracing::info!(client = %client, path = req.uri().path(), "authentication failed");
+            let mut r = plain(StatusCode::UNAUTHORIZED, "");
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+            return ready(r);
+        };
+        req.headers_mut().remove(header::AUTHORIZATION);
+        req.extensions_mut().insert(caller);
+        let mut rpc = self.rpc.clone();
+        Box::pin(async move { rpc.call(req).await })
+    }
+}

@@ -1,0 +1,114 @@
+//! The daemon's method table as a jsonrpsee module: the same [`Methods`] the Unix socket
+//! serves, called with the caller the gate authenticated, plus `search.subscribe`, which
+//! streams a job's progress over a WebSocket until it ends (so remote clients need not poll).
+
+use crate::daemon::methods::METHOD_NAMES;
+use crate::daemon::rpc::{Methods, RpcError};
+use crate::daemon::users::Caller;
+use jsonrpsee::types::ErrorObjectOwned;
+use jsonrpsee::{Extensions, RpcModule};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// How long each `search.wait` inside a subscription waits: the notification period.
+const NOTIFY_EVERY_S: f64 = 1.0;
+
+/// The method table every network connection shares.
+#[derive(Clone)]
+pub struct Table(pub Arc<dyn Methods>);
+
+impl std::fmt::Debug for Table {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Table")
+    }
+}
+
+fn to_error(e: RpcError) -> ErrorObjectOwned {
+    let code = i32::try_from(e.code).unwrap_or(crate::daemon::rpc::INTERNAL_ERROR as i32);
+    ErrorObjectOwned::owned(code, e.message, e.data)
+}
+
+/// The caller the gate put on the request; none means a bug, and nothing is allowed.
+fn caller(ext: &Extensions) -> Result<Caller, ErrorObjectOwned> {
+    ext.get::<Caller>().cloned().ok_or_else(|| ErrorObjectOwned::owned(-32603, "no caller", None::<()>))
+}
+
+fn params_value(p: &jsonrpsee::types::Params<'_>) -> Result<Value, ErrorObjectOwned> {
+    match p.as_str() {
+        None => Ok(Value::Null),
+        Some(text) => {
+            serde_json::from_str(text).map_err(|e| to_error(RpcError::invalid_params(e.to_string())))
+        }
+    }
+}
+
+/// Builds the module: one entry per method of the table, and the subscription.
+pub fn module(table: Table) -> Result<RpcModule<Table>, String> {
+    let mut m = RpcModule::new(table);
+    for &name in METHOD_NAMES {
+        m.register_async_method(name, move |params, table, ext| async move {
+            let caller = caller(&ext)?;
+            let p = params_value(&params)?;
+            table.0.call(&caller, name, p).await.map_err(to_error)
+        })
+        .map_err(|e| format!("cannot register {name}: {e}"))?;
+    }
+    m.register_subscription(
+        "search.subscribe",
+        "search.progress",
+        "search.unsubscribe",
+        |params, pending, table, ext| async move {
+            let caller = match caller(&ext) {
+                Ok(c) => c,
+                Err(e) => {
+                    pending.reject(e).await;
+                    return;
+                }
+            };
+            let job_id = match params_value(&params).map(|v| {
+                let v = match v {
+                    Value::Array(mut a) if a.len() == 1 => a.remove(0),
+                    other => other,
+                };
+                v.get("job_id").and_then(Value::as_str).map(str::to_string)
+            }) {
+                Ok(Some(j)) => j,
+                Ok(None) => {
+                    pending.reject(to_error(RpcError::invalid_params("job_id is required"))).await;
+                    return;
+                }
+                Err(e) => {
+                    pending.reject(e).await;
+                    return;
+                }
+            };
+            // The same visibility as every other method: another user's job is "not found".
+            if let Err(e) = table.0.call(&caller, "search.status", json!({ "job_id": job_id })).await {
+                pending.reject(to_error(e)).await;
+                return;
+            }
+            let Ok(sink) = pending.accept().await else { return };
+            loop {
+                let waited = table
+                    .0
+                    .call(&caller, "search.wait", json!({ "job_id": job_id, "timeout_s": NOTIFY_EVERY_S }))
+                    .await;
+                let (value, last) = match waited {
+                    Ok(v) => {
+                        let last = v["finished"] == json!(true);
+                        (v, last)
+                    }
+                    Err(e) => {
+                        (json!({ "finished": true, "error": { "code": e.code, "message": e.message } }), true)
+                    }
+                };
+                let Ok(raw) = serde_json::value::to_raw_value(&value) else { return };
+                if sink.send(raw).await.is_err() || last {
+                    return;
+                }
+            }
+        },
+    )
+    .map_err(|e| format!("cannot register search.subscribe: {e}"))?;
+    Ok(m)
+}
