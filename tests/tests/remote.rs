@@ -1,0 +1,520 @@
+//! `nonced` over the network, as remote users meet it: a real daemon with `[http] listen`,
+//! two users with their own tokens, plain HTTP on loopback and TLS with a private CA, and a
+//! load test from a second process while a reference search runs.
+
+mod common;
+use common::*;
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Tokens of the test users (any printable text works; `nonced token new` makes 64 hex).
+const ALICE: &str = "alice-token-0123456789abcdef0123456789abcdef0123456789abcdef";
+const BOB: &str = "bob-token-0123456789abcdef0123456789abcdef0123456789abcdef0123";
+const ADMIN: &str = "admin-token-0123456789abcdef0123456789abcdef0123456789abcdef01";
+
+fn sha256_hex(text: &str) -> String {
+    let out =
+        Command::new("sha256sum").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().and_then(|mut c| {
+            c.stdin.take().expect("stdin").write_all(text.as_bytes())?;
+            c.wait_with_output()
+        });
+    String::from_utf8_lossy(&out.expect("sha256sum runs").stdout)[..64].to_string()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// A daemon with a network listener, killed on drop.
+struct Remote {
+    child: Child,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl Remote {
+    /// `http` is the body of the `[http]` table after `listen`.
+    fn start(name: &str, http: &str, extra: &str) -> Remote {
+        let dir = std::env::temp_dir().join(format!("nonced-remote-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let port = free_port();
+        let config = format!(
+            "[http]\nlisten = \"127.0.0.1:{port}\"\n{http}\n\n{extra}\n\n\
+             [[users]]\nname = \"alice\"\nrole = \"user\"\ntoken_sha256 = \"{}\"\nquotas = {{ max_concurrent_jobs = 1 }}\n\n\
+             [[users]]\nname = \"bob\"\nrole = \"user\"\ntoken_sha256 = \"{}\"\n\n\
+             [[users]]\nname = \"ops\"\nrole = \"admin\"\ntoken_sha256 = \"{}\"\n",
+            sha256_hex(ALICE),
+            sha256_hex(BOB),
+            sha256_hex(ADMIN)
+        );
+        std::fs::write(dir.join("nonced.toml"), config).expect("config");
+        for (user, token) in [("alice", ALICE), ("bob", BOB), ("ops", ADMIN)] {
+            std::fs::write(dir.join(format!("{user}.token")), format!("{token}\n")).expect("token file");
+        }
+        let child = Command::new(bin("nonced"))
+            .arg("--config")
+            .arg(dir.join("nonced.toml"))
+            .arg("--socket")
+            .arg(dir.join("nonced.sock"))
+            .arg("--state-dir")
+            .arg(dir.join("state"))
+            .env("NONCE_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("nonced.log")).expect("log"))
+            .spawn()
+            .expect("nonced starts");
+        let r = Remote { child, dir, port };
+        let t = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(t.elapsed() < Duration::from_secs(15), "nonced did not listen: {}", r.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        r
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("nonced.log")).unwrap_or_default()
+    }
+
+    fn token_file(&self, user: &str) -> String {
+        self.dir.join(format!("{user}.token")).to_str().expect("utf-8").to_string()
+    }
+
+    /// `noncectl ARGS --endpoint http://... --token-file USER --json`.
+    fn cli(&self, user: &str, args: &[&str]) -> (i32, Value) {
+        let endpoint = format!("http://127.0.0.1:{}", self.port);
+        let tf = self.token_file(user);
+        let mut all = args.to_vec();
+        all.extend(["--endpoint", &endpoint, "--token-file", &tf]);
+        noncectl_json(&all)
+    }
+
+    /// One HTTP request on a fresh connection: (status, body).
+    fn http(&self, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
+        http_request(self.port, method, path, token, body)
+    }
+
+    /// A JSON-RPC call over HTTP POST /rpc as the holder of `token`.
+    fn rpc(&self, token: &str, method: &str, params: Value) -> Value {
+        let body = json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params}).to_string();
+        let (status, text) = self.http("POST", "/rpc", Some(token), &body);
+        assert_eq!(status, 200, "{method}: HTTP {status} {text}");
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method}: not JSON ({e}): {text}"))
+    }
+}
+
+impl Drop for Remote {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn http_request(port: u16, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Content-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).expect("send");
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    // Replies are small: de-chunk if hyper chose chunked encoding.
+    let body = if text.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        let mut out = String::new();
+        let mut rest = body.as_str();
+        while let Some((size, tail)) = rest.split_once("\r\n") {
+            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            if n == 0 || tail.len() < n {
+                break;
+            }
+            out.push_str(&tail[..n]);
+            rest = tail[n..].trim_start_matches("\r\n");
+        }
+        out
+    } else {
+        body
+    };
+    (status, body)
+}
+
+/// The golden case every test here searches (an independent Python brute force found it).
+fn case() -> Value {
+    golden()["lowest"]
+        .as_array()
+        .expect("cases")
+        .iter()
+        .find(|c| c["name"] == "coursework-be32-bottom")
+        .cloned()
+        .expect("case")
+}
+
+fn case_args(c: &Value) -> Vec<String> {
+    let range = format!("{}..{}", s(&c["range"][0]), s(&c["range"][1]));
+    ["search", "--block-hex", s(&c["block_hex"]), "--encoding", s(&c["encoding"]), "--difficulty"]
+        .iter()
+        .map(|x| x.to_string())
+        .chain([c["difficulty"].to_string(), "--mode".into(), "lowest".into(), "--range".into(), range])
+        .collect()
+}
+
+fn case_request(c: &Value) -> Value {
+    let range = format!("{}..{}", s(&c["range"][0]), s(&c["range"][1]));
+    json!({"block_hex": c["block_hex"], "encoding": c["encoding"], "difficulty": c["difficulty"],
+           "mode": "lowest", "range": range})
+}
+
+/// A job that runs until it is cancelled or its 60 s run out.
+fn long_request() -> Value {
+    json!({"block": "nonce-cloud remote test", "difficulty": 60, "max_time": "60s", "workers": 1, "threads": 1})
+}
+
+/// `fut.within("what")`: the future's output, or a panic naming what did not happen in 30 s.
+trait Within: std::future::Future + Sized {
+    async fn within(self, what: &str) -> Self::Output {
+        match tokio::time::timeout(Duration::from_secs(30), self).await {
+            Ok(v) => v,
+            Err(_) => panic!("{what}: nothing within 30 s"),
+        }
+    }
+}
+impl<F: std::future::Future> Within for F {}
+
+fn error_code(reply: &Value) -> i64 {
+    reply["error"]["code"].as_i64().unwrap_or_else(|| panic!("an error reply: {reply}"))
+}
+
+#[test]
+fn two_users_over_http_and_websocket_each_reach_only_their_own_jobs() {
+    let d = Remote::start("users", "plain = true", "");
+    let c = case();
+
+    // Health checks need no token.
+    assert_eq!(d.http("GET", "/healthz", None, ""), (200, "ok\n".into()));
+    // No token, a wrong one, a malformed header: 401 and nothing else.
+    for token in [None, Some("not-a-token"), Some("")] {
+        let (status, body) =
+            d.http("POST", "/rpc", token, r#"{"jsonrpc":"2.0","id":1,"method":"search.list"}"#);
+        assert_eq!((status, body.as_str()), (401, ""), "token {token:?}");
+    }
+    assert_eq!(d.http("GET", "/nothing-here", Some(ALICE), "").0, 404);
+    assert_eq!(d.http("GET", "/rpc", Some(ALICE), "").0, 405);
+
+    // noncectl --endpoint gives the embedded run's JSON (ids and timings aside).
+    let args = case_args(&c);
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, remote) = d.cli("alice", &argv);
+    assert_eq!(code, 0, "{remote}");
+    assert_eq!(remote["nonce"].to_string(), s(&c["lowest"]));
+    let (code, local) = noncectl_json(&argv);
+    assert_eq!(code, 0);
+    // Every field is there both ways; those that do not depend on timing are equal ("found"
+    // and "best" list what was searched before the lowest was proven, which varies).
+    let keys = |v: &Value| v.as_object().expect("object").keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(&remote), keys(&local), "remote and embedded results have other fields");
+    for k in [
+        "nonce",
+        "hash",
+        "digest",
+        "leading_zeros",
+        "mode",
+        "outcome",
+        "workers",
+        "error",
+        "ghosts",
+        "rejected",
+    ] {
+        assert_eq!(remote[k], local[k], "{k}: remote {remote} embedded {local}");
+    }
+
+    // Over HTTP POST: start as alice, wait, get the brute-force answer.
+    let started = d.rpc(ALICE, "search.start", case_request(&c));
+    let job = s(&started["result"]["job_id"]).to_string();
+    let waited = d.rpc(ALICE, "search.wait", json!({"job_id": job, "timeout_s": 60}));
+    assert_eq!(waited["result"]["finished"], json!(true), "{waited}");
+    assert_eq!(waited["result"]["result"]["nonce"].to_string(), s(&c["lowest"]));
+
+    // Bob sees none of it: "not found", exactly like a job that does not exist.
+    for method in ["search.status", "search.cancel", "search.wait", "workers.list"] {
+        let r = d.rpc(BOB, method, json!({"job_id": job}));
+        assert_eq!(error_code(&r), -32000, "{method}: {r}");
+    }
+    let listed = d.rpc(BOB, "search.list", json!({}));
+    assert_eq!(listed["result"], json!([]), "bob lists no job of alice's");
+    assert_eq!(error_code(&d.rpc(ALICE, "daemon.info", json!({}))), -32003);
+    assert!(d.rpc(ADMIN, "daemon.info", json!({}))["result"].is_object());
+    let all = d.rpc(ADMIN, "search.list", json!({}));
+    assert_eq!(all["result"].as_array().expect("list").len(), 2, "the admin sees alice's two jobs");
+
+    // Quotas per user: alice may run one job at once, bob is not held back by hers.
+    let first = d.rpc(ALICE, "search.start", long_request());
+    let long_job = s(&first["result"]["job_id"]).to_string();
+    let second = d.rpc(ALICE, "search.start", long_request());
+    assert_eq!(error_code(&second), -32001, "{second}");
+    assert!(s(&second["error"]["message"]).contains("user alice"), "{second}");
+    let bobs = d.rpc(BOB, "search.start", long_request());
+    let bob_job = s(&bobs["result"]["job_id"]).to_string();
+
+    // Over WebSocket: the subscription streams alice's progress; bob cannot subscribe to it
+    // nor cancel it; alice cancels, and the stream ends with the cancelled result.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let endpoint = format!("http://127.0.0.1:{}", d.port);
+        let alice = coordinator::daemon::client::Remote::new(&endpoint, ALICE.into(), None)
+            .expect("endpoint")
+            .connect()
+            .within("alice connects")
+            .await
+            .expect("alice connects");
+        let bob = coordinator::daemon::client::Remote::new(&endpoint, BOB.into(), None)
+            .expect("endpoint")
+            .connect()
+            .within("bob connects")
+            .await
+            .expect("bob connects");
+        match bob.subscribe(&long_job).within("bob subscribes").await {
+            Err(coordinator::daemon::client::CallError::Rpc(e)) => assert_eq!(e.code, -32000),
+            other => panic!("bob subscribed to alice's job: {other:?}"),
+        }
+        let mut progress = alice.subscribe(&long_job).within("alice subscribes").await.expect("subscribed");
+        let mut searched = Vec::new();
+        while searched.len() < 3 {
+            let v = progress.next().within("a notification").await.expect("a notification").expect("JSON");
+            assert_eq!(v["finished"], json!(false), "{v}");
+            searched.push(v["searched"].as_u64().expect("searched"));
+        }
+        assert!(searched.windows(2).all(|w| w[0] <= w[1]) && searched[2] > 0, "progress moves: {searched:?}");
+        match bob.call("search.cancel", json!({"job_id": long_job})).within("bob cancels").await {
+            Err(coordinator::daemon::client::CallError::Rpc(e)) => assert_eq!(e.code, -32000),
+            other => panic!("bob cancelled alice's job: {other:?}"),
+        }
+        alice
+            .call("search.cancel", json!({"job_id": long_job}))
+            .within("alice cancels")
+            .await
+            .expect("alice cancels");
+        let last = loop {
+            let v = progress
+                .next()
+                .within("the final notification")
+                .await
+                .expect("the final notification")
+                .expect("JSON");
+            if v["finished"] == json!(true) {
+                break v;
+            }
+        };
+        assert_eq!(last["result"]["outcome"], json!("cancelled"), "{last}");
+    });
+    let r = d.rpc(BOB, "search.cancel", json!({"job_id": bob_job}));
+    assert_eq!(r["result"]["cancelling"], json!(true));
+
+    // A wrong token through noncectl: a clear error and the failure exit code.
+    let out = Command::new(bin("noncectl"))
+        .args(["jobs", "--endpoint", &format!("http://127.0.0.1:{}", d.port)])
+        .env("NONCE_TOKEN", "wrong")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refused the token (HTTP 401)"));
+    assert!(!d.log().contains(ALICE) && !d.log().contains("wrong"), "a token reached the log");
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("openssl runs (apt-get install openssl)");
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A private CA and a certificate for 127.0.0.1 signed by it, as `NAME-ca.pem`, `NAME.pem`,
+/// `NAME.key` in `dir`.
+fn make_ca_and_cert(dir: &Path, name: &str) {
+    let ca_key = format!("{name}-ca.key");
+    let ca = format!("{name}-ca.pem");
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={name} test CA"),
+            "-keyout",
+            &ca_key,
+            "-out",
+            &ca,
+        ],
+    );
+    let ext = dir.join(format!("{name}.ext"));
+    std::fs::write(&ext, "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n")
+        .expect("ext");
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.csr"),
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            &ca,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            ext.to_str().expect("utf-8"),
+            "-out",
+            &format!("{name}.pem"),
+        ],
+    );
+}
+
+#[test]
+fn tls_from_certificate_files_and_a_new_certificate_on_sighup() {
+    let certs = std::env::temp_dir().join(format!("nonced-remote-certs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&certs);
+    std::fs::create_dir_all(&certs).expect("dir");
+    make_ca_and_cert(&certs, "first");
+    make_ca_and_cert(&certs, "second");
+    let live_cert = certs.join("live.pem");
+    let live_key = certs.join("live.key");
+    std::fs::copy(certs.join("first.pem"), &live_cert).expect("copy");
+    std::fs::copy(certs.join("first.key"), &live_key).expect("copy");
+    let d = Remote::start(
+        "tls",
+        &format!(
+            "tls_cert = {:?}\ntls_key = {:?}",
+            live_cert.to_str().expect("utf-8"),
+            live_key.to_str().expect("utf-8")
+        ),
+        "",
+    );
+    let endpoint = format!("https://127.0.0.1:{}", d.port);
+    let tf = d.token_file("alice");
+    let jobs_with = |ca: &str| {
+        let ca = certs.join(ca);
+        Command::new(bin("noncectl"))
+            .args(["jobs", "--json", "--endpoint", &endpoint, "--token-file", &tf, "--ca-file"])
+            .arg(&ca)
+            .env("NONCE_LOG", "error")
+            .output()
+            .expect("runs")
+    };
+    let ok = jobs_with("first-ca.pem");
+    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert_eq!(String::from_utf8_lossy(&ok.stdout).trim(), "[]");
+    assert_eq!(jobs_with("second-ca.pem").status.code(), Some(3), "another CA's certificate is refused");
+    // Plain HTTP to a TLS port gets nowhere.
+    assert_ne!(http_request(d.port, "GET", "/healthz", None, "").0, 200);
+
+    // The renewed certificate is served after SIGHUP, without a restart.
+    std::fs::copy(certs.join("second.pem"), &live_cert).expect("copy");
+    std::fs::copy(certs.join("second.key"), &live_key).expect("copy");
+    let pid = d.child.id().to_string();
+    signal("-HUP", &pid);
+    let t = Instant::now();
+    while jobs_with("second-ca.pem").status.code() != Some(0) {
+        assert!(t.elapsed() < Duration::from_secs(10), "the new certificate was not served: {}", d.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(jobs_with("first-ca.pem").status.code(), Some(3), "the old certificate is gone");
+    // A broken certificate on SIGHUP keeps the good one.
+    std::fs::write(&live_cert, "not a certificate").expect("write");
+    signal("-HUP", &pid);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(jobs_with("second-ca.pem").status.code(), Some(0), "a bad reload kept serving");
+    assert!(running(&pid));
+    let _ = std::fs::remove_dir_all(&certs);
+}
+
+#[test]
+fn under_load_from_many_slow_and_garbage_clients_a_reference_search_still_gets_its_answer() {
+    // Tight limits so the load reaches them: idle cut-off 5 s, 64 connections per address.
+    let d = Remote::start(
+        "load",
+        "plain = true\nidle_timeout_s = 5\nmax_connections_per_ip = 64\nauth_failures_per_minute = 5",
+        "[quotas]\nmax_concurrent_jobs = 16\nmax_fleet = 64\n\n[user_quotas]\nmax_concurrent_jobs = 3",
+    );
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("load/remote_load.py");
+    let report = d.dir.join("load.json");
+    let mut load = Command::new("python3")
+        .arg(&script)
+        .args(["--port", &d.port.to_string(), "--seconds", "20", "--report"])
+        .arg(&report)
+        .args(["--token", ALICE, "--token", BOB])
+        .spawn()
+        .expect("python3 runs the load");
+    std::thread::sleep(Duration::from_secs(3));
+    // The reference search, as the admin, while the load runs; the daemon answers health
+    // checks throughout.
+    let c = case();
+    let args = case_args(&c);
+    let mut argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    argv.extend(["--workers", "1"]);
+    let (code, v) = d.cli("ops", &argv);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["nonce"].to_string(), s(&c["lowest"]), "the reference answer under load");
+    let mut slowest = Duration::ZERO;
+    for _ in 0..20 {
+        let t = Instant::now();
+        assert_eq!(d.http("GET", "/healthz", None, "").0, 200);
+        slowest = slowest.max(t.elapsed());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let status = load.wait().expect("the load ends");
+    assert!(status.success(), "the load script failed: {status}");
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("JSON");
+    eprintln!("load report: {r}\nslowest /healthz under load: {slowest:?}");
+    assert!(r["started"].as_u64().expect("started") >= 10, "{r}");
+    assert!(r["cancelled"].as_u64().expect("cancelled") >= 5, "{r}");
+    assert!(r["watched"].as_u64().expect("watched") >= 10, "{r}");
+    assert!(r["quota_refused"].as_u64().is_some(), "{r}");
+    assert_eq!(r["unexpected"], json!(0), "{r}");
+    assert!(r["unauthorized"].as_u64().expect("401") >= 5, "{r}");
+    assert!(r["throttled"].as_u64().expect("429") >= 1, "{r}");
+    assert!(r["slow_closed_by_daemon"].as_u64().expect("slow") >= 8, "idle clients are cut off: {r}");
+    assert!(r["over_cap_refused"].as_u64().expect("cap") >= 1, "the per-address cap holds: {r}");
+    assert!(r["oversize_rejected"].as_u64().expect("oversize") >= 1, "{r}");
+    assert!(slowest < Duration::from_secs(2), "/healthz took {slowest:?} under load");
+    // Still serving after the load.
+    assert_eq!(d.http("GET", "/healthz", None, "").0, 200);
+}
