@@ -91,7 +91,16 @@ resource "aws_ecs_task_definition" "daemon" {
       { name = "NONCE_MAX_FLEET", value = tostring(var.max_fleet) },
       { name = "AWS_REGION", value = var.region },
       { name = "NONCE_LOG", value = "info" },
+      # The listener behind the API load balancer, which ends TLS and appends X-Forwarded-For.
+      { name = "NONCE_HTTP_LISTEN", value = local.api_enabled ? "0.0.0.0:${var.api_port}" : "" },
+      { name = "NONCE_HTTP_PLAIN", value = tostring(local.api_enabled) },
+      { name = "NONCE_HTTP_FORWARDED_FOR", value = tostring(local.api_enabled) },
     ]
+    # Users and their token hashes, read by ECS from Secrets Manager at start (NONCE_USERS).
+    secrets = [
+      { name = "NONCE_USERS", valueFrom = aws_secretsmanager_secret.users.arn },
+    ]
+    portMappings = local.api_enabled ? [{ containerPort = var.api_port, protocol = "tcp" }] : []
     healthCheck = {
       command     = ["CMD", "/nonced", "--health-check"]
       interval    = 30
@@ -123,8 +132,17 @@ resource "aws_ecs_service" "daemon" {
   deployment_maximum_percent         = 100
   network_configuration {
     subnets          = var.subnet_ids
-    security_groups  = [aws_security_group.tasks.id]
+    security_groups  = concat([aws_security_group.tasks.id], aws_security_group.daemon_api[*].id)
     assign_public_ip = var.assign_public_ip
   }
-  depends_on = [aws_efs_mount_target.state]
+  dynamic "load_balancer" {
+    for_each = aws_lb_target_group.daemon
+    content {
+      target_group_arn = load_balancer.value.arn
+      container_name   = "nonced"
+      container_port   = var.api_port
+    }
+  }
+  health_check_grace_period_seconds = local.api_enabled ? 60 : null
+  depends_on                        = [aws_efs_mount_target.state, aws_lb_listener.https]
 }

@@ -72,6 +72,11 @@ data "aws_iam_policy_document" "daemon_execution" {
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
     resources = ["${aws_cloudwatch_log_group.daemon.arn}:*"]
   }
+  statement {
+    sid       = "ReadUsersSecret" # ECS injects it as NONCE_USERS (decrypted with the main key above)
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = [aws_secretsmanager_secret.users.arn]
+  }
 }
 
 resource "aws_iam_role_policy" "worker_execution" {

@@ -48,3 +48,13 @@ output "nonced_config" {
     assign_public_ip = ${var.assign_public_ip}
   EOT
 }
+
+output "api_endpoint" {
+  description = "What users give noncectl --endpoint (with their --token-file); null without api_certificate_arn."
+  value       = local.api_enabled ? "https://${coalesce(var.api_domain_name, aws_lb.api[0].dns_name)}" : null
+}
+
+output "users_secret_arn" {
+  description = "Put the [[users]] tables (token hashes) here: aws secretsmanager put-secret-value --secret-id ARN --secret-string file://users.toml"
+  value       = aws_secretsmanager_secret.users.arn
+}

@@ -87,3 +87,45 @@ variable "log_retention_days" {
   type        = number
   default     = 365
 }
+
+variable "api_certificate_arn" {
+  description = "ACM certificate ARN for the API load balancer's HTTPS listener. Null: no load balancer (the daemon is then reached with ecs execute-command only)."
+  type        = string
+  default     = null
+}
+
+variable "api_allowed_cidrs" {
+  description = "Networks that may reach the API's HTTPS listener (users' laptops, offices, a VPN)."
+  type        = list(string)
+  default     = ["0.0.0.0/0"]
+}
+
+variable "api_internal" {
+  description = "An internal (VPC-only) load balancer instead of an internet-facing one."
+  type        = bool
+  default     = false
+}
+
+variable "api_subnet_ids" {
+  description = "Subnets of the load balancer (two or more, in different zones; public ones when internet-facing). Null: subnet_ids."
+  type        = list(string)
+  default     = null
+}
+
+variable "api_port" {
+  description = "Port of nonced's listener behind the load balancer."
+  type        = number
+  default     = 8443
+}
+
+variable "api_deletion_protection" {
+  description = "Protect the API load balancer from deletion (set false to destroy the stack)."
+  type        = bool
+  default     = true
+}
+
+variable "api_domain_name" {
+  description = "The name users use (the certificate's), for the endpoint output; null: the load balancer's DNS name."
+  type        = string
+  default     = null
+}

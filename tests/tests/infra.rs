@@ -156,6 +156,65 @@ fn every_file_parses_and_a_deployment_has_what_it_needs() {
     );
 }
 
+/// Every `"..."` string literal (and template text) inside an expression, flattened.
+fn text_of(e: &Expression) -> String {
+    format!("{e}")
+}
+
+#[test]
+fn the_api_is_https_at_a_load_balancer_that_alone_reaches_the_daemon_and_users_come_from_a_secret() {
+    let listener = resource("aws_lb_listener", "https");
+    assert!(matches!(attr(&listener, "protocol"), Some(Expression::String(p)) if p == "HTTPS"));
+    assert!(
+        text_of(attr(&listener, "certificate_arn").expect("certificate")).contains("var.api_certificate_arn")
+    );
+    assert!(text_of(attr(&listener, "ssl_policy").expect("policy")).contains("TLS13"));
+    let lb = resource("aws_lb", "api");
+    assert!(matches!(attr(&lb, "drop_invalid_header_fields"), Some(Expression::Bool(true))));
+    let tg = resource("aws_lb_target_group", "daemon");
+    let hc = tg.body().blocks().find(|b| b.identifier() == "health_check").expect("a health check");
+    assert!(
+        hc.body()
+            .attributes()
+            .any(|a| a.key() == "path" && matches!(a.expr(), Expression::String(p) if p == "/healthz")),
+        "the target group checks /healthz"
+    );
+    // The daemon's port admits the load balancer's group and nothing else.
+    let ingress = resource("aws_vpc_security_group_ingress_rule", "daemon_from_api");
+    assert!(text_of(attr(&ingress, "referenced_security_group_id").expect("source group"))
+        .contains("aws_security_group.api"));
+    assert!(attr(&ingress, "cidr_ipv4").is_none(), "no CIDR reaches the daemon's listener");
+    let service = resource("aws_ecs_service", "daemon");
+    assert!(
+        service.body().blocks().any(|b| b.identifier() == "dynamic"
+            && b.labels().first().is_some_and(|l| l.as_str() == "load_balancer")),
+        "the service registers with the target group"
+    );
+    // The token hashes: a KMS-encrypted secret handed to the container, never in its environment.
+    let secret = resource("aws_secretsmanager_secret", "users");
+    assert!(attr(&secret, "kms_key_id").is_some(), "the users secret is KMS-encrypted");
+    let daemon = container(&resource("aws_ecs_task_definition", "daemon"));
+    let secrets = text_of(field(&daemon, "secrets").expect("container secrets"));
+    assert!(
+        secrets.contains("NONCE_USERS") && secrets.contains("aws_secretsmanager_secret.users"),
+        "{secrets}"
+    );
+    assert!(!env_names(&daemon).contains("NONCE_USERS"), "token hashes never in the plain environment");
+    for v in ["NONCE_HTTP_LISTEN", "NONCE_HTTP_PLAIN", "NONCE_HTTP_FORWARDED_FOR"] {
+        assert!(env_names(&daemon).contains(v), "the daemon task sets {v}");
+    }
+    let outputs: Vec<String> = bodies()
+        .iter()
+        .flat_map(|(_, b)| {
+            b.blocks()
+                .filter(|x| x.identifier() == "output")
+                .map(|x| x.labels()[0].as_str().to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(outputs.contains(&"api_endpoint".to_string()), "an endpoint output for users");
+}
+
 #[test]
 fn task_definitions_set_exactly_what_the_binaries_read() {
     let worker = env_names(&container(&resource("aws_ecs_task_definition", "worker")));

@@ -28,6 +28,7 @@ pub const ENV_VARS: &[&str] = &[
     "NONCE_HTTP_TLS_CERT",
     "NONCE_HTTP_TLS_KEY",
     "NONCE_HTTP_PLAIN",
+    "NONCE_HTTP_FORWARDED_FOR",
     "NONCE_USERS",
 ];
 
@@ -331,12 +332,20 @@ impl DaemonConfig {
         if let Some(v) = text("NONCE_HTTP_TLS_KEY") {
             self.http.tls_key = Some(PathBuf::from(v));
         }
-        if let Some(v) = text("NONCE_HTTP_PLAIN") {
-            self.http.plain = match v.as_str() {
-                "true" | "1" | "yes" => true,
-                "false" | "0" | "no" => false,
-                _ => return Err(format!("NONCE_HTTP_PLAIN={v:?}: expected true or false")),
-            };
+        let flag = |name: &str| -> Result<Option<bool>, String> {
+            text(name)
+                .map(|v| match v.as_str() {
+                    "true" | "1" | "yes" => Ok(true),
+                    "false" | "0" | "no" => Ok(false),
+                    _ => Err(format!("{name}={v:?}: expected true or false")),
+                })
+                .transpose()
+        };
+        if let Some(b) = flag("NONCE_HTTP_PLAIN")? {
+            self.http.plain = b;
+        }
+        if let Some(b) = flag("NONCE_HTTP_FORWARDED_FOR")? {
+            self.http.forwarded_for = b;
         }
         if let Some(v) = text("NONCE_USERS") {
             // A Secrets Manager secret injected by ECS at start: `[[users]]` tables in TOML.
@@ -485,6 +494,40 @@ mod tests {
         let mut cfg = DaemonConfig::default();
         let err = cfg.apply_env(|k| (k == "NONCE_LAUNCHER").then(|| "ecs".to_string())).expect_err("bad");
         assert!(err.contains("aws"), "{err}");
+    }
+
+    #[test]
+    fn the_listener_needs_tls_or_an_explicit_plain_and_users_may_come_from_the_environment() {
+        let mut cfg = DaemonConfig::default();
+        cfg.apply_env(|k| (k == "NONCE_HTTP_LISTEN").then(|| "127.0.0.1:8443".to_string()))
+            .expect_err("a listener with neither TLS nor plain = true is refused");
+        let hash = "574682286cfc87413ff66bc73f575b1a42b76c6304fc6aa9be1a1ca71925f3bc";
+        let users = format!("[[users]]\nname = \"alice\"\nrole = \"user\"\ntoken_sha256 = \"{hash}\"\n");
+        let env: std::collections::HashMap<&str, String> = [
+            ("NONCE_HTTP_LISTEN", "0.0.0.0:8443".to_string()),
+            ("NONCE_HTTP_PLAIN", "true".to_string()),
+            ("NONCE_HTTP_FORWARDED_FOR", "true".to_string()),
+            ("NONCE_USERS", users),
+        ]
+        .into_iter()
+        .collect();
+        let mut cfg = DaemonConfig::default();
+        cfg.apply_env(|k| env.get(k).cloned()).expect("valid");
+        assert_eq!(cfg.http.listen.as_deref(), Some("0.0.0.0:8443"));
+        assert!(cfg.http.plain && cfg.http.forwarded_for);
+        assert_eq!(cfg.users.len(), 1);
+        assert_eq!(cfg.users[0].name, "alice");
+        let mut cfg = DaemonConfig::default();
+        let err = cfg.apply_env(|k| (k == "NONCE_USERS").then(|| "users = 3".to_string())).expect_err("bad");
+        assert!(err.contains("NONCE_USERS"), "{err}");
+        for bad in [
+            "listen = 'nowhere'\nplain = true",
+            "listen = '127.0.0.1:1'\ntls_cert = '/c'",
+            "listen = '127.0.0.1:1'\nplain = true\nidle_timeout_s = 0",
+        ] {
+            let cfg: DaemonConfig = toml::from_str(&format!("[http]\n{bad}")).expect("parses");
+            assert!(cfg.check().is_err(), "{bad}");
+        }
     }
 
     #[test]
