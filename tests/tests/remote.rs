@@ -321,6 +321,42 @@ fn two_users_over_http_and_websocket_each_reach_only_their_own_jobs() {
     let r = d.rpc(BOB, "search.cancel", json!({"job_id": bob_job}));
     assert_eq!(r["result"]["cancelling"], json!(true));
 
+    // Ctrl-C on a remote search cancels the daemon's job: exit 130 with the cancelled result.
+    let endpoint = format!("http://127.0.0.1:{}", d.port);
+    let tf = d.token_file("bob");
+    let child = Command::new(bin("noncectl"))
+        .args([
+            "search",
+            "--block",
+            "ctrl-c test",
+            "--difficulty",
+            "60",
+            "--max-time",
+            "60s",
+            "--workers",
+            "1",
+        ])
+        .args(["--json", "--endpoint", &endpoint, "--token-file", &tf])
+        .env("NONCE_LOG", "error")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("noncectl runs");
+    let t = Instant::now();
+    while d.rpc(BOB, "search.list", json!({}))["result"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .all(|j| j["state"] != json!("running") || j["request"]["block"] != json!("ctrl-c test"))
+    {
+        assert!(t.elapsed() < Duration::from_secs(20), "the remote search did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    signal("-INT", &child.id().to_string());
+    let out = child.wait_with_output().expect("noncectl ends");
+    assert_eq!(out.status.code(), Some(130), "Ctrl-C exit code");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(v["outcome"], json!("cancelled"), "{v}");
+
     // A wrong token through noncectl: a clear error and the failure exit code.
     let out = Command::new(bin("noncectl"))
         .args(["jobs", "--endpoint", &format!("http://127.0.0.1:{}", d.port)])

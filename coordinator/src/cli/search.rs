@@ -165,18 +165,17 @@ async fn drive_local(spec: JobSpec, aws: Option<AwsSettings>, json: bool) -> Res
     };
     let coordinator = Coordinator::with_aws(aws.clone()).start();
     let (puzzle, mode, workers, launcher) = (spec.puzzle.clone(), spec.mode, spec.workers, spec.launcher);
+    let mut interrupt = interrupts()?;
     let (job, sup) = coordinator.send(StartJob(spec, None)).await.map_err(|e| e.to_string())??;
     let bar = std::io::stderr().is_terminal().then(|| progress_bar(&job.to_string()));
     let wait = sup.send(WaitJob);
     tokio::pin!(wait);
     let mut ticker = tokio::time::interval(Duration::from_millis(200));
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
     let mut cancelled = false;
     let outcome: Outcome = loop {
         tokio::select! {
             res = &mut wait => break res.map_err(|e| e.to_string())??,
-            _ = &mut ctrl_c, if !cancelled => {
+            _ = interrupt.recv(), if !cancelled => {
                 cancelled = true;
                 sup.do_send(CancelJob);
             }
@@ -220,21 +219,27 @@ async fn drive_local(spec: JobSpec, aws: Option<AwsSettings>, json: bool) -> Res
     Ok(print_result(&v, json))
 }
 
+/// Ctrl-C, caught from before the job starts: one pressed while the start is on its way
+/// still cancels the job once it has an id (the default action would leave it running).
+fn interrupts() -> Result<tokio::signal::unix::Signal, String> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|e| format!("cannot watch Ctrl-C: {e}"))
+}
+
 /// Over the network: one WebSocket; progress pushed by the daemon (`search.subscribe`).
 async fn drive_network(remote: Remote, request: SearchRequest, json: bool) -> Result<u8, String> {
     let client = remote.connect().await.map_err(|e| e.to_string())?;
     let params = serde_json::to_value(&request).map_err(|e| e.to_string())?;
+    let mut interrupt = interrupts()?;
     let started = client.call("search.start", params).await.map_err(|e| e.to_string())?;
     let job = started["job_id"].as_str().ok_or("the daemon returned no job id")?.to_string();
     let bar = std::io::stderr().is_terminal().then(|| progress_bar(&job));
     let mut progress = client.subscribe(&job).await.map_err(|e| e.to_string())?;
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
     let mut cancelled = false;
     let result = loop {
         let update = tokio::select! {
             u = progress.next() => u,
-            _ = &mut ctrl_c, if !cancelled => {
+            _ = interrupt.recv(), if !cancelled => {
                 cancelled = true;
                 client.call("search.cancel", json!({ "job_id": job })).await.map_err(|e| e.to_string())?;
                 continue;
@@ -275,17 +280,16 @@ async fn drive_network(remote: Remote, request: SearchRequest, json: bool) -> Re
 async fn drive_socket(socket: PathBuf, request: SearchRequest, json: bool) -> Result<u8, String> {
     let mut client = RpcClient::connect(&socket).await.map_err(|e| e.to_string())?;
     let params = serde_json::to_value(&request).map_err(|e| e.to_string())?;
+    let mut interrupt = interrupts()?;
     let started = client.call("search.start", params).await.map_err(|e| e.to_string())?;
     let job = started["job_id"].as_str().ok_or("the daemon returned no job id")?.to_string();
     let bar = std::io::stderr().is_terminal().then(|| progress_bar(&job));
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
     let mut cancelled = false;
     let result = loop {
         // `search.wait` with a short timeout is both the progress poll and the completion.
         let waited = tokio::select! {
             r = client.call("search.wait", json!({ "job_id": job, "timeout_s": 0.25 })) => r.map_err(|e| e.to_string())?,
-            _ = &mut ctrl_c, if !cancelled => {
+            _ = interrupt.recv(), if !cancelled => {
                 cancelled = true;
                 // The pending call's reply may still arrive on this connection: cancel on a fresh one.
                 let mut other = RpcClient::connect(&socket).await.map_err(|e| e.to_string())?;
