@@ -4,7 +4,7 @@
 use crate::launcher::{LaunchFailed, Launcher, WorkerGone};
 use crate::transport::{Transport, TransportCounters, WorkerEvent};
 use actix::prelude::*;
-use nonce_core::job::{Input, Job, Outcome, Output, Snapshot, Status, WorkerInfo};
+use nonce_core::job::{Input, Job, Outcome, Output, Snapshot, SpaceMap, Status, WorkerInfo};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
@@ -160,6 +160,18 @@ impl Handler<GetWorkers> for JobSupervisor {
     type Result = MessageResult<GetWorkers>;
     fn handle(&mut self, _: GetWorkers, _: &mut Context<Self>) -> Self::Result {
         MessageResult(self.job.workers_info(self.origin.elapsed()))
+    }
+}
+
+/// Asks for the job's nonce space (for the dashboard's map), at most `.0` intervals.
+#[derive(Debug, Message)]
+#[rtype(result = "SpaceMap")]
+pub struct GetSpaceMap(pub usize);
+
+impl Handler<GetSpaceMap> for JobSupervisor {
+    type Result = MessageResult<GetSpaceMap>;
+    fn handle(&mut self, msg: GetSpaceMap, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.job.space_map(msg.0))
     }
 }
 

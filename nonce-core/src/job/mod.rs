@@ -18,5 +18,5 @@ pub mod snapshot;
 pub use config::JobConfig;
 pub use events::{Input, Output};
 pub use machine::Job;
-pub use outcome::{Outcome, OutcomeKind, Stats, Status, WorkerInfo, MAX_FOUND};
+pub use outcome::{MapSpan, MapState, Outcome, OutcomeKind, SpaceMap, Stats, Status, WorkerInfo, MAX_FOUND};
 pub use snapshot::Snapshot;

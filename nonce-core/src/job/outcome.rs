@@ -2,7 +2,7 @@
 //! views behind progress bars and `workers.list`) and its end (`Outcome`). Plain data, so
 //! the CLI, the daemon and the journal render it without reaching into the state machine.
 
-use protocol::{Best, WorkerId};
+use protocol::{Best, NonceRange, WorkerId};
 use std::time::Duration;
 
 /// Golden nonces a job keeps (the lowest ones).
@@ -81,6 +81,39 @@ pub struct WorkerInfo {
     pub shards: usize,
     /// Time since the worker was last heard from.
     pub silent_for: Duration,
+    /// What it still holds: each shard from its watermark to its end.
+    pub ranges: Vec<NonceRange>,
+    /// Launch to first Hello, for a worker this job launched.
+    pub startup: Option<Duration>,
+}
+
+/// The nonce space of a job as its ledger holds it ([`crate::job::Job::space_map`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SpaceMap {
+    pub range: NonceRange,
+    pub intervals: Vec<MapSpan>,
+    /// More intervals than asked for: the rest are left out.
+    pub truncated: bool,
+}
+
+/// One interval of a [`SpaceMap`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct MapSpan {
+    pub range: NonceRange,
+    pub state: MapState,
+}
+
+/// What an interval of the space is doing.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MapState {
+    Free,
+    Done,
+    /// Held by `worker`'s shard that began at `shard_start` (the interval starts at its
+    /// watermark: everything below is done).
+    Assigned {
+        worker: WorkerId,
+        shard_start: u128,
+    },
 }
 
 /// A snapshot for progress displays.

@@ -23,6 +23,8 @@ pub struct GateShared {
     pub throttle: AuthThrottle,
     /// Take the client address from `X-Forwarded-For`'s last hop (behind a load balancer).
     pub forwarded_for: bool,
+    /// One-use tickets for browsers' WebSockets (a browser cannot set `Authorization` on one).
+    pub tickets: super::tickets::Tickets,
 }
 
 /// One connection's gate in front of jsonrpsee's service `S`.
@@ -89,17 +91,40 @@ where
             .get(header::UPGRADE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+        let client = self.client(&req);
+        let now = Instant::now();
         match (req.uri().path(), req.method()) {
             ("/healthz", &Method::GET) => return ready(plain(StatusCode::OK, "ok\n")),
-            ("/rpc", &Method::POST) => {}
-            ("/ws", &Method::GET) if is_ws => {}
-            ("/rpc" | "/ws" | "/healthz", _) => {
+            ("/rpc" | "/ticket", &Method::POST) => {}
+            ("/ws", &Method::GET) if is_ws => {
+                // A browser's WebSocket: authenticated by a ticket it bought with its token.
+                let ticket = req
+                    .uri()
+                    .query()
+                    .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("ticket=")).map(str::to_string));
+                if let Some(t) = ticket {
+                    return match self.shared.tickets.redeem(&t, now) {
+                        Some(caller) => {
+                            req.extensions_mut().insert(caller);
+                            let mut rpc = self.rpc.clone();
+                            Box::pin(async move { rpc.call(req).await })
+                        }
+                        None => {
+                            self.shared.throttle.failed(client, now);
+                            ready(plain(StatusCode::UNAUTHORIZED, ""))
+                        }
+                    };
+                }
+            }
+            (path, &Method::GET) if super::dashboard::asset(path).is_some() => {
+                // The page and its modules hold no data: everything comes over the WebSocket.
+                return ready(super::dashboard::response(path));
+            }
+            ("/rpc" | "/ws" | "/healthz" | "/ticket", _) => {
                 return ready(plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"))
             }
             _ => return ready(plain(StatusCode::NOT_FOUND, "not found\n")),
         }
-        let client = self.client(&req);
-        let now = Instant::now();
         if self.shared.throttle.blocked(client, now) {
             let mut r = plain(StatusCode::TOO_MANY_REQUESTS, "too many failed authentications\n");
             r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("60"));
@@ -113,6 +138,14 @@ where
             return ready(r);
         };
         req.headers_mut().remove(header::AUTHORIZATION);
+        if req.uri().path() == "/ticket" {
+            let ticket = self.shared.tickets.issue(caller, now);
+            let mut r = Response::new(HttpBody::from(format!("{{\"ticket\":\"{ticket}\"}}")));
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+            r.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+            return ready(r);
+        }
         req.extensions_mut().insert(caller);
         let mut rpc = self.rpc.clone();
         Box::pin(async move { rpc.call(req).await })

@@ -6,13 +6,15 @@
 //! module owns what a public listener must: accepting under limits (connections in total and
 //! per client address, here), TLS ([`tls`], reloaded on SIGHUP), the idle cut-off
 //! ([`idle`]), the gate that authenticates every request first ([`gate`], with the
-//! failed-authentication [`throttle`]), and the method table shared with the Unix socket
-//! ([`module`]).
+//! failed-authentication [`throttle`] and WebSocket [`tickets`] for browsers), the method
+//! table shared with the Unix socket ([`module`]), and the [`dashboard`] page.
 
+pub mod dashboard;
 pub mod gate;
 pub mod idle;
 pub mod module;
 pub mod throttle;
+pub mod tickets;
 pub mod tls;
 
 use super::config::HttpTable;
@@ -86,6 +88,7 @@ impl Listener {
             users,
             throttle: throttle::AuthThrottle::new(self.table.auth_failures_per_minute),
             forwarded_for: self.table.forwarded_for,
+            tickets: tickets::Tickets::default(),
         });
         let total = Arc::new(Semaphore::new(self.table.max_connections));
         let per_ip = Arc::new(PerAddress::new(self.table.max_connections_per_ip));

@@ -5,6 +5,7 @@
 
 mod admission;
 mod table;
+mod timeline;
 mod views;
 
 pub use table::{Bound, METHOD_NAMES};
@@ -79,6 +80,9 @@ pub struct DaemonMethods {
     /// directory (`startup.json`) across restarts; `search.start` plans `confidence` with them.
     startups: Mutex<StartupBook>,
     startups_path: PathBuf,
+    /// Each job's progress and supervision events over time (the dashboard's chart and
+    /// timeline), since this daemon started.
+    timelines: Mutex<BTreeMap<JobId, timeline::Timeline>>,
 }
 
 impl DaemonMethods {
@@ -103,6 +107,7 @@ impl DaemonMethods {
             start_lock: tokio::sync::Mutex::new(()),
             started: Instant::now(),
             aws,
+            timelines: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -112,6 +117,10 @@ impl DaemonMethods {
 
     fn jobs(&self) -> std::sync::MutexGuard<'_, BTreeMap<JobId, JobEntry>> {
         self.jobs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn timelines(&self) -> std::sync::MutexGuard<'_, BTreeMap<JobId, timeline::Timeline>> {
+        self.timelines.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn startups(&self) -> std::sync::MutexGuard<'_, StartupBook> {
@@ -228,11 +237,18 @@ impl DaemonMethods {
             // Journal progress every couple of seconds while the job runs, so a crash costs at
             // most that much work; then the result.
             let mut last = spec.resume.clone().unwrap_or_default();
+            let since = Instant::now();
             let outcome = loop {
                 match tokio::time::timeout(PROGRESS_EVERY, sup.send(WaitJob)).await {
                     Ok(Ok(Ok(outcome))) => break outcome,
                     Ok(_) => return,
                     Err(_) => {
+                        if let Ok(st) = sup.send(crate::actors::GetStatus).await {
+                            me.timelines()
+                                .entry(job)
+                                .or_default()
+                                .record(since.elapsed().as_secs_f64(), &st.stats);
+                        }
                         let Ok(snapshot) = sup.send(GetSnapshot).await else { return };
                         if snapshot != last {
                             let record =
@@ -245,6 +261,7 @@ impl DaemonMethods {
                     }
                 }
             };
+            me.timelines().entry(job).or_default().record(since.elapsed().as_secs_f64(), &outcome.stats);
             me.learn_startups(spec.launcher.name(), &outcome.startups, &outcome.unstarted);
             let mut result = SearchReport {
                 job,

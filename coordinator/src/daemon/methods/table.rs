@@ -45,6 +45,7 @@ pub const METHOD_NAMES: &[&str] = &[
     "search.wait",
     "search.cancel",
     "search.list",
+    "search.map",
     "workers.list",
     "daemon.info",
 ];
@@ -68,6 +69,7 @@ impl Methods for Bound {
             match method {
                 "search.start" => m.start(caller, params::<SearchRequest>(p)?).await,
                 "search.status" => m.status(m.parse_job(caller, &params::<JobParam>(p)?.job_id)?).await,
+                "search.map" => m.space(m.parse_job(caller, &params::<JobParam>(p)?.job_id)?).await,
                 "search.wait" => {
                     let w: WaitParam = params(p)?;
                     let timeout = w.timeout_s.unwrap_or(30.0);
@@ -106,5 +108,27 @@ impl Methods for Bound {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The network listener registers exactly `METHOD_NAMES`: a method dispatched here but
+    /// missing there would answer "Method not found" over HTTP only.
+    #[test]
+    fn method_names_list_every_dispatched_method() {
+        let source = include_str!("table.rs");
+        let body = &source[source.find("match method {").expect("the dispatch")..];
+        let body = &body[..body.find("other =>").expect("the fallback arm")];
+        let mut dispatched: Vec<&str> = body
+            .lines()
+            .filter_map(|l| {
+                l.trim().strip_prefix('"').and_then(|r| r.split_once("\" =>")).map(|(name, _)| name)
+            })
+            .collect();
+        dispatched.sort_unstable();
+        let mut named = super::METHOD_NAMES.to_vec();
+        named.sort_unstable();
+        assert_eq!(dispatched, named);
     }
 }

@@ -1,10 +1,11 @@
 //! What callers read: a job's status and result, waiting for it, the list of jobs and
 //! workers a caller may see, and `daemon.info`.
 
-use super::{DaemonMethods, JobEntry};
-use crate::actors::{GetStatus, GetTransportCounters, GetWorkers, WaitJob};
+use super::{unix_now, DaemonMethods, JobEntry};
+use crate::actors::{GetSpaceMap, GetStatus, GetTransportCounters, GetWorkers, WaitJob};
 use crate::daemon::rpc::{RpcError, UNAVAILABLE};
 use crate::daemon::users::Caller;
+use nonce_core::job::MapState;
 use nonce_core::job::Status;
 use protocol::JobId;
 use serde_json::{json, Value};
@@ -77,14 +78,19 @@ impl DaemonMethods {
             });
             match &e.result {
                 Some(r) => {
-                    item["outcome"] = r["outcome"].clone();
-                    item["nonce"] = r["nonce"].clone();
-                    item["searched"] = r["searched"].clone();
+                    for k in ["outcome", "nonce", "searched", "found", "rate", "elapsed_s"] {
+                        item[k] = r[k].clone();
+                    }
+                    item["total"] = json!(e.spec.range.len() as f64);
                 }
                 None => {
                     if let Ok(st) = self.status(job).await {
-                        item["searched"] = st["searched"].clone();
+                        for k in ["searched", "total", "rate"] {
+                            item[k] = st[k].clone();
+                        }
+                        item["workers_live"] = st["workers"].clone();
                     }
+                    item["elapsed_s"] = json!(unix_now().saturating_sub(e.started_at));
                 }
             }
             out.push(item);
@@ -117,6 +123,73 @@ impl DaemonMethods {
             }
         }
         Ok(Value::Array(out))
+    }
+
+    /// A job's nonce space (the ledger's intervals and who holds what), its workers and its
+    /// history: everything the dashboard draws for one job. Numbers of the space are decimal
+    /// strings (they may pass 2^53).
+    pub(super) async fn space(&self, job: JobId) -> Result<Value, RpcError> {
+        /// Intervals sent at most (the lowest first): a picture needs no more.
+        const MAX_INTERVALS: usize = 2048;
+        let timeline = self.timelines().get(&job).map_or(Value::Null, |t| t.json());
+        let (launcher, range) = {
+            let jobs = self.jobs();
+            let e =
+                jobs.get(&job).ok_or_else(|| RpcError::new(crate::daemon::rpc::JOB_NOT_FOUND, "no job"))?;
+            (e.spec.launcher.name().to_string(), e.spec.range)
+        };
+        let mut v = json!({
+            "job_id": job.to_string(),
+            "range": [range.start.to_string(), range.end.to_string()],
+            "launcher": launcher,
+            "timeline": timeline,
+        });
+        if let Some(result) = self.jobs().get(&job).and_then(|e| e.result.clone()) {
+            v["finished"] = json!(true);
+            v["result"] = result;
+            v["intervals"] = json!([]);
+            v["workers"] = json!([]);
+            return Ok(v);
+        }
+        let sup = self.supervisor(job).await?;
+        let unavailable = |e: actix::MailboxError| RpcError::new(UNAVAILABLE, e.to_string());
+        let map = sup.send(GetSpaceMap(MAX_INTERVALS)).await.map_err(unavailable)?;
+        let workers = sup.send(GetWorkers).await.map_err(unavailable)?;
+        let st = sup.send(GetStatus).await.map_err(unavailable)?;
+        v["finished"] = json!(false);
+        v["status"] = status_json(job, &st);
+        v["truncated"] = json!(map.truncated);
+        v["intervals"] = map
+            .intervals
+            .iter()
+            .map(|s| {
+                let mut i = json!({ "start": s.range.start.to_string(), "end": s.range.end.to_string() });
+                match &s.state {
+                    MapState::Free => i["state"] = json!("free"),
+                    MapState::Done => i["state"] = json!("done"),
+                    MapState::Assigned { worker, shard_start } => {
+                        i["state"] = json!("assigned");
+                        i["worker"] = json!(worker.to_string());
+                        i["shard_start"] = json!(shard_start.to_string());
+                    }
+                }
+                i
+            })
+            .collect();
+        v["workers"] = workers
+            .iter()
+            .map(|w| {
+                json!({
+                    "worker": w.worker.to_string(),
+                    "health": w.health,
+                    "rate": w.rate.round(),
+                    "ranges": w.ranges.iter().map(|r| [r.start.to_string(), r.end.to_string()]).collect::<Vec<_>>(),
+                    "silent_s": (w.silent_for.as_secs_f64() * 10.0).round() / 10.0,
+                    "startup_s": w.startup.map(|d| (d.as_secs_f64() * 10.0).round() / 10.0),
+                })
+            })
+            .collect();
+        Ok(v)
     }
 
     pub(super) fn info(&self, socket: &str) -> Value {

@@ -13,9 +13,12 @@ mod results;
 mod shards;
 mod workers;
 
-use super::{Input, JobConfig, Outcome, OutcomeKind, Output, Snapshot, Stats, Status, WorkerInfo, MAX_FOUND};
+use super::{
+    Input, JobConfig, MapSpan, MapState, Outcome, OutcomeKind, Output, Snapshot, SpaceMap, Stats, Status,
+    WorkerInfo, MAX_FOUND,
+};
 use crate::ledger::{Ledger, Span};
-use protocol::{verify, Best, Command, Epoch, Event, EventBody, JobId, Mode, ShardId, WorkerId};
+use protocol::{verify, Best, Command, Epoch, Event, EventBody, JobId, Mode, NonceRange, ShardId, WorkerId};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -37,6 +40,8 @@ struct WorkerState {
     health: Health,
     /// Waiting for a `ShrinkAck` that frees work for it.
     waiting_steal: bool,
+    /// Launch to first Hello, when this worker was one the job launched.
+    startup: Option<Duration>,
 }
 
 #[derive(Debug)]
@@ -190,8 +195,39 @@ impl Job {
                 rate: w.rate,
                 shards: w.shards.len(),
                 silent_for: now.saturating_sub(w.last_seen),
+                ranges: w
+                    .shards
+                    .iter()
+                    .filter_map(|id| self.shards.get(id))
+                    .map(|s| NonceRange::new(s.watermark, s.end.max(s.watermark)))
+                    .collect(),
+                startup: w.startup,
             })
             .collect()
+    }
+
+    /// The nonce space as the ledger holds it, for pictures: each interval done, free, or
+    /// assigned (to which worker, searched up to which watermark). At most `max` intervals,
+    /// lowest first; `truncated` says when there were more.
+    pub fn space_map(&self, max: usize) -> SpaceMap {
+        let mut intervals = Vec::new();
+        let mut truncated = false;
+        for (range, span) in self.ledger.intervals() {
+            if intervals.len() == max {
+                truncated = true;
+                break;
+            }
+            let state = match span {
+                Span::Free => MapState::Free,
+                Span::Done => MapState::Done,
+                Span::Assigned(shard) => match self.shards.get(&shard) {
+                    Some(s) => MapState::Assigned { worker: s.worker.clone(), shard_start: s.start },
+                    None => MapState::Free,
+                },
+            };
+            intervals.push(MapSpan { range, state });
+        }
+        SpaceMap { range: self.cfg.range, intervals, truncated }
     }
 
     fn stats_now(&self) -> Stats {

@@ -120,6 +120,7 @@ impl Job {
                 }
             }
             None => {
+                let mut startup = None;
                 if !self.pending.is_empty() {
                     // Launches are matched to Hellos first in, first out: exact for a fleet
                     // launched at once, and for replacements as long as they join in order.
@@ -128,6 +129,7 @@ impl Job {
                     // coordinator (adopted, not launched): they are no start-up measurement.
                     if self.cfg.resume.is_none() {
                         self.startups.push(now.saturating_sub(launched));
+                        startup = Some(now.saturating_sub(launched));
                     }
                 }
                 tracing::info!(job = %self.cfg.job, %worker, "worker joined");
@@ -140,6 +142,7 @@ impl Job {
                         rate: 0.0,
                         health: Health::Live,
                         waiting_steal: false,
+                        startup,
                     },
                 );
             }

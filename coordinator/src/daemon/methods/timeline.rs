@@ -1,0 +1,113 @@
+//! What happened to a job over time, for the dashboard: progress and rate each second, and the
+//! supervision events (a stall, a re-shard, a steal, a launch of a replacement, ghost and
+//! rejected messages) when they were seen. Sampled by the job's watcher from the job's
+//! counters, so it costs the job nothing; bounded, so a week-long job cannot grow it.
+
+use nonce_core::job::Stats;
+use serde_json::{json, Value};
+use std::collections::VecDeque;
+
+/// Samples kept: ten minutes at one a second (older ones are thinned, not lost: every other
+/// one is dropped when full, so the chart always spans the whole job).
+const MAX_SAMPLES: usize = 600;
+/// Events kept (the newest).
+const MAX_EVENTS: usize = 200;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Sample {
+    t: f64,
+    searched: u128,
+    rate: f64,
+    workers: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Event {
+    t: f64,
+    kind: &'static str,
+    count: u64,
+}
+
+/// One job's history.
+#[derive(Debug, Clone, Default)]
+pub struct Timeline {
+    samples: VecDeque<Sample>,
+    events: VecDeque<Event>,
+    last: Option<Stats>,
+}
+
+impl Timeline {
+    /// Records the job's counters at `t` seconds since it started.
+    pub fn record(&mut self, t: f64, stats: &Stats) {
+        if self.samples.len() == MAX_SAMPLES {
+            let kept: VecDeque<Sample> = self.samples.iter().step_by(2).copied().collect();
+            self.samples = kept;
+        }
+        self.samples.push_back(Sample {
+            t,
+            searched: stats.searched,
+            rate: stats.rate,
+            workers: stats.workers_live,
+        });
+        if let Some(last) = &self.last {
+            let launched = stats.launched.saturating_sub(last.launched) as u64;
+            for (kind, now, before) in [
+                ("stall", stats.stalls, last.stalls),
+                ("reshard", stats.reshards, last.reshards),
+                ("steal", stats.steals, last.steals),
+                ("launch", launched, 0),
+                ("ghost", stats.ghosts, last.ghosts),
+                ("rejected", stats.rejected, last.rejected),
+            ] {
+                if now > before {
+                    if self.events.len() == MAX_EVENTS {
+                        self.events.pop_front();
+                    }
+                    self.events.push_back(Event { t, kind, count: now - before });
+                }
+            }
+        }
+        self.last = Some(stats.clone());
+    }
+
+    pub fn json(&self) -> Value {
+        json!({
+            "samples": self.samples.iter().map(|s| json!({
+                "t": (s.t * 10.0).round() / 10.0, "searched": s.searched as f64, "rate": s.rate.round(), "workers": s.workers,
+            })).collect::<Vec<_>>(),
+            "events": self.events.iter().map(|e| json!({ "t": (e.t * 10.0).round() / 10.0, "kind": e.kind, "count": e.count }))
+                .collect::<Vec<_>>(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_that_grow_become_events_and_samples_stay_bounded() {
+        let mut t = Timeline::default();
+        let mut s = Stats { launched: 3, ..Stats::default() };
+        t.record(0.0, &s);
+        s.stalls = 1;
+        s.reshards = 2;
+        t.record(1.0, &s);
+        s.launched = 4;
+        t.record(2.0, &s);
+        let v = t.json();
+        let kinds: Vec<(&str, u64)> = v["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .map(|e| (e["kind"].as_str().expect("kind"), e["count"].as_u64().expect("count")))
+            .collect();
+        assert_eq!(kinds, vec![("stall", 1), ("reshard", 2), ("launch", 1)]);
+        for i in 0..2000 {
+            t.record(3.0 + i as f64, &s);
+        }
+        let samples = t.json()["samples"].as_array().expect("samples").len();
+        assert!(samples <= MAX_SAMPLES, "{samples}");
+        assert_eq!(t.json()["samples"][0]["t"], json!(0.0), "the chart still starts at the start");
+    }
+}
