@@ -95,6 +95,8 @@ resource "aws_ecs_task_definition" "daemon" {
       { name = "NONCE_HTTP_LISTEN", value = local.api_enabled ? "0.0.0.0:${var.api_port}" : "" },
       { name = "NONCE_HTTP_PLAIN", value = tostring(local.api_enabled) },
       { name = "NONCE_HTTP_FORWARDED_FOR", value = tostring(local.api_enabled) },
+      # Metrics as CloudWatch Embedded Metric Format log lines (monitoring.tf): no API calls.
+      { name = "NONCE_METRICS_EMF", value = "true" },
     ]
     # Users and their token hashes, read by ECS from Secrets Manager at start (NONCE_USERS).
     secrets = [

@@ -129,3 +129,9 @@ variable "api_domain_name" {
   type        = string
   default     = null
 }
+
+variable "alarm_topic_arn" {
+  description = "SNS topic the alarms notify (stalled workers, failing jobs); null: alarms only show in the console."
+  type        = string
+  default     = null
+}

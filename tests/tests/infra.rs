@@ -216,6 +216,21 @@ fn the_api_is_https_at_a_load_balancer_that_alone_reaches_the_daemon_and_users_c
 }
 
 #[test]
+fn metrics_reach_cloudwatch_as_emf_with_a_dashboard_and_alarms_on_stalls_and_failures() {
+    let daemon = container(&resource("aws_ecs_task_definition", "daemon"));
+    assert!(env_names(&daemon).contains("NONCE_METRICS_EMF"), "the daemon prints EMF lines");
+    resource("aws_cloudwatch_dashboard", "main");
+    for (alarm, metric) in [("stalled_workers", "WorkersStalled"), ("failing_jobs", "JobsFailed")] {
+        let a = resource("aws_cloudwatch_metric_alarm", alarm);
+        assert!(matches!(attr(&a, "metric_name"), Some(Expression::String(m)) if m == metric), "{alarm}");
+        assert!(
+            matches!(attr(&a, "namespace"), Some(Expression::String(n)) if n == "nonce-cloud"),
+            "{alarm}"
+        );
+    }
+}
+
+#[test]
 fn task_definitions_set_exactly_what_the_binaries_read() {
     let worker = env_names(&container(&resource("aws_ecs_task_definition", "worker")));
     let reads: BTreeSet<&str> =

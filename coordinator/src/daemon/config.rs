@@ -29,6 +29,8 @@ pub const ENV_VARS: &[&str] = &[
     "NONCE_HTTP_TLS_KEY",
     "NONCE_HTTP_PLAIN",
     "NONCE_HTTP_FORWARDED_FOR",
+    "NONCE_HTTP_METRICS_PUBLIC",
+    "NONCE_METRICS_EMF",
     "NONCE_USERS",
 ];
 
@@ -140,6 +142,24 @@ pub struct HttpTable {
     /// Take the client address for the failed-authentication limit from the last hop of
     /// `X-Forwarded-For` (set this only behind a load balancer that writes it).
     pub forwarded_for: bool,
+    /// Serve `/metrics` without a token (a scraper inside the VPC); otherwise admins only.
+    pub metrics_public: bool,
+}
+
+/// `[metrics]`: CloudWatch Embedded Metric Format lines on stdout (the awslogs driver makes
+/// metrics of them: no PutMetricData calls, no IAM).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsTable {
+    pub emf: bool,
+    /// One line this often (CloudWatch's standard resolution is a minute).
+    pub emf_every_s: u64,
+}
+
+impl Default for MetricsTable {
+    fn default() -> Self {
+        MetricsTable { emf: false, emf_every_s: 60 }
+    }
 }
 
 impl Default for HttpTable {
@@ -155,6 +175,7 @@ impl Default for HttpTable {
             idle_timeout_s: 60,
             auth_failures_per_minute: 10,
             forwarded_for: false,
+            metrics_public: false,
         }
     }
 }
@@ -216,6 +237,7 @@ pub struct DaemonConfig {
     pub users: Vec<super::users::UserEntry>,
     pub user_quotas: super::users::UserQuotas,
     pub http: HttpTable,
+    pub metrics: MetricsTable,
 }
 
 impl Default for DaemonConfig {
@@ -233,6 +255,7 @@ impl Default for DaemonConfig {
             users: Vec::new(),
             user_quotas: super::users::UserQuotas::default(),
             http: HttpTable::default(),
+            metrics: MetricsTable::default(),
         }
     }
 }
@@ -347,6 +370,12 @@ impl DaemonConfig {
         if let Some(b) = flag("NONCE_HTTP_FORWARDED_FOR")? {
             self.http.forwarded_for = b;
         }
+        if let Some(b) = flag("NONCE_HTTP_METRICS_PUBLIC")? {
+            self.http.metrics_public = b;
+        }
+        if let Some(b) = flag("NONCE_METRICS_EMF")? {
+            self.metrics.emf = b;
+        }
         if let Some(v) = text("NONCE_USERS") {
             // A Secrets Manager secret injected by ECS at start: `[[users]]` tables in TOML.
             #[derive(Deserialize)]
@@ -395,6 +424,9 @@ impl DaemonConfig {
         }
         super::users::Users::new(&self.users, super::users::own_uid())?;
         self.http.check()?;
+        if !(1..=3600).contains(&self.metrics.emf_every_s) {
+            return Err("[metrics] emf_every_s must be between 1 and 3600".into());
+        }
         let uq = &self.user_quotas;
         if uq.max_workers_per_job == 0 || uq.max_concurrent_jobs == 0 || uq.max_vcpu_seconds_per_day < 1.0 {
             return Err("user_quotas must be at least 1".into());

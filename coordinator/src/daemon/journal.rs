@@ -55,6 +55,8 @@ pub struct Remembered {
 pub struct Journal {
     path: PathBuf,
     file: Mutex<File>,
+    /// Where each append's latency goes (the daemon's metrics).
+    latency: Option<prometheus_client::metrics::histogram::Histogram>,
 }
 
 impl Journal {
@@ -119,7 +121,7 @@ impl Journal {
         if torn {
             file.write_all(b"\n").map_err(|e| format!("journal write failed: {e}"))?;
         }
-        Ok((Journal { path, file: Mutex::new(file) }, jobs))
+        Ok((Journal { path, file: Mutex::new(file), latency: None }, jobs))
     }
 
     pub fn path(&self) -> &Path {
@@ -130,10 +132,21 @@ impl Journal {
     pub fn append(&self, record: &Record) -> Result<(), String> {
         let mut line = serde_json::to_string(record).map_err(|e| e.to_string())?;
         line.push('\n');
+        let started = std::time::Instant::now();
         let mut f = self.file.lock().unwrap_or_else(|e| e.into_inner());
-        f.write_all(line.as_bytes())
+        let written = f
+            .write_all(line.as_bytes())
             .and_then(|_| f.sync_data())
-            .map_err(|e| format!("journal write failed: {e}"))
+            .map_err(|e| format!("journal write failed: {e}"));
+        if let Some(h) = &self.latency {
+            h.observe(started.elapsed().as_secs_f64());
+        }
+        written
+    }
+
+    /// Observes every append's latency in `h`.
+    pub fn observe_latency(&mut self, h: prometheus_client::metrics::histogram::Histogram) {
+        self.latency = Some(h);
     }
 }
 

@@ -12,6 +12,7 @@ pub mod config;
 pub mod http;
 pub mod journal;
 pub mod methods;
+pub mod metrics;
 pub mod rpc;
 pub mod socket;
 pub mod sweeper;
@@ -192,8 +193,9 @@ pub async fn run(config: DaemonConfig) -> Result<(), String> {
     let http_serving = http.map(|l| {
         let table = http::module::Table(Arc::clone(&bound));
         let users = Arc::clone(&users);
+        let source: Arc<dyn http::MetricsSource> = Arc::clone(&methods) as Arc<dyn http::MetricsSource>;
         tokio::spawn(async move {
-            if let Err(e) = l.serve(table, users).await {
+            if let Err(e) = l.serve(table, users, source).await {
                 tracing::error!(error = %e, "the network listener stopped");
             }
         })
@@ -207,6 +209,10 @@ pub async fn run(config: DaemonConfig) -> Result<(), String> {
     }
     notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("serving")]);
     let watchdog = tokio::spawn(watchdog(coordinator.clone()));
+    let emf = methods.config().metrics.emf.then(|| {
+        let every = Duration::from_secs(methods.config().metrics.emf_every_s);
+        tokio::spawn(metrics_lines(Arc::clone(&methods), every))
+    });
     let sweeping = aws.clone().map(|a| {
         let every = Duration::from_secs(methods.config().aws.as_ref().map_or(300, |t| t.sweep_every_s));
         tokio::spawn(sweeper::run(a, Arc::clone(&methods), every))
@@ -220,7 +226,7 @@ pub async fn run(config: DaemonConfig) -> Result<(), String> {
     notify(&[sd_notify::NotifyState::Stopping, sd_notify::NotifyState::Status("stopping")]);
     serving.abort();
     watchdog.abort();
-    for task in [http_serving, reloading].into_iter().flatten() {
+    for task in [http_serving, reloading, emf].into_iter().flatten() {
         task.abort();
     }
     if let Some(s) = sweeping {
@@ -240,6 +246,30 @@ pub async fn run(config: DaemonConfig) -> Result<(), String> {
         aws.settle(Duration::from_secs(10)).await;
     }
     Ok(())
+}
+
+/// Prints one CloudWatch Embedded Metric Format line every `every` (stdout: the awslogs
+/// driver turns it into metrics).
+async fn metrics_lines(methods: Arc<methods::DaemonMethods>, every: Duration) {
+    let prefix = methods.config().aws.as_ref().map_or_else(|| "local".to_string(), |a| a.prefix.clone());
+    let mut before = methods.reading().await;
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let now = methods.reading().await;
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        println!("{}", metrics::emf(&now, &before, ms, &prefix));
+        before = now;
+    }
+}
+
+impl http::MetricsSource for methods::DaemonMethods {
+    fn exposition(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send + '_>> {
+        Box::pin(async move { metrics::render(self.metrics(), &self.reading().await) })
+    }
 }
 
 /// Re-reads the listener's certificate on every SIGHUP (a renewed certificate, no restart).

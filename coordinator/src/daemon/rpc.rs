@@ -75,6 +75,17 @@ pub trait Methods: Send + Sync {
         method: &'a str,
         params: Value,
     ) -> Pin<Box<dyn Future<Output = Result<Value, RpcError>> + Send + 'a>>;
+
+    /// The same call made by the daemon on a caller's behalf (a subscription's polling): not
+    /// counted as a request in the metrics.
+    fn call_internal<'a>(
+        &'a self,
+        caller: &'a Caller,
+        method: &'a str,
+        params: Value,
+    ) -> Pin<Box<dyn Future<Output = Result<Value, RpcError>> + Send + 'a>> {
+        self.call(caller, method, params)
+    }
 }
 
 fn reply(id: Value, result: Result<Value, RpcError>) -> Value {

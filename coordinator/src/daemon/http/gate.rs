@@ -25,6 +25,9 @@ pub struct GateShared {
     pub forwarded_for: bool,
     /// One-use tickets for browsers' WebSockets (a browser cannot set `Authorization` on one).
     pub tickets: super::tickets::Tickets,
+    /// What `/metrics` serves, and whether it needs an admin token.
+    pub metrics: Arc<dyn super::MetricsSource>,
+    pub metrics_public: bool,
 }
 
 /// One connection's gate in front of jsonrpsee's service `S`.
@@ -95,6 +98,38 @@ where
         let now = Instant::now();
         match (req.uri().path(), req.method()) {
             ("/healthz", &Method::GET) => return ready(plain(StatusCode::OK, "ok\n")),
+            ("/metrics", &Method::GET) => {
+                if !self.shared.metrics_public {
+                    if self.shared.throttle.blocked(client, now) {
+                        return ready(plain(
+                            StatusCode::TOO_MANY_REQUESTS,
+                            "too many failed authentications\n",
+                        ));
+                    }
+                    match bearer(&req).and_then(|t| self.shared.users.by_token(t)) {
+                        Some(c) if c.is_admin() => {}
+                        Some(_) => return ready(plain(StatusCode::FORBIDDEN, "metrics are for admins\n")),
+                        None => {
+                            self.shared.throttle.failed(client, now);
+                            let mut r = plain(StatusCode::UNAUTHORIZED, "");
+                            r.headers_mut()
+                                .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+                            return ready(r);
+                        }
+                    }
+                }
+                let source = Arc::clone(&self.shared.metrics);
+                return Box::pin(async move {
+                    let mut r = Response::new(HttpBody::from(source.exposition().await));
+                    r.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        header::HeaderValue::from_static(
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        ),
+                    );
+                    Ok(r)
+                });
+            }
             ("/rpc" | "/ticket", &Method::POST) => {}
             ("/ws", &Method::GET) if is_ws => {
                 // A browser's WebSocket: authenticated by a ticket it bought with its token.
@@ -120,7 +155,7 @@ where
                 // The page and its modules hold no data: everything comes over the WebSocket.
                 return ready(super::dashboard::response(path));
             }
-            ("/rpc" | "/ws" | "/healthz" | "/ticket", _) => {
+            ("/rpc" | "/ws" | "/healthz" | "/ticket" | "/metrics", _) => {
                 return ready(plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"))
             }
             _ => return ready(plain(StatusCode::NOT_FOUND, "not found\n")),

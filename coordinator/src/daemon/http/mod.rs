@@ -39,6 +39,11 @@ const MAX_BATCH: u32 = 32;
 /// A TLS handshake must finish within this.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// What `/metrics` serves (the daemon's state, rendered at scrape time).
+pub trait MetricsSource: Send + Sync + std::fmt::Debug {
+    fn exposition(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send + '_>>;
+}
+
 /// A bound listener, ready to serve.
 #[derive(Debug)]
 pub struct Listener {
@@ -69,7 +74,12 @@ impl Listener {
     }
 
     /// Serves until the task is dropped.
-    pub async fn serve(self, table: module::Table, users: Arc<Users>) -> Result<(), String> {
+    pub async fn serve(
+        self,
+        table: module::Table,
+        users: Arc<Users>,
+        metrics: Arc<dyn MetricsSource>,
+    ) -> Result<(), String> {
         let module = module::module(table)?;
         let idle = Duration::from_secs(self.table.idle_timeout_s);
         let config = ServerConfig::builder()
@@ -89,6 +99,8 @@ impl Listener {
             throttle: throttle::AuthThrottle::new(self.table.auth_failures_per_minute),
             forwarded_for: self.table.forwarded_for,
             tickets: tickets::Tickets::default(),
+            metrics,
+            metrics_public: self.table.metrics_public,
         });
         let total = Arc::new(Semaphore::new(self.table.max_connections));
         let per_ip = Arc::new(PerAddress::new(self.table.max_connections_per_ip));

@@ -83,7 +83,8 @@ pub fn module(table: Table) -> Result<RpcModule<Table>, String> {
                 }
             };
             // The same visibility as every other method: another user's job is "not found".
-            if let Err(e) = table.0.call(&caller, "search.status", json!({ "job_id": job_id })).await {
+            if let Err(e) = table.0.call_internal(&caller, "search.status", json!({ "job_id": job_id })).await
+            {
                 pending.reject(to_error(e)).await;
                 return;
             }
@@ -91,7 +92,11 @@ pub fn module(table: Table) -> Result<RpcModule<Table>, String> {
             loop {
                 let waited = table
                     .0
-                    .call(&caller, "search.wait", json!({ "job_id": job_id, "timeout_s": NOTIFY_EVERY_S }))
+                    .call_internal(
+                        &caller,
+                        "search.wait",
+                        json!({ "job_id": job_id, "timeout_s": NOTIFY_EVERY_S }),
+                    )
                     .await;
                 let (value, last) = match waited {
                     Ok(v) => {

@@ -83,18 +83,22 @@ pub struct DaemonMethods {
     /// Each job's progress and supervision events over time (the dashboard's chart and
     /// timeline), since this daemon started.
     timelines: Mutex<BTreeMap<JobId, timeline::Timeline>>,
+    /// RPC calls and journal writes as they happen; the rest is read at scrape time.
+    metrics: Arc<crate::daemon::metrics::Metrics>,
 }
 
 impl DaemonMethods {
     pub fn new(
         coordinator: Addr<Coordinator>,
         config: DaemonConfig,
-        journal: Journal,
+        mut journal: Journal,
         aws: Option<crate::transport::aws::AwsContext>,
     ) -> Arc<Self> {
         // The history lives beside the journal, in the state directory.
         let startups_path = journal.path().with_file_name(startup::FILE);
         let book = startup::load(&startups_path);
+        let metrics = Arc::new(crate::daemon::metrics::Metrics::default());
+        journal.observe_latency(metrics.journal_write());
         tracing::info!(path = %startups_path.display(),
             samples = book.launchers.values().map(|h| h.len()).sum::<usize>(), "start-up history loaded");
         Arc::new(DaemonMethods {
@@ -108,7 +112,12 @@ impl DaemonMethods {
             started: Instant::now(),
             aws,
             timelines: Mutex::new(BTreeMap::new()),
+            metrics,
         })
+    }
+
+    pub fn metrics(&self) -> &crate::daemon::metrics::Metrics {
+        &self.metrics
     }
 
     pub fn config(&self) -> &DaemonConfig {

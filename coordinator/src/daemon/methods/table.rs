@@ -58,7 +58,21 @@ pub struct Bound {
 }
 
 impl Methods for Bound {
+    /// A caller's request: counted in the metrics (by method, and by error code if it fails).
     fn call<'a>(
+        &'a self,
+        caller: &'a Caller,
+        method: &'a str,
+        p: Value,
+    ) -> Pin<Box<dyn Future<Output = Result<Value, RpcError>> + Send + 'a>> {
+        Box::pin(async move {
+            let result = self.call_internal(caller, method, p).await;
+            self.methods.metrics().rpc(method, result.as_ref().err().map(|e| e.code));
+            result
+        })
+    }
+
+    fn call_internal<'a>(
         &'a self,
         caller: &'a Caller,
         method: &'a str,

@@ -192,6 +192,52 @@ impl DaemonMethods {
         Ok(v)
     }
 
+    /// The daemon's state for the metrics: jobs by state, running jobs' rates and workers,
+    /// and the supervision counters summed over every job known.
+    pub async fn reading(&self) -> crate::daemon::metrics::Reading {
+        use crate::daemon::metrics::{Reading, RunningJob};
+        let entries: Vec<(JobId, Option<Value>)> =
+            self.jobs().iter().map(|(&id, e)| (id, e.result.clone())).collect();
+        let mut r = Reading::default();
+        for (job, result) in entries {
+            let stats = match result {
+                Some(res) => {
+                    let state = res["outcome"].as_str().unwrap_or("failed").to_string();
+                    *r.jobs.entry(state).or_default() += 1;
+                    let n = |k: &str| res[k].as_u64().unwrap_or(0);
+                    r.searched += res["searched"].as_f64().unwrap_or(0.0);
+                    (n("stalls"), n("reshards"), n("steals"), n("ghosts"), n("rejected"))
+                }
+                None => {
+                    *r.jobs.entry("running".into()).or_default() += 1;
+                    let Ok(sup) = self.supervisor(job).await else { continue };
+                    let Ok(st) = sup.send(GetStatus).await else { continue };
+                    let workers = sup.send(GetWorkers).await.unwrap_or_default();
+                    r.searched += st.stats.searched as f64;
+                    r.running.push(RunningJob {
+                        job: job.to_string(),
+                        rate: st.stats.rate,
+                        workers: workers.iter().map(|w| (w.worker.to_string(), w.health, w.rate)).collect(),
+                    });
+                    let s = &st.stats;
+                    (s.stalls, s.reshards, s.steals, s.ghosts, s.rejected)
+                }
+            };
+            r.stalls += stats.0;
+            r.reshards += stats.1;
+            r.steals += stats.2;
+            r.ghosts += stats.3;
+            r.rejected += stats.4;
+        }
+        if let Some(a) = &self.aws {
+            let st = a.stats();
+            r.undecodable = st.undecodable;
+            r.events = st.delivered;
+            r.aws_requests = a.clients.calls.by_operation();
+        }
+        r
+    }
+
     pub(super) fn info(&self, socket: &str) -> Value {
         json!({
             "version": env!("CARGO_PKG_VERSION"),
