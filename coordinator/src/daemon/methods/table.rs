@@ -67,7 +67,9 @@ impl Methods for Bound {
     ) -> Pin<Box<dyn Future<Output = Result<Value, RpcError>> + Send + 'a>> {
         Box::pin(async move {
             let result = self.call_internal(caller, method, p).await;
-            self.methods.metrics().rpc(method, result.as_ref().err().map(|e| e.code));
+            // Unknown names are one label: a client cannot grow the metrics without bound.
+            let label = if METHOD_NAMES.contains(&method) { method } else { "other" };
+            self.methods.metrics().rpc(label, result.as_ref().err().map(|e| e.code));
             result
         })
     }
