@@ -19,5 +19,7 @@ COPY --from=build /nonced /noncectl /
 ENV NONCE_SOCKET=/run/nonced/nonced.sock \
     NONCE_STATE_DIR=/var/lib/nonced
 USER 10001:10001
+# The network listener (NONCE_HTTP_LISTEN), behind the API load balancer.
+EXPOSE 8443
 HEALTHCHECK --interval=30s --timeout=5s CMD ["/nonced", "--health-check"]
 ENTRYPOINT ["/nonced"]

@@ -102,9 +102,7 @@ data "aws_iam_policy_document" "worker_task" {
   statement {
     sid = "OwnInbox"
     actions = [
-      "sqs:CreateQueue",
-      "sqs:SetQueueAttributes",
-      "sqs:GetQueueAttributes",
+      "sqs:CreateQueue", # with its attributes (policy, retention) set in the same call
       "sqs:ReceiveMessage",
       "sqs:DeleteQueue",
       "sqs:TagQueue", # tags at creation, and the alive tag the daemon's sweep reads

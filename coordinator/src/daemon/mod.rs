@@ -244,6 +244,8 @@ pub async fn run(config: DaemonConfig) -> Result<(), String> {
     }
     if let Some(aws) = aws {
         aws.settle(Duration::from_secs(10)).await;
+        // NONCE_AWS_CALL_LOG: what this daemon called, for the least-privilege test.
+        aws.clients.calls.append_to_call_log("daemon", methods.uptime().as_secs_f64());
     }
     Ok(())
 }

@@ -163,7 +163,12 @@ impl SearchRequest {
             other => return Err(UsageError(format!("unknown launcher {other:?} (threads, process or ecs)"))),
         };
         spec.timings = self.timings(spec.transport)?;
-        self.aws_settings()?;
+        // Settings a request carries must be whole; a request without any (to a daemon, whose
+        // config supplies them) is checked where they are chosen: `aws_settings` in-process,
+        // the daemon's config check in nonced.
+        if self.has_aws_settings() {
+            self.aws_settings()?;
+        }
         if let Some(p) = self.confidence {
             self.plan_fleet(&mut spec, p, startups)?;
         }

@@ -116,6 +116,11 @@ impl DaemonMethods {
         })
     }
 
+    /// Time since the daemon started.
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
     pub fn metrics(&self) -> &crate::daemon::metrics::Metrics {
         &self.metrics
     }
