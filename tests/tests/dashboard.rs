@@ -5,6 +5,7 @@
 //! `NONCE_TEST_PLAYWRIGHT_DIR` and `NONCE_TEST_CHROMIUM`; without them this test fails.
 
 mod common;
+use common::http::{free_port, rpc_over_http, sha256_hex};
 use common::*;
 use serde_json::json;
 use std::io::{Read, Write};
@@ -23,20 +24,6 @@ fn need(var: &str) -> String {
     })
 }
 
-fn post(port: u16, body: &str) -> serde_json::Value {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    let req = format!(
-        "POST /rpc HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).expect("send");
-    let mut text = String::new();
-    s.read_to_string(&mut text).expect("read");
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-}
-
 #[test]
 fn the_dashboard_shows_a_stall_a_reshard_and_the_answer_in_a_real_browser() {
     let playwright = need("NONCE_TEST_PLAYWRIGHT_DIR");
@@ -50,19 +37,8 @@ fn the_dashboard_shows_a_stall_a_reshard_and_the_answer_in_a_real_browser() {
     let dir = std::env::temp_dir().join(format!("nonced-dashboard-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-    let hash = {
-        let out = Command::new("sha256sum")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .and_then(|mut c| {
-                c.stdin.take().expect("stdin").write_all(ADMIN.as_bytes())?;
-                c.wait_with_output()
-            })
-            .expect("sha256sum");
-        String::from_utf8_lossy(&out.stdout)[..64].to_string()
-    };
+    let port = free_port();
+    let hash = sha256_hex(ADMIN);
     std::fs::write(
         dir.join("nonced.toml"),
         format!(
@@ -91,12 +67,12 @@ fn the_dashboard_shows_a_stall_a_reshard_and_the_answer_in_a_real_browser() {
         assert!(t.elapsed() < Duration::from_secs(15), "nonced did not listen");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let started = post(
+    let started = rpc_over_http(
         port,
-        &json!({"jsonrpc": "2.0", "id": 1, "method": "search.start", "params": {
-            "block": "sup-a", "difficulty": 27, "mode": "lowest", "workers": 3, "threads": 1,
-            "heartbeat": "1s", "stall_timeout": "3s"}})
-        .to_string(),
+        ADMIN,
+        "search.start",
+        json!({"block": "sup-a", "difficulty": 27, "mode": "lowest", "workers": 3, "threads": 1,
+            "heartbeat": "1s", "stall_timeout": "3s"}),
     );
     let job = started["result"]["job_id"].as_str().unwrap_or_else(|| panic!("{started}")).to_string();
     let pids = worker_pids(daemon.id(), 3);
@@ -121,7 +97,7 @@ fn the_dashboard_shows_a_stall_a_reshard_and_the_answer_in_a_real_browser() {
     let png = std::fs::read(&screenshot).expect("the screenshot");
     assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "a real screenshot");
     // The daemon agrees with what the page showed.
-    let r = post(port, &json!({"jsonrpc": "2.0", "id": 2, "method": "search.wait", "params": {"job_id": job, "timeout_s": 30}}).to_string());
+    let r = rpc_over_http(port, ADMIN, "search.wait", json!({"job_id": job, "timeout_s": 30}));
     assert_eq!(r["result"]["result"]["nonce"], json!(REFERENCE), "{r}");
     assert!(r["result"]["result"]["reshards"].as_u64().unwrap_or(0) >= 1, "{r}");
     let _ = daemon.kill();

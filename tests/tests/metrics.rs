@@ -3,6 +3,7 @@
 //! lines (`scripts/test` installs both and sets `NONCE_TEST_PYTOOLS`; without it this fails).
 
 mod common;
+use common::http::{free_port, http_request as get, rpc_over_http, sha256_hex as sha};
 use common::*;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
@@ -18,50 +19,6 @@ fn python() -> String {
     std::env::var("NONCE_TEST_PYTOOLS").unwrap_or_else(|_| {
         panic!("NONCE_TEST_PYTOOLS is not set: run scripts/test, which installs prometheus-client and jsonschema")
     })
-}
-
-fn sha(text: &str) -> String {
-    let out = Command::new("sha256sum")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            c.stdin.take().expect("stdin").write_all(text.as_bytes())?;
-            c.wait_with_output()
-        })
-        .expect("sha256sum");
-    String::from_utf8_lossy(&out.stdout)[..64].to_string()
-}
-
-fn get(port: u16, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
-    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).expect("send");
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw).to_string();
-    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let mut body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    if text.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-        let mut out = String::new();
-        let mut rest = body.as_str();
-        while let Some((size, tail)) = rest.split_once("\r\n") {
-            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-            if n == 0 || tail.len() < n {
-                break;
-            }
-            out.push_str(&tail[..n]);
-            rest = tail[n..].trim_start_matches("\r\n");
-        }
-        body = out;
-    }
-    (status, body)
 }
 
 struct Daemon {
@@ -82,7 +39,7 @@ fn start(name: &str, extra: &str) -> Daemon {
     let dir = std::env::temp_dir().join(format!("nonced-metrics-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let port = free_port();
     std::fs::write(
         dir.join("nonced.toml"),
         format!(
@@ -115,15 +72,7 @@ fn start(name: &str, extra: &str) -> Daemon {
 }
 
 fn rpc(d: &Daemon, token: &str, method: &str, params: Value) -> Value {
-    let (status, body) = get(
-        d.port,
-        "POST",
-        "/rpc",
-        Some(token),
-        &json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string(),
-    );
-    assert_eq!(status, 200, "{body}");
-    serde_json::from_str(&body).expect("JSON")
+    rpc_over_http(d.port, token, method, params)
 }
 
 fn check(args: &[&str]) -> Value {

@@ -3,6 +3,7 @@
 //! load test from a second process while a reference search runs.
 
 mod common;
+use common::http::{free_port, http_request, rpc_over_http, sha256_hex};
 use common::*;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
@@ -15,19 +16,6 @@ use std::time::{Duration, Instant};
 const ALICE: &str = "alice-token-0123456789abcdef0123456789abcdef0123456789abcdef";
 const BOB: &str = "bob-token-0123456789abcdef0123456789abcdef0123456789abcdef0123";
 const ADMIN: &str = "admin-token-0123456789abcdef0123456789abcdef0123456789abcdef01";
-
-fn sha256_hex(text: &str) -> String {
-    let out =
-        Command::new("sha256sum").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().and_then(|mut c| {
-            c.stdin.take().expect("stdin").write_all(text.as_bytes())?;
-            c.wait_with_output()
-        });
-    String::from_utf8_lossy(&out.expect("sha256sum runs").stdout)[..64].to_string()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
 
 /// A daemon with a network listener, killed on drop.
 struct Remote {
@@ -101,10 +89,7 @@ impl Remote {
 
     /// A JSON-RPC call over HTTP POST /rpc as the holder of `token`.
     fn rpc(&self, token: &str, method: &str, params: Value) -> Value {
-        let body = json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params}).to_string();
-        let (status, text) = self.http("POST", "/rpc", Some(token), &body);
-        assert_eq!(status, 200, "{method}: HTTP {status} {text}");
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method}: not JSON ({e}): {text}"))
+        rpc_over_http(self.port, token, method, params)
     }
 }
 
@@ -114,40 +99,6 @@ impl Drop for Remote {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn http_request(port: u16, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
-    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Content-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).expect("send");
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw).to_string();
-    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    // Replies are small: de-chunk if hyper chose chunked encoding.
-    let body = if text.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-        let mut out = String::new();
-        let mut rest = body.as_str();
-        while let Some((size, tail)) = rest.split_once("\r\n") {
-            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-            if n == 0 || tail.len() < n {
-                break;
-            }
-            out.push_str(&tail[..n]);
-            rest = tail[n..].trim_start_matches("\r\n");
-        }
-        out
-    } else {
-        body
-    };
-    (status, body)
 }
 
 /// The golden case every test here searches (an independent Python brute force found it).

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod emulator;
+pub mod http;
 
 use serde_json::Value;
 use std::path::PathBuf;
