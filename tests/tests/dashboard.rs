@@ -8,7 +8,6 @@ mod common;
 use common::http::{free_port, rpc_over_http, sha256_hex};
 use common::*;
 use serde_json::json;
-use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};

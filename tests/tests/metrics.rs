@@ -6,7 +6,6 @@ mod common;
 use common::http::{free_port, http_request as get, rpc_over_http, sha256_hex as sha};
 use common::*;
 use serde_json::{json, Value};
-use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};

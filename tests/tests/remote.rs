@@ -6,7 +6,6 @@ mod common;
 use common::http::{free_port, http_request, rpc_over_http, sha256_hex};
 use common::*;
 use serde_json::{json, Value};
-use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
