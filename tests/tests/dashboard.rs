@@ -5,13 +5,11 @@
 //! `NONCE_TEST_PLAYWRIGHT_DIR` and `NONCE_TEST_CHROMIUM`; without them this test fails.
 
 mod common;
-use common::http::{free_port, rpc_over_http, sha256_hex};
+use common::http::{free_port, nonced_in, rpc_over_http, sha256_hex, wait_for_listener};
 use common::*;
 use serde_json::json;
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 /// The lowest nonce of `sup-a` at difficulty 27 (as in tests/tests/supervision.rs).
 const REFERENCE: u64 = 213_623_294;
@@ -46,26 +44,15 @@ fn the_dashboard_shows_a_stall_a_reshard_and_the_answer_in_a_real_browser() {
         ),
     )
     .expect("config");
-    let mut daemon = Command::new(bin("nonced"))
-        .arg("--config")
-        .arg(dir.join("nonced.toml"))
-        .arg("--socket")
-        .arg(dir.join("nonced.sock"))
-        .arg("--state-dir")
-        .arg(dir.join("state"))
+    let mut daemon = nonced_in(&dir)
         // The portable kernel keeps the search long enough to watch (~40 s here).
         .env("NONCE_KERNEL", "portable")
         .env("NONCE_WORKER_BIN", bin("nonce-worker"))
-        .env("NONCE_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("nonced starts");
-    let t = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(t.elapsed() < Duration::from_secs(15), "nonced did not listen");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_listener(port);
     let started = rpc_over_http(
         port,
         ADMIN,

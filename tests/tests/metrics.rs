@@ -3,13 +3,14 @@
 //! lines (`scripts/test` installs both and sets `NONCE_TEST_PYTOOLS`; without it this fails).
 
 mod common;
-use common::http::{free_port, http_request as get, rpc_over_http, sha256_hex as sha};
+use common::http::{
+    free_port, http_request as get, nonced_in, rpc_over_http, sha256_hex as sha, wait_for_listener,
+};
 use common::*;
 use serde_json::{json, Value};
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const ADMIN: &str = "metrics-admin-token-0123456789abcdef0123456789abcdef0123456789";
 const USER: &str = "metrics-user-token-0123456789abcdef0123456789abcdef01234567890";
@@ -50,23 +51,12 @@ fn start(name: &str, extra: &str) -> Daemon {
         ),
     )
     .expect("config");
-    let child = Command::new(bin("nonced"))
-        .arg("--config")
-        .arg(dir.join("nonced.toml"))
-        .arg("--socket")
-        .arg(dir.join("nonced.sock"))
-        .arg("--state-dir")
-        .arg(dir.join("state"))
-        .env("NONCE_LOG", "warn")
+    let child = nonced_in(&dir)
         .stdout(std::fs::File::create(dir.join("stdout.log")).expect("log"))
         .stderr(Stdio::null())
         .spawn()
         .expect("nonced starts");
-    let t = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(t.elapsed() < Duration::from_secs(15), "nonced did not listen");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_listener(port);
     Daemon { child, dir, port }
 }
 

@@ -3,7 +3,7 @@
 //! load test from a second process while a reference search runs.
 
 mod common;
-use common::http::{free_port, http_request, rpc_over_http, sha256_hex};
+use common::http::{free_port, http_request, nonced_in, rpc_over_http, sha256_hex};
 use common::*;
 use serde_json::{json, Value};
 use std::net::TcpStream;
@@ -43,14 +43,7 @@ impl Remote {
         for (user, token) in [("alice", ALICE), ("bob", BOB), ("ops", ADMIN)] {
             std::fs::write(dir.join(format!("{user}.token")), format!("{token}\n")).expect("token file");
         }
-        let child = Command::new(bin("nonced"))
-            .arg("--config")
-            .arg(dir.join("nonced.toml"))
-            .arg("--socket")
-            .arg(dir.join("nonced.sock"))
-            .arg("--state-dir")
-            .arg(dir.join("state"))
-            .env("NONCE_LOG", "warn")
+        let child = nonced_in(&dir)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join("nonced.log")).expect("log"))
             .spawn()

@@ -6,6 +6,29 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+/// `nonced` with its config, socket and state in `dir` (`nonced.toml`, `nonced.sock`,
+/// `state/`): how the listener tests start it.
+pub fn nonced_in(dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(super::bin("nonced"));
+    cmd.arg("--config")
+        .arg(dir.join("nonced.toml"))
+        .arg("--socket")
+        .arg(dir.join("nonced.sock"))
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .env("NONCE_LOG", "warn");
+    cmd
+}
+
+/// Waits (15 s at most) until something listens on `port`.
+pub fn wait_for_listener(port: u16) {
+    let t = std::time::Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(t.elapsed() < Duration::from_secs(15), "nonced did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A loopback port nobody listens on (now).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
