@@ -3,7 +3,9 @@
 //! lines (`scripts/test` installs both and sets `NONCE_TEST_PYTOOLS`; without it this fails).
 
 mod common;
+use common::emulator::Emulator;
 use common::*;
+use protocol::{codec, Event, EventBody, JobId, Message, WorkerId};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -312,4 +314,95 @@ fn running_jobs_and_their_workers_have_series_only_while_they_run() {
         "the counter went down: {searched_while_running} -> {searched}"
     );
     assert_eq!(num(&m, r#"nonce_rpc_requests_total{method="search.cancel"}"#), 1.0);
+}
+
+#[test]
+fn aws_requests_ghosts_and_undecodable_events_are_counted_over_the_emulator() {
+    let em = Emulator::get("metrics");
+    let fabric = em.fabric();
+    // For the events queue: an earlier job's events (ghosts) and bodies that do not decode.
+    let earlier = JobId(0x0fed_cba9_8765_4321);
+    let ghosts: Vec<String> = (0..4)
+        .map(|i| {
+            let ev = Event { job: earlier, worker: WorkerId(format!("ghost-{i}")), body: EventBody::Bye };
+            codec::encode_text(&Message::Event(ev)).expect("encodes")
+        })
+        .collect();
+    let garbage = vec!["not base64 at all!".to_string(), "aGVsbG8gd29ybGQ=".to_string()];
+    let d = start_with(
+        "aws",
+        "transport = \"aws\"\nlauncher = \"process\"\n",
+        &format!(
+            "\n[aws]\nprefix = \"{}\"\nbootstrap = true\n\n[metrics]\nemf = true\nemf_every_s = 1",
+            em.prefix
+        ),
+        &em.env(),
+    );
+    // EMF lines report counters' growth since the first line: send once it is out.
+    let t = Instant::now();
+    while !std::fs::read_to_string(d.dir.join("stdout.log")).unwrap_or_default().contains("\"_aws\"") {
+        assert!(t.elapsed() < Duration::from_secs(15), "no EMF line within 15 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    em.send_bodies(&fabric.events_url, ghosts.iter().chain(&garbage).cloned().collect());
+    let started = rpc(
+        &d,
+        ADMIN,
+        "search.start",
+        json!({"block": "metrics over aws", "difficulty": 60, "max_time": "5s", "workers": 2, "threads": 1}),
+    );
+    let job = s(&started["result"]["job_id"]).to_string();
+    let done = rpc(&d, ADMIN, "search.wait", json!({"job_id": job, "timeout_s": 60}));
+    assert_eq!(done["result"]["result"]["outcome"], json!("timed_out"), "{done}");
+
+    // The router's counters are the daemon's since it started: wait for every body sent.
+    let t = Instant::now();
+    let (m, text) = loop {
+        let (m, text) = scrape(&d);
+        let n = |k: &str| m[k].as_f64().unwrap_or(0.0);
+        if n("nonce_undecodable_events_total") >= 2.0 && n("nonce_ghost_events_total") >= 4.0 {
+            break (m, text);
+        }
+        assert!(t.elapsed() < Duration::from_secs(30), "the router did not count what was sent:\n{text}");
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(num(&m, "nonce_undecodable_events_total"), 2.0, "{text}");
+    assert!(num(&m, "nonce_routed_events_total") > 0.0, "{text}");
+    // SQS and SNS requests by operation, as the SDK interceptor counted them.
+    let sqs = |op: &str| m[format!(r#"nonce_aws_requests_total{{operation="{op}",service="SQS"}}"#)].as_f64();
+    assert!(sqs("ReceiveMessage").is_some_and(|n| n > 0.0), "{text}");
+    assert!(sqs("CreateQueue").is_some_and(|n| n > 0.0), "the bootstrap's: {text}");
+    assert!(
+        m[r#"nonce_aws_requests_total{operation="Publish",service="SNS"}"#]
+            .as_f64()
+            .is_some_and(|n| n >= 1.0),
+        "the Stop broadcast: {text}"
+    );
+    assert_eq!(m["#type nonce_aws_requests"], json!("counter"));
+    for (key, _) in samples(&m, "nonce_aws_requests") {
+        assert!(
+            ["SQS", "SNS", "ECS"].iter().any(|svc| key.contains(&format!(r#"service="{svc}""#))),
+            "{key}"
+        );
+        assert!(!key.contains("http") && !key.contains(&em.prefix), "a URL or a name in a label: {key}");
+    }
+
+    // The EMF lines validate, carry the deployment's prefix as their dimension, and their
+    // counters' growth adds up to what the router counted.
+    std::thread::sleep(Duration::from_millis(1500));
+    let schema = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas/emf.schema.json");
+    let summary =
+        check(&["emf", schema.to_str().expect("utf-8"), d.dir.join("stdout.log").to_str().expect("utf-8")]);
+    assert_eq!(summary["last"]["Prefix"], json!(em.prefix), "{summary}");
+    let lines = std::fs::read_to_string(d.dir.join("stdout.log")).expect("stdout");
+    let sum = |name: &str| -> f64 {
+        lines
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v.get("_aws").is_some())
+            .filter_map(|v| v[name].as_f64())
+            .sum()
+    };
+    assert_eq!(sum("UndecodableEvents"), 2.0, "{lines}");
+    assert!(sum("GhostEvents") >= 4.0, "{lines}");
 }

@@ -80,6 +80,7 @@ pub struct Reading {
     pub stalls: u64,
     pub reshards: u64,
     pub steals: u64,
+    /// The jobs' own ghosts, plus (aws) the events router's since the daemon started.
     pub ghosts: u64,
     pub rejected: u64,
     /// The aws transport's, since the daemon started.
@@ -129,7 +130,7 @@ pub fn render(metrics: &Metrics, r: &Reading) -> String {
     reg.register("steals", "Ranges taken from busy workers for idle ones", counter(r.steals));
     reg.register(
         "ghost_events",
-        "Events of jobs that were no longer running (earlier jobs, old epochs)",
+        "Events of jobs that were not running (earlier jobs, other daemons), dropped by the events router or by the job",
         counter(r.ghosts),
     );
     reg.register("rejected_results", "Results that failed verification", counter(r.rejected));
