@@ -20,10 +20,13 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
 
+/// A series' labels, built per scrape (so a series exists only while what it describes does).
 type Labels = Vec<(String, String)>;
+/// Hash rates are fractional nonces per second.
 type FloatGauge = Gauge<f64, AtomicU64>;
 
-/// Values recorded as they happen.
+/// Values recorded as they happen, because no state holds them afterwards: RPC calls (the
+/// method table counts each) and journal write latencies (the journal observes each).
 #[derive(Debug)]
 pub struct Metrics {
     rpc_requests: Family<Labels, Counter>,
@@ -60,7 +63,8 @@ impl Metrics {
     }
 }
 
-/// One running job as a scrape sees it.
+/// One running job as a scrape sees it: the source of the per-job and per-worker series,
+/// which therefore vanish with the job.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunningJob {
     pub job: String,
@@ -69,7 +73,8 @@ pub struct RunningJob {
     pub workers: Vec<(String, &'static str, f64)>,
 }
 
-/// The daemon's state at one moment, as the metrics need it.
+/// The daemon's state at one moment, as the metrics need it: read from the jobs table and the
+/// supervisors at scrape time (and each EMF line), so nothing about a job is counted twice.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Reading {
     /// Jobs by state: running, or the outcome of finished ones.
