@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Checks what nonced exported with real parsers: a /metrics exposition (prometheus_client's
-text parser) and EMF lines (jsonschema against emf.schema.json, plus EMF's target-member rule).
+OpenMetrics parser) and EMF lines (jsonschema against emf.schema.json, plus EMF's target-member rule).
 Usage: check_metrics.py exposition FILE | emf SCHEMA FILE. Prints a JSON summary; exits 1
 with the reason when something does not parse or validate."""
 import json
@@ -8,14 +8,31 @@ import sys
 
 
 def exposition(path):
-    from prometheus_client.parser import text_string_to_metric_families
+    # nonced serves OpenMetrics text (its Content-Type says so), so its own parser reads it:
+    # strict about `# EOF`, names, counters' `_total` and histogram buckets. (The classic
+    # text-format parser would accept it too, but files each counter's `_total` sample under
+    # an untyped family of its own.)
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
     text = open(path).read()
     out = {}
     for family in text_string_to_metric_families(text):
+        if family.type == "unknown":
+            sys.exit(f"{family.name}: no TYPE (a sample outside its family?)")
         for s in family.samples:
             key = s.name + ("{" + ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items())) + "}" if s.labels else "")
+            if key in out:
+                sys.exit(f"{key}: twice")
             out[key] = s.value
+            out["#family " + key] = family.name
         out["#type " + family.name] = family.type
+        out["#unit " + family.name] = family.unit
+    # A scraper that asks for the classic text format still gets the same numbers.
+    from prometheus_client.parser import text_string_to_metric_families as classic
+    for family in classic(text):
+        for s in family.samples:
+            key = s.name + ("{" + ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items())) + "}" if s.labels else "")
+            if out.get(key) != s.value:
+                sys.exit(f"{key}: {s.value} in the classic parser, {out.get(key)} in OpenMetrics")
     print(json.dumps(out))
 
 

@@ -20,10 +20,13 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
 
+/// A series' labels, built per scrape (so a series exists only while what it describes does).
 type Labels = Vec<(String, String)>;
+/// Hash rates are fractional nonces per second.
 type FloatGauge = Gauge<f64, AtomicU64>;
 
-/// Values recorded as they happen.
+/// Values recorded as they happen, because no state holds them afterwards: RPC calls (the
+/// method table counts each) and journal write latencies (the journal observes each).
 #[derive(Debug)]
 pub struct Metrics {
     rpc_requests: Family<Labels, Counter>,
@@ -60,7 +63,8 @@ impl Metrics {
     }
 }
 
-/// One running job as a scrape sees it.
+/// One running job as a scrape sees it: the source of the per-job and per-worker series,
+/// which therefore vanish with the job.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunningJob {
     pub job: String,
@@ -69,7 +73,8 @@ pub struct RunningJob {
     pub workers: Vec<(String, &'static str, f64)>,
 }
 
-/// The daemon's state at one moment, as the metrics need it.
+/// The daemon's state at one moment, as the metrics need it: read from the jobs table and the
+/// supervisors at scrape time (and each EMF line), so nothing about a job is counted twice.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Reading {
     /// Jobs by state: running, or the outcome of finished ones.
@@ -80,6 +85,7 @@ pub struct Reading {
     pub stalls: u64,
     pub reshards: u64,
     pub steals: u64,
+    /// The jobs' own ghosts, plus (aws) the events router's since the daemon started.
     pub ghosts: u64,
     pub rejected: u64,
     /// The aws transport's, since the daemon started.
@@ -129,7 +135,7 @@ pub fn render(metrics: &Metrics, r: &Reading) -> String {
     reg.register("steals", "Ranges taken from busy workers for idle ones", counter(r.steals));
     reg.register(
         "ghost_events",
-        "Events of jobs that were no longer running (earlier jobs, old epochs)",
+        "Events of jobs that were not running (earlier jobs, other daemons), dropped by the events router or by the job",
         counter(r.ghosts),
     );
     reg.register("rejected_results", "Results that failed verification", counter(r.rejected));

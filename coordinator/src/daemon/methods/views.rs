@@ -231,6 +231,9 @@ impl DaemonMethods {
         }
         if let Some(a) = &self.aws {
             let st = a.stats();
+            // Events of jobs not running here, dropped by the router before any job sees
+            // them: not among the jobs' own ghosts, so they add up.
+            r.ghosts += st.ghosts;
             r.undecodable = st.undecodable;
             r.events = st.delivered;
             r.aws_requests = a.clients.calls.by_operation();
