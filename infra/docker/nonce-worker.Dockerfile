@@ -8,7 +8,7 @@ ARG RUST_VERSION=1.95
 FROM rust:${RUST_VERSION}-slim-bookworm AS build
 WORKDIR /src
 COPY . .
-# No -C target-cpu: the kernel picks SHA-NI, AVX2 or portable at run time on whatever
+# No -C target-cpu: the kernel picks AVX-512, SHA-NI, AVX2 or portable at run time on whatever
 # hardware Fargate gives the task.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \

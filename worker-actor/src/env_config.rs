@@ -13,7 +13,7 @@
 //! | `NONCE_THREADS` | CPUs available | hashing threads |
 //! | `NONCE_HEARTBEAT_MS` | `1000` | heartbeat interval |
 //! | `NONCE_ORPHAN_TIMEOUT_S` | `30` | exit when the coordinator is silent this long |
-//! | `NONCE_KERNEL` | fastest supported | `shani`, `avx2` or `portable` |
+//! | `NONCE_KERNEL` | fastest supported | `avx512`, `shani`, `avx2` or `portable` |
 //! | `NONCE_LOG` | `warn` | log filter (logs go to stderr) |
 //! | `NONCE_AWS_CALL_LOG` | unset | a file to append this process's AWS request counts to at exit (one JSON line; tools and tests) |
 
@@ -101,7 +101,7 @@ pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<(WorkerConfig, T
         None => Backend::detect(),
         Some(name) => {
             let b = Backend::from_name(&name)
-                .ok_or(format!("NONCE_KERNEL={name:?}: expected shani, avx2 or portable"))?;
+                .ok_or(format!("NONCE_KERNEL={name:?}: expected avx512, shani, avx2 or portable"))?;
             if !b.is_supported() {
                 return Err(format!("NONCE_KERNEL={name}: this CPU does not support it"));
             }

@@ -16,9 +16,13 @@ pub struct BenchArgs {
     /// Seconds to hash for.
     #[arg(long, default_value_t = 5.0)]
     seconds: f64,
-    /// Backend: shani, avx2 or portable (default: the fastest this CPU has).
+    /// Backend: avx512, shani, avx2 or portable (default: the fastest this CPU has).
     #[arg(long)]
     backend: Option<String>,
+    /// Hash a Bitcoin 80-byte header (the genesis block's, nonce little-endian, key from the
+    /// reversed hash) instead of the default puzzle (COMSM0010cloud, be32).
+    #[arg(long)]
+    header: bool,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -35,24 +39,29 @@ pub fn run(args: BenchArgs) -> Result<u8, UsageError> {
     let backend = match &args.backend {
         None => Backend::detect(),
         Some(name) => {
-            let b = Backend::from_name(name)
-                .ok_or_else(|| UsageError(format!("unknown backend {name:?} (shani, avx2, portable)")))?;
+            let b = Backend::from_name(name).ok_or_else(|| {
+                UsageError(format!("unknown backend {name:?} (avx512, shani, avx2, portable)"))
+            })?;
             if !b.is_supported() {
                 return Err(UsageError(format!("this CPU does not support the {name} backend")));
             }
             b
         }
     };
-    let r = bench::run(backend, threads, Duration::from_secs_f64(args.seconds));
+    let which = if args.header { bench::BenchPuzzle::Header } else { bench::BenchPuzzle::Coursework };
+    let r = bench::run_puzzle(which, backend, threads, Duration::from_secs_f64(args.seconds));
     let ratio = r.ratio_to_single_stream();
-    // The planner plans with this machine's measured per-thread rate.
-    crate::request::calibration::save(r.backend, r.rate / r.threads as f64);
+    // The planner plans with this machine's measured per-thread rate (of the default puzzle).
+    if !args.header {
+        crate::request::calibration::save(r.backend, r.rate / r.threads as f64);
+    }
     if args.json {
         let obj = serde_json::json!({
             "rate": r.rate.round(),
             "per_thread": r.per_thread.iter().map(|x| x.round()).collect::<Vec<_>>(),
             "threads": r.threads,
             "backend": r.backend.name(),
+            "puzzle": r.puzzle.name(),
             "single_stream_compressions": r.single_stream_compressions.round(),
             "single_stream_nonce_limit": (r.single_stream_compressions / 2.0).round(),
             "ratio_to_single_stream": (ratio * 1000.0).round() / 1000.0,
@@ -60,6 +69,7 @@ pub fn run(args: BenchArgs) -> Result<u8, UsageError> {
         println!("{obj}");
     } else {
         println!("backend            {}", r.backend.name());
+        println!("puzzle             {}", r.puzzle.name());
         println!("threads            {}", r.threads);
         println!("total              {}", human_rate(r.rate));
         for (i, t) in r.per_thread.iter().enumerate() {

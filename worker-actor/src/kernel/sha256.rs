@@ -33,8 +33,19 @@ pub fn compress(state: &mut [u32; 8], block: &[u32; 16]) {
         let s1 = w[t - 2].rotate_right(17) ^ w[t - 2].rotate_right(19) ^ (w[t - 2] >> 10);
         w[t] = w[t - 16].wrapping_add(s0).wrapping_add(w[t - 7]).wrapping_add(s1);
     }
-    let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut h] = *state;
-    for t in 0..64 {
+    let mut v = *state;
+    compress_rounds(&mut v, &w, 0, 64);
+    for (s, v) in state.iter_mut().zip(v) {
+        *s = s.wrapping_add(v);
+    }
+}
+
+/// Rounds `from..to` of a compression on the working state `v` (a..h), with the expanded
+/// schedule `w`; the state is not added in.
+#[inline(always)]
+pub fn compress_rounds(v: &mut [u32; 8], w: &[u32; 64], from: usize, to: usize) {
+    let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut h] = *v;
+    for t in from..to {
         let s1 = e.rotate_right(6) ^ e.rotate_right(11) ^ e.rotate_right(25);
         let ch = (e & f) ^ (!e & g);
         let t1 = h.wrapping_add(s1).wrapping_add(ch).wrapping_add(K[t]).wrapping_add(w[t]);
@@ -50,9 +61,7 @@ pub fn compress(state: &mut [u32; 8], block: &[u32; 16]) {
         b = a;
         a = t1.wrapping_add(t2);
     }
-    for (s, v) in state.iter_mut().zip([a, b, c, d, e, f, g, h]) {
-        *s = s.wrapping_add(v);
-    }
+    *v = [a, b, c, d, e, f, g, h];
 }
 
 #[cfg(test)]
