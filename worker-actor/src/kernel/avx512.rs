@@ -70,6 +70,39 @@ fn small_sigma1(x: V) -> V {
     )
 }
 
+/// `x`, unchanged but opaque to the optimizer, which would otherwise reassociate a sum to
+/// add its constant last.
+#[target_feature(enable = "avx512f,avx512bw")]
+fn opaque(mut x: V) -> V {
+    // SAFETY: an empty assembly template: no instruction, no memory, no flags; only the
+    // optimizer loses sight of how `x` was made.
+    unsafe {
+        core::arch::asm!("/* {0} */", inout(zmm_reg) x, options(pure, nomem, nostack, preserves_flags))
+    };
+    x
+}
+
+/// One round of the compression, `kw` being `W[t] + K[t]`.
+///
+/// Arranged for latency, which bounds this kernel (one round's instructions cannot fill the
+/// vector pipes): `h + kw` and `d + h + kw` do not depend on the previous round's `e` and `a`,
+/// so they are ready early, and `Ch` before `Σ1`; from `e` to the next `e` there are then three
+/// steps (rotate, `Σ1`, add) instead of five, and `Σ0` joins the new `a` last. This costs two
+/// more additions a round. The sums are kept in this order with [`opaque`]: left alone, the
+/// optimizer adds the round constant last and merges the two sums that share `h + kw`.
+#[target_feature(enable = "avx512f,avx512bw")]
+fn round([a, b, c, d, e, f, g, h]: [V; 8], kw: V) -> [V; 8] {
+    let hk = opaque(add(h, kw));
+    let dhk = opaque(add(d, hk));
+    let ch = _mm512_ternarylogic_epi32::<0xCA>(e, f, g);
+    let s1 = big_sigma1(e);
+    let new_e = add(opaque(add(dhk, ch)), s1);
+    let t1 = add(opaque(add(hk, ch)), s1);
+    let maj = _mm512_ternarylogic_epi32::<0xE8>(a, b, c);
+    let new_a = add(opaque(add(t1, maj)), big_sigma0(a));
+    [new_a, a, b, c, new_e, e, f, g]
+}
+
 fn s0(x: u32) -> u32 {
     x.rotate_right(7) ^ x.rotate_right(18) ^ (x >> 3)
 }
@@ -178,16 +211,7 @@ fn rounds<const BLOCK: u16, const LAST: usize>(s: &Sched, mut w: [V; 16]) -> [V;
                     w[T % 16] = x;
                     add(x, splat(K[T]))
                 };
-                let t1 = add(add(h, kw), add(big_sigma1(e), _mm512_ternarylogic_epi32::<0xCA>(e, f, g)));
-                let t2 = add(big_sigma0(a), _mm512_ternarylogic_epi32::<0xE8>(a, b, c));
-                h = g;
-                g = f;
-                f = e;
-                e = add(d, t1);
-                d = c;
-                c = b;
-                b = a;
-                a = add(t1, t2);
+                [a, b, c, d, e, f, g, h] = round([a, b, c, d, e, f, g, h], kw);
             }
         )*};
     }
@@ -343,17 +367,7 @@ fn rounds_from(start: [V; 8], mut w: [V; 16]) -> [V; 8] {
             w[t % 16] = x;
             x
         };
-        let kw = add(x, splat(K[t]));
-        let t1 = add(add(h, kw), add(big_sigma1(e), _mm512_ternarylogic_epi32::<0xCA>(e, f, g)));
-        let t2 = add(big_sigma0(a), _mm512_ternarylogic_epi32::<0xE8>(a, b, c));
-        h = g;
-        g = f;
-        f = e;
-        e = add(d, t1);
-        d = c;
-        c = b;
-        b = a;
-        a = add(t1, t2);
+        [a, b, c, d, e, f, g, h] = round([a, b, c, d, e, f, g, h], add(x, splat(K[t])));
     }
     [a, b, c, d, e, f, g, h]
 }
