@@ -85,21 +85,19 @@ fn opaque(mut x: V) -> V {
 /// One round of the compression, `kw` being `W[t] + K[t]`.
 ///
 /// Arranged for latency, which bounds this kernel (one round's instructions cannot fill the
-/// vector pipes): `h + kw` and `d + h + kw` do not depend on the previous round's `e` and `a`,
-/// so they are ready early, and `Ch` before `Σ1`; from `e` to the next `e` there are then three
-/// steps (rotate, `Σ1`, add) instead of five, and `Σ0` joins the new `a` last. This costs two
-/// more additions a round. The sums are kept in this order with [`opaque`]: left alone, the
-/// optimizer adds the round constant last and merges the two sums that share `h + kw`.
+/// vector pipes): `d + h + kw` does not depend on the previous round's `e` and `a`, so it is
+/// ready early, and `Ch` before `Σ1`; from `e` to the next `e` there are then three steps
+/// (rotate, `Σ1`, add) instead of five, and `Σ0` joins the new `a` last, which is the new `e`
+/// plus `Maj - d`. One more operation a round than the textbook order. The sums are kept in
+/// this order with [`opaque`]: left alone, the optimizer adds the round constant last.
 #[target_feature(enable = "avx512f,avx512bw")]
 fn round([a, b, c, d, e, f, g, h]: [V; 8], kw: V) -> [V; 8] {
-    let hk = opaque(add(h, kw));
-    let dhk = opaque(add(d, hk));
+    let dhk = opaque(add(add(d, h), kw));
     let ch = _mm512_ternarylogic_epi32::<0xCA>(e, f, g);
-    let s1 = big_sigma1(e);
-    let new_e = add(opaque(add(dhk, ch)), s1);
-    let t1 = add(opaque(add(hk, ch)), s1);
-    let maj = _mm512_ternarylogic_epi32::<0xE8>(a, b, c);
-    let new_a = add(opaque(add(t1, maj)), big_sigma0(a));
+    let new_e = add(opaque(add(dhk, ch)), big_sigma1(e));
+    // T1 + Maj is new_e - d + Maj.
+    let maj_d = opaque(_mm512_sub_epi32(_mm512_ternarylogic_epi32::<0xE8>(a, b, c), d));
+    let new_a = add(opaque(add(new_e, maj_d)), big_sigma0(a));
     [new_a, a, b, c, new_e, e, f, g]
 }
 
