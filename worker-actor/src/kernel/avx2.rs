@@ -27,6 +27,17 @@ fn xor3(a: __m256i, b: __m256i, c: __m256i) -> __m256i {
     _mm256_xor_si256(_mm256_xor_si256(a, b), c)
 }
 
+/// `x`, unchanged but opaque to the optimizer, so that it keeps the order of the round's sums.
+#[target_feature(enable = "avx2")]
+fn opaque(mut x: __m256i) -> __m256i {
+    // SAFETY: an empty assembly template: no instruction, no memory, no flags; only the
+    // optimizer loses sight of how `x` was made.
+    unsafe {
+        core::arch::asm!("/* {0} */", inout(ymm_reg) x, options(pure, nomem, nostack, preserves_flags))
+    };
+    x
+}
+
 #[target_feature(enable = "avx2")]
 fn splat(x: u32) -> __m256i {
     _mm256_set1_epi32(x as i32)
@@ -48,20 +59,23 @@ fn compress(state: &mut [__m256i; 8], mut w: [__m256i; 16]) {
             w[t % 16] = next;
             next
         };
+        // Ordered for latency as in the AVX-512 backend: `d + h + W + K` from earlier rounds'
+        // values, then `Ch`, then `Σ1`; the new `a` is the new `e` plus `Maj - d`, `Σ0` last.
+        let dhk = opaque(add(add(d, h), add(wt, splat(K[t]))));
+        let ch = _mm256_xor_si256(g, _mm256_and_si256(e, _mm256_xor_si256(f, g)));
         let s1 = xor3(rotr::<6, 26>(e), rotr::<11, 21>(e), rotr::<25, 7>(e));
-        let ch = _mm256_xor_si256(_mm256_and_si256(e, f), _mm256_andnot_si256(e, g));
-        let t1 = add(add(add(h, s1), add(ch, splat(K[t]))), wt);
-        let s0 = xor3(rotr::<2, 30>(a), rotr::<13, 19>(a), rotr::<22, 10>(a));
+        let new_e = add(opaque(add(dhk, ch)), s1);
         let maj = _mm256_or_si256(_mm256_and_si256(a, b), _mm256_and_si256(c, _mm256_or_si256(a, b)));
-        let t2 = add(s0, maj);
+        let maj_d = opaque(_mm256_sub_epi32(maj, d));
+        let s0 = xor3(rotr::<2, 30>(a), rotr::<13, 19>(a), rotr::<22, 10>(a));
         h = g;
         g = f;
         f = e;
-        e = add(d, t1);
+        e = new_e;
         d = c;
         c = b;
         b = a;
-        a = add(t1, t2);
+        a = add(opaque(add(new_e, maj_d)), s0);
     }
     for (s, v) in state.iter_mut().zip([a, b, c, d, e, f, g, h]) {
         *s = add(*s, v);
