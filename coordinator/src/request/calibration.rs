@@ -1,7 +1,8 @@
 //! The measured hash rate the planner plans with: saved by `noncectl bench`, else measured
 //! briefly on first use, kept per kernel backend and per binary in
 //! `~/.cache/nonce-cloud/calibration.json` (a rebuilt or upgraded binary may hash at another
-//! rate: its kernel changed, so the old figure would mislead the planner).
+//! rate: its kernel changed, so the old figure would mislead the planner). The file holds
+//! several entries, so `noncectl` and `nonced` do not replace each other's figures.
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -28,17 +29,38 @@ impl Saved {
     }
 }
 
+/// Entries the file keeps (the newest): a few binaries times a few backends.
+const KEPT: usize = 16;
+
 /// The running executable's size and modification time: changes with every build or upgrade.
 /// Empty when unknown, and then nothing saved is trusted.
 fn this_binary() -> String {
     let meta = std::env::current_exe().and_then(std::fs::metadata);
     match meta.as_ref().map(|m| (m.len(), m.modified())) {
         Ok((len, Ok(modified))) => {
-            let secs = modified.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-            format!("{len}-{secs}")
+            let nanos = modified.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+            format!("{len}-{nanos}")
         }
         _ => String::new(),
     }
+}
+
+/// The entries of the file's text: a list, or the single object older versions wrote; none
+/// if it is not readable as either.
+fn parse(text: &str) -> Vec<Saved> {
+    serde_json::from_str::<Vec<Saved>>(text)
+        .or_else(|_| serde_json::from_str::<Saved>(text).map(|one| vec![one]))
+        .unwrap_or_default()
+}
+
+/// `entries` with `new` in place of any entry for the same backend and binary, newest last,
+/// at most [`KEPT`].
+fn with_entry(mut entries: Vec<Saved>, new: Saved) -> Vec<Saved> {
+    entries.retain(|e| !(e.backend == new.backend && e.binary == new.binary));
+    entries.push(new);
+    let excess = entries.len().saturating_sub(KEPT);
+    entries.drain(..excess);
+    entries
 }
 
 /// The CLI's cache directory: `$XDG_CACHE_HOME/nonce-cloud`, else `~/.cache/nonce-cloud`.
@@ -60,18 +82,24 @@ pub fn save(backend: Backend, per_thread: f64) {
     if let Some(dir) = p.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
-    let saved = Saved { backend: backend.name().into(), per_thread, binary: this_binary() };
-    if let Ok(text) = serde_json::to_string(&saved) {
-        let _ = std::fs::write(p, text);
+    let new = Saved { backend: backend.name().into(), per_thread, binary: this_binary() };
+    let entries = with_entry(parse(&std::fs::read_to_string(&p).unwrap_or_default()), new);
+    if let Ok(text) = serde_json::to_string(&entries) {
+        // Written aside and renamed, so a reader never sees half a file.
+        let tmp = p.with_extension(format!("json.{}", std::process::id()));
+        if std::fs::write(&tmp, text).is_ok() && std::fs::rename(&tmp, &p).is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
     }
 }
 
 /// Nonces per second of one hashing thread on this machine: saved, or measured now (0.3 s).
 pub fn per_thread_rate(backend: Backend) -> f64 {
-    let saved = std::fs::read_to_string(path())
-        .ok()
-        .and_then(|t| serde_json::from_str::<Saved>(&t).ok())
-        .filter(|s| s.applies_to(backend, &this_binary()));
+    let binary = this_binary();
+    let saved = parse(&std::fs::read_to_string(path()).unwrap_or_default())
+        .into_iter()
+        .rev()
+        .find(|s| s.applies_to(backend, &binary));
     if let Some(s) = saved {
         return s.per_thread;
     }
@@ -100,6 +128,30 @@ mod tests {
         let old: Saved =
             serde_json::from_str(r#"{"backend":"portable","per_thread":1e6}"#).expect("old file");
         assert!(!old.applies_to(b, "123-456"), "a file from before binaries were recorded");
+    }
+
+    #[test]
+    fn entries_of_other_binaries_and_backends_are_kept() {
+        let mut entries = parse(r#"{"backend":"avx512","per_thread":4e7}"#);
+        assert_eq!(entries.len(), 1, "the single object older versions wrote");
+        entries = with_entry(entries, saved("avx512", 6e7, "noncectl"));
+        entries = with_entry(entries, saved("avx512", 5.9e7, "nonced"));
+        entries = with_entry(entries, saved("shani", 3e7, "noncectl"));
+        entries = with_entry(entries, saved("avx512", 6.1e7, "noncectl"));
+        let text = serde_json::to_string(&entries).expect("serialize");
+        let back = parse(&text);
+        let find = |backend: Backend, binary: &str| {
+            back.iter().rev().find(|s| s.applies_to(backend, binary)).map(|s| s.per_thread)
+        };
+        assert_eq!(find(Backend::Avx512, "noncectl"), Some(6.1e7), "replaced, not duplicated");
+        assert_eq!(find(Backend::Avx512, "nonced"), Some(5.9e7));
+        assert_eq!(back.len(), 4);
+        for i in 0..40 {
+            entries = with_entry(entries, saved("avx2", 1e7, &format!("build-{i}")));
+        }
+        assert_eq!(entries.len(), KEPT);
+        assert_eq!(entries.last().map(|e| e.binary.as_str()), Some("build-39"));
+        assert!(parse("not json").is_empty());
     }
 
     #[test]
