@@ -130,19 +130,8 @@ pub unsafe fn scan(
     t: &Template,
     start: u64,
     count: u64,
-    mut threshold: u32,
+    threshold: u32,
     on_candidate: &mut dyn FnMut(u64) -> u32,
 ) {
-    let groups = count / LANES as u64;
-    for g in 0..groups {
-        let base = start.wrapping_add(g * LANES as u64);
-        let keys = keys(t, base);
-        for (l, &key) in keys.iter().enumerate() {
-            if key <= threshold {
-                threshold = on_candidate(base.wrapping_add(l as u64));
-            }
-        }
-    }
-    let done = groups * LANES as u64;
-    t.scan_portable(start.wrapping_add(done), count - done, threshold, on_candidate);
+    t.scan_groups::<LANES>(start, count, threshold, on_candidate, |base, _| Some(keys(t, base)))
 }

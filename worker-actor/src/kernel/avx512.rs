@@ -377,26 +377,20 @@ fn scan_shape<const BLOCK: u16>(
     p: &Prepared,
     start: u64,
     count: u64,
-    mut threshold: u32,
+    threshold: u32,
     on_candidate: &mut dyn FnMut(u64) -> u32,
 ) {
-    let groups = count / LANES as u64;
-    for g in 0..groups {
-        let base = start.wrapping_add(g * LANES as u64);
+    t.scan_groups::<LANES>(start, count, threshold, on_candidate, |base, threshold| {
         let k = keys::<BLOCK>(t, p, base);
-        if _mm512_cmple_epu32_mask(k, splat(threshold)) != 0 {
-            let mut lanes = [0u32; LANES];
-            // SAFETY: `lanes` is 16 u32s, exactly one unaligned 512-bit store.
-            unsafe { _mm512_storeu_si512(lanes.as_mut_ptr().cast(), k) };
-            for (l, &key) in lanes.iter().enumerate() {
-                if key <= threshold {
-                    threshold = on_candidate(base.wrapping_add(l as u64));
-                }
-            }
+        // Most groups hold no candidate: one compare decides, before any lane leaves the register.
+        if _mm512_cmple_epu32_mask(k, splat(threshold)) == 0 {
+            return None;
         }
-    }
-    let done = groups * LANES as u64;
-    t.scan_portable(start.wrapping_add(done), count - done, threshold, on_candidate);
+        let mut lanes = [0u32; LANES];
+        // SAFETY: `lanes` is 16 u32s, exactly one unaligned 512-bit store.
+        unsafe { _mm512_storeu_si512(lanes.as_mut_ptr().cast(), k) };
+        Some(lanes)
+    })
 }
 
 /// Scans `start..start+count` sixteen at a time; the rest goes the portable way.

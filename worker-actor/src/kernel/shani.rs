@@ -170,20 +170,11 @@ pub unsafe fn scan<const N: usize>(
     p: &Prepared,
     start: u64,
     count: u64,
-    mut threshold: u32,
+    threshold: u32,
     on_candidate: &mut dyn FnMut(u64) -> u32,
 ) {
-    let groups = count / N as u64;
-    for g in 0..groups {
-        let base = start.wrapping_add(g * N as u64);
+    t.scan_groups::<N>(start, count, threshold, on_candidate, |base, _| {
         let nonces: [u64; N] = core::array::from_fn(|l| base.wrapping_add(l as u64));
-        let keys = keys::<N>(t, p, &nonces);
-        for l in 0..N {
-            if keys[l] <= threshold {
-                threshold = on_candidate(nonces[l]);
-            }
-        }
-    }
-    let done = groups * N as u64;
-    t.scan_portable(start.wrapping_add(done), count - done, threshold, on_candidate);
+        Some(keys::<N>(t, p, &nonces))
+    })
 }

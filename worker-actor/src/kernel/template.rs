@@ -116,6 +116,32 @@ impl Template {
         }
     }
 
+    /// The scan every vector backend shares: `keys(base, threshold)` hashes the `L` nonces from
+    /// `base` and returns their keys, or `None` when it already knows none is at most
+    /// `threshold`; whole groups go through it, the rest the portable way.
+    #[inline(always)]
+    pub(crate) fn scan_groups<const L: usize>(
+        &self,
+        start: u64,
+        count: u64,
+        mut threshold: u32,
+        on_candidate: &mut dyn FnMut(u64) -> u32,
+        mut keys: impl FnMut(u64, u32) -> Option<[u32; L]>,
+    ) {
+        let groups = count / L as u64;
+        for g in 0..groups {
+            let base = start.wrapping_add(g * L as u64);
+            let Some(keys) = keys(base, threshold) else { continue };
+            for (l, &key) in keys.iter().enumerate() {
+                if key <= threshold {
+                    threshold = on_candidate(base.wrapping_add(l as u64));
+                }
+            }
+        }
+        let done = groups * L as u64;
+        self.scan_portable(start.wrapping_add(done), count - done, threshold, on_candidate);
+    }
+
     /// The key from the second hash's output state.
     #[inline(always)]
     pub(crate) fn key_of(&self, out: &[u32; 8]) -> u32 {
