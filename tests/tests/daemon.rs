@@ -88,7 +88,7 @@ fn searches_through_the_daemon_give_the_reference_answers() {
     assert_eq!(mode, 0o600, "socket mode {mode:o}");
     let g = golden();
     for case in g["lowest"].as_array().expect("cases").iter().step_by(7) {
-        let range = format!("{}..{}", s(&case["range"][0]), s(&case["range"][1]));
+        let range = range_arg(case);
         let d10 = case["difficulty"].to_string();
         let (code, v) = d.cli(&[
             "search",

@@ -293,14 +293,8 @@ fn terraform_applied_on_the_emulator_runs_the_system_as_ecs_would_with_least_pri
         }
         child
     };
-    let case = golden()["lowest"]
-        .as_array()
-        .expect("cases")
-        .iter()
-        .find(|c| c["name"] == "coursework-be32-top")
-        .cloned()
-        .expect("case");
-    let range = format!("{}..{}", s(&case["range"][0]), s(&case["range"][1]));
+    let case = golden_case("lowest", "coursework-be32-top");
+    let range = range_arg(&case);
     let search = |socket: &str| {
         let out = Command::new(bin("noncectl"))
             .args(["search", "--block-hex", s(&case["block_hex"]), "--encoding", s(&case["encoding"])])

@@ -4,7 +4,7 @@ mod common;
 use common::*;
 
 fn search_args(case: &serde_json::Value, mode: &str, workers: &str) -> Vec<String> {
-    let range = format!("{}..{}", s(&case["range"][0]), s(&case["range"][1]));
+    let range = range_arg(case);
     let mut args: Vec<String> = vec!["search".into()];
     args.extend(["--block-hex".into(), s(&case["block_hex"]).to_string()]);
     args.extend(["--encoding".into(), s(&case["encoding"]).to_string()]);

@@ -82,14 +82,8 @@ fn check(args: &[&str]) -> Value {
 #[test]
 fn metrics_parse_with_prometheus_client_and_agree_with_the_job() {
     let d = start("scrape", "");
-    let c = golden()["lowest"]
-        .as_array()
-        .expect("cases")
-        .iter()
-        .find(|c| c["name"] == "coursework-be32-bottom")
-        .cloned()
-        .expect("case");
-    let range = format!("{}..{}", s(&c["range"][0]), s(&c["range"][1]));
+    let c = golden_case("lowest", "coursework-be32-bottom");
+    let range = range_arg(&c);
     let started = rpc(
         &d,
         USER,

@@ -95,17 +95,11 @@ impl Drop for Remote {
 
 /// The golden case every test here searches (an independent Python brute force found it).
 fn case() -> Value {
-    golden()["lowest"]
-        .as_array()
-        .expect("cases")
-        .iter()
-        .find(|c| c["name"] == "coursework-be32-bottom")
-        .cloned()
-        .expect("case")
+    golden_case("lowest", "coursework-be32-bottom")
 }
 
 fn case_args(c: &Value) -> Vec<String> {
-    let range = format!("{}..{}", s(&c["range"][0]), s(&c["range"][1]));
+    let range = range_arg(c);
     ["search", "--block-hex", s(&c["block_hex"]), "--encoding", s(&c["encoding"]), "--difficulty"]
         .iter()
         .map(|x| x.to_string())
@@ -114,7 +108,7 @@ fn case_args(c: &Value) -> Vec<String> {
 }
 
 fn case_request(c: &Value) -> Value {
-    let range = format!("{}..{}", s(&c["range"][0]), s(&c["range"][1]));
+    let range = range_arg(c);
     json!({"block_hex": c["block_hex"], "encoding": c["encoding"], "difficulty": c["difficulty"],
            "mode": "lowest", "range": range})
 }

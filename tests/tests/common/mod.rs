@@ -54,6 +54,22 @@ pub fn golden() -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).expect("testdata/golden.json")).expect("valid JSON")
 }
 
+/// The golden case of `mode` named `name` (found by the independent Python brute force).
+pub fn golden_case(mode: &str, name: &str) -> Value {
+    golden()[mode]
+        .as_array()
+        .expect("cases")
+        .iter()
+        .find(|c| c["name"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no golden {mode} case {name}"))
+}
+
+/// A golden case's range as `noncectl --range` takes it: `START..END`.
+pub fn range_arg(case: &Value) -> String {
+    format!("{}..{}", s(&case["range"][0]), s(&case["range"][1]))
+}
+
 pub fn s(v: &Value) -> &str {
     v.as_str().expect("a string")
 }
