@@ -6,7 +6,7 @@ use crate::clients::{describe, AwsClients};
 use crate::JOB_ATTRIBUTE;
 use aws_sdk_sns::types::MessageAttributeValue;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
-use protocol::{codec, Command, Message};
+use protocol::{codec, Message, SealedCommand, SignedBroadcast};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -72,24 +72,24 @@ impl CommandSender {
     }
 
     /// Queues a command for one worker's inbox (its queue URL).
-    pub fn send(&self, inbox: &str, command: &Command) {
-        if let Some(body) = encode(command) {
+    pub fn send(&self, inbox: &str, command: &SealedCommand) {
+        if let Some(body) = encode(&Message::Command(command.clone())) {
             self.enqueue(Outgoing::Direct { inbox: inbox.to_string(), body });
         }
     }
 
     /// Queues a broadcast. Workers' subscriptions filter on the job, so `Stop { job: None }`
     /// is tagged `all` and reaches every worker of the deployment.
-    pub fn broadcast(&self, command: &Command) {
-        let job = command.job().map_or_else(|| "all".to_string(), |j| j.to_string());
-        if let Some(body) = encode(command) {
+    pub fn broadcast(&self, broadcast: &SignedBroadcast) {
+        let job = broadcast.command.job().map_or_else(|| "all".to_string(), |j| j.to_string());
+        if let Some(body) = encode(&Message::Broadcast(broadcast.clone())) {
             self.enqueue(Outgoing::Broadcast { job, body });
         }
     }
 }
 
-fn encode(command: &Command) -> Option<String> {
-    match codec::encode_text(&Message::Command(command.clone())) {
+fn encode(message: &Message) -> Option<String> {
+    match codec::encode_text(message) {
         Ok(b) => Some(b),
         Err(e) => {
             tracing::error!(error = %e, "cannot encode a command");

@@ -1,6 +1,7 @@
-//! The ECS calls the `ecs` launcher makes: RunTask in batches of ten (the API's limit), with
-//! the SDK's exponential backoff and jitter on throttling; DescribeTasks to notice tasks that
-//! stopped; StopTask for every task when the job ends.
+//! The ECS calls the `ecs` launcher makes: RunTask one task a call (each task's override
+//! carries that worker's own name and key, which a batch would share), with the SDK's
+//! exponential backoff and jitter on throttling; DescribeTasks to notice tasks that stopped;
+//! StopTask for every task when the job ends (or for one evicted worker).
 
 use crate::clients::describe;
 use aws_sdk_ecs::types::{
@@ -8,8 +9,6 @@ use aws_sdk_ecs::types::{
     Tag, TaskOverride,
 };
 
-/// RunTask starts at most this many tasks per call.
-pub const RUN_TASK_BATCH: usize = 10;
 /// DescribeTasks takes at most this many tasks per call.
 const DESCRIBE_BATCH: usize = 100;
 
@@ -47,39 +46,44 @@ impl EcsSettings {
     }
 }
 
-/// One RunTask batch: what every task in it gets.
-#[derive(Debug, Clone)]
+/// One task's RunTask: its environment (a worker's credentials among it: never logged) and tags.
+#[derive(Clone)]
 pub struct TaskLaunch {
     pub env: Vec<(String, String)>,
     pub tags: Vec<(String, String)>,
     pub started_by: String,
 }
 
-/// Starts `count` tasks, ten per call. Answers the ARNs started and, if some were not, why.
+impl std::fmt::Debug for TaskLaunch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskLaunch").field("tags", &self.tags).field("started_by", &self.started_by).finish()
+    }
+}
+
+/// Starts one task per launch, in order. Answers each one's task ARN or why it did not start;
+/// after a failed call the rest are not tried (they fail with the same reason).
 pub async fn run_tasks(
     ecs: &aws_sdk_ecs::Client,
     settings: &EcsSettings,
-    count: usize,
-    launch: &TaskLaunch,
-) -> (Vec<String>, Option<String>) {
-    let mut started = vec![];
-    let mut left = count;
-    while left > 0 {
-        let n = left.min(RUN_TASK_BATCH);
-        match run_batch(ecs, settings, n, launch).await {
-            Ok((arns, failure)) => {
-                let got = arns.len();
-                started.extend(arns);
-                tracing::info!(started = started.len(), of = count, "ecs tasks launched");
-                if let Some(f) = failure.filter(|_| got < n) {
-                    return (started, Some(f));
-                }
-                left -= n;
-            }
-            Err(e) => return (started, Some(e)),
-        }
+    launches: &[TaskLaunch],
+) -> Vec<Result<String, String>> {
+    let mut results: Vec<Result<String, String>> = Vec::with_capacity(launches.len());
+    for launch in launches {
+        let r = match results.last() {
+            Some(Err(e)) => Err(e.clone()),
+            _ => match run_batch(ecs, settings, 1, launch).await {
+                Ok((arns, failure)) => match arns.into_iter().next() {
+                    Some(arn) => Ok(arn),
+                    None => Err(failure.unwrap_or_else(|| "RunTask started no task".into())),
+                },
+                Err(e) => Err(e),
+            },
+        };
+        results.push(r);
     }
-    (started, None)
+    let started = results.iter().filter(|r| r.is_ok()).count();
+    tracing::info!(started, of = launches.len(), "ecs tasks launched");
+    results
 }
 
 async fn run_batch(
@@ -190,9 +194,4 @@ where
 /// The task id: the last part of its ARN (`.../task/cluster/ID`).
 pub fn task_id(arn: &str) -> &str {
     arn.rsplit('/').next().unwrap_or(arn)
-}
-
-/// The worker id a task's `nonce-worker` gives itself: `ecs-` and its task id.
-pub fn worker_id_for_task(arn: &str) -> String {
-    format!("ecs-{}", task_id(arn))
 }

@@ -12,7 +12,7 @@
 use crate::clients::{describe, AwsClients};
 use crate::fabric::Fabric;
 use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
-use protocol::{codec, Event, JobId, Message};
+use protocol::{codec, JobId, Message, SealedEvent};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -42,7 +42,7 @@ pub fn pollers_for(workers: usize) -> usize {
 }
 
 /// Delivers one job's events (in the coordinator: into its supervisor's mailbox).
-pub type Deliver = Box<dyn Fn(Event) + Send + Sync>;
+pub type Deliver = Box<dyn Fn(SealedEvent) + Send + Sync>;
 
 /// What the router has seen, for logs, `--json` and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -255,7 +255,9 @@ async fn poll(
                     route(&shared, ev);
                     true
                 }
-                Ok(Message::Command(_)) => dead_letter(&sqs, &fabric, &shared, body, "a command").await,
+                Ok(Message::Command(_) | Message::Broadcast(_)) => {
+                    dead_letter(&sqs, &fabric, &shared, body, "a command").await
+                }
                 Err(e) => dead_letter(&sqs, &fabric, &shared, body, &e.to_string()).await,
             };
             if handled && receipts.send(receipt).is_err() {
@@ -265,17 +267,19 @@ async fn poll(
     }
 }
 
-fn route(shared: &Shared, ev: Event) {
+/// Hands an event to its job, still sealed: the job checks the tag (it has the keys).
+fn route(shared: &Shared, sealed: SealedEvent) {
     let routes = shared.routes.lock().unwrap_or_else(|e| e.into_inner());
-    match routes.get(&ev.job) {
+    let job = sealed.event.job;
+    match routes.get(&job) {
         Some(deliver) => {
             shared.delivered.fetch_add(1, Ordering::Relaxed);
-            *shared.per_job.lock().unwrap_or_else(|e| e.into_inner()).entry(ev.job).or_default() += 1;
-            deliver(ev);
+            *shared.per_job.lock().unwrap_or_else(|e| e.into_inner()).entry(job).or_default() += 1;
+            deliver(sealed);
         }
         None => {
             let n = shared.ghosts.fetch_add(1, Ordering::Relaxed) + 1;
-            tracing::debug!(job = %ev.job, worker = %ev.worker, ghosts = n, "event of a job not running here: dropped");
+            tracing::debug!(%job, worker = %sealed.event.worker, ghosts = n, "event of a job not running here: dropped");
         }
     }
 }

@@ -46,23 +46,46 @@ pub async fn sweep_stale_inboxes(
             continue;
         };
         if !running.contains(&job) && now.saturating_sub(alive) > orphan {
-            stale.push(url);
+            stale.push((url, job));
         }
     }
     if stale.is_empty() {
         return 0;
     }
-    sweep_inboxes(clients, topic_arn, &stale).await
+    sweep_inboxes(clients, topic_arn, inbox_prefix, &stale).await
 }
 
-/// Deletes the queues at `inboxes` that still exist, and their subscriptions to `topic_arn`.
-/// Answers how many were left behind (and are now gone).
-pub async fn sweep_inboxes(clients: &AwsClients, topic_arn: &str, inboxes: &[String]) -> usize {
+/// Whether the queue at `url` is an inbox of `job` under `inbox_prefix`: its name has the
+/// prefix and its job tag names the job. A queue that fails either check is never deleted,
+/// whatever told us its URL.
+async fn is_inbox_of(clients: &AwsClients, url: &str, inbox_prefix: &str, job: JobId) -> bool {
+    let name = url.rsplit('/').next().unwrap_or_default();
+    if !name.starts_with(inbox_prefix) || name.len() == inbox_prefix.len() {
+        return false;
+    }
+    match clients.sqs.list_queue_tags().queue_url(url).send().await {
+        Ok(t) => t.tags().and_then(|tags| tags.get(JOB_TAG)).is_some_and(|j| j.parse::<JobId>() == Ok(job)),
+        Err(_) => false,
+    }
+}
+
+/// Deletes the queues at `inboxes` that still exist and are inboxes of the job named beside
+/// each ([`is_inbox_of`]), and their subscriptions to `topic_arn`. Answers how many were
+/// left behind (and are now gone).
+pub async fn sweep_inboxes(
+    clients: &AwsClients,
+    topic_arn: &str,
+    inbox_prefix: &str,
+    inboxes: &[(String, JobId)],
+) -> usize {
     let mut left = vec![];
-    for url in inboxes {
+    for (url, job) in inboxes {
         // A worker that left cleanly deleted its inbox: the lookup fails and there is nothing to do.
-        if let Ok(arn) = crate::fabric::queue_arn(clients, url).await {
+        let Ok(arn) = crate::fabric::queue_arn(clients, url).await else { continue };
+        if is_inbox_of(clients, url, inbox_prefix, *job).await {
             left.push((url.clone(), arn));
+        } else {
+            tracing::warn!(queue = %url, %job, "not an inbox of this job: left alone");
         }
     }
     if left.is_empty() {

@@ -1,9 +1,12 @@
 //! The coordinator's cost at scale: 10,000 simulated workers heartbeating once a second
-//! against the real `Job` code, single-threaded. Prints the CPU time per simulated second.
+//! against the real `Job` code, single-threaded, every message sealed and checked, every
+//! heartbeat proving its segment with about eight real shares (each verified: one double
+//! hash). Prints the CPU time per simulated second.
 //! Run: cargo bench -p nonce-core --bench scale [-- WORKERS SECONDS]
 
 use nonce_core::job::{Input, Job, JobConfig, Output};
-use protocol::{Command, Encoding, Event, EventBody, JobId, Mode, Puzzle, ShardProgress, WorkerId};
+use protocol::auth::JobSecret;
+use protocol::{verify, Command, Encoding, Event, EventBody, JobId, Mode, Puzzle, ShardProgress, WorkerId};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -23,8 +26,14 @@ fn main() {
     let seconds = args.get(1).copied().unwrap_or(30);
     let job = JobId(7);
     let puzzle = Puzzle::append(b"scale".to_vec(), Encoding::Be64, 256).unwrap_or_else(|e| panic!("{e}"));
-    let mut cfg = JobConfig::new(job, puzzle.clone(), Mode::Exhaustive, puzzle.space(), workers);
+    let secret = JobSecret::from_bytes([9; 32]);
+    let mut cfg =
+        JobConfig::new(job, secret.clone(), puzzle.clone(), Mode::Exhaustive, puzzle.space(), workers);
     cfg.stall_timeout = Duration::from_secs(10);
+    // Eight shares a heartbeat: 128 nonces a second at 4 bits (the bench's workers advance
+    // slowly so that their shares can be found by brute force before the clock starts).
+    cfg.share_bits = 4;
+    let step: u128 = 128;
     let mut j = Job::new(cfg);
     let mut shard_of: HashMap<String, (protocol::ShardId, u64, u128, u128)> = HashMap::new();
     let take = |outs: Vec<Output>, shard_of: &mut HashMap<String, _>| {
@@ -35,36 +44,56 @@ fn main() {
         }
     };
     let outs = j.handle(Duration::ZERO, Input::Start);
+    let names: Vec<WorkerId> = outs
+        .iter()
+        .flat_map(|o| if let Output::Launch { workers } = o { workers.clone() } else { vec![] })
+        .collect();
     take(outs, &mut shard_of);
-    for w in 0..workers {
-        let ev = Event {
-            job,
-            worker: WorkerId(format!("w{w}")),
-            body: EventBody::Hello { inbox: format!("q{w}"), cpus: 1 },
-        };
-        let outs = j.handle(Duration::from_millis(1), Input::Event(ev));
+    let keys: Vec<_> = names.iter().map(|w| secret.worker_key(job, w)).collect();
+    let mut seqs = vec![0u64; workers];
+    for (w, name) in names.iter().enumerate() {
+        let body = EventBody::Hello { inbox: format!("mem://{name}"), cpus: 1 };
+        seqs[w] += 1;
+        let sealed = keys[w].seal_event(seqs[w], Event { job, worker: name.clone(), body });
+        let outs = j.handle(Duration::from_millis(1), Input::Event(sealed));
         take(outs, &mut shard_of);
     }
     assert_eq!(shard_of.len(), workers, "every worker has a shard");
+    // Every share of every segment, by brute force, before the clock starts.
+    let shares: Vec<Vec<Vec<u64>>> = names
+        .iter()
+        .map(|name| {
+            let (_, _, start, _) = shard_of[&name.0];
+            (0..seconds as u128)
+                .map(|k| {
+                    let (a, b) = (start + k * step, start + (k + 1) * step);
+                    (a as u64..b as u64).filter(|&n| verify(&puzzle, n).leading_zeros >= 4).collect()
+                })
+                .collect()
+        })
+        .collect();
     let (cpu0, wall0) = (cpu_seconds(), Instant::now());
     let mut heartbeats = 0u64;
     for sec in 1..=seconds as u64 {
         for w in 0..workers {
             let now =
                 Duration::from_secs(sec) + Duration::from_micros((w as u64 * 1_000_000) / workers as u64);
-            let name = format!("w{w}");
-            let (shard, epoch, start, end) = shard_of[&name];
-            let watermark = (start + (end - start) * u128::from(sec) / (seconds as u128 + 10)).min(end);
-            let ev = Event {
-                job,
-                worker: WorkerId(name),
-                body: EventBody::Heartbeat {
-                    shards: vec![ShardProgress { shard, epoch, watermark, found: vec![] }],
-                    rate: 1e7,
-                    best: None,
-                },
+            let name = &names[w];
+            let (shard, epoch, start, end) = shard_of[&name.0];
+            let from = start + step * u128::from(sec - 1);
+            let watermark = (from + step).min(end);
+            let segment = ShardProgress {
+                shard,
+                epoch,
+                from,
+                watermark,
+                found: vec![],
+                shares: shares[w][sec as usize - 1].clone(),
             };
-            let _ = j.handle(now, Input::Event(ev));
+            let body = EventBody::Heartbeat { shards: vec![segment], rate: 1e7, best: None };
+            seqs[w] += 1;
+            let sealed = keys[w].seal_event(seqs[w], Event { job, worker: name.clone(), body });
+            let _ = j.handle(now, Input::Event(sealed));
             heartbeats += 1;
             if w % (workers / 10).max(1) == 0 {
                 let _ = j.handle(now, Input::Tick);
@@ -77,6 +106,7 @@ fn main() {
         "{workers} workers x {seconds} simulated seconds ({heartbeats} heartbeats): CPU {:.3} s, wall {:.3} s",
         cpu, wall
     );
+    let v = j.status().verification;
     println!(
         "per simulated second: {:.1} ms CPU = {:.2}% of one core; {:.2} us per heartbeat; ledger intervals {}",
         cpu / seconds as f64 * 1000.0,
@@ -84,4 +114,12 @@ fn main() {
         cpu / heartbeats as f64 * 1e6,
         j.ledger().len()
     );
+    println!(
+        "verified {} shares ({:.1} a heartbeat) and {heartbeats} MACs; suspects {}, forged {}",
+        v.shares_verified,
+        v.shares_verified as f64 / heartbeats as f64,
+        v.suspects.len(),
+        j.status().stats.forged
+    );
+    assert!(v.suspects.is_empty(), "honest workers made suspect: {:?}", v.suspects);
 }

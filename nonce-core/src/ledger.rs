@@ -2,8 +2,8 @@
 //!
 //! An interval map over the job's range. Invariants, checked by [`Ledger::check`] in tests:
 //! intervals are disjoint, cover the range, and neighbours differ in state (so a Done prefix
-//! is one interval and "is everything below n searched?" is one lookup); Done never shrinks,
-//! because no operation turns Done into anything else. Every operation is O(log n) plus the
+//! is one interval and "is everything below n searched?" is one lookup); Done shrinks only by
+//! [`Ledger::reopen`], when the worker that claimed it is caught lying or miscomputing. Every operation is O(log n) plus the
 //! intervals it touches. Pure data: no I/O, no clock.
 
 use protocol::{NonceRange, ShardId};
@@ -89,6 +89,12 @@ impl Ledger {
     /// Frees the parts of `r` still assigned to `shard`. Returns how many nonces were freed.
     pub fn release(&mut self, r: NonceRange, shard: ShardId) -> u128 {
         self.update(r, Span::Free, |old| old == Span::Assigned(shard))
+    }
+
+    /// Puts the Done parts of `r` back to Free: claimed work that can no longer be believed.
+    /// Returns how many nonces were reopened.
+    pub fn reopen(&mut self, r: NonceRange) -> u128 {
+        self.update(r, Span::Free, |old| old == Span::Done)
     }
 
     /// Sets the parts of `r` whose state passes `pred` to `new`.

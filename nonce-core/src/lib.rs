@@ -6,6 +6,9 @@
 //! - **Deciding what happens next** in a search (assign, steal, re-shard a stalled worker's
 //!   range, accept a verified result, finish), from inputs and a time the caller gives:
 //!   [`job::Job`], `handle(now, input) -> outputs`.
+//! - **Trusting no worker**: every message's tag is checked against the worker's key, and
+//!   claimed work is proven by shares and spot checks: [`proof`] (the statistics) and the
+//!   job's `machine::proof` (what it does with them).
 //! - **Planning a fleet** for a deadline and a confidence, over a finite space, at a price:
 //!   [`planner`], with the prices behind the defaults in [`pricing`] and start-up latencies
 //!   learned from real launches in [`startup`].
@@ -20,4 +23,5 @@ pub mod job;
 pub mod ledger;
 pub mod planner;
 pub mod pricing;
+pub mod proof;
 pub mod startup;

@@ -1,14 +1,16 @@
 //! Deterministic simulation of the sans-IO `Job` and `Ledger` under seeded faults: message
 //! loss, duplication, reordering and delay; workers that stall and come back, crash (noticed
-//! by the launcher or not), run fast or slow, or lie about finds; launches that fail.
-//! Invariants are checked after every step, and the answer against the truth.
+//! by the launcher or not), run fast or slow, lie about finds, skip half of their work, or
+//! miscompute (drop shares and golden nonces); a forger without keys; launches that fail.
+//! Invariants are checked after every step, and the answer must equal the truth.
 //!
 //! `NONCE_SIM_SEEDS=100000` runs more seeds; `NONCE_SIM_SEED=N` replays one.
 
-use nonce_core::job::{Input, Job, JobConfig, OutcomeKind, Output, MAX_FOUND};
+use nonce_core::job::{InboxRule, Input, Job, JobConfig, OutcomeKind, Output, MAX_FOUND};
+use protocol::auth::JobSecret;
 use protocol::{
-    verify, Command, Encoding, Event, EventBody, JobId, Mode, NonceRange, Puzzle, ShardId, ShardProgress,
-    WorkerId,
+    verify, Command, Encoding, Event, EventBody, JobId, Mode, NonceRange, Puzzle, SealedEvent, ShardId,
+    ShardProgress, WorkerId,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -18,10 +20,13 @@ use std::time::Duration;
 const STEP: Duration = Duration::from_millis(10);
 const MAX_STEPS: u64 = 60_000;
 const JOB: JobId = JobId(0x51);
+/// Shares of 2 bits: ~7,500 per run. Simulated claims are tiny, so the share count alone
+/// gives little evidence; every claim is spot-checked instead (see `Sim::new`).
+const SHARE_BITS: u32 = 2;
 
-/// A few puzzles with their golden sets, computed once (hashing is the expensive part).
+/// A few puzzles with their golden and share sets, computed once (hashing is the expensive part).
 struct World {
-    puzzles: Vec<(Puzzle, NonceRange, BTreeSet<u64>)>,
+    puzzles: Vec<(Puzzle, NonceRange, BTreeSet<u64>, BTreeSet<u64>)>,
 }
 
 impl World {
@@ -30,11 +35,25 @@ impl World {
         for (i, d) in [10u32, 11, 12, 13, 16, 18].into_iter().enumerate() {
             let p = Puzzle::append(format!("sim-{i}").into_bytes(), Encoding::Be32, d).expect("valid");
             let range = NonceRange::new(1000 * i as u128, 1000 * i as u128 + 30_000);
-            let golden = (range.start as u64..range.end as u64).filter(|&n| verify(&p, n).golden).collect();
-            puzzles.push((p, range, golden));
+            let verdicts: Vec<_> = (range.start as u64..range.end as u64).map(|n| verify(&p, n)).collect();
+            let golden = verdicts.iter().filter(|v| v.golden).map(|v| v.nonce).collect();
+            let shares = verdicts.iter().filter(|v| v.leading_zeros >= SHARE_BITS).map(|v| v.nonce).collect();
+            puzzles.push((p, range, golden, shares));
         }
         World { puzzles }
     }
+}
+
+/// How a simulated worker behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Conduct {
+    Honest,
+    /// Sends random `Found`s (rejected by verification).
+    LiesAboutFinds,
+    /// Claims every segment but reports the shares (and finds) of its lower half only.
+    SkipsHalf,
+    /// A miscomputing core: loses one in four of the shares and golden nonces it finds.
+    Miscomputes,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -48,6 +67,8 @@ struct SimShard {
     epoch: u64,
     cursor: u128,
     end: u128,
+    /// Reported in a segment up to here.
+    reported: u128,
 }
 
 struct SimWorker {
@@ -56,7 +77,9 @@ struct SimWorker {
     speed: u128,
     health: Health,
     stopped: bool,
-    liar: bool,
+    conduct: Conduct,
+    /// Sequence numbers of its sealed events.
+    seq: u64,
     hello_at: u64,
     said_hello: bool,
     /// A direct command arrived: the coordinator knows this worker.
@@ -66,7 +89,7 @@ struct SimWorker {
 }
 
 enum Msg {
-    ToJob(Event),
+    ToJob(SealedEvent),
     ToWorker(usize, Command),
 }
 
@@ -88,7 +111,12 @@ struct Sim {
     step: u64,
     seq: u64,
     golden: BTreeSet<u64>,
+    shares: BTreeSet<u64>,
+    secret: JobSecret,
+    /// An attacker without keys injects forged events now and then.
+    forger: bool,
     done_before: u128,
+    suspects_before: usize,
     launched: usize,
     starts: BTreeMap<(usize, ShardId), u128>,
     /// Step at which the coordinator restarts from its snapshot (its workers die with it).
@@ -98,10 +126,18 @@ struct Sim {
 impl Sim {
     fn new(seed: u64, world: &World) -> Sim {
         let mut rng = StdRng::seed_from_u64(seed);
-        let (puzzle, range, golden) = world.puzzles[rng.gen_range(0..world.puzzles.len())].clone();
+        let (puzzle, range, golden, shares) = world.puzzles[rng.gen_range(0..world.puzzles.len())].clone();
         let mode = [Mode::First, Mode::Lowest, Mode::Exhaustive][rng.gen_range(0..3)];
         let workers = rng.gen_range(1..6);
-        let mut cfg = JobConfig::new(JOB, puzzle, mode, range, workers);
+        let secret = JobSecret::from_bytes(rng.gen());
+        let mut cfg = JobConfig::new(JOB, secret.clone(), puzzle, mode, range, workers);
+        cfg.inbox = InboxRule::new("sim://", "");
+        cfg.share_bits = SHARE_BITS;
+        // Simulated claims are small: check all of them, so that every lie is caught for sure
+        // and the answer must equal the truth on every seed (real jobs check 1/1024 and rely
+        // on the share count, which has the evidence of billions of nonces).
+        cfg.spot_check = 1.0;
+        cfg.spot_check_lowest = 1.0;
         cfg.stall_timeout = Duration::from_millis(rng.gen_range(300..1500));
         cfg.keepalive = Duration::from_millis(500);
         cfg.min_steal = rng.gen_range(1..2000);
@@ -116,6 +152,7 @@ impl Sim {
             launch_fail: if rng.gen_bool(0.2) { 0.3 } else { 0.0 },
         };
         let restart_at = restart.then(|| rng.gen_range(5..400));
+        let forger = rng.gen_bool(0.3);
         Sim {
             rng,
             job: Job::new(cfg),
@@ -125,7 +162,11 @@ impl Sim {
             step: 0,
             seq: 0,
             golden,
+            shares,
+            secret,
+            forger,
             done_before: 0,
+            suspects_before: 0,
             launched: 0,
             starts: BTreeMap::new(),
             restart_at,
@@ -146,7 +187,7 @@ impl Sim {
             let due = self.step + 1 + self.rng.gen_range(0..=self.faults.max_delay);
             self.seq += 1;
             let m = match &msg {
-                Msg::ToJob(e) => Msg::ToJob(e.clone()),
+                Msg::ToJob(e) => Msg::ToJob(e.clone()), // a duplicate: same seq, a replay
                 Msg::ToWorker(w, c) => Msg::ToWorker(*w, c.clone()),
             };
             self.net.push((due, self.seq, m));
@@ -167,16 +208,22 @@ impl Sim {
                         self.send(Msg::ToWorker(i, command.clone()));
                     }
                 }
-                Output::Launch { count } => {
-                    for _ in 0..count {
+                Output::Launch { workers } => {
+                    for id in workers {
                         if self.rng.gen_bool(self.faults.launch_fail) {
-                            let outs_input = Input::LaunchFailed { count: 1, reason: "simulated".into() };
+                            let outs_input =
+                                Input::LaunchFailed { workers: vec![id], reason: "simulated".into() };
                             self.feed(outs_input);
                             continue;
                         }
                         self.launched += 1;
-                        let id = WorkerId(format!("w{}", self.workers.len()));
                         let fast = self.rng.gen_bool(0.5);
+                        let conduct = match self.rng.gen_range(0..20) {
+                            0 | 1 => Conduct::LiesAboutFinds,
+                            2 => Conduct::SkipsHalf,
+                            3 => Conduct::Miscomputes,
+                            _ => Conduct::Honest,
+                        };
                         self.workers.push(SimWorker {
                             id,
                             shards: BTreeMap::new(),
@@ -187,7 +234,8 @@ impl Sim {
                             },
                             health: Health::Alive,
                             stopped: false,
-                            liar: self.rng.gen_bool(0.1),
+                            conduct,
+                            seq: 0,
                             hello_at: self.step + self.rng.gen_range(0..50),
                             said_hello: false,
                             known: false,
@@ -196,14 +244,72 @@ impl Sim {
                         });
                     }
                 }
+                Output::Evict { worker } => {
+                    // The launcher kills it: it says nothing more.
+                    if let Some(i) = self.workers.iter().position(|w| w.id == worker) {
+                        self.workers[i].health = Health::Crashed;
+                    }
+                }
                 Output::StopWorkers | Output::Finish(_) => {}
             }
         }
     }
 
     fn event(&mut self, w: usize, body: EventBody) {
-        let ev = Event { job: JOB, worker: self.workers[w].id.clone(), body };
-        self.send(Msg::ToJob(ev));
+        self.workers[w].seq += 1;
+        let id = self.workers[w].id.clone();
+        let key = self.secret.worker_key(JOB, &id);
+        let sealed = key.seal_event(self.workers[w].seq, Event { job: JOB, worker: id, body });
+        self.send(Msg::ToJob(sealed));
+    }
+
+    /// An attacker who knows the job and the workers' names, but no key: claims that a real
+    /// worker finished a shard with nothing found, or introduces itself.
+    fn forge(&mut self) {
+        let stranger = WorkerId(format!("w0-{:08x}-{JOB}", self.rng.gen::<u32>()));
+        let victim = if self.workers.is_empty() {
+            stranger.clone()
+        } else {
+            self.workers[self.rng.gen_range(0..self.workers.len())].id.clone()
+        };
+        let body = match self.rng.gen_range(0..3) {
+            0 => EventBody::Hello { inbox: format!("sim://{victim}"), cpus: 1 },
+            1 => EventBody::ShardDone {
+                shard: ShardId(self.rng.gen_range(0..100)),
+                epoch: self.rng.gen_range(0..100),
+                best: None,
+                from: 0,
+                end: u128::MAX,
+                found: vec![],
+                shares: vec![],
+            },
+            _ => EventBody::Heartbeat { shards: vec![], rate: 1e12, best: None },
+        };
+        let wrong = JobSecret::from_bytes(self.rng.gen()).worker_key(JOB, &victim);
+        let sealed = wrong.seal_event(self.rng.gen(), Event { job: JOB, worker: victim, body });
+        self.send(Msg::ToJob(sealed));
+    }
+
+    /// What a worker of this conduct reports of a segment's `all` nonces (shares or golden).
+    fn reported(&mut self, w: usize, all: Vec<u64>, from: u128, to: u128) -> Vec<u64> {
+        match self.workers[w].conduct {
+            Conduct::SkipsHalf => {
+                let mid = from + (to - from) / 2;
+                all.into_iter().filter(|&n| u128::from(n) < mid).collect()
+            }
+            Conduct::Miscomputes => {
+                let salt = self.workers[w].seq;
+                all.into_iter()
+                    .filter(|&n| !(n.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ salt).is_multiple_of(4))
+                    .collect()
+            }
+            Conduct::Honest | Conduct::LiesAboutFinds => all,
+        }
+    }
+
+    fn segment_shares(&mut self, w: usize, from: u128, to: u128) -> Vec<u64> {
+        let all: Vec<u64> = self.shares.range(from as u64..to as u64).copied().collect();
+        self.reported(w, all, from, to)
     }
 
     fn on_command(&mut self, w: usize, cmd: Command) {
@@ -217,6 +323,7 @@ impl Sim {
                     epoch,
                     cursor: range.start,
                     end: range.end,
+                    reported: range.start,
                 });
             }
             Command::Shrink { shard, epoch, new_end, .. } => {
@@ -240,7 +347,8 @@ impl Sim {
             Command::KeepAlive { incarnation, .. } => {
                 if self.workers[w].incarnation.is_some_and(|i| i != incarnation) {
                     self.workers[w].known = false;
-                    self.event(w, EventBody::Hello { inbox: format!("sim://{w}"), cpus: 1 });
+                    let inbox = format!("sim://{}", self.workers[w].id);
+                    self.event(w, EventBody::Hello { inbox, cpus: 1 });
                 }
                 self.workers[w].incarnation = Some(incarnation);
             }
@@ -248,16 +356,25 @@ impl Sim {
     }
 
     /// Golden nonces a worker has seen in a shard below `upto` (what its search reports).
-    fn shard_found(&self, w: usize, shard: ShardId, upto: u128) -> Vec<u64> {
+    fn shard_found(&mut self, w: usize, shard: ShardId, upto: u128) -> Vec<u64> {
         let start = self.starts.get(&(w, shard)).copied().unwrap_or(upto);
-        self.golden.range(start as u64..upto as u64).copied().collect()
+        let all: Vec<u64> = self.golden.range(start as u64..upto as u64).copied().collect();
+        match self.workers[w].conduct {
+            // Whatever it dropped from its shares it drops from its finds too (same nonces).
+            Conduct::SkipsHalf | Conduct::Miscomputes => {
+                let shares: BTreeSet<u64> = self.segment_shares(w, start, upto).into_iter().collect();
+                all.into_iter().filter(|n| shares.contains(n)).collect()
+            }
+            Conduct::Honest | Conduct::LiesAboutFinds => all,
+        }
     }
 
     fn work(&mut self, w: usize) {
         if !self.workers[w].said_hello {
             if self.step >= self.workers[w].hello_at {
                 self.workers[w].said_hello = true;
-                self.event(w, EventBody::Hello { inbox: format!("sim://{w}"), cpus: 1 });
+                let inbox = format!("sim://{}", self.workers[w].id);
+                self.event(w, EventBody::Hello { inbox, cpus: 1 });
             }
             return;
         }
@@ -289,7 +406,8 @@ impl Sim {
                 let s = &self.workers[w].shards[&id];
                 (s.epoch, s.cursor, (s.cursor + speed).min(s.end), s.end)
             };
-            let found: Vec<u64> = self.golden.range(from as u64..to as u64).copied().collect();
+            let all: Vec<u64> = self.golden.range(from as u64..to as u64).copied().collect();
+            let found = self.reported(w, all, from, to);
             for nonce in found {
                 self.event(w, EventBody::Found { shard: id, epoch, nonce });
             }
@@ -297,31 +415,46 @@ impl Sim {
                 s.cursor = to;
             }
             if to >= end {
-                self.workers[w].shards.remove(&id);
+                let Some(s) = self.workers[w].shards.remove(&id) else { continue };
                 let found = self.shard_found(w, id, end);
-                self.event(w, EventBody::ShardDone { shard: id, epoch, best: None, end, found });
+                let shares = self.segment_shares(w, s.reported, end);
+                let body = EventBody::ShardDone {
+                    shard: id,
+                    epoch,
+                    best: None,
+                    from: s.reported,
+                    end,
+                    found,
+                    shares,
+                };
+                self.event(w, body);
             }
         }
-        if self.workers[w].liar && self.rng.gen_bool(0.02) {
+        if self.forger && self.rng.gen_bool(0.01) {
+            self.forge();
+        }
+        if self.workers[w].conduct == Conduct::LiesAboutFinds && self.rng.gen_bool(0.02) {
             let nonce = self.rng.gen_range(0..1_000_000u64);
             self.event(w, EventBody::Found { shard: ShardId(0), epoch: 0, nonce });
         }
         if self.step % 25 == (w as u64 % 25) {
-            let shards = self.workers[w]
+            let segments: Vec<(ShardId, u64, u128, u128)> = self.workers[w]
                 .shards
-                .iter()
-                .map(|(&shard, s)| (shard, s.epoch, s.cursor))
-                .collect::<Vec<_>>()
-                .into_iter()
-                .map(|(shard, epoch, cursor)| ShardProgress {
-                    shard,
-                    epoch,
-                    watermark: cursor,
-                    found: self.shard_found(w, shard, cursor),
+                .iter_mut()
+                .map(|(&shard, s)| {
+                    let from = std::mem::replace(&mut s.reported, s.cursor);
+                    (shard, s.epoch, from, s.cursor)
                 })
                 .collect();
+            let mut shards = Vec::new();
+            for (shard, epoch, from, cursor) in segments {
+                let found = self.shard_found(w, shard, cursor);
+                let shares = self.segment_shares(w, from, cursor);
+                shards.push(ShardProgress { shard, epoch, from, watermark: cursor, found, shares });
+            }
             if !self.workers[w].known {
-                self.event(w, EventBody::Hello { inbox: format!("sim://{w}"), cpus: 1 });
+                let inbox = format!("sim://{}", self.workers[w].id);
+                self.event(w, EventBody::Hello { inbox, cpus: 1 });
             }
             self.event(w, EventBody::Heartbeat { shards, rate: 1000.0, best: None });
         }
@@ -362,7 +495,10 @@ impl Sim {
                 // The coordinator dies and comes back from its journal. Some workers die with it
                 // (pipes, threads); the others (as on AWS) outlive it and must be adopted.
                 let mut cfg = self.job.config().clone();
-                cfg.resume = Some(self.job.snapshot());
+                let snapshot = self.job.snapshot();
+                // Claims whose spot checks were still out are not kept: searched again.
+                self.done_before = snapshot.done.iter().map(|r| r.len()).sum();
+                cfg.resume = Some(snapshot);
                 cfg.incarnation += 1;
                 self.job = Job::new(cfg);
                 for w in 0..self.workers.len() {
@@ -385,10 +521,12 @@ impl Sim {
             }
             self.job.check()?;
             let done = self.job.ledger().done_len();
-            if done < self.done_before {
-                return Err(format!("Done shrank from {} to {done}", self.done_before));
+            let suspects = self.job.status().verification.suspects.len();
+            if done < self.done_before && suspects == self.suspects_before {
+                return Err(format!("Done shrank from {} to {done} with no suspect", self.done_before));
             }
             self.done_before = done;
+            self.suspects_before = suspects;
             if let Some(o) = self.job.outcome() {
                 return self.judge(o.clone());
             }
@@ -399,6 +537,12 @@ impl Sim {
 
     fn judge(&self, o: nonce_core::job::Outcome) -> Result<(), String> {
         let cfg = self.job.config();
+        for s in &o.verification.suspects {
+            let w = self.workers.iter().find(|w| w.id == s.worker).ok_or("a suspect nobody launched")?;
+            if matches!(w.conduct, Conduct::Honest | Conduct::LiesAboutFinds) {
+                return Err(format!("honest worker {} made suspect: {}", s.worker, s.reason));
+            }
+        }
         let truth: Vec<u64> = self.golden.iter().copied().collect();
         match o.kind {
             OutcomeKind::Found => {
@@ -412,13 +556,22 @@ impl Sim {
                 if cfg.mode == Mode::Exhaustive {
                     let want: Vec<u64> = truth.iter().copied().take(MAX_FOUND).collect();
                     if o.found != want {
-                        return Err(format!("exhaustive found {:?}, truth {want:?}", o.found));
+                        let conducts: Vec<_> = self.workers.iter().map(|w| (&w.id.0, w.conduct)).collect();
+                        return Err(format!(
+                            "exhaustive found {:?}, truth {want:?}; workers {conducts:?}; {:?}; restart {:?}",
+                            o.found, o.verification, self.restart_at
+                        ));
                     }
                 }
             }
             OutcomeKind::Exhausted => {
                 if !truth.is_empty() {
-                    return Err(format!("exhausted, but {} golden nonces exist", truth.len()));
+                    let conducts: Vec<_> = self.workers.iter().map(|w| (&w.id.0, w.conduct)).collect();
+                    return Err(format!(
+                        "exhausted, but {} golden nonces exist; workers {conducts:?}; {:?}",
+                        truth.len(),
+                        o.verification
+                    ));
                 }
                 if o.stats.searched != cfg.range.len() {
                     return Err("exhausted without searching everything".into());
@@ -460,6 +613,7 @@ fn seeded_fault_simulation() {
         }
     };
     let mut outcomes: BTreeMap<&'static str, usize> = BTreeMap::new();
+    let (mut suspects, mut forged) = (0, 0);
     for seed in seeds.iter().copied() {
         let mut sim = Sim::new(seed, &world);
         if let Err(e) = sim.run() {
@@ -470,11 +624,19 @@ fn seeded_fault_simulation() {
         }
         let kind = sim.job.outcome().map_or("none", |o| o.kind.name());
         *outcomes.entry(kind).or_default() += 1;
+        if let Some(o) = sim.job.outcome() {
+            suspects += o.verification.suspects.len();
+            forged += o.stats.forged;
+        }
     }
-    println!("{} seeds: {outcomes:?}", seeds.len());
+    println!(
+        "{} seeds: {outcomes:?}, {suspects} suspects caught, {forged} forged messages dropped",
+        seeds.len()
+    );
     if seeds.len() >= 1000 {
         // The faults must actually have been exercised, not just the happy path.
         assert!(outcomes.get("found").copied().unwrap_or(0) > seeds.len() / 2);
         assert!(outcomes.get("exhausted").copied().unwrap_or(0) > 0);
+        assert!(suspects > 0 && forged > 0, "liars and forgers were exercised");
     }
 }

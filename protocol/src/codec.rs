@@ -8,8 +8,8 @@ use bincode::Options;
 
 /// First bytes of every encoded message.
 pub const MAGIC: [u8; 2] = *b"NC";
-/// Envelope version this build writes and reads.
-pub const VERSION: u16 = 1;
+/// Envelope version this build writes and reads (2: every message sealed, work proven by shares).
+pub const VERSION: u16 = 2;
 /// Largest encoded message, envelope included. Base64 of this stays well under SQS's 256 KiB.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
@@ -92,6 +92,7 @@ pub fn decode_text(text: &str) -> Result<Message, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::JobSecret;
     use crate::message::*;
     use crate::pow::{Encoding, Layout, Mode, NonceRange, Puzzle, Target};
     use proptest::prelude::*;
@@ -114,34 +115,48 @@ mod tests {
         let job = any::<u64>().prop_map(JobId);
         let shard = any::<u64>().prop_map(ShardId);
         let worker = "[a-z0-9-]{1,20}".prop_map(WorkerId);
+        let key = JobSecret::from_bytes([3; 32]).worker_key(JobId(1), &WorkerId("w".into()));
+        let (k1, k2, k3) = (key.clone(), key.clone(), key);
+        let signer = JobSecret::from_bytes([3; 32]).broadcast_signer(JobId(1));
         prop_oneof![
             (job.clone(), shard.clone(), any::<u64>(), arb_puzzle(), any::<u64>(), 0usize..3).prop_map(
-                |(job, shard, epoch, puzzle, s, m)| {
+                move |(job, shard, epoch, puzzle, s, m)| {
                     let mode = [Mode::First, Mode::Lowest, Mode::Exhaustive][m];
                     let range = NonceRange::new(u128::from(s), u128::from(s) + 1000);
-                    Message::Command(Command::Assign { job, shard, epoch, puzzle, range, mode })
+                    let share_bits = (epoch % 33) as u32;
+                    let cmd = Command::Assign { job, shard, epoch, puzzle, range, mode, share_bits };
+                    Message::Command(k1.seal_command(epoch, s, cmd))
                 }
             ),
-            (job.clone(), shard.clone(), any::<u64>(), any::<u128>()).prop_map(
-                |(job, shard, epoch, new_end)| {
-                    Message::Command(Command::Shrink { job, shard, epoch, new_end })
+            (job.clone(), shard.clone(), any::<u64>(), any::<u128>(), any::<u64>()).prop_map(
+                move |(job, shard, epoch, new_end, at)| {
+                    let cmd = Command::Shrink { job, shard, epoch, new_end };
+                    Message::Broadcast(signer.sign(epoch, epoch, at, cmd))
                 }
             ),
-            proptest::option::of(job.clone()).prop_map(|job| Message::Command(Command::Stop { job })),
+            (proptest::option::of(job.clone()), any::<u64>())
+                .prop_map(move |(job, seq)| Message::Command(k2.seal_command(1, seq, Command::Stop { job }))),
             (job.clone(), worker.clone(), shard.clone(), any::<u64>(), any::<u128>(), any::<f64>()).prop_map(
-                |(job, worker, shard, epoch, watermark, rate)| Message::Event(Event {
-                    job,
-                    worker,
-                    body: EventBody::Heartbeat {
-                        shards: vec![ShardProgress { shard, epoch, watermark, found: vec![epoch] }],
-                        rate: if rate.is_nan() { 0.0 } else { rate },
-                        best: Some(Best { nonce: epoch, leading_zeros: 3 }),
-                    },
-                })
+                move |(job, worker, shard, epoch, watermark, rate)| {
+                    let shards = vec![ShardProgress {
+                        shard,
+                        epoch,
+                        from: watermark / 2,
+                        watermark,
+                        found: vec![epoch],
+                        shares: vec![epoch, 1, 2],
+                    }];
+                    let rate = if rate.is_nan() { 0.0 } else { rate };
+                    let best = Some(Best { nonce: epoch, leading_zeros: 3 });
+                    let event = Event { job, worker, body: EventBody::Heartbeat { shards, rate, best } };
+                    Message::Event(k3.seal_event(epoch, event))
+                }
             ),
             (job, worker, shard, any::<u64>(), any::<u64>()).prop_map(
                 |(job, worker, shard, epoch, nonce)| {
-                    Message::Event(Event { job, worker, body: EventBody::Found { shard, epoch, nonce } })
+                    let key = JobSecret::from_bytes([4; 32]).worker_key(job, &worker);
+                    let event = Event { job, worker, body: EventBody::Found { shard, epoch, nonce } };
+                    Message::Event(key.seal_event(nonce, event))
                 }
             ),
         ]
@@ -176,7 +191,8 @@ mod tests {
         assert_eq!(decode(b"NC"), Err(DecodeError::Truncated));
         assert_eq!(decode(b"XX\0\x01abc"), Err(DecodeError::BadMagic));
         assert_eq!(decode(b"NC\0\x09abc"), Err(DecodeError::UnsupportedVersion(9)));
-        assert!(matches!(decode(b"NC\0\x01\xff\xff"), Err(DecodeError::Malformed(_))));
+        assert_eq!(decode(b"NC\0\x01abc"), Err(DecodeError::UnsupportedVersion(1)), "unsealed v1 refused");
+        assert!(matches!(decode(b"NC\0\x02\xff\xff"), Err(DecodeError::Malformed(_))));
         assert_eq!(decode_text("not base64!"), Err(DecodeError::BadBase64));
         assert!(matches!(decode(&vec![0; MAX_MESSAGE_BYTES + 1]), Err(DecodeError::TooLarge(_))));
     }
@@ -186,14 +202,20 @@ mod tests {
         // A header of the wrong length must not sneak past Puzzle::new through the codec.
         let good =
             Puzzle::new(Layout::Header { header: vec![0; 80] }, Target::LeadingZeros(1)).expect("valid");
-        let msg = Message::Command(Command::Assign {
-            job: JobId(1),
-            shard: ShardId(1),
-            epoch: 1,
-            puzzle: good,
-            range: NonceRange::new(0, 1),
-            mode: Mode::First,
-        });
+        let key = JobSecret::from_bytes([1; 32]).worker_key(JobId(1), &WorkerId("w".into()));
+        let msg = Message::Command(key.seal_command(
+            1,
+            1,
+            Command::Assign {
+                job: JobId(1),
+                shard: ShardId(1),
+                epoch: 1,
+                puzzle: good,
+                range: NonceRange::new(0, 1),
+                mode: Mode::First,
+                share_bits: 1,
+            },
+        ));
         let mut bytes = encode(&msg).expect("fits");
         // The header's varint length (80) appears once; make it 79 and drop a byte.
         let pos = bytes.iter().position(|&b| b == 80).expect("length byte");
@@ -205,32 +227,45 @@ mod tests {
     #[test]
     fn oversized_messages_are_refused() {
         let puzzle = Puzzle::append(vec![7; crate::pow::MAX_BLOCK_BYTES], Encoding::Be32, 1).expect("valid");
-        let hb = Message::Event(Event {
+        let key = JobSecret::from_bytes([1; 32]).worker_key(JobId(1), &WorkerId("w".into()));
+        let segment = ShardProgress {
+            shard: ShardId(1),
+            epoch: 1,
+            from: 0,
+            watermark: u128::MAX,
+            found: vec![],
+            shares: vec![],
+        };
+        let hb = Event {
             job: JobId(1),
             worker: WorkerId("w".into()),
-            body: EventBody::Heartbeat {
-                shards: vec![
-                    ShardProgress {
-                        shard: ShardId(1),
-                        epoch: 1,
-                        watermark: u128::MAX,
-                        found: vec![]
-                    };
-                    5000
-                ],
-                rate: 1.0,
-                best: None,
-            },
-        });
-        assert!(encode(&hb).is_err());
-        let assign = Message::Command(Command::Assign {
+            body: EventBody::Heartbeat { shards: vec![segment; 5000], rate: 1.0, best: None },
+        };
+        assert!(encode(&Message::Event(key.seal_event(1, hb))).is_err());
+        // The most shares a segment may carry, with the most found nonces, fits easily.
+        let full = ShardProgress {
+            shard: ShardId(1),
+            epoch: 1,
+            from: 0,
+            watermark: u128::MAX,
+            found: vec![u64::MAX; 100],
+            shares: vec![u64::MAX; MAX_SHARES_PER_SEGMENT],
+        };
+        let hb = Event {
+            job: JobId(1),
+            worker: WorkerId("w".into()),
+            body: EventBody::Heartbeat { shards: vec![full; 4], rate: 1.0, best: None },
+        };
+        assert!(encode(&Message::Event(key.seal_event(1, hb))).is_ok());
+        let assign = Command::Assign {
             job: JobId(1),
             shard: ShardId(1),
             epoch: 1,
             puzzle,
             range: NonceRange::new(0, 1),
             mode: Mode::First,
-        });
-        assert!(encode(&assign).is_ok());
+            share_bits: 1,
+        };
+        assert!(encode(&Message::Command(key.seal_command(1, 1, assign))).is_ok());
     }
 }

@@ -1,9 +1,11 @@
 //! The shared language of nonce-cloud: the golden-nonce puzzle ([`pow`]), the messages that
-//! coordinator and workers exchange ([`message`]), and their wire form ([`codec`]).
+//! coordinator and workers exchange ([`message`]), how they are sealed ([`auth`]), and their
+//! wire form ([`codec`]).
 //!
 //! Everything a worker reports is only a claim; [`pow::verify`] is the single source of truth
 //! the coordinator checks every claim against.
 
+pub mod auth;
 pub mod codec;
 pub mod message;
 pub mod pow;

@@ -2,6 +2,7 @@
 //! shard-level one its shard and epoch, so stale and foreign messages can be recognised and
 //! dropped instead of being acted on (the coursework system's "ghost" results).
 
+pub use crate::auth::{SealedCommand, SealedEvent, SignedBroadcast};
 use crate::pow::{Mode, NonceRange, Puzzle};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -58,19 +59,40 @@ pub struct Best {
 /// Progress on one shard: every nonce of the shard below `watermark` has been checked, and
 /// `found` holds every golden nonce below it (the shard's lowest, bounded). Results travel
 /// with the progress that covers them, so a lost `Found` can never be hidden by a watermark.
+///
+/// `shares` proves the work of the segment `from..watermark` (what was searched since the
+/// previous heartbeat): every nonce in it whose hash has at least the job's share bits of
+/// leading zeros, none left out. The coordinator verifies each and counts them against the
+/// segment's length; a segment whose `from` is above what the coordinator has credited (a
+/// heartbeat lost on the way) leaves the gap to be searched again.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShardProgress {
     pub shard: ShardId,
     pub epoch: Epoch,
+    pub from: u128,
     pub watermark: u128,
     pub found: Vec<u64>,
+    pub shares: Vec<u64>,
 }
+
+/// Most shares one segment carries: a worker whose segment holds more reports only the part
+/// below its next share, so a message stays far under the size limit.
+pub const MAX_SHARES_PER_SEGMENT: usize = 512;
 
 /// Coordinator -> worker: sent to one worker's inbox, or (`Stop`, `KeepAlive`) to all.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Command {
-    /// Search `range` of `puzzle` as shard `shard`.
-    Assign { job: JobId, shard: ShardId, epoch: Epoch, puzzle: Puzzle, range: NonceRange, mode: Mode },
+    /// Search `range` of `puzzle` as shard `shard`, reporting as shares every nonce whose
+    /// hash has at least `share_bits` leading zero bits.
+    Assign {
+        job: JobId,
+        shard: ShardId,
+        epoch: Epoch,
+        puzzle: Puzzle,
+        range: NonceRange,
+        mode: Mode,
+        share_bits: u32,
+    },
     /// Give up the part of the shard at and above `new_end` (work stealing); answer `ShrinkAck`.
     Shrink { job: JobId, shard: ShardId, epoch: Epoch, new_end: u128 },
     /// Stop working on the shard: it has been given to someone else or is no longer needed.
@@ -112,8 +134,16 @@ pub enum EventBody {
     /// A candidate golden nonce; the coordinator verifies it before believing it.
     Found { shard: ShardId, epoch: Epoch, nonce: u64 },
     /// The whole shard has been checked, up to `end` (its end as the worker knew it, which
-    /// a `Shrink` may have lowered).
-    ShardDone { shard: ShardId, epoch: Epoch, best: Option<Best>, end: u128, found: Vec<u64> },
+    /// a `Shrink` may have lowered); `shares` are those of the last segment, `from..end`.
+    ShardDone {
+        shard: ShardId,
+        epoch: Epoch,
+        best: Option<Best>,
+        from: u128,
+        end: u128,
+        found: Vec<u64>,
+        shares: Vec<u64>,
+    },
     /// Answer to `Shrink`: the shard now ends at `end` (never below what was already claimed).
     ShrinkAck { shard: ShardId, epoch: Epoch, end: u128 },
     /// The worker is exiting.
@@ -133,9 +163,12 @@ impl EventBody {
     }
 }
 
-/// Anything that travels on a transport.
+/// Anything that travels on a transport: always sealed (see [`crate::auth`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Message {
-    Command(Command),
-    Event(Event),
+    /// To one worker's inbox.
+    Command(SealedCommand),
+    /// To every worker of a job (the control topic).
+    Broadcast(SignedBroadcast),
+    Event(SealedEvent),
 }

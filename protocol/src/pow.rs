@@ -234,6 +234,28 @@ impl Puzzle {
         }
     }
 
+    /// The kernel's pre-test for shares of `bits` leading zero bits (see
+    /// [`ShardProgress`](crate::ShardProgress)): every share has `key <= share_key_threshold(bits)`.
+    pub fn share_key_threshold(bits: u32) -> u32 {
+        if bits >= 32 {
+            0
+        } else {
+            u32::MAX >> bits
+        }
+    }
+
+    /// Most share bits a job may use: every golden nonce must also be a share, so that a
+    /// worker hiding one also leaves a share out.
+    pub fn max_share_bits(&self) -> u32 {
+        match self.target_bytes {
+            Some(t) => leading_zeros(&t),
+            None => match self.target {
+                Target::LeadingZeros(d) => d,
+                Target::Compact(_) => 0,
+            },
+        }
+    }
+
     /// Whether `hash` (in display order) meets the target.
     pub fn meets(&self, hash: &[u8; 32]) -> bool {
         match (self.target, self.target_bytes) {

@@ -36,7 +36,8 @@ fn the_event_router_keeps_up_with_a_large_fleet_and_loses_nothing() {
         let into = Arc::clone(&seen);
         router.register(
             job,
-            Box::new(move |ev: Event| {
+            Box::new(move |sealed: protocol::SealedEvent| {
+                let ev = sealed.event;
                 if let EventBody::Heartbeat { rate, .. } = ev.body {
                     into.lock().unwrap_or_else(|e| e.into_inner()).insert((ev.worker.0, rate as u64));
                 }
@@ -55,12 +56,14 @@ fn the_event_router_keeps_up_with_a_large_fleet_and_loses_nothing() {
                         let batch: Vec<String> = (0..10)
                             .map(|i| {
                                 let k = n + i * SENDERS;
+                                let worker = WorkerId(format!("sim-{}", k % WORKERS));
+                                let key = protocol::auth::JobSecret::from_bytes([1; 32]).worker_key(job, &worker);
                                 let ev = Event {
                                     job,
-                                    worker: WorkerId(format!("sim-{}", k % WORKERS)),
+                                    worker,
                                     body: EventBody::Heartbeat { shards: vec![], rate: (k / WORKERS) as f64, best: None },
                                 };
-                                codec::encode_text(&Message::Event(ev)).expect("encodes")
+                                codec::encode_text(&Message::Event(key.seal_event(k as u64 + 1, ev))).expect("encodes")
                             })
                             .collect();
                         aws_transport::command_sender::send_bodies(&sqs, &url, batch).await.expect("send");

@@ -138,11 +138,20 @@ fn stale_messages_of_another_job_change_nothing() {
             shard: ShardId(i),
             epoch: 0,
             best: Some(Best { nonce: i, leading_zeros: 40 }),
+            from: 0,
             end: 60_000_000,
             found: vec![i],
+            shares: vec![],
         }));
         bodies.push(ev(EventBody::Heartbeat {
-            shards: vec![ShardProgress { shard: ShardId(i), epoch: 0, watermark: 60_000_000, found: vec![] }],
+            shards: vec![ShardProgress {
+                shard: ShardId(i),
+                epoch: 0,
+                from: 0,
+                watermark: 60_000_000,
+                found: vec![],
+                shares: vec![],
+            }],
             rate: 1e9,
             best: None,
         }));
@@ -158,17 +167,22 @@ fn stale_messages_of_another_job_change_nothing() {
     assert_clean(&em);
 }
 
-/// An event's SQS body, as a worker of `job` would send it.
+/// An event's SQS body, as a worker of `job` would send it, sealed with a key that is not the
+/// job's (nobody but the coordinator can derive those).
 fn body_of(job: JobId, worker: &WorkerId, body: EventBody) -> String {
-    codec::encode_text(&Message::Event(Event { job, worker: worker.clone(), body })).expect("encodes")
+    let key = protocol::auth::JobSecret::from_bytes([0xee; 32]).worker_key(job, worker);
+    let sealed = key.seal_event(1, Event { job, worker: worker.clone(), body });
+    codec::encode_text(&Message::Event(sealed)).expect("encodes")
 }
 
 #[test]
 fn garbage_bodies_end_in_the_dead_letter_queue_and_the_job_finishes() {
     let em = Emulator::get("garbage");
     let fabric = em.fabric();
+    let key = protocol::auth::JobSecret::from_bytes([1; 32]).worker_key(JobId(1), &WorkerId("w".into()));
     let command =
-        codec::encode_text(&Message::Command(protocol::Command::Stop { job: None })).expect("encodes");
+        codec::encode_text(&Message::Command(key.seal_command(1, 1, protocol::Command::Stop { job: None })))
+            .expect("encodes");
     let mut truncated = body_of(JobId(1), &WorkerId("w".into()), EventBody::Bye);
     truncated.truncate(truncated.len() / 2);
     let garbage = vec![

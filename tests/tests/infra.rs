@@ -239,7 +239,11 @@ fn task_definitions_set_exactly_what_the_binaries_read() {
         assert!(reads.contains(v.as_str()), "the worker task sets {v}, which nonce-worker does not read");
     }
     // What the launcher adds per job (container overrides) need not be in the definition.
-    let overrides: BTreeSet<&str> = coordinator::transport::aws::WORKER_OVERRIDES.iter().copied().collect();
+    let overrides: BTreeSet<&str> = coordinator::transport::aws::WORKER_OVERRIDES
+        .iter()
+        .chain(coordinator::transport::seal::CREDENTIAL_VARIABLES.iter())
+        .copied()
+        .collect();
     for v in worker_actor::env_config::REQUIRED {
         assert!(
             worker.contains(*v) || overrides.contains(v),

@@ -256,8 +256,10 @@ fn aws_requests_ghosts_and_undecodable_events_are_counted_over_the_emulator() {
     let earlier = JobId(0x0fed_cba9_8765_4321);
     let ghosts: Vec<String> = (0..4)
         .map(|i| {
-            let ev = Event { job: earlier, worker: WorkerId(format!("ghost-{i}")), body: EventBody::Bye };
-            codec::encode_text(&Message::Event(ev)).expect("encodes")
+            let worker = WorkerId(format!("ghost-{i}"));
+            let key = protocol::auth::JobSecret::from_bytes([7; 32]).worker_key(earlier, &worker);
+            let ev = Event { job: earlier, worker, body: EventBody::Bye };
+            codec::encode_text(&Message::Event(key.seal_event(1, ev))).expect("encodes")
         })
         .collect();
     let garbage = vec!["not base64 at all!".to_string(), "aGVsbG8gd29ybGQ=".to_string()];

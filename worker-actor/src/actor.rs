@@ -3,33 +3,53 @@
 //!
 //! It never hashes on the actor thread. It stops itself when the coordinator goes silent for
 //! longer than the orphan timeout, so a dead coordinator never leaves a fleet running.
+//!
+//! Everything it sends is sealed with its key; a command is obeyed only if it opens with the
+//! same key (to its inbox) or the job's broadcast key (on the topic), and was not seen before.
 
 use crate::kernel::Backend;
 use crate::search::{SearchEvent, ShardSearch};
 use actix::prelude::*;
-use protocol::{Command, Epoch, Event, EventBody, JobId, ShardId, ShardProgress, WorkerId};
+use protocol::auth::{BroadcastVerifier, ReplayWindow, WorkerKey};
+use protocol::{
+    Command, Epoch, Event, EventBody, JobId, SealedCommand, SealedEvent, ShardId, ShardProgress,
+    SignedBroadcast, WorkerId,
+};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Where a worker's events go: the coordinator, over whatever transport connects them.
 /// Called from the actor and from hashing threads, so it must not block for long.
 pub trait EventSink: Send + Sync + 'static {
-    fn send(&self, event: Event);
+    fn send(&self, event: SealedEvent);
 }
 
-/// A command delivered to the worker's inbox.
+/// A command as it arrived at the worker, still sealed: the actor opens it.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
-pub struct Inbox(pub Command);
+pub enum Inbox {
+    Direct(SealedCommand),
+    Broadcast(SignedBroadcast),
+}
+
+/// Stop, from inside the worker's own process (a signal, a closed pipe, the launcher of
+/// in-process workers): needs no key, since it never crossed a network.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct Shutdown;
 
 /// Decodes one command as a transport carries it (a stdin line, an SQS body) and hands it to
 /// the actor. Answers false for anything else: the caller counts it; nothing is fatal.
 pub fn deliver_text(actor: &Addr<WorkerActor>, text: &str) -> bool {
     match protocol::codec::decode_text(text) {
         Ok(protocol::Message::Command(cmd)) => {
-            actor.do_send(Inbox(cmd));
+            actor.do_send(Inbox::Direct(cmd));
+            true
+        }
+        Ok(protocol::Message::Broadcast(b)) => {
+            actor.do_send(Inbox::Broadcast(b));
             true
         }
         Ok(protocol::Message::Event(_)) => false,
@@ -38,6 +58,57 @@ pub fn deliver_text(actor: &Addr<WorkerActor>, text: &str) -> bool {
             false
         }
     }
+}
+
+/// Seals this worker's events: its key and its sequence numbers (shared with the hashing
+/// threads, which report finds and completions themselves).
+#[derive(Debug)]
+pub struct Sealer {
+    key: WorkerKey,
+    job: JobId,
+    worker: WorkerId,
+    seq: AtomicU64,
+}
+
+impl Sealer {
+    pub fn new(key: WorkerKey, job: JobId, worker: WorkerId) -> Self {
+        Sealer { key, job, worker, seq: AtomicU64::new(0) }
+    }
+
+    pub fn seal(&self, body: EventBody) -> SealedEvent {
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        self.key.seal_event(seq, Event { job: self.job, worker: self.worker.clone(), body })
+    }
+}
+
+/// The replay windows of the streams (coordinator lives) a worker has heard from: a few, so
+/// an adopting coordinator's commands are taken while an old life's replays still are not.
+#[derive(Debug, Default)]
+struct Streams(Vec<(u64, ReplayWindow)>);
+
+impl Streams {
+    const KEPT: usize = 4;
+
+    fn accept(&mut self, stream: u64, seq: u64) -> bool {
+        if let Some((_, w)) = self.0.iter_mut().find(|(s, _)| *s == stream) {
+            return w.accept(seq);
+        }
+        if self.0.len() == Self::KEPT {
+            self.0.remove(0);
+        }
+        let mut w = ReplayWindow::default();
+        let ok = w.accept(seq);
+        self.0.push((stream, w));
+        ok
+    }
+}
+
+/// How far a broadcast's clock may be from ours: beyond it, a keep-alive could be a capture
+/// replayed to keep an orphaned fleet running.
+pub const BROADCAST_SKEW: Duration = Duration::from_secs(60);
+
+fn unix_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// How one worker behaves.
@@ -52,6 +123,10 @@ pub struct WorkerConfig {
     /// Stop when nothing has been heard from the coordinator for this long.
     pub orphan_timeout: Duration,
     pub backend: Backend,
+    /// This worker's key, given at launch (`NONCE_WORKER_KEY`).
+    pub key: WorkerKey,
+    /// The job's broadcast key (`NONCE_BROADCAST_KEY`).
+    pub broadcast: BroadcastVerifier,
 }
 
 /// Why a worker actor stopped; given to the `on_exit` hook.
@@ -72,6 +147,11 @@ struct RunningShard {
 pub struct WorkerActor {
     cfg: WorkerConfig,
     sink: Arc<dyn EventSink>,
+    sealer: Arc<Sealer>,
+    direct: Streams,
+    broadcasts: Streams,
+    /// Commands refused: tags that did not open, replays, broadcasts far from our clock.
+    refused: u64,
     shards: BTreeMap<ShardId, RunningShard>,
     hashed: Arc<AtomicU64>,
     last_heard: Instant,
@@ -98,9 +178,14 @@ impl std::fmt::Debug for WorkerActor {
 
 impl WorkerActor {
     pub fn new(cfg: WorkerConfig, sink: Arc<dyn EventSink>) -> Self {
+        let sealer = Arc::new(Sealer::new(cfg.key.clone(), cfg.job, cfg.id.clone()));
         WorkerActor {
             cfg,
             sink,
+            sealer,
+            direct: Streams::default(),
+            broadcasts: Streams::default(),
+            refused: 0,
             shards: BTreeMap::new(),
             hashed: Arc::new(AtomicU64::new(0)),
             last_heard: Instant::now(),
@@ -120,7 +205,43 @@ impl WorkerActor {
     }
 
     fn emit(&self, body: EventBody) {
-        self.sink.send(Event { job: self.cfg.job, worker: self.cfg.id.clone(), body });
+        self.sink.send(self.sealer.seal(body));
+    }
+
+    /// Opens a command, or says why not (and counts it).
+    fn open(&mut self, delivery: Inbox) -> Option<Command> {
+        let (ok, what) = match &delivery {
+            Inbox::Direct(c) => {
+                if !self.cfg.key.opens_command(c) {
+                    (false, "a command whose tag does not open with our key")
+                } else if !self.direct.accept(c.stream, c.seq) {
+                    (false, "a replayed command")
+                } else {
+                    (true, "")
+                }
+            }
+            Inbox::Broadcast(b) => {
+                let skew = unix_ms().abs_diff(b.sent_at_ms);
+                if !self.cfg.broadcast.opens(b) {
+                    (false, "a broadcast not signed with the job's key")
+                } else if skew > BROADCAST_SKEW.as_millis() as u64 {
+                    (false, "a broadcast whose clock is far from ours")
+                } else if !self.broadcasts.accept(b.stream, b.seq) {
+                    (false, "a replayed broadcast")
+                } else {
+                    (true, "")
+                }
+            }
+        };
+        if !ok {
+            self.refused += 1;
+            tracing::warn!(worker = %self.cfg.id, refused = self.refused, "dropped {what}");
+            return None;
+        }
+        Some(match delivery {
+            Inbox::Direct(c) => c.command,
+            Inbox::Broadcast(b) => b.command,
+        })
     }
 
     fn tick(&mut self, ctx: &mut Context<Self>) {
@@ -154,9 +275,16 @@ impl WorkerActor {
             .shards
             .iter()
             .map(|(&shard, s)| {
-                // Watermark first, then the finds: every golden nonce below it is then listed.
-                let watermark = s.search.watermark();
-                ShardProgress { shard, epoch: s.epoch, watermark, found: s.search.found() }
+                // The segment first, then the finds: every golden nonce below it is then listed.
+                let seg = s.search.take_segment();
+                ShardProgress {
+                    shard,
+                    epoch: s.epoch,
+                    from: seg.from,
+                    watermark: seg.to,
+                    found: s.search.found(),
+                    shares: seg.shares,
+                }
             })
             .collect();
         let best = self.shards.values().filter_map(|s| s.search.best()).max_by_key(|b| b.leading_zeros);
@@ -168,7 +296,7 @@ impl WorkerActor {
     }
 
     fn assign(&mut self, shard: ShardId, epoch: Epoch, cmd: &Command, ctx: &mut Context<Self>) {
-        let Command::Assign { puzzle, range, mode, .. } = cmd else { return };
+        let Command::Assign { puzzle, range, mode, share_bits, .. } = cmd else { return };
         match self.shards.get(&shard) {
             Some(s) if s.epoch == epoch => return, // a duplicate delivery
             Some(_) => {
@@ -179,22 +307,22 @@ impl WorkerActor {
             }
             None => {}
         }
-        let sink = Arc::clone(&self.sink);
-        let (job, worker) = (self.cfg.job, self.cfg.id.clone());
+        let (sink, sealer) = (Arc::clone(&self.sink), Arc::clone(&self.sealer));
         let report = move |e: SearchEvent| {
             let body = match e {
                 SearchEvent::Golden(nonce) => EventBody::Found { shard, epoch, nonce },
-                SearchEvent::Finished { best, end, found } => {
-                    EventBody::ShardDone { shard, epoch, best, end, found }
+                SearchEvent::Finished { best, from, end, found, shares } => {
+                    EventBody::ShardDone { shard, epoch, best, from, end, found, shares }
                 }
             };
-            sink.send(Event { job, worker: worker.clone(), body });
+            sink.send(sealer.seal(body));
         };
         tracing::debug!(worker = %self.cfg.id, %shard, %range, "assigned");
         let started = ShardSearch::start(
             puzzle,
             *range,
             *mode,
+            *share_bits,
             self.cfg.threads,
             self.cfg.backend,
             Arc::clone(&self.hashed),
@@ -234,10 +362,19 @@ impl Actor for WorkerActor {
     }
 }
 
+impl Handler<Shutdown> for WorkerActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Shutdown, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
 impl Handler<Inbox> for WorkerActor {
     type Result = ();
 
-    fn handle(&mut self, Inbox(cmd): Inbox, ctx: &mut Context<Self>) {
+    fn handle(&mut self, delivery: Inbox, ctx: &mut Context<Self>) {
+        let Some(cmd) = self.open(delivery) else { return };
         match cmd.job() {
             Some(job) if job != self.cfg.job => return, // another job's message: not ours
             _ => self.last_heard = Instant::now(),

@@ -1,12 +1,10 @@
 //! The `aws` transport on the worker's side: events to the SQS events queue through an
-//! [`EventSender`], commands from the worker's own inbox queue, and on ECS, the worker's
-//! name from the task metadata endpoint.
+//! [`EventSender`], commands from the worker's own inbox queue.
 
-use crate::actor::{EventSink, ExitReason, Inbox, WorkerActor, WorkerConfig};
+use crate::actor::{EventSink, ExitReason, Shutdown, WorkerActor, WorkerConfig};
 use actix::{Actor, Addr};
 use aws_transport::{AwsClients, EventSender, ResourceNames, WorkerLink};
-use protocol::{codec, Event, Message};
-use std::io::{Read, Write};
+use protocol::{codec, Message, SealedEvent};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -59,7 +57,7 @@ pub async fn serve(
         _ = stop => {}
         _ = wait_stopped(actor.clone()) => {}
     }
-    actor.do_send(Inbox(protocol::Command::Stop { job: None }));
+    actor.do_send(Shutdown);
     // The actor's `stopped` joins the hashing threads and says Bye.
     wait_stopped(actor).await;
     pump.abort();
@@ -97,7 +95,7 @@ pub async fn wait_stopped(actor: Addr<WorkerActor>) {
 pub struct SqsSink(pub EventSender);
 
 impl EventSink for SqsSink {
-    fn send(&self, event: Event) {
+    fn send(&self, event: SealedEvent) {
         match codec::encode_text(&Message::Event(event)) {
             Ok(body) => self.0.send(body),
             Err(e) => tracing::error!(error = %e, "cannot encode an event"),
@@ -135,37 +133,4 @@ pub async fn pump_inbox(link: &WorkerLink, actor: Addr<WorkerActor>, touch_every
         }
     }
     rejected
-}
-
-/// The worker id an ECS task gives itself, `ecs-<task id>`, from the task metadata endpoint
-/// v4 (`$ECS_CONTAINER_METADATA_URI_V4/task`, plain HTTP on a link-local address). The
-/// `ecs` launcher knows the same id from RunTask's answer, so it can tell which worker a
-/// stopped task was.
-pub fn ecs_worker_id(metadata_uri: &str) -> Result<String, String> {
-    let rest = metadata_uri
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("ECS_CONTAINER_METADATA_URI_V4={metadata_uri:?}: expected http://"))?;
-    let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
-    let path = format!("/{}/task", path.trim_end_matches('/')).replace("//", "/");
-    let addr = if authority.contains(':') { authority.to_string() } else { format!("{authority}:80") };
-    let fail = |e: std::io::Error| format!("task metadata at {metadata_uri}: {e}");
-    let sock = std::net::ToSocketAddrs::to_socket_addrs(&addr)
-        .map_err(fail)?
-        .next()
-        .ok_or_else(|| format!("task metadata: cannot resolve {addr}"))?;
-    let mut stream = std::net::TcpStream::connect_timeout(&sock, Duration::from_secs(5)).map_err(fail)?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).map_err(fail)?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {authority}\r\nAccept: application/json\r\n\r\n")
-        .map_err(fail)?;
-    let mut response = Vec::new();
-    stream.take(1 << 20).read_to_end(&mut response).map_err(fail)?;
-    let text = String::from_utf8_lossy(&response);
-    let (head, body) = text.split_once("\r\n\r\n").ok_or("task metadata: not an HTTP response")?;
-    if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
-        return Err(format!("task metadata: {}", head.lines().next().unwrap_or("no status")));
-    }
-    let json: serde_json::Value =
-        serde_json::from_str(body.trim()).map_err(|e| format!("task metadata: not JSON: {e}"))?;
-    let arn = json.get("TaskARN").and_then(|v| v.as_str()).ok_or("task metadata: no TaskARN")?;
-    Ok(aws_transport::ecs::worker_id_for_task(arn))
 }

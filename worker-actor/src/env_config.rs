@@ -4,7 +4,9 @@
 //! | variable | default | meaning |
 //! |---|---|---|
 //! | `NONCE_JOB_ID` | required | the job this worker serves (16 hex digits) |
-//! | `NONCE_WORKER_ID` | `ecs-<task id>` on ECS (from `ECS_CONTAINER_METADATA_URI_V4`), else `w-<pid>-<random>` | this worker's name, unique within the job |
+//! | `NONCE_WORKER_ID` | required | this worker's name, chosen by the coordinator that launched it |
+//! | `NONCE_WORKER_KEY` | required | this worker's key (64 hex digits): seals its events, opens the commands to its inbox. A secret: never logged |
+//! | `NONCE_BROADCAST_KEY` | required | the job's broadcast public key (64 hex digits): opens `Stop` and `KeepAlive` on the topic |
 //! | `NONCE_TRANSPORT` | `stdio` | `stdio`: commands on stdin, events on stdout, one base64 message a line; `aws`: SQS and SNS |
 //! | `NONCE_AWS_PREFIX` | required for `aws` | resource prefix: the inbox queue is `<prefix>-inbox-<worker id>` |
 //! | `NONCE_EVENTS_QUEUE_URL` | required for `aws` | the events queue's URL |
@@ -21,6 +23,8 @@
 pub const VARIABLES: &[&str] = &[
     "NONCE_JOB_ID",
     "NONCE_WORKER_ID",
+    "NONCE_WORKER_KEY",
+    "NONCE_BROADCAST_KEY",
     "NONCE_TRANSPORT",
     "NONCE_AWS_PREFIX",
     "NONCE_EVENTS_QUEUE_URL",
@@ -37,6 +41,9 @@ pub const VARIABLES: &[&str] = &[
 /// Without these a worker does not start: the job, and for a Fargate task the aws transport.
 pub const REQUIRED: &[&str] = &[
     "NONCE_JOB_ID",
+    "NONCE_WORKER_ID",
+    "NONCE_WORKER_KEY",
+    "NONCE_BROADCAST_KEY",
     "NONCE_TRANSPORT",
     "NONCE_AWS_PREFIX",
     "NONCE_EVENTS_QUEUE_URL",
@@ -45,6 +52,7 @@ pub const REQUIRED: &[&str] = &[
 
 use crate::kernel::Backend;
 use crate::WorkerConfig;
+use protocol::auth::{BroadcastVerifier, WorkerKey};
 use protocol::{JobId, WorkerId};
 use std::time::Duration;
 
@@ -62,14 +70,23 @@ pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<(WorkerConfig, T
         .ok_or("NONCE_JOB_ID is required (the job id, 16 hex digits)")?
         .parse()
         .map_err(|e| format!("NONCE_JOB_ID: {e}"))?;
-    let id = get("NONCE_WORKER_ID").unwrap_or_else(|| {
-        // Unique across machines too: every Fargate task is pid 1.
-        let salt = std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), 0u8);
-        format!("w-{}-{:08x}", std::process::id(), salt as u32)
-    });
+    // The coordinator names its workers and derives each one's key from the name: a worker
+    // cannot pick its own.
+    let id =
+        get("NONCE_WORKER_ID").ok_or("NONCE_WORKER_ID is required (the coordinator names its workers)")?;
     if id.is_empty() || id.len() > 128 {
         return Err("NONCE_WORKER_ID must be 1 to 128 characters".into());
     }
+    // The key's value never appears in an error: only that it is wrong.
+    let key = get("NONCE_WORKER_KEY")
+        .ok_or("NONCE_WORKER_KEY is required (the worker's key, given by the coordinator at launch)")
+        .and_then(|k| WorkerKey::from_hex(&k).map_err(|_| "NONCE_WORKER_KEY must be 64 hex digits"))?;
+    let broadcast = get("NONCE_BROADCAST_KEY")
+        .ok_or("NONCE_BROADCAST_KEY is required (the job's broadcast key, given at launch)")
+        .and_then(|k| {
+            BroadcastVerifier::from_hex(&k)
+                .map_err(|_| "NONCE_BROADCAST_KEY must be an Ed25519 public key in 64 hex digits")
+        })?;
     let required = |name: &str| -> Result<String, String> {
         get(name)
             .filter(|v| !v.trim().is_empty())
@@ -113,7 +130,17 @@ pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<(WorkerConfig, T
         TransportEnv::Aws { .. } => String::new(),
     };
     Ok((
-        WorkerConfig { id: WorkerId(id), job, inbox, threads, heartbeat, orphan_timeout, backend },
+        WorkerConfig {
+            id: WorkerId(id),
+            job,
+            inbox,
+            threads,
+            heartbeat,
+            orphan_timeout,
+            backend,
+            key,
+            broadcast,
+        },
         transport,
     ))
 }
@@ -124,8 +151,27 @@ mod tests {
     use std::collections::HashMap;
 
     fn with(vars: &[(&str, &str)]) -> Result<(WorkerConfig, TransportEnv), String> {
-        let m: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let secret = protocol::auth::JobSecret::from_bytes([5; 32]);
+        let mut m: HashMap<String, String> = HashMap::new();
+        m.insert("NONCE_WORKER_ID".into(), "w0".into());
+        m.insert("NONCE_WORKER_KEY".into(), secret.worker_key(JobId(1), &WorkerId("w0".into())).to_hex());
+        m.insert("NONCE_BROADCAST_KEY".into(), secret.broadcast_signer(JobId(1)).verifier().to_hex());
+        m.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         from_env(|k| m.get(k).cloned())
+    }
+
+    #[test]
+    fn keys_are_required_and_never_echoed() {
+        let bad = "zz".repeat(32);
+        let err = with(&[("NONCE_JOB_ID", "1"), ("NONCE_WORKER_KEY", &bad)]).expect_err("bad key");
+        assert!(err.contains("NONCE_WORKER_KEY") && !err.contains(&bad), "{err}");
+        let err = with(&[("NONCE_JOB_ID", "1"), ("NONCE_BROADCAST_KEY", "00")]).expect_err("bad key");
+        assert!(err.contains("NONCE_BROADCAST_KEY"), "{err}");
+        let m: HashMap<String, String> = [("NONCE_JOB_ID", "1"), ("NONCE_WORKER_ID", "w0")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert!(from_env(|k| m.get(k).cloned()).expect_err("no key").contains("NONCE_WORKER_KEY"));
     }
 
     #[test]

@@ -10,6 +10,6 @@ pub mod kernel;
 pub mod search;
 pub mod stdio;
 
-pub use actor::{EventSink, ExitReason, Inbox, WorkerActor, WorkerConfig};
+pub use actor::{EventSink, ExitReason, Inbox, Sealer, Shutdown, WorkerActor, WorkerConfig};
 pub use kernel::{Backend, Kernel};
-pub use search::{SearchEvent, ShardSearch};
+pub use search::{SearchEvent, Segment, ShardSearch};

@@ -21,8 +21,17 @@ pub const REPORT_LIMIT: usize = 100;
 pub enum SearchEvent {
     /// A verified golden nonce among the shard's lowest `REPORT_LIMIT` so far.
     Golden(u64),
-    /// Every nonce of the shard up to `end` (its possibly shrunk end) has been checked.
-    Finished { best: Option<Best>, end: u128, found: Vec<u64> },
+    /// Every nonce of the shard up to `end` (its possibly shrunk end) has been checked;
+    /// `shares` are those of `from..end`, the part no heartbeat has reported.
+    Finished { best: Option<Best>, from: u128, end: u128, found: Vec<u64>, shares: Vec<u64> },
+}
+
+/// A stretch of searched nonces with every share in it: what a heartbeat reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment {
+    pub from: u128,
+    pub to: u128,
+    pub shares: Vec<u64>,
 }
 
 type Report = dyn Fn(SearchEvent) + Send + Sync;
@@ -34,11 +43,16 @@ struct Cursor {
     live_threads: usize,
     best: Option<(Best, [u8; 32])>,
     reported: BTreeSet<u64>,
+    /// Shares found and not yet reported in a segment.
+    shares: BTreeSet<u64>,
+    /// Everything below this has been reported in a segment.
+    reported_to: u128,
 }
 
 struct Shared {
     kernel: Kernel,
     puzzle: Puzzle,
+    share_bits: u32,
     cursor: Mutex<Cursor>,
     cancelled: AtomicBool,
     /// A hashing thread panicked: the shard can never finish here.
@@ -68,12 +82,15 @@ impl std::fmt::Debug for ShardSearch {
 }
 
 impl ShardSearch {
-    /// Starts `threads` hashing threads over `range`. `hashed` accumulates nonces checked,
-    /// for rate reporting; `report` is called from the hashing threads.
+    /// Starts `threads` hashing threads over `range`, collecting as shares every nonce with at
+    /// least `share_bits` leading zero bits. `hashed` accumulates nonces checked, for rate
+    /// reporting; `report` is called from the hashing threads.
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         puzzle: &Puzzle,
         range: NonceRange,
         _mode: Mode,
+        share_bits: u32,
         threads: usize,
         backend: Backend,
         hashed: Arc<AtomicU64>,
@@ -84,6 +101,7 @@ impl ShardSearch {
         let shared = Arc::new(Shared {
             kernel: Kernel::new(puzzle, backend),
             puzzle: puzzle.clone(),
+            share_bits,
             cursor: Mutex::new(Cursor {
                 next: range.start,
                 end,
@@ -91,6 +109,8 @@ impl ShardSearch {
                 live_threads: threads,
                 best: None,
                 reported: BTreeSet::new(),
+                shares: BTreeSet::new(),
+                reported_to: range.start,
             }),
             cancelled: AtomicBool::new(false),
             failed: AtomicBool::new(false),
@@ -125,6 +145,15 @@ impl ShardSearch {
     pub fn watermark(&self) -> u128 {
         let c = self.shared.lock();
         c.in_flight.first().copied().unwrap_or(c.next).min(c.end)
+    }
+
+    /// The segment searched since the last one taken, with its shares (at most
+    /// [`protocol::MAX_SHARES_PER_SEGMENT`]: with more, the segment ends at the first left
+    /// out, which the next segment then starts with).
+    pub fn take_segment(&self) -> Segment {
+        let mut c = self.shared.lock();
+        let watermark = c.in_flight.first().copied().unwrap_or(c.next).min(c.end);
+        take_segment(&mut c, watermark)
     }
 
     /// The shard's current end.
@@ -182,7 +211,7 @@ impl Drop for ShardSearch {
 }
 
 fn run(shared: &Shared, chunk: u128) {
-    let golden_threshold = shared.kernel.threshold();
+    let golden_threshold = shared.kernel.threshold().max(Puzzle::share_key_threshold(shared.share_bits));
     let mut threshold = golden_threshold.max(best_key(&shared.lock()));
     loop {
         if shared.cancelled.load(Ordering::Relaxed) {
@@ -213,11 +242,42 @@ fn run(shared: &Shared, chunk: u128) {
         let mut c = shared.lock();
         c.live_threads -= 1;
         let done = c.live_threads == 0 && c.in_flight.is_empty() && c.next >= c.end;
-        done.then(|| (c.best.map(|(b, _)| b), c.end, c.reported.iter().copied().collect()))
+        // The last segment has every remaining share (beyond the per-segment bound too: a
+        // shard's end is reported once).
+        done.then(|| {
+            let from = c.reported_to;
+            let end = c.end;
+            let shares: Vec<u64> =
+                std::mem::take(&mut c.shares).into_iter().filter(|&n| u128::from(n) < end).collect();
+            c.reported_to = end;
+            (c.best.map(|(b, _)| b), from, end, c.reported.iter().copied().collect(), shares)
+        })
     };
-    if let (Some((best, end, found)), false) = (finished, shared.cancelled.load(Ordering::Relaxed)) {
-        (shared.report)(SearchEvent::Finished { best, end, found });
+    if let (Some((best, from, end, found, shares)), false) =
+        (finished, shared.cancelled.load(Ordering::Relaxed))
+    {
+        (shared.report)(SearchEvent::Finished { best, from, end, found, shares });
     }
+}
+
+/// Takes the shares below `watermark` into a segment from `reported_to`, bounded in size.
+fn take_segment(c: &mut Cursor, watermark: u128) -> Segment {
+    let from = c.reported_to;
+    let mut to = watermark.max(from);
+    let mut shares = Vec::new();
+    while let Some(&n) = c.shares.first() {
+        if u128::from(n) >= to {
+            break;
+        }
+        if shares.len() == protocol::MAX_SHARES_PER_SEGMENT {
+            to = u128::from(n);
+            break;
+        }
+        c.shares.pop_first();
+        shares.push(n);
+    }
+    c.reported_to = to;
+    Segment { from, to, shares }
 }
 
 /// The key (first hash word) of the best hash so far: candidates must beat it.
@@ -231,6 +291,9 @@ fn on_candidate(shared: &Shared, nonce: u64) {
         let mut c = shared.lock();
         if c.best.is_none_or(|(_, h)| v.hash < h) {
             c.best = Some((Best { nonce, leading_zeros: v.leading_zeros }, v.hash));
+        }
+        if v.leading_zeros >= shared.share_bits && u128::from(nonce) >= c.reported_to {
+            c.shares.insert(nonce);
         }
         // Report the lowest REPORT_LIMIT golden nonces of the shard: enough for every mode,
         // and bounded even when every nonce is golden.
@@ -260,6 +323,7 @@ mod tests {
             p,
             range,
             Mode::Exhaustive,
+            6,
             threads,
             Backend::Portable,
             Arc::new(AtomicU64::new(0)),
@@ -272,7 +336,12 @@ mod tests {
         loop {
             match rx.recv_timeout(Duration::from_secs(60)).expect("search finishes") {
                 SearchEvent::Golden(n) => found.push(n),
-                SearchEvent::Finished { best, found: all, .. } => {
+                SearchEvent::Finished { best, found: all, from, end, shares } => {
+                    assert_eq!((from, end), (range.start, range.end));
+                    let expect: Vec<u64> = (range.start as u64..range.end as u64)
+                        .filter(|&n| verify(p, n).leading_zeros >= 6)
+                        .collect();
+                    assert_eq!(shares, expect, "every share, none other");
                     assert_eq!(
                         all,
                         found.iter().copied().collect::<BTreeSet<_>>().into_iter().collect::<Vec<_>>()
@@ -306,6 +375,7 @@ mod tests {
             &p,
             NonceRange::new(0, 1 << 22),
             Mode::Lowest,
+            20,
             2,
             Backend::Portable,
             Arc::new(AtomicU64::new(0)),

@@ -4,7 +4,7 @@
 use crate::actor::{EventSink, WorkerActor};
 use actix::Addr;
 use protocol::codec;
-use protocol::{Event, Message};
+use protocol::{Message, SealedEvent};
 use std::io::{BufRead, Write};
 use std::sync::Mutex;
 
@@ -15,7 +15,7 @@ pub struct StdoutSink {
 }
 
 impl EventSink for StdoutSink {
-    fn send(&self, event: Event) {
+    fn send(&self, event: SealedEvent) {
         let Ok(text) = codec::encode_text(&Message::Event(event)) else { return };
         let _guard = self.out.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = std::io::stdout().lock();

@@ -11,7 +11,7 @@ use crate::transport::MemoryNetwork;
 use crate::transport::PipeNetwork;
 use crate::transport::Transport;
 use actix::prelude::*;
-use nonce_core::job::Job;
+use nonce_core::job::{InboxRule, Job};
 use protocol::JobId;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -83,7 +83,14 @@ impl Handler<StartJob> for Coordinator {
         // Each job its own network: its broadcasts reach its own workers and no one else's.
         let network = MemoryNetwork::default();
         let tick = (spec.timings.heartbeat / 2).max(Duration::from_millis(20));
-        let addr = JobSupervisor::launch(Job::new(spec.config(job)), tick, move |ctx| {
+        // Where each worker's inbox must be: a Hello naming another is refused.
+        let inbox = match (&aws, spec.launcher) {
+            (Some(ctx), _) => ctx.inbox_rule(),
+            (None, LauncherKind::Process) => InboxRule::new("stdio://", ""),
+            (None, LauncherKind::Threads | LauncherKind::Ecs) => InboxRule::new("mem://", ""),
+        };
+        let config = spec.config(job, spec.secret(), inbox);
+        let addr = JobSupervisor::launch(Job::new(config), tick, move |ctx| {
             let wiring = WorkerWiring {
                 job,
                 events: ctx.address().recipient(),

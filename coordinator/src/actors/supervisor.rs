@@ -2,6 +2,7 @@
 //! out what it decides. All decisions are the `Job`'s; this shell only moves messages.
 
 use crate::launcher::{LaunchFailed, Launcher, WorkerGone};
+use crate::transport::seal::Seal;
 use crate::transport::{Transport, TransportCounters, WorkerEvent};
 use actix::prelude::*;
 use nonce_core::job::{Input, Job, Outcome, Output, Snapshot, SpaceMap, Status, WorkerInfo};
@@ -36,6 +37,7 @@ pub struct WaitJob;
 /// See the module docs.
 pub struct JobSupervisor {
     job: Job,
+    seal: Seal,
     origin: Instant,
     tick: Duration,
     transport: Box<dyn Transport>,
@@ -60,8 +62,11 @@ impl JobSupervisor {
     ) -> Addr<Self> {
         JobSupervisor::create(move |ctx| {
             let (transport, launcher) = wire(ctx);
+            let cfg = job.config();
+            let seal = Seal::new(cfg.job, cfg.secret.clone(), cfg.incarnation);
             JobSupervisor {
                 job,
+                seal,
                 origin: Instant::now(),
                 tick,
                 transport,
@@ -78,12 +83,19 @@ impl JobSupervisor {
         while let Some(input) = queue.pop() {
             for output in self.job.handle(now, input) {
                 match output {
-                    Output::Send { inbox, command, .. } => self.transport.send(&inbox, command),
-                    Output::Broadcast(command) => self.transport.broadcast(command),
-                    Output::Launch { count } => {
-                        if let Err(reason) = self.launcher.launch(count) {
-                            queue.push(Input::LaunchFailed { count, reason });
+                    Output::Send { worker, inbox, command } => {
+                        self.transport.send(&inbox, self.seal.command(&worker, command))
+                    }
+                    Output::Broadcast(command) => self.transport.broadcast(self.seal.broadcast(command)),
+                    Output::Launch { workers } => {
+                        let creds = workers.iter().map(|w| self.seal.credentials(w)).collect();
+                        if let Err(reason) = self.launcher.launch(creds) {
+                            queue.push(Input::LaunchFailed { workers, reason });
                         }
+                    }
+                    Output::Evict { worker } => {
+                        self.launcher.evict(&worker);
+                        self.seal.forget(&worker);
                     }
                     Output::StopWorkers => self.launcher.stop_all(),
                     Output::Finish(outcome) => {
@@ -130,8 +142,8 @@ impl Handler<WorkerGone> for JobSupervisor {
 
 impl Handler<LaunchFailed> for JobSupervisor {
     type Result = ();
-    fn handle(&mut self, LaunchFailed { count, reason }: LaunchFailed, ctx: &mut Context<Self>) {
-        self.feed(Input::LaunchFailed { count, reason }, ctx);
+    fn handle(&mut self, LaunchFailed { workers, reason }: LaunchFailed, ctx: &mut Context<Self>) {
+        self.feed(Input::LaunchFailed { workers, reason }, ctx);
     }
 }
 
@@ -183,7 +195,9 @@ pub struct GetTransportCounters;
 impl Handler<GetTransportCounters> for JobSupervisor {
     type Result = MessageResult<GetTransportCounters>;
     fn handle(&mut self, _: GetTransportCounters, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.transport.counters())
+        // Forged messages are counted by the job, which checks the tags.
+        let forged = self.job.status().stats.forged;
+        MessageResult(self.transport.counters().map(|c| TransportCounters { forged, ..c }))
     }
 }
 

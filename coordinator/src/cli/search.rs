@@ -61,6 +61,14 @@ pub struct SearchArgs {
     /// A worker that hears nothing from the coordinator this long stops itself (default: 10s, 300s over aws).
     #[arg(long = "orphan-timeout", value_name = "DUR")]
     orphan_timeout: Option<String>,
+    /// Shares: workers prove their work with every nonce of at least this many leading zero
+    /// bits (default: about 8 per heartbeat per worker, from the calibrated rate).
+    #[arg(long = "share-bits", value_name = "BITS")]
+    share_bits: Option<u32>,
+    /// Fraction of claimed work searched again by another worker (default 1/1024; 1/256
+    /// below a `lowest` answer). 0 turns spot checks off.
+    #[arg(long = "spot-check", value_name = "FRACTION")]
+    spot_check: Option<f64>,
     /// aws: resource name prefix (queues <prefix>-events, <prefix>-events-dlq, topic <prefix>-control).
     #[arg(long = "aws-prefix", value_name = "NAME")]
     aws_prefix: Option<String>,
@@ -108,6 +116,8 @@ impl SearchArgs {
             heartbeat: self.heartbeat.clone(),
             stall_timeout: self.stall_timeout.clone(),
             orphan_timeout: self.orphan_timeout.clone(),
+            share_bits: self.share_bits,
+            spot_check: self.spot_check,
             aws_prefix: self.aws_prefix.clone(),
             aws_bootstrap: self.aws_bootstrap.then_some(true),
             ecs_cluster: self.ecs_cluster.clone(),

@@ -26,6 +26,10 @@ pub enum Record {
         /// When, in Unix seconds (per-user daily usage counts from it).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         at: Option<u64>,
+        /// The job's secret (hex), so a restarted daemon still verifies the workers it adopts.
+        /// Why the journal is 0600.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        secret: Option<String>,
     },
     Finish {
         job: String,
@@ -48,6 +52,8 @@ pub struct Remembered {
     pub owner: Option<String>,
     pub started_at: Option<u64>,
     pub finished_at: Option<u64>,
+    /// The job's secret, hex (absent in journals written before messages were sealed).
+    pub secret: Option<String>,
 }
 
 /// See the module docs.
@@ -79,7 +85,7 @@ impl Journal {
                     }
                 };
                 match record {
-                    Record::Start { job, request, owner, at } => {
+                    Record::Start { job, request, owner, at, secret } => {
                         if let Ok(id) = job.parse::<JobId>() {
                             jobs.retain(|j| j.job != id);
                             jobs.push(Remembered {
@@ -90,6 +96,7 @@ impl Journal {
                                 owner,
                                 started_at: at,
                                 finished_at: None,
+                                secret,
                             });
                         }
                     }
@@ -166,6 +173,7 @@ mod tests {
             request: Box::new(req.clone()),
             owner: None,
             at: None,
+            secret: Some("ab".repeat(32)),
         })
         .expect("write");
         j.append(&Record::Start {
@@ -173,6 +181,7 @@ mod tests {
             request: Box::new(req.clone()),
             owner: Some("alice".into()),
             at: Some(7),
+            secret: None,
         })
         .expect("write");
         j.append(&Record::Finish {
@@ -209,8 +218,10 @@ mod tests {
                 owner: Some("alice".into()),
                 started_at: Some(7),
                 finished_at: None,
+                secret: None,
             }
         );
+        assert_eq!(again[0].secret.as_deref(), Some("ab".repeat(32).as_str()), "the secret survives");
         assert_eq!(after[1].finished_at, Some(9), "finish times are kept for daily usage");
         let _ = std::fs::remove_dir_all(&dir);
     }

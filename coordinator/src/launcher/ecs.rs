@@ -1,10 +1,10 @@
-//! The `ecs` launcher: workers as Fargate tasks. RunTask (ten at a time) with the worker's
-//! environment as container overrides and tags naming the job; DescribeTasks to notice tasks
-//! that stopped (their workers are gone at once, not after the stall timeout); StopTask for
-//! every task when the job ends. Each task's `nonce-worker` names itself after its task id,
-//! so a stopped task maps to its worker.
+//! The `ecs` launcher: workers as Fargate tasks. RunTask (one task a call: each task's
+//! container override carries its own worker name and key) with tags naming the job;
+//! DescribeTasks to notice tasks that stopped (their workers are gone at once, not after the
+//! stall timeout); StopTask for every task when the job ends, or for one evicted worker. The
+//! launcher remembers which task runs which worker.
 
-use super::{LaunchFailed, Launcher, WorkerGone, WorkerWiring};
+use super::{LaunchFailed, Launcher, WorkerCredentials, WorkerGone, WorkerWiring};
 use crate::transport::aws::AwsContext;
 use aws_transport::ecs::{self, EcsSettings, TaskLaunch};
 use protocol::WorkerId;
@@ -19,8 +19,8 @@ pub const PREFIX_TAG: &str = "nonce-cloud:prefix";
 struct TaskBook {
     /// Every task started, for StopTask at the end.
     all: Vec<String>,
-    /// Tasks not yet seen stopped.
-    live: Vec<String>,
+    /// Tasks not yet seen stopped, with their workers.
+    live: Vec<(String, WorkerId)>,
     /// The job has ended: tasks whose RunTask answers now are stopped at once.
     stopping: bool,
 }
@@ -70,7 +70,7 @@ impl EcsLauncher {
         self.watcher = Some(tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
-                let live = Self::book(&book).live.clone();
+                let live: Vec<String> = Self::book(&book).live.iter().map(|(a, _)| a.clone()).collect();
                 if live.is_empty() {
                     continue;
                 }
@@ -78,9 +78,10 @@ impl EcsLauncher {
                     Ok(stopped) => {
                         let mut b = Self::book(&book);
                         for (arn, reason) in stopped {
-                            b.live.retain(|a| *a != arn);
-                            tracing::info!(task = %arn, %reason, "ecs task stopped");
-                            gone.do_send(WorkerGone(WorkerId(ecs::worker_id_for_task(&arn))));
+                            let Some(i) = b.live.iter().position(|(a, _)| *a == arn) else { continue };
+                            let (_, worker) = b.live.swap_remove(i);
+                            tracing::info!(task = %arn, %worker, %reason, "ecs task stopped");
+                            gone.do_send(WorkerGone(worker));
                         }
                     }
                     Err(e) => tracing::warn!(error = %e, "cannot check the tasks"),
@@ -91,16 +92,20 @@ impl EcsLauncher {
 }
 
 impl Launcher for EcsLauncher {
-    fn launch(&mut self, count: usize) -> Result<(), String> {
+    fn launch(&mut self, workers: Vec<WorkerCredentials>) -> Result<(), String> {
         let w = &self.wiring;
-        let launch = TaskLaunch {
-            env: self.ctx.worker_env(w.job, &w.timings),
-            tags: vec![
-                (JOB_TAG.into(), w.job.to_string()),
-                (PREFIX_TAG.into(), self.ctx.settings.prefix.clone()),
-            ],
-            started_by: format!("nonce-cloud/{}", w.job),
-        };
+        let tags =
+            vec![(JOB_TAG.into(), w.job.to_string()), (PREFIX_TAG.into(), self.ctx.settings.prefix.clone())];
+        let env = self.ctx.worker_env(w.job, &w.timings);
+        let launches: Vec<TaskLaunch> = workers
+            .iter()
+            .map(|c| TaskLaunch {
+                env: env.iter().cloned().chain(c.env()).collect(),
+                tags: tags.clone(),
+                started_by: format!("nonce-cloud/{}", w.job),
+            })
+            .collect();
+        let ids: Vec<WorkerId> = workers.into_iter().map(|c| c.worker).collect();
         let (ecs, settings, book, failed) = (
             self.ctx.clients.ecs.clone(),
             self.settings.clone(),
@@ -108,26 +113,52 @@ impl Launcher for EcsLauncher {
             w.launch_failed.clone(),
         );
         tokio::spawn(async move {
-            let (arns, failure) = ecs::run_tasks(&ecs, &settings, count, &launch).await;
+            let results = ecs::run_tasks(&ecs, &settings, &launches).await;
+            let mut started = vec![];
+            let mut lost = vec![];
+            let mut reason = None;
+            for (id, r) in ids.into_iter().zip(results) {
+                match r {
+                    Ok(arn) => started.push((arn, id)),
+                    Err(e) => {
+                        reason.get_or_insert(e);
+                        lost.push(id);
+                    }
+                }
+            }
             let late = {
                 let mut b = Self::book(&book);
-                b.all.extend(arns.iter().cloned());
+                b.all.extend(started.iter().map(|(a, _)| a.clone()));
                 if b.stopping {
-                    arns.clone()
+                    started.iter().map(|(a, _)| a.clone()).collect()
                 } else {
-                    b.live.extend(arns.iter().cloned());
+                    b.live.extend(started);
                     vec![]
                 }
             };
             if !late.is_empty() {
                 ecs::stop_tasks(&ecs, &settings.cluster, &late, "nonce-cloud: the job ended").await;
             }
-            if let Some(reason) = failure {
-                failed.do_send(LaunchFailed { count: count - arns.len(), reason });
+            if let Some(reason) = reason {
+                failed.do_send(LaunchFailed { workers: lost, reason });
             }
         });
         self.watch();
         Ok(())
+    }
+
+    fn evict(&mut self, worker: &WorkerId) {
+        let arns: Vec<String> =
+            Self::book(&self.book).live.iter().filter(|(_, w)| w == worker).map(|(a, _)| a.clone()).collect();
+        if arns.is_empty() {
+            return;
+        }
+        let guard = self.ctx.cleanup_guard();
+        let (ecs, cluster) = (self.ctx.clients.ecs.clone(), self.settings.cluster.clone());
+        tokio::spawn(async move {
+            ecs::stop_tasks(&ecs, &cluster, &arns, "nonce-cloud: worker evicted (suspect)").await;
+            drop(guard);
+        });
     }
 
     fn stop_all(&mut self) {

@@ -11,6 +11,7 @@ pub mod process;
 pub mod threads;
 
 use crate::request::{LaunchDelay, WorkerTimings};
+pub use crate::transport::seal::WorkerCredentials;
 use crate::transport::WorkerEvent;
 use actix::prelude::*;
 use protocol::{JobId, WorkerId};
@@ -30,14 +31,19 @@ pub struct WorkerGone(pub WorkerId);
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
 pub struct LaunchFailed {
-    pub count: usize,
+    pub workers: Vec<WorkerId>,
     pub reason: String,
 }
 
 /// Starts workers for one job.
 pub trait Launcher: Send + 'static {
-    /// Starts `count` workers. Errors say why none (or not all) could start.
-    fn launch(&mut self, count: usize) -> Result<(), String>;
+    /// Starts these workers, each given its credentials over the launch channel only (its
+    /// environment, its task's override; never a queue or the topic). Errors say why none
+    /// (or not all) could start.
+    fn launch(&mut self, workers: Vec<WorkerCredentials>) -> Result<(), String>;
+    /// Stops one worker by force: it was caught lying or miscomputing (it was already told
+    /// to stop; this makes sure).
+    fn evict(&mut self, worker: &WorkerId);
     /// Stops every worker this launcher started (the broadcast `Stop` is the first resort).
     fn stop_all(&mut self);
 }
@@ -69,9 +75,11 @@ impl std::fmt::Debug for WorkerWiring {
 pub struct RefusingLauncher(pub String);
 
 impl Launcher for RefusingLauncher {
-    fn launch(&mut self, _: usize) -> Result<(), String> {
+    fn launch(&mut self, _: Vec<WorkerCredentials>) -> Result<(), String> {
         Err(self.0.clone())
     }
+
+    fn evict(&mut self, _: &WorkerId) {}
 
     fn stop_all(&mut self) {}
 }

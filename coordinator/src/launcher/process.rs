@@ -5,7 +5,7 @@
 //! the watcher sees it) and reported, so its range is re-sharded without waiting for the
 //! stall timeout.
 
-use super::{Launcher, WorkerGone, WorkerWiring};
+use super::{Launcher, WorkerCredentials, WorkerGone, WorkerWiring};
 use crate::transport::{PipeNetwork, WorkerEvent};
 use protocol::{codec, Message, WorkerId};
 use std::io::{BufRead, BufReader};
@@ -32,7 +32,6 @@ pub struct ProcessLauncher {
     children: Arc<Mutex<Vec<(WorkerId, Child)>>>,
     started: usize,
     watching: bool,
-    salt: u16,
 }
 
 impl std::fmt::Debug for ProcessLauncher {
@@ -52,7 +51,6 @@ impl ProcessLauncher {
             children: Arc::default(),
             started: 0,
             watching: false,
-            salt: rand::random(),
         }
     }
 
@@ -66,7 +64,6 @@ impl ProcessLauncher {
             children: Arc::default(),
             started: 0,
             watching: false,
-            salt: rand::random(),
         }
     }
 
@@ -115,17 +112,15 @@ pub fn worker_binary() -> Result<PathBuf, String> {
 }
 
 impl Launcher for ProcessLauncher {
-    fn launch(&mut self, count: usize) -> Result<(), String> {
+    fn launch(&mut self, workers: Vec<WorkerCredentials>) -> Result<(), String> {
         let bin = worker_binary()?;
         let w = self.wiring.clone();
-        for _ in 0..count {
-            // The salt keeps ids (and inbox names) unique across coordinator lives: a resumed
-            // job adopts the previous life's workers while launching its own.
-            let id = WorkerId(format!("p{}-{:04x}-{}", self.started, self.salt, w.job));
+        for creds in workers {
+            let id = creds.worker.clone();
             self.started += 1;
             let mut cmd = std::process::Command::new(&bin);
             cmd.env("NONCE_JOB_ID", w.job.to_string())
-                .env("NONCE_WORKER_ID", &id.0)
+                .envs(creds.env())
                 .env("NONCE_THREADS", w.threads.to_string())
                 .env("NONCE_HEARTBEAT_MS", w.timings.heartbeat.as_millis().max(1).to_string())
                 .env("NONCE_ORPHAN_TIMEOUT_S", w.timings.orphan_timeout.as_secs().max(1).to_string())
@@ -160,7 +155,7 @@ impl Launcher for ProcessLauncher {
                         let Ok(line) = line else { break };
                         match codec::decode_text(&line) {
                             Ok(Message::Event(ev)) => events.do_send(WorkerEvent(ev)),
-                            Ok(Message::Command(_)) | Err(_) => {
+                            Ok(Message::Command(_) | Message::Broadcast(_)) | Err(_) => {
                                 tracing::warn!(worker = %id, "undecodable line from a worker, dropped")
                             }
                         }
@@ -172,6 +167,14 @@ impl Launcher for ProcessLauncher {
             self.children.lock().unwrap_or_else(|e| e.into_inner()).push((child_id, child));
         }
         Ok(())
+    }
+
+    fn evict(&mut self, worker: &WorkerId) {
+        // It was told to stop; a liar need not listen: kill it (its exit is reported as usual).
+        let mut list = self.children.lock().unwrap_or_else(|e| e.into_inner());
+        for (_, c) in list.iter_mut().filter(|(id, _)| id == worker) {
+            let _ = c.kill();
+        }
     }
 
     fn stop_all(&mut self) {

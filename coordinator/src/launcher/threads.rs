@@ -1,7 +1,7 @@
 //! The `threads` launcher: worker actors inside this process, each with its own hashing
 //! threads, reached by actor messages or, over `aws`, through their own SQS inboxes.
 
-use super::{Launcher, WorkerGone, WorkerWiring};
+use super::{Launcher, WorkerCredentials, WorkerGone, WorkerWiring};
 use crate::transport::aws::AwsContext;
 use crate::transport::{MemoryNetwork, MemorySink};
 use actix::prelude::*;
@@ -13,7 +13,7 @@ use worker_actor::{WorkerActor, WorkerConfig};
 /// (`WorkerWiring::launch_delay`) checks it before starting, so none starts after the job ended.
 #[derive(Default)]
 struct Started {
-    actors: Vec<Addr<WorkerActor>>,
+    actors: Vec<(WorkerId, Addr<WorkerActor>)>,
     stopped: bool,
 }
 
@@ -22,7 +22,7 @@ enum ThreadsRoute {
     /// Actor messages: the embedded default.
     Memory { network: MemoryNetwork, started: Arc<Mutex<Started>> },
     /// SQS and SNS, like remote workers (each with its own inbox queue).
-    Aws { ctx: AwsContext, stops: Vec<tokio::sync::oneshot::Sender<()>> },
+    Aws { ctx: AwsContext, stops: Vec<(WorkerId, tokio::sync::oneshot::Sender<()>)> },
 }
 
 /// In-process worker actors, each with its own hashing threads.
@@ -53,10 +53,10 @@ impl ThreadsLauncher {
 }
 
 impl Launcher for ThreadsLauncher {
-    fn launch(&mut self, count: usize) -> Result<(), String> {
-        for _ in 0..count {
+    fn launch(&mut self, workers: Vec<WorkerCredentials>) -> Result<(), String> {
+        for creds in workers {
             let w = &self.wiring;
-            let id = WorkerId(format!("t{}-{}", self.count, w.job));
+            let id = creds.worker.clone();
             self.count += 1;
             let mut cfg = WorkerConfig {
                 id: id.clone(),
@@ -66,6 +66,8 @@ impl Launcher for ThreadsLauncher {
                 heartbeat: w.timings.heartbeat,
                 orphan_timeout: w.timings.orphan_timeout,
                 backend: w.backend,
+                key: creds.key,
+                broadcast: creds.broadcast,
             };
             let gone = w.gone.clone();
             match &mut self.route {
@@ -73,12 +75,12 @@ impl Launcher for ThreadsLauncher {
                     let inbox = format!("mem://{id}");
                     cfg.inbox = inbox.clone();
                     let sink = std::sync::Arc::new(MemorySink(w.events.clone()));
-                    let (exit_net, exit_inbox) = (network.clone(), inbox.clone());
+                    let (exit_net, exit_inbox, exit_id) = (network.clone(), inbox.clone(), id.clone());
                     let actor = WorkerActor::new(cfg, sink).on_exit(move |_| {
                         exit_net.unregister(&exit_inbox);
-                        gone.do_send(WorkerGone(id));
+                        gone.do_send(WorkerGone(exit_id));
                     });
-                    let (network, started) = (network.clone(), started.clone());
+                    let (network, started, started_id) = (network.clone(), started.clone(), id);
                     let start = move || {
                         let mut s = started.lock().unwrap_or_else(|e| e.into_inner());
                         if s.stopped {
@@ -86,7 +88,7 @@ impl Launcher for ThreadsLauncher {
                         }
                         let addr = actor.start();
                         network.register(inbox, addr.clone().recipient());
-                        s.actors.push(addr);
+                        s.actors.push((started_id, addr));
                     };
                     match w.launch_delay.as_ref().map(|d| d.draw()) {
                         Some(delay) if !delay.is_zero() => {
@@ -100,7 +102,7 @@ impl Launcher for ThreadsLauncher {
                 }
                 ThreadsRoute::Aws { ctx, stops } => {
                     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-                    stops.push(stop_tx);
+                    stops.push((id.clone(), stop_tx));
                     let (clients, ends) = (ctx.clients.clone(), ctx.endpoints());
                     actix::spawn(async move {
                         let stop = async move {
@@ -117,17 +119,33 @@ impl Launcher for ThreadsLauncher {
         Ok(())
     }
 
+    fn evict(&mut self, worker: &WorkerId) {
+        match &mut self.route {
+            ThreadsRoute::Memory { started, .. } => {
+                let s = started.lock().unwrap_or_else(|e| e.into_inner());
+                for (_, addr) in s.actors.iter().filter(|(id, _)| id == worker) {
+                    addr.do_send(worker_actor::Shutdown);
+                }
+            }
+            ThreadsRoute::Aws { stops, .. } => {
+                if let Some(i) = stops.iter().position(|(id, _)| id == worker) {
+                    let _ = stops.swap_remove(i).1.send(());
+                }
+            }
+        }
+    }
+
     fn stop_all(&mut self) {
         match &mut self.route {
             ThreadsRoute::Memory { started, .. } => {
                 let mut s = started.lock().unwrap_or_else(|e| e.into_inner());
                 s.stopped = true;
-                for addr in s.actors.drain(..) {
-                    addr.do_send(worker_actor::Inbox(protocol::Command::Stop { job: None }));
+                for (_, addr) in s.actors.drain(..) {
+                    addr.do_send(worker_actor::Shutdown);
                 }
             }
             ThreadsRoute::Aws { stops, .. } => {
-                for stop in stops.drain(..) {
+                for (_, stop) in stops.drain(..) {
                     let _ = stop.send(());
                 }
             }

@@ -1,6 +1,6 @@
 //! The result of a search as the user sees it: one JSON object (`--json`) or a short text.
 
-use nonce_core::job::{Outcome, OutcomeKind};
+use nonce_core::job::{Outcome, OutcomeKind, Verification};
 use protocol::{verify, JobId, Mode, Puzzle};
 use serde_json::{json, Value};
 
@@ -42,6 +42,9 @@ impl SearchReport<'_> {
             "steals": o.stats.steals,
             "ghosts": o.stats.ghosts,
             "rejected": o.stats.rejected,
+            "forged": o.stats.forged,
+            "replayed": o.stats.replayed,
+            "verification": verification_json(&o.verification),
             "error": match &o.kind { OutcomeKind::Failed(why) => Some(why.clone()), _ => None },
         })
     }
@@ -87,7 +90,60 @@ pub fn text(v: &Value) -> String {
         v["stalls"],
         v["reshards"]
     );
+    let ver = &v["verification"];
+    let suspects = ver["suspects"].as_array().map_or(0, Vec::len);
+    if ver.is_object() {
+        s += &format!(
+            "\n  verified       {} shares ({} bits), {} spot checks, {} suspect(s), {} forged messages dropped",
+            ver["shares_verified"], ver["share_bits"], ver["spot_checks"], suspects, v["forged"]
+        );
+    }
     s
+}
+
+/// The `verification` object: what was checked of the workers' work, and the bound it gives.
+pub fn verification_json(v: &Verification) -> Value {
+    let catch: Vec<Value> = v
+        .catch_if_skipped
+        .iter()
+        .map(|&(skipped, p)| json!({ "skipped": skipped, "caught_probability": p }))
+        .collect();
+    let bound = v.catch_if_skipped.iter().find(|(q, _)| *q <= 0.5).map(|&(q, p)| {
+        format!(
+            "a worker that skipped {:.0}% of what it claimed would have been caught with probability >= {}",
+            q * 100.0,
+            format_probability(p)
+        )
+    });
+    json!({
+        "share_bits": v.share_bits,
+        "shares_verified": v.shares_verified,
+        "shares_expected": (v.shares_expected * 10.0).round() / 10.0,
+        "spot_checks": v.spot_checks,
+        "spot_checked_nonces": v.spot_checked_nonces,
+        "spot_check_mismatches": v.spot_check_mismatches,
+        "spot_checks_pending": v.spot_checks_pending,
+        "suspects": v.suspects.iter().map(|s| json!({
+            "worker": s.worker.0,
+            "reason": s.reason,
+            "reopened": s.reopened,
+            "at_s": round3(s.at.as_secs_f64()),
+        })).collect::<Vec<_>>(),
+        "caught_if_skipped": catch,
+        "false_alarm_per_job": v.false_alarm,
+        "bound": bound,
+    })
+}
+
+/// 1 - 1e-12 reads better as "1 - 1e-12" than as "0.999999999999".
+fn format_probability(p: f64) -> String {
+    if p >= 1.0 {
+        "1 - 1e-16".to_string()
+    } else if p > 0.999 {
+        format!("1 - {:.0e}", 1.0 - p)
+    } else {
+        format!("{p:.3}")
+    }
 }
 
 fn round3(x: f64) -> f64 {

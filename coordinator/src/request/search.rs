@@ -55,6 +55,12 @@ pub struct SearchRequest {
     pub stall_timeout: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub orphan_timeout: Option<String>,
+    /// Share bits (default: about 8 shares per heartbeat per worker).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share_bits: Option<u32>,
+    /// Fraction of claimed work spot-checked (default 1/1024).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spot_check: Option<f64>,
     /// aws and ecs settings: CLI only (the daemon takes them from its config file).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aws_prefix: Option<String>,
@@ -171,6 +177,17 @@ impl SearchRequest {
         }
         if let Some(p) = self.confidence {
             self.plan_fleet(&mut spec, p, startups)?;
+        }
+        spec.share_bits = match self.share_bits {
+            Some(b) if (1..=64).contains(&b) => Some(b),
+            Some(b) => return Err(UsageError(format!("--share-bits must be 1..=64, not {b}"))),
+            None => None,
+        };
+        if let Some(f) = self.spot_check {
+            if !(0.0..=1.0).contains(&f) {
+                return Err(UsageError(format!("--spot-check must be a fraction from 0 to 1, not {f}")));
+            }
+            spec.spot_check = Some(f);
         }
         spec.replacements = match self.replacements {
             Some(r) if r > MAX_LOCAL_WORKERS => {

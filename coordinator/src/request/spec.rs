@@ -3,8 +3,9 @@
 
 use super::timings::WorkerTimings;
 use aws_transport::ecs::EcsSettings;
-use nonce_core::job::JobConfig;
+use nonce_core::job::{InboxRule, JobConfig};
 use nonce_core::startup::StartupEstimate;
+use protocol::auth::JobSecret;
 use protocol::{JobId, Mode, NonceRange, Puzzle};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -73,6 +74,12 @@ pub struct JobSpec {
     /// Delays each in-process worker's start (`experiment planner --startup-dist`); `None`
     /// everywhere else.
     pub launch_delay: Option<LaunchDelay>,
+    /// The job's secret when resuming it (the journal keeps it); a new job draws its own.
+    pub secret: Option<JobSecret>,
+    /// Share bits asked for; `None`: about eight shares a heartbeat from the calibrated rate.
+    pub share_bits: Option<u32>,
+    /// Fraction of claimed work spot-checked; `None`: the defaults of `nonce_core::proof`.
+    pub spot_check: Option<f64>,
 }
 
 /// A source of per-worker start delays, drawn once per launched worker. It exists so the
@@ -118,12 +125,36 @@ impl JobSpec {
             resume: None,
             startup: None,
             launch_delay: None,
+            secret: None,
+            share_bits: None,
+            spot_check: None,
         }
     }
 
-    /// The job config for this spec under `job`.
-    pub fn config(&self, job: JobId) -> JobConfig {
-        let mut cfg = JobConfig::new(job, self.puzzle.clone(), self.mode, self.range, self.workers);
+    /// The job's secret: the one it resumes with, or 32 bytes from the OS's generator.
+    pub fn secret(&self) -> JobSecret {
+        self.secret.clone().unwrap_or_else(|| JobSecret::from_bytes(rand::random()))
+    }
+
+    /// Share bits: as asked, or about eight shares per heartbeat for a worker of this spec
+    /// (the calibrated rate of its threads; see `nonce_core::proof`).
+    pub fn share_bits(&self) -> u32 {
+        self.share_bits.unwrap_or_else(|| {
+            let rate = super::calibration::per_thread_rate(self.backend) * self.threads_per_worker as f64;
+            nonce_core::proof::share_bits_for(rate, self.timings.heartbeat)
+        })
+    }
+
+    /// The job config for this spec under `job`, with `secret`, its workers' inboxes at
+    /// `inbox`.
+    pub fn config(&self, job: JobId, secret: JobSecret, inbox: InboxRule) -> JobConfig {
+        let mut cfg = JobConfig::new(job, secret, self.puzzle.clone(), self.mode, self.range, self.workers);
+        cfg.inbox = inbox;
+        cfg.share_bits = self.share_bits();
+        if let Some(f) = self.spot_check {
+            cfg.spot_check = f;
+            cfg.spot_check_lowest = f.max(cfg.spot_check_lowest.min(f * 4.0));
+        }
         cfg.deadline = self.deadline;
         cfg.max_launches = self.workers + self.replacements;
         cfg.resume = self.resume.clone();

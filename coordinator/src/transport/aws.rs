@@ -6,7 +6,7 @@ use super::{Transport, TransportCounters, WorkerEvent};
 use crate::request::{AwsSettings, WorkerTimings};
 use actix::Recipient;
 use aws_transport::{AwsClients, CommandSender, EventRouter, Fabric, ResourceNames, RouterStats};
-use protocol::{Command, JobId};
+use protocol::{JobId, SealedCommand, SignedBroadcast};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -79,6 +79,14 @@ impl AwsContext {
             events_url: self.fabric.events_url.clone(),
             topic_arn: self.fabric.topic_arn.clone(),
         }
+    }
+
+    /// Where a worker's inbox queue must be: its URL under this deployment's inbox prefix
+    /// (the events queue's account and endpoint, `<prefix>-inbox-<worker id>`). Worker ids
+    /// are the job's own, made of characters queue names allow, so the name is the id as is.
+    pub fn inbox_rule(&self) -> nonce_core::job::InboxRule {
+        let base = self.fabric.events_url.rsplit_once('/').map_or("", |(b, _)| b);
+        nonce_core::job::InboxRule::new(format!("{base}/{}", self.fabric.names.inbox_prefix()), "")
     }
 
     /// The environment of an `aws` `nonce-worker` (process or ECS task) of `job`: the
@@ -178,7 +186,7 @@ impl AwsNetwork {
 }
 
 impl Transport for AwsNetwork {
-    fn send(&self, inbox: &str, command: Command) {
+    fn send(&self, inbox: &str, command: SealedCommand) {
         let mut known = self.inboxes.lock().unwrap_or_else(|e| e.into_inner());
         if !known.contains(inbox) {
             known.insert(inbox.to_string());
@@ -187,8 +195,8 @@ impl Transport for AwsNetwork {
         self.ctx.sender.send(inbox, &command);
     }
 
-    fn broadcast(&self, command: Command) {
-        self.ctx.sender.broadcast(&command);
+    fn broadcast(&self, broadcast: SignedBroadcast) {
+        self.ctx.sender.broadcast(&broadcast);
     }
 
     fn counters(&self) -> Option<TransportCounters> {
@@ -198,6 +206,7 @@ impl Transport for AwsNetwork {
         let (st, (b, b_sqs)) = (self.ctx.stats(), self.base);
         Some(TransportCounters {
             events: self.ctx.router.delivered_to(self.job),
+            forged: 0,
             ghosts: st.ghosts.saturating_sub(b.ghosts),
             undecodable: st.undecodable.saturating_sub(b.undecodable),
             sqs_requests: self.ctx.clients.calls.sqs().saturating_sub(b_sqs),
@@ -210,15 +219,19 @@ impl Transport for AwsNetwork {
         // The job's own workers still say Bye: those reach the finished job, which ignores
         // them. What comes after the grace is a ghost. Workers that died without cleaning up
         // leave their inboxes: remove them once the live ones have removed their own.
-        let inboxes: Vec<String> =
+        let inboxes: Vec<(String, JobId)> =
             std::mem::take(&mut *self.inboxes.lock().unwrap_or_else(|e| e.into_inner()))
                 .into_iter()
+                .map(|url| (url, self.job))
                 .collect();
         let (ctx, guard, job) = (self.ctx.clone(), self.ctx.cleanup_guard(), self.job);
         tokio::spawn(async move {
             tokio::time::sleep(SWEEP_AFTER).await;
             ctx.router.unregister(job);
-            let n = aws_transport::sweep::sweep_inboxes(&ctx.clients, &ctx.fabric.topic_arn, &inboxes).await;
+            let prefix = ctx.fabric.names.inbox_prefix();
+            let n =
+                aws_transport::sweep::sweep_inboxes(&ctx.clients, &ctx.fabric.topic_arn, &prefix, &inboxes)
+                    .await;
             if n > 0 {
                 tracing::info!(%job, inboxes = n, "swept inboxes of workers that died");
             }

@@ -3,7 +3,7 @@
 
 use super::{Transport, WorkerEvent};
 use actix::prelude::*;
-use protocol::{Command, Event};
+use protocol::{SealedCommand, SealedEvent, SignedBroadcast};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use worker_actor::{EventSink, Inbox};
@@ -39,16 +39,16 @@ impl MemoryNetwork {
 }
 
 impl Transport for MemoryNetwork {
-    fn send(&self, inbox: &str, command: Command) {
+    fn send(&self, inbox: &str, command: SealedCommand) {
         if let Some(r) = self.with(|m| m.get(inbox).cloned()) {
-            r.do_send(Inbox(command));
+            r.do_send(Inbox::Direct(command));
         }
     }
 
-    fn broadcast(&self, command: Command) {
+    fn broadcast(&self, broadcast: SignedBroadcast) {
         let all: Vec<_> = self.with(|m| m.values().cloned().collect());
         for r in all {
-            r.do_send(Inbox(command.clone()));
+            r.do_send(Inbox::Broadcast(broadcast.clone()));
         }
     }
 }
@@ -64,7 +64,7 @@ impl std::fmt::Debug for MemorySink {
 }
 
 impl EventSink for MemorySink {
-    fn send(&self, event: Event) {
+    fn send(&self, event: SealedEvent) {
         self.0.do_send(WorkerEvent(event));
     }
 }

@@ -8,17 +8,18 @@
 pub mod aws;
 pub mod memory;
 pub mod pipe;
+pub mod seal;
 
 use actix::prelude::*;
-use protocol::{Command, Event};
+use protocol::{SealedCommand, SealedEvent, SignedBroadcast};
 
 pub use memory::{MemoryNetwork, MemorySink};
 pub use pipe::PipeNetwork;
 
-/// An event from a worker, delivered to a `JobSupervisor`.
+/// An event from a worker, delivered to a `JobSupervisor` still sealed: the job checks it.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
-pub struct WorkerEvent(pub Event);
+pub struct WorkerEvent(pub SealedEvent);
 
 /// One job's use of a transport, for `search.status` and the result: events routed to the
 /// job, and what the process saw while the job ran (ghosts, undecodable bodies, the
@@ -26,6 +27,8 @@ pub struct WorkerEvent(pub Event);
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TransportCounters {
     pub events: u64,
+    /// Messages the job dropped because their tag did not verify (see `nonce_core`'s stats).
+    pub forged: u64,
     pub ghosts: u64,
     pub undecodable: u64,
     pub sqs_requests: u64,
@@ -35,6 +38,7 @@ impl TransportCounters {
     pub fn json(&self) -> serde_json::Value {
         serde_json::json!({
             "events": self.events,
+            "forged": self.forged,
             "ghosts": self.ghosts,
             "undecodable": self.undecodable,
             "sqs_requests": self.sqs_requests,
@@ -42,12 +46,12 @@ impl TransportCounters {
     }
 }
 
-/// Coordinator -> workers.
+/// Coordinator -> workers, sealed by the supervisor ([`seal::Seal`]).
 pub trait Transport: Send + 'static {
     /// Sends to one worker's inbox.
-    fn send(&self, inbox: &str, command: Command);
+    fn send(&self, inbox: &str, command: SealedCommand);
     /// Sends to every worker (the control topic).
-    fn broadcast(&self, command: Command);
+    fn broadcast(&self, broadcast: SignedBroadcast);
     /// The job has ended: what its workers send from now on is not for anyone.
     fn finished(&self) {}
     /// The job's counters, for transports that count (`aws`).

@@ -3,7 +3,7 @@
 //! by the `process` launcher, which owns the processes.
 
 use super::Transport;
-use protocol::{codec, Command, Message};
+use protocol::{codec, Message, SealedCommand, SignedBroadcast};
 use std::collections::HashMap;
 use std::io::Write;
 use std::process::ChildStdin;
@@ -32,8 +32,8 @@ impl PipeNetwork {
         self.inboxes.lock().unwrap_or_else(|e| e.into_inner()).remove(inbox);
     }
 
-    fn write(pipe: &mut ChildStdin, command: &Command) {
-        if let Ok(text) = codec::encode_text(&Message::Command(command.clone())) {
+    fn write(pipe: &mut ChildStdin, message: &Message) {
+        if let Ok(text) = codec::encode_text(message) {
             // A closed pipe is a dead worker: its exit is reported by the reader thread.
             let _ = writeln!(pipe, "{text}").and_then(|_| pipe.flush());
         }
@@ -46,15 +46,16 @@ impl PipeNetwork {
 }
 
 impl Transport for PipeNetwork {
-    fn send(&self, inbox: &str, command: Command) {
+    fn send(&self, inbox: &str, command: SealedCommand) {
         if let Some(pipe) = self.inboxes.lock().unwrap_or_else(|e| e.into_inner()).get_mut(inbox) {
-            Self::write(pipe, &command);
+            Self::write(pipe, &Message::Command(command));
         }
     }
 
-    fn broadcast(&self, command: Command) {
+    fn broadcast(&self, broadcast: SignedBroadcast) {
+        let message = Message::Broadcast(broadcast);
         for pipe in self.inboxes.lock().unwrap_or_else(|e| e.into_inner()).values_mut() {
-            Self::write(pipe, &command);
+            Self::write(pipe, &message);
         }
     }
 }

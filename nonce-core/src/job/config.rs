@@ -3,7 +3,8 @@
 //! state machine only reads them.
 
 use super::Snapshot;
-use protocol::{JobId, Mode, NonceRange, Puzzle};
+use protocol::auth::JobSecret;
+use protocol::{JobId, Mode, NonceRange, Puzzle, WorkerId};
 use std::time::Duration;
 
 /// Everything fixed about a job when it starts.
@@ -36,12 +37,59 @@ pub struct JobConfig {
     /// Which life of the coordinator this is; sent in keep-alives so workers that outlived
     /// an earlier one re-introduce themselves.
     pub incarnation: u64,
+    /// The job's root secret: every worker's key derives from it (see [`protocol::auth`]).
+    /// Kept across lives of the coordinator, so adopted workers still verify.
+    pub secret: JobSecret,
+    /// Where a worker's inbox must be: a `Hello` naming any other is refused (and so is a
+    /// sweep of it), so no one can have the coordinator write to, or delete, a foreign queue.
+    pub inbox: InboxRule,
+    /// Shares: nonces with at least this many leading zero bits, reported with the progress
+    /// that covers them (see [`crate::proof`]).
+    pub share_bits: u32,
+    /// The chance, per job, that an honest worker is wrongly made suspect by the share count.
+    pub false_alarm: f64,
+    /// The fraction of claimed work searched again by another worker (spot checks).
+    pub spot_check: f64,
+    /// The same below a `lowest` job's answer so far, where a hidden golden nonce would
+    /// change the answer.
+    pub spot_check_lowest: f64,
+}
+
+/// Where a worker's inbox must be: `before` + its id + `after` (its queue URL under the
+/// deployment's inbox prefix, `stdio://<id>`, `mem://<id>`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InboxRule {
+    pub before: String,
+    pub after: String,
+}
+
+impl InboxRule {
+    pub fn new(before: impl Into<String>, after: impl Into<String>) -> Self {
+        InboxRule { before: before.into(), after: after.into() }
+    }
+
+    /// The inbox `worker` must have.
+    pub fn inbox_of(&self, worker: &WorkerId) -> String {
+        format!("{}{}{}", self.before, worker.0, self.after)
+    }
+
+    pub fn allows(&self, worker: &WorkerId, inbox: &str) -> bool {
+        inbox == self.inbox_of(worker)
+    }
 }
 
 impl JobConfig {
-    /// A config with the timings that suit in-process workers.
-    pub fn new(job: JobId, puzzle: Puzzle, mode: Mode, range: NonceRange, workers: usize) -> Self {
+    /// A config with the timings that suit in-process workers (inboxes `mem://<id>`).
+    pub fn new(
+        job: JobId,
+        secret: JobSecret,
+        puzzle: Puzzle,
+        mode: Mode,
+        range: NonceRange,
+        workers: usize,
+    ) -> Self {
         let workers = workers.max(1);
+        let share_bits = crate::proof::DEFAULT_SHARE_BITS.min(puzzle.max_share_bits());
         JobConfig {
             job,
             puzzle,
@@ -58,6 +106,12 @@ impl JobConfig {
             abandon_after: Duration::from_secs(60),
             resume: None,
             incarnation: 1,
+            secret,
+            inbox: InboxRule::new("mem://", ""),
+            share_bits,
+            false_alarm: crate::proof::DEFAULT_FALSE_ALARM,
+            spot_check: crate::proof::DEFAULT_SPOT_CHECK,
+            spot_check_lowest: crate::proof::DEFAULT_SPOT_CHECK_LOWEST,
         }
     }
 }

@@ -15,8 +15,11 @@ pub mod machine;
 pub mod outcome;
 pub mod snapshot;
 
-pub use config::JobConfig;
+pub use config::{InboxRule, JobConfig};
 pub use events::{Input, Output};
 pub use machine::Job;
-pub use outcome::{MapSpan, MapState, Outcome, OutcomeKind, SpaceMap, Stats, Status, WorkerInfo, MAX_FOUND};
+pub use outcome::{
+    MapSpan, MapState, Outcome, OutcomeKind, SpaceMap, Stats, Status, Suspect, Verification, WorkerInfo,
+    MAX_FOUND,
+};
 pub use snapshot::Snapshot;

@@ -43,6 +43,11 @@ pub struct Stats {
     pub stale: u64,
     /// `Found` claims that failed verification.
     pub rejected: u64,
+    /// Messages whose tag did not verify under the key of the worker they name (or a valid
+    /// worker's `Hello` naming an inbox not its own): dropped, never acted on.
+    pub forged: u64,
+    /// Messages seen before (same worker, same sequence number): dropped.
+    pub replayed: u64,
     pub steals: u64,
     pub launched: usize,
     pub workers_live: usize,
@@ -70,12 +75,49 @@ pub struct Outcome {
     /// How long each launch that never said Hello had waited when the job ended: start-ups
     /// known only to be longer than that (censored samples). Empty for a resumed job.
     pub unstarted: Vec<Duration>,
+    /// How far the answer can be trusted: shares verified, spot checks, suspects.
+    pub verification: Verification,
+}
+
+/// What a job checked of its workers' work, and what it found.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Verification {
+    pub share_bits: u32,
+    /// Shares received and verified (each one double hash).
+    pub shares_verified: u64,
+    /// Shares expected from the nonces credited to workers.
+    pub shares_expected: f64,
+    /// Spot checks: sub-ranges of claimed work searched again by another worker.
+    pub spot_checks: u64,
+    pub spot_checked_nonces: u128,
+    pub spot_check_mismatches: u64,
+    /// Spot checks assigned but not answered when the job ended.
+    pub spot_checks_pending: u64,
+    /// Workers caught, why, and how much of their claimed work was searched again.
+    pub suspects: Vec<Suspect>,
+    /// For the worker with the least evidence (fewest expected shares): the chance it would
+    /// have been caught had it skipped half, a tenth, a hundredth of what it claimed.
+    pub catch_if_skipped: Vec<(f64, f64)>,
+    /// The false-alarm rate per job the share test was set for.
+    pub false_alarm: f64,
+}
+
+/// A worker found lying or miscomputing.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Suspect {
+    pub worker: WorkerId,
+    pub reason: String,
+    /// Nonces it had claimed, put back to be searched by others.
+    pub reopened: u128,
+    /// When, since the job started.
+    pub at: Duration,
 }
 
 /// One worker as the job sees it, for `workers.list`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct WorkerInfo {
     pub worker: WorkerId,
+    /// `live`, `stalled`, `gone`, or `suspect` (caught lying or miscomputing).
     pub health: &'static str,
     pub rate: f64,
     pub shards: usize,
@@ -85,6 +127,9 @@ pub struct WorkerInfo {
     pub ranges: Vec<NonceRange>,
     /// Launch to first Hello, for a worker this job launched.
     pub startup: Option<Duration>,
+    /// Shares verified from it, and how many its credited work should have held.
+    pub shares: u64,
+    pub shares_expected: f64,
 }
 
 /// The nonce space of a job as its ledger holds it ([`crate::job::Job::space_map`]).
@@ -123,4 +168,5 @@ pub struct Status {
     pub stats: Stats,
     pub lowest: Option<u64>,
     pub finished: bool,
+    pub verification: Verification,
 }

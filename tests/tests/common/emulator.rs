@@ -147,8 +147,16 @@ impl Emulator {
             let until = std::time::Instant::now() + timeout;
             while std::time::Instant::now() < until {
                 for body in receive(&c, &url).await {
-                    let cmd = protocol::codec::decode_text(&body).ok();
-                    if matches!(cmd, Some(protocol::Message::Command(protocol::Command::Stop { .. }))) {
+                    let stop = match protocol::codec::decode_text(&body) {
+                        Ok(protocol::Message::Command(c)) => {
+                            matches!(c.command, protocol::Command::Stop { .. })
+                        }
+                        Ok(protocol::Message::Broadcast(b)) => {
+                            matches!(b.command, protocol::Command::Stop { .. })
+                        }
+                        _ => false,
+                    };
+                    if stop {
                         return Some(std::time::Instant::now());
                     }
                 }

@@ -11,35 +11,20 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use worker_actor::aws::{self, wait_stopped, AwsEndpoints};
 use worker_actor::env_config::{self, TransportEnv};
-use worker_actor::{stdio, ExitReason, Inbox, WorkerActor, WorkerConfig};
+use worker_actor::{stdio, ExitReason, Shutdown, WorkerActor, WorkerConfig};
 
 fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_env("NONCE_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("warn,aws_config=error,aws_smithy_runtime=error")
     });
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
-    let env = |k: &str| std::env::var(k).ok();
-    // On ECS every task runs the same overrides: a task's own name comes from its metadata.
-    let ecs_id = match (env("NONCE_WORKER_ID"), env("ECS_CONTAINER_METADATA_URI_V4")) {
-        (None, Some(uri)) => match aws::ecs_worker_id(&uri) {
-            Ok(id) => Some(id),
-            Err(e) => {
-                eprintln!("nonce-worker: {e}");
-                return ExitCode::from(3);
-            }
-        },
-        _ => None,
+    let (cfg, transport) = match env_config::from_env(|k| std::env::var(k).ok()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("nonce-worker: {e}");
+            return ExitCode::from(2);
+        }
     };
-    let (cfg, transport) =
-        match env_config::from_env(
-            |k| if k == "NONCE_WORKER_ID" { ecs_id.clone().or(env(k)) } else { env(k) },
-        ) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("nonce-worker: {e}");
-                return ExitCode::from(2);
-            }
-        };
     let system = actix::System::with_tokio_rt(|| {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -82,7 +67,7 @@ async fn run_stdio(cfg: WorkerConfig) -> ExitReason {
         _ = stdin_closed => tracing::info!("the coordinator closed the pipe: stopping"),
         _ = wait_stopped(actor.clone()) => {}
     }
-    actor.do_send(Inbox(protocol::Command::Stop { job: None }));
+    actor.do_send(Shutdown);
     wait_stopped(actor).await;
     let r = *reason.lock().unwrap_or_else(|e| e.into_inner());
     r

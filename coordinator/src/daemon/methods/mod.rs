@@ -184,6 +184,10 @@ impl DaemonMethods {
                     let done: u128 = r.progress.as_ref().map_or(0, |p| p.done.iter().map(|d| d.len()).sum());
                     tracing::info!(job = %r.job, searched = %done, "resuming a job from the journal");
                     spec.resume = r.progress;
+                    // Without its secret (a journal from before sealing) the job runs anew
+                    // under a new one: its old workers cannot be verified, so they are not adopted.
+                    spec.secret =
+                        r.secret.as_deref().and_then(|h| protocol::auth::JobSecret::from_hex(h).ok());
                     let started = r.started_at.unwrap_or_else(unix_now);
                     if let Err(e) = self.launch(r.request, spec, Some(r.job), r.owner, started).await {
                         tracing::error!(job = %r.job, error = %e, "could not resume a job");
@@ -222,11 +226,14 @@ impl DaemonMethods {
     async fn launch(
         self: &Arc<Self>,
         request: SearchRequest,
-        spec: JobSpec,
+        mut spec: JobSpec,
         id: Option<JobId>,
         owner: Option<String>,
         started_at: u64,
     ) -> Result<JobId, RpcError> {
+        // Drawn here, not in the coordinator, so the journal can keep it.
+        let secret = spec.secret();
+        spec.secret = Some(secret.clone());
         let (job, sup) = self
             .coordinator
             .send(StartJob(spec.clone(), id))
@@ -240,6 +247,7 @@ impl DaemonMethods {
                     request: Box::new(request.clone()),
                     owner: owner.clone(),
                     at: Some(started_at),
+                    secret: Some(secret.to_hex()),
                 })
                 .map_err(|e| RpcError::new(UNAVAILABLE, e))?;
         }

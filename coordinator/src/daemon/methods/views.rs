@@ -23,6 +23,8 @@ pub fn status_json(job: JobId, st: &Status) -> Value {
         "stalls": st.stats.stalls,
         "reshards": st.stats.reshards,
         "lowest_so_far": st.lowest,
+        "forged": st.stats.forged,
+        "verification": crate::request::report::verification_json(&st.verification),
     })
 }
 

@@ -1,24 +1,30 @@
 //! The state machine: every decision the coordinator makes about one search, with no I/O and
 //! no clock of its own (`handle(now, input) -> outputs`).
 //!
-//! It never trusts a worker: a `Found` counts only once [`protocol::verify`] agrees, and
-//! progress counts only from the worker that currently owns the shard, at the shard's epoch.
-//! Messages of other jobs are dropped and counted (no queue purge is ever needed).
+//! It never trusts a worker: a message counts only if its tag verifies under the key of the
+//! worker it names (which only the workers this job launched have), a `Found` only once
+//! [`protocol::verify`] agrees, progress only from the worker that currently owns the shard,
+//! at the shard's epoch, and only with the shares that prove it. Messages of other jobs are
+//! dropped and counted (no queue purge is ever needed).
 //!
 //! The decisions are split by what they are about: [`workers`] (messages in, liveness, stalls),
-//! [`shards`] (assigning, stealing, shrinking), [`results`] (verified finds, the best hash).
+//! [`shards`] (assigning, stealing, shrinking), [`results`] (verified finds, the best hash),
+//! [`proof`] (shares, suspects), [`spot`] (spot checks).
 //! This file holds the state and the entry point, `handle`, and how a job ends.
 
+mod proof;
 mod results;
 mod shards;
+mod spot;
 mod workers;
 
 use super::{
     Input, JobConfig, MapSpan, MapState, Outcome, OutcomeKind, Output, Snapshot, SpaceMap, Stats, Status,
-    WorkerInfo, MAX_FOUND,
+    Verification, WorkerInfo, MAX_FOUND,
 };
 use crate::ledger::{Ledger, Span};
-use protocol::{verify, Best, Command, Epoch, Event, EventBody, JobId, Mode, NonceRange, ShardId, WorkerId};
+use protocol::auth::{ReplayWindow, WorkerKey};
+use protocol::{verify, Best, Command, Epoch, EventBody, JobId, Mode, NonceRange, ShardId, WorkerId};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -29,6 +35,8 @@ enum Health {
     Stalled,
     /// Known gone.
     Dead,
+    /// Caught lying or miscomputing: stopped, its claims searched again, never heard again.
+    Suspect,
 }
 
 #[derive(Debug)]
@@ -42,6 +50,14 @@ struct WorkerState {
     waiting_steal: bool,
     /// Launch to first Hello, when this worker was one the job launched.
     startup: Option<Duration>,
+    key: WorkerKey,
+    /// Sequence numbers seen from it.
+    window: ReplayWindow,
+    /// Nonces credited to it and the verified shares among them (the share test's input).
+    credited: u128,
+    shares: u64,
+    /// Every range credited to it, merged where contiguous: what is reopened if it is caught.
+    claims: Vec<NonceRange>,
 }
 
 #[derive(Debug)]
@@ -73,8 +89,16 @@ pub struct Job {
     /// Lowest verified golden nonces.
     found: BTreeSet<u64>,
     best: Option<(Best, [u8; 32])>,
-    /// Launch times of workers that have not said Hello yet (nor failed).
-    pending: Vec<Duration>,
+    /// Workers launched that have not said Hello yet (nor failed), with their launch times.
+    pending: BTreeMap<WorkerId, Duration>,
+    /// Workers this life of the coordinator has named (for the next id).
+    named: u64,
+    /// Shares and spot checks, for the outcome.
+    verification: Verification,
+    /// Spot checks out for re-search, by their shard.
+    checks: BTreeMap<ShardId, spot::Check>,
+    /// Draws for spot checks: unpredictable to workers (seeded from the job's secret).
+    choices: spot::Choices,
     /// Start-ups measured so far (launch to first Hello), for the planner's history.
     startups: Vec<Duration>,
     /// Last time any worker was live (for giving up when all are gone for good).
@@ -118,8 +142,18 @@ impl Job {
                 found.pop_last();
             }
         }
+        let choices = spot::Choices::new(cfg.secret.choice_seed(cfg.job));
+        let verification = Verification {
+            share_bits: cfg.share_bits,
+            false_alarm: cfg.false_alarm,
+            ..Verification::default()
+        };
         Job {
             ledger,
+            choices,
+            verification,
+            checks: BTreeMap::new(),
+            named: 0,
             cfg,
             workers: BTreeMap::new(),
             shards: BTreeMap::new(),
@@ -129,7 +163,7 @@ impl Job {
             next_epoch: base,
             found,
             best: None,
-            pending: Vec::new(),
+            pending: BTreeMap::new(),
             startups: Vec::new(),
             last_live: Duration::ZERO,
             shard_len,
@@ -155,9 +189,15 @@ impl Job {
     }
 
     /// What a restarted coordinator needs to resume this job without redoing work.
+    /// Claims whose spot checks are still out are left out: a restarted coordinator could not
+    /// check them, so it searches them again rather than believe them.
     pub fn snapshot(&self) -> Snapshot {
+        let mut ledger = self.ledger.clone();
+        for r in self.unchecked() {
+            ledger.reopen(r);
+        }
         Snapshot {
-            done: self.ledger.intervals().filter(|(_, st)| *st == Span::Done).map(|(r, _)| r).collect(),
+            done: ledger.intervals().filter(|(_, st)| *st == Span::Done).map(|(r, _)| r).collect(),
             found: self.found.iter().copied().collect(),
         }
     }
@@ -178,6 +218,10 @@ impl Job {
             stats: self.stats_now(),
             lowest: self.found.first().copied(),
             finished: self.finished.is_some(),
+            verification: match &self.finished {
+                Some(o) => o.verification.clone(),
+                None => self.verification_now(),
+            },
         }
     }
 
@@ -191,7 +235,10 @@ impl Job {
                     Health::Live => "live",
                     Health::Stalled => "stalled",
                     Health::Dead => "gone",
+                    Health::Suspect => "suspect",
                 },
+                shares: w.shares,
+                shares_expected: crate::proof::expected_shares(w.credited, self.cfg.share_bits),
                 rate: w.rate,
                 shards: w.shards.len(),
                 silent_for: now.saturating_sub(w.last_seen),
@@ -255,8 +302,10 @@ impl Job {
         // after it does not count as found in time (it is still reported with the outcome).
         if let (Some(deadline), Some(started)) = (self.cfg.deadline, self.started_at) {
             if now >= started + deadline {
-                if let Input::Event(Event { body: EventBody::Found { nonce, .. }, job, .. }) = &input {
-                    if *job == self.cfg.job {
+                if let Input::Event(sealed) = &input {
+                    if let (EventBody::Found { nonce, .. }, true) =
+                        (&sealed.event.body, self.authentic(sealed))
+                    {
                         self.on_found_late(*nonce);
                     }
                 }
@@ -269,10 +318,11 @@ impl Job {
             Input::Event(ev) => self.on_event(now, ev, &mut out),
             Input::Tick => self.on_tick(now, &mut out),
             Input::Cancel => self.finish(now, OutcomeKind::Cancelled, &mut out),
-            Input::LaunchFailed { count, reason } => {
-                tracing::warn!(job = %self.cfg.job, count, %reason, "launch failed");
-                let n = count.min(self.pending.len());
-                self.pending.drain(..n);
+            Input::LaunchFailed { workers, reason } => {
+                tracing::warn!(job = %self.cfg.job, count = workers.len(), %reason, "launch failed");
+                for w in &workers {
+                    self.pending.remove(w);
+                }
                 self.replace_lost(&mut out);
                 if self.no_way_forward() {
                     self.finish(
@@ -319,9 +369,22 @@ impl Job {
         let count = count.min(self.cfg.max_launches.saturating_sub(self.stats.launched));
         if count > 0 {
             self.stats.launched += count;
-            self.pending.extend(std::iter::repeat_n(self.now, count));
-            out.push(Output::Launch { count });
+            let workers: Vec<WorkerId> = (0..count).map(|_| self.name_worker()).collect();
+            for w in &workers {
+                self.pending.insert(w.clone(), self.now);
+            }
+            out.push(Output::Launch { workers });
         }
+    }
+
+    /// A new worker's id: `w<n>-<incarnation>-<job>`, unique across the coordinator's lives
+    /// (a resumed job adopts the previous life's workers while launching its own), short
+    /// enough for an SQS queue name under the longest prefix, and made only of the
+    /// characters queue names allow.
+    fn name_worker(&mut self) -> WorkerId {
+        let n = self.named;
+        self.named += 1;
+        WorkerId(format!("w{n}-{:08x}-{}", self.cfg.incarnation as u32, self.cfg.job))
     }
 
     /// Launches replacements so live + starting workers reach the planned fleet again.
@@ -342,7 +405,7 @@ impl Job {
     /// coordinator may still introduce themselves (the tick's patience rule decides).
     fn no_way_forward(&self) -> bool {
         self.cfg.resume.is_none()
-            && self.workers.values().all(|w| w.health == Health::Dead)
+            && self.workers.values().all(|w| matches!(w.health, Health::Dead | Health::Suspect))
             && self.pending.is_empty()
             && self.stats.launched >= self.cfg.max_launches
     }
@@ -362,6 +425,10 @@ impl Job {
             (Mode::Lowest, Some(n)) => self.ledger.done_below(u128::from(n)),
             _ => self.ledger.is_complete(),
         };
+        // An answer that rests on claims waits for the spot checks of those claims.
+        if done && self.checks_outstanding() {
+            return;
+        }
         if done {
             let kind = if lowest.is_some() { OutcomeKind::Found } else { OutcomeKind::Exhausted };
             self.finish(now, kind, out);
@@ -382,10 +449,11 @@ impl Job {
             elapsed: now.saturating_sub(self.started_at.unwrap_or(now)),
             startups: self.startups.clone(),
             unstarted: if self.cfg.resume.is_none() {
-                self.pending.iter().map(|&at| now.saturating_sub(at)).collect()
+                self.pending.values().map(|&at| now.saturating_sub(at)).collect()
             } else {
                 Vec::new()
             },
+            verification: self.verification_now(),
         };
         tracing::info!(job = %self.cfg.job, outcome = outcome.kind.name(), nonce = ?outcome.nonce,
             searched = %outcome.stats.searched, "job finished");
@@ -393,6 +461,7 @@ impl Job {
             w.shards.clear();
         }
         self.shards.clear();
+        self.checks.clear();
         out.push(Output::Broadcast(Command::Stop { job: Some(self.cfg.job) }));
         out.push(Output::StopWorkers);
         out.push(Output::Finish(outcome.clone()));

@@ -60,6 +60,7 @@ impl Job {
         if !std::mem::take(&mut self.idle_dirty) {
             return;
         }
+        self.place_checks(out);
         let idle: Vec<WorkerId> = self
             .workers
             .iter()
@@ -121,6 +122,7 @@ impl Job {
             puzzle: self.cfg.puzzle.clone(),
             range,
             mode: self.cfg.mode,
+            share_bits: self.cfg.share_bits,
         };
         self.send(worker, cmd, out);
     }

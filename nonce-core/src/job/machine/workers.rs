@@ -1,48 +1,88 @@
 //! Messages in and liveness: routing a worker's event, hellos, heartbeats and their
 //! watermarks, and what happens to a worker that goes silent (stalled) or is known gone.
 
+use super::proof::Segment;
 use super::{Health, Job, Shard, WorkerState};
 use crate::job::{OutcomeKind, Output};
-use protocol::{Command, Epoch, Event, EventBody, NonceRange, ShardId, WorkerId};
+use protocol::auth::ReplayWindow;
+use protocol::{Command, Epoch, EventBody, NonceRange, SealedEvent, ShardId, WorkerId};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 impl Job {
-    pub(super) fn on_event(&mut self, now: Duration, ev: Event, out: &mut Vec<Output>) {
+    /// Whether `sealed` is what it says: of this job, tagged with the key of the worker it
+    /// names. Does not record its sequence number (see `on_event`).
+    pub(super) fn authentic(&self, sealed: &SealedEvent) -> bool {
+        let ev = &sealed.event;
         if ev.job != self.cfg.job {
+            return false;
+        }
+        match self.workers.get(&ev.worker) {
+            Some(w) => w.key.opens_event(sealed),
+            None => self.cfg.secret.worker_key(self.cfg.job, &ev.worker).opens_event(sealed),
+        }
+    }
+
+    pub(super) fn on_event(&mut self, now: Duration, sealed: SealedEvent, out: &mut Vec<Output>) {
+        if sealed.event.job != self.cfg.job {
             self.stats.ghosts += 1;
             return;
         }
+        // The tag first: nothing a forger writes is acted on, nor even counted as progress.
+        if !self.authentic(&sealed) {
+            self.stats.forged += 1;
+            tracing::warn!(job = %self.cfg.job, worker = %sealed.event.worker, kind = sealed.event.body.kind(),
+                "dropped a message whose tag does not verify");
+            return;
+        }
+        let SealedEvent { seq, event: ev, .. } = sealed;
         let worker = ev.worker;
+        if let Some(w) = self.workers.get_mut(&worker) {
+            if !w.window.accept(seq) {
+                self.stats.replayed += 1;
+                return;
+            }
+            if w.health == Health::Suspect {
+                self.stats.stale += 1;
+                return;
+            }
+        }
         if let EventBody::Hello { inbox, .. } = &ev.body {
-            self.on_hello(now, worker.clone(), inbox.clone());
+            self.on_hello(now, worker.clone(), inbox.clone(), seq);
             self.assign_idle(now, out);
             return;
         }
-        // A Found is checked on its merits, whoever sends it and whenever.
-        if let EventBody::Found { nonce, .. } = ev.body {
-            self.touch(now, &worker);
-            self.on_found(now, nonce, out);
-            return;
-        }
         if !self.workers.contains_key(&worker) {
+            // Only a Hello introduces a worker; before it, nothing it says is routed.
             self.stats.stale += 1;
             return;
         }
         self.touch(now, &worker);
         match ev.body {
+            EventBody::Found { nonce, .. } => self.on_found(now, nonce, out),
             EventBody::Heartbeat { shards, rate, best } => {
                 let reported: Vec<ShardId> = shards.iter().map(|p| p.shard).collect();
                 if let Some(w) = self.workers.get_mut(&worker) {
                     w.rate = if rate.is_finite() && rate >= 0.0 { rate } else { 0.0 };
                 }
                 for p in shards {
-                    // Finds first, then the watermark that covers them.
+                    if self.workers.get(&worker).is_some_and(|w| w.health == Health::Suspect) {
+                        break;
+                    }
+                    // Finds first, then the segment that covers them.
                     for &nonce in &p.found {
                         self.take_found(now, nonce, out);
                     }
+                    if self.is_check_of(&worker, p.shard, p.epoch) {
+                        self.check_progress(now, &worker, p.shard, p.from, p.watermark, &p.shares, None, out);
+                        continue;
+                    }
                     match self.owned_shard(&worker, p.shard, p.epoch) {
-                        Some(_) => self.advance(p.shard, p.watermark),
+                        Some(_) => {
+                            let segment =
+                                Segment { from: p.from, to: p.watermark, found: &p.found, shares: &p.shares };
+                            self.credit(now, &worker, p.shard, segment, out);
+                        }
                         None => {
                             // Work we no longer want (revoked while the worker was away).
                             self.stats.stale += 1;
@@ -58,18 +98,22 @@ impl Job {
                     self.offer_best(b.nonce);
                 }
                 self.reclaim_unreported(now, &worker, &reported);
+                self.reclaim_unreported_checks(now, &worker, &reported);
             }
-            EventBody::ShardDone { shard, epoch, best, end, found } => {
+            EventBody::ShardDone { shard, epoch, best, from, end, found, shares } => {
                 if let Some(b) = best {
                     self.offer_best(b.nonce);
                 }
-                for nonce in found {
+                for &nonce in &found {
                     self.take_found(now, nonce, out);
                 }
-                if self.owned_shard(&worker, shard, epoch).is_some() {
-                    // Only what the worker says it searched is Done; the rest (a shrink whose
+                if self.is_check_of(&worker, shard, epoch) {
+                    self.check_progress(now, &worker, shard, from, end, &shares, Some(end), out);
+                } else if self.owned_shard(&worker, shard, epoch).is_some() {
+                    // Only what the worker proves it searched is Done; the rest (a shrink whose
                     // ack was lost) goes back to Free with the shard.
-                    self.advance(shard, end);
+                    let segment = Segment { from, to: end, found: &found, shares: &shares };
+                    self.credit(now, &worker, shard, segment, out);
                     self.drop_shard(shard);
                 } else {
                     self.stats.stale += 1;
@@ -83,7 +127,7 @@ impl Job {
                 }
             }
             EventBody::Bye => self.lose_worker(&worker, Health::Dead),
-            EventBody::Hello { .. } | EventBody::Found { .. } => {}
+            EventBody::Hello { .. } => {}
         }
         self.assign_idle(now, out);
         self.check_done(now, out);
@@ -108,45 +152,59 @@ impl Job {
         }
     }
 
-    pub(super) fn on_hello(&mut self, now: Duration, worker: WorkerId, inbox: String) {
-        self.idle_dirty = true;
-        match self.workers.get_mut(&worker) {
-            Some(w) => {
-                // A duplicate Hello, or a worker back from a stall: it keeps nothing it lost.
-                w.inbox = inbox;
-                w.last_seen = now;
-                if w.health != Health::Live {
-                    w.health = Health::Live;
-                }
-            }
-            None => {
-                let mut startup = None;
-                if !self.pending.is_empty() {
-                    // Launches are matched to Hellos first in, first out: exact for a fleet
-                    // launched at once, and for replacements as long as they join in order.
-                    let launched = self.pending.remove(0);
-                    // A resumed job's first Hellos may come from workers of the previous
-                    // coordinator (adopted, not launched): they are no start-up measurement.
-                    if self.cfg.resume.is_none() {
-                        self.startups.push(now.saturating_sub(launched));
-                        startup = Some(now.saturating_sub(launched));
-                    }
-                }
-                tracing::info!(job = %self.cfg.job, %worker, "worker joined");
-                self.workers.insert(
-                    worker,
-                    WorkerState {
-                        inbox,
-                        last_seen: now,
-                        shards: BTreeSet::new(),
-                        rate: 0.0,
-                        health: Health::Live,
-                        waiting_steal: false,
-                        startup,
-                    },
-                );
-            }
+    /// A worker's tag already verified; it is one this job launched (or, resumed, one a
+    /// previous life launched). Its inbox must be its own.
+    pub(super) fn on_hello(&mut self, now: Duration, worker: WorkerId, inbox: String, seq: u64) {
+        if !self.cfg.inbox.allows(&worker, &inbox) {
+            self.stats.forged += 1;
+            tracing::warn!(job = %self.cfg.job, %worker, %inbox, expected = %self.cfg.inbox.inbox_of(&worker),
+                "refused a Hello naming an inbox that is not the worker's own");
+            return;
         }
+        self.idle_dirty = true;
+        if let Some(w) = self.workers.get_mut(&worker) {
+            // A duplicate Hello, or a worker back from a stall: it keeps nothing it lost.
+            w.last_seen = now;
+            if w.health == Health::Stalled {
+                w.health = Health::Live;
+            }
+            return;
+        }
+        let startup = match self.pending.remove(&worker) {
+            Some(launched) => Some(now.saturating_sub(launched)),
+            // Not launched by this life: adopted from a previous one (only a resumed job
+            // has those), or a key that leaked from somewhere it should not have.
+            None if self.cfg.resume.is_some() => None,
+            None => {
+                self.stats.forged += 1;
+                tracing::warn!(job = %self.cfg.job, %worker, "refused a Hello from a worker this job never launched");
+                return;
+            }
+        };
+        if let Some(s) = startup {
+            self.startups.push(s);
+        }
+        tracing::info!(job = %self.cfg.job, %worker, "worker joined");
+        let mut window = ReplayWindow::default();
+        window.accept(seq);
+        let key = self.cfg.secret.worker_key(self.cfg.job, &worker);
+        self.workers.insert(
+            worker,
+            WorkerState {
+                inbox,
+                last_seen: now,
+                shards: BTreeSet::new(),
+                rate: 0.0,
+                health: Health::Live,
+                waiting_steal: false,
+                startup,
+                key,
+                window,
+                credited: 0,
+                shares: 0,
+                claims: Vec::new(),
+            },
+        );
     }
 
     pub(super) fn touch(&mut self, now: Duration, worker: &WorkerId) {
@@ -172,7 +230,7 @@ impl Job {
         self.idle_dirty = true;
         // Launches that never said Hello are written off, so they can be replaced.
         let patience = self.cfg.abandon_after.max(self.cfg.stall_timeout * 10);
-        self.pending.retain(|&at| now <= at + patience);
+        self.pending.retain(|_, &mut at| now <= at + patience);
         if self.workers.values().any(|w| w.health == Health::Live) || !self.pending.is_empty() {
             self.last_live = now;
         } else if now > self.last_live + patience && self.stats.launched >= self.cfg.max_launches {
@@ -220,7 +278,7 @@ impl Job {
     /// Takes every shard from `worker`; what it had not searched goes back to Free.
     pub(super) fn lose_worker(&mut self, worker: &WorkerId, health: Health) {
         let Some(w) = self.workers.get_mut(worker) else { return };
-        if w.health == Health::Dead {
+        if matches!(w.health, Health::Dead | Health::Suspect) {
             return;
         }
         let had_work = !w.shards.is_empty();
@@ -241,5 +299,7 @@ impl Job {
             }
             self.drop_shard(shard);
         }
+        self.orphan_checks(worker);
+        self.idle_dirty = true;
     }
 }
