@@ -93,15 +93,20 @@ pub fn save(backend: Backend, per_thread: f64) {
     }
 }
 
-/// Nonces per second of one hashing thread on this machine: saved, or measured now (0.3 s).
-pub fn per_thread_rate(backend: Backend) -> f64 {
+/// The saved rate of one hashing thread of `backend` for this binary, if any (never measures).
+pub fn saved_rate(backend: Backend) -> Option<f64> {
     let binary = this_binary();
-    let saved = parse(&std::fs::read_to_string(path()).unwrap_or_default())
+    parse(&std::fs::read_to_string(path()).unwrap_or_default())
         .into_iter()
         .rev()
-        .find(|s| s.applies_to(backend, &binary));
-    if let Some(s) = saved {
-        return s.per_thread;
+        .find(|s| s.applies_to(backend, &binary))
+        .map(|s| s.per_thread)
+}
+
+/// Nonces per second of one hashing thread on this machine: saved, or measured now (0.3 s).
+pub fn per_thread_rate(backend: Backend) -> f64 {
+    if let Some(r) = saved_rate(backend) {
+        return r;
     }
     let r = worker_actor::bench::run(backend, 1, Duration::from_millis(300));
     save(backend, r.rate);

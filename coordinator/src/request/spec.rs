@@ -137,10 +137,13 @@ impl JobSpec {
     }
 
     /// Share bits: as asked, or about eight shares per heartbeat for a worker of this spec
-    /// (the calibrated rate of its threads; see `nonce_core::proof`).
+    /// (the saved calibrated rate of its threads, else 50 M nonces/s a thread, about an
+    /// AVX-512 or SHA-NI core: a search never waits for a calibration run; see
+    /// `nonce_core::proof`).
     pub fn share_bits(&self) -> u32 {
         self.share_bits.unwrap_or_else(|| {
-            let rate = super::calibration::per_thread_rate(self.backend) * self.threads_per_worker as f64;
+            let per_thread = super::calibration::saved_rate(self.backend).unwrap_or(50e6);
+            let rate = per_thread * self.threads_per_worker as f64;
             nonce_core::proof::share_bits_for(rate, self.timings.heartbeat)
         })
     }
