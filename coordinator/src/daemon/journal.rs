@@ -65,63 +65,17 @@ impl Journal {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create state dir {}: {e}", dir.display()))?;
         let path = dir.join("journal.jsonl");
-        let mut jobs: Vec<Remembered> = Vec::new();
-        if let Ok(f) = File::open(&path) {
-            for (n, line) in BufReader::new(f).lines().enumerate() {
-                let Ok(line) = line else { break };
-                // A torn last line (crash mid-write) is skipped; anything else malformed too,
-                // with a warning, so one bad line never stops the daemon.
-                let record: Record = match serde_json::from_str(&line) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        tracing::warn!(line = n + 1, error = %e, "skipping an unreadable journal line");
-                        continue;
-                    }
-                };
-                match record {
-                    Record::Start { job, request, owner, at } => {
-                        if let Ok(id) = job.parse::<JobId>() {
-                            jobs.retain(|j| j.job != id);
-                            jobs.push(Remembered {
-                                job: id,
-                                request: *request,
-                                result: None,
-                                progress: None,
-                                owner,
-                                started_at: at,
-                                finished_at: None,
-                            });
-                        }
-                    }
-                    Record::Progress { job, snapshot } => {
-                        if let Some(j) =
-                            job.parse::<JobId>().ok().and_then(|id| jobs.iter_mut().find(|j| j.job == id))
-                        {
-                            j.progress = Some(snapshot);
-                        }
-                    }
-                    Record::Finish { job, result, at } => {
-                        if let Some(j) =
-                            job.parse::<JobId>().ok().and_then(|id| jobs.iter_mut().find(|j| j.job == id))
-                        {
-                            j.result = Some(result);
-                            j.finished_at = at;
-                        }
-                    }
-                }
-            }
-        }
+        let replayed = replay(&path)?;
         let mut file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&path)
             .map_err(|e| format!("cannot open journal {}: {e}", path.display()))?;
         // After a torn write, start the next record on a line of its own.
-        let torn = std::fs::read(&path).is_ok_and(|b| b.last().is_some_and(|&c| c != b'\n'));
-        if torn {
+        if replayed.torn {
             file.write_all(b"\n").map_err(|e| format!("journal write failed: {e}"))?;
         }
-        Ok((Journal { path, file: Mutex::new(file), latency: None }, jobs))
+        Ok((Journal { path, file: Mutex::new(file), latency: None }, replayed.jobs))
     }
 
     pub fn path(&self) -> &Path {
@@ -148,6 +102,92 @@ impl Journal {
     pub fn observe_latency(&mut self, h: prometheus_client::metrics::histogram::Histogram) {
         self.latency = Some(h);
     }
+}
+
+/// What replaying a journal file found.
+#[derive(Debug, Default)]
+struct Replayed {
+    jobs: Vec<Remembered>,
+    /// Whether the last line lacks its newline (a crash mid-write).
+    torn: bool,
+}
+
+/// Replays the journal at `path` (none yet: no jobs). The file is read as bytes, one record a
+/// line: a line that is not UTF-8, not JSON or not a record that applies (a torn write, a
+/// disk's garbage) is skipped with a warning naming it, and every other line still counts,
+/// so one bad line never hides the jobs after it nor stops the daemon. A read error is an
+/// error: going on would forget the rest of the file.
+fn replay(path: &Path) -> Result<Replayed, String> {
+    let f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Replayed::default()),
+        Err(e) => return Err(format!("cannot read journal {}: {e}", path.display())),
+    };
+    let mut reader = BufReader::new(f);
+    let mut replayed = Replayed::default();
+    let mut line = Vec::new();
+    for n in 1.. {
+        line.clear();
+        let read = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|e| format!("cannot read journal {} at line {n}: {e}", path.display()))?;
+        if read == 0 {
+            break;
+        }
+        let body = line.strip_suffix(b"\n").unwrap_or(&line);
+        replayed.torn = body.len() == line.len();
+        if body.trim_ascii().is_empty() {
+            continue;
+        }
+        if let Err(why) = decode(body).and_then(|record| apply(&mut replayed.jobs, record)) {
+            tracing::warn!(journal = %path.display(), line = n, why = %why, "skipping a journal line");
+        }
+    }
+    Ok(replayed)
+}
+
+/// One line as a record, or why it is not one.
+fn decode(line: &[u8]) -> Result<Record, String> {
+    let text = std::str::from_utf8(line).map_err(|e| format!("not UTF-8: {e}"))?;
+    serde_json::from_str(text).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => format!("not a journal record: {e}"),
+        serde_json::error::Category::Eof => format!("cut short: {e}"),
+        _ => format!("not JSON: {e}"),
+    })
+}
+
+/// What `record` does to the jobs remembered so far, in journal order: a start (re)starts its
+/// job at the end of the list, progress and a finish update theirs. `Err` says why it changed
+/// nothing.
+fn apply(jobs: &mut Vec<Remembered>, record: Record) -> Result<(), String> {
+    match record {
+        Record::Start { job, request, owner, at } => {
+            let id: JobId = job.parse()?;
+            jobs.retain(|j| j.job != id);
+            jobs.push(Remembered {
+                job: id,
+                request: *request,
+                result: None,
+                progress: None,
+                owner,
+                started_at: at,
+                finished_at: None,
+            });
+        }
+        Record::Progress { job, snapshot } => find(jobs, &job)?.progress = Some(snapshot),
+        Record::Finish { job, result, at } => {
+            let j = find(jobs, &job)?;
+            j.result = Some(result);
+            j.finished_at = at;
+        }
+    }
+    Ok(())
+}
+
+/// The remembered job `job` names.
+fn find<'a>(jobs: &'a mut [Remembered], job: &str) -> Result<&'a mut Remembered, String> {
+    let id: JobId = job.parse()?;
+    jobs.iter_mut().find(|j| j.job == id).ok_or_else(|| format!("job {id} was never started"))
 }
 
 #[cfg(test)]
@@ -212,6 +252,129 @@ mod tests {
             }
         );
         assert_eq!(after[1].finished_at, Some(9), "finish times are kept for daily usage");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A fresh, empty directory for one test.
+    fn test_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("nonced-journal-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("test dir");
+        dir
+    }
+
+    fn start(id: u64, owner: &str) -> Record {
+        let request =
+            SearchRequest { block: Some("Grüße".into()), difficulty: Some(3), ..Default::default() };
+        Record::Start {
+            job: JobId(id).to_string(),
+            request: Box::new(request),
+            owner: Some(owner.into()),
+            at: Some(id),
+        }
+    }
+
+    fn progress(id: u64, end: u128) -> Record {
+        let snapshot = Snapshot { done: vec![protocol::NonceRange::new(0, end)], found: vec![] };
+        Record::Progress { job: JobId(id).to_string(), snapshot }
+    }
+
+    fn finish(id: u64) -> Record {
+        Record::Finish {
+            job: JobId(id).to_string(),
+            result: serde_json::json!({"outcome": "found"}),
+            at: Some(99),
+        }
+    }
+
+    fn line(record: &Record) -> Vec<u8> {
+        serde_json::to_vec(record).expect("serializes")
+    }
+
+    /// Writes `lines` to `dir`'s journal, each ended by a newline.
+    fn write_lines(dir: &Path, lines: &[Vec<u8>]) {
+        let mut bytes = Vec::new();
+        for l in lines {
+            bytes.extend_from_slice(l);
+            bytes.push(b'\n');
+        }
+        std::fs::write(dir.join("journal.jsonl"), bytes).expect("write journal");
+    }
+
+    /// Job 1 finished (kept with its result, never resumed), job 2 running with progress.
+    fn assert_one_finished_one_running(jobs: &[Remembered]) {
+        let ids: Vec<JobId> = jobs.iter().map(|j| j.job).collect();
+        assert_eq!(ids, vec![JobId(1), JobId(2)]);
+        assert_eq!(jobs[0].result, Some(serde_json::json!({"outcome": "found"})), "job 1 keeps its result");
+        assert_eq!(jobs[0].finished_at, Some(99));
+        assert_eq!(jobs[1].result, None, "job 2 is resumed");
+        assert_eq!(jobs[1].owner.as_deref(), Some("bob"));
+        assert_eq!(jobs[1].progress.as_ref().map(|p| p.done[0].end), Some(500));
+    }
+
+    #[test]
+    fn invalid_utf8_in_the_middle_hides_no_later_record() {
+        let dir = test_dir("utf8");
+        let garbage = b"{\"type\":\"finish\",\"job\":\"\xff\xfe\x80\"}".to_vec();
+        write_lines(
+            &dir,
+            &[
+                line(&start(1, "alice")),
+                line(&start(2, "bob")),
+                garbage,
+                line(&finish(1)),
+                line(&progress(2, 500)),
+            ],
+        );
+        let (_, jobs) = Journal::open(&dir).expect("opens");
+        assert_one_finished_one_running(&jobs);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_line_cut_in_the_middle_hides_no_later_record() {
+        let dir = test_dir("cut");
+        // A crash tore job 2's start mid-character ("ü" is two bytes), then a later daemon went on.
+        let whole = line(&start(2, "bob"));
+        let u = whole.windows(2).position(|w| w == "ü".as_bytes()).expect("has ü");
+        let cut = whole[..u + 1].to_vec();
+        write_lines(
+            &dir,
+            &[
+                line(&start(1, "alice")),
+                cut,
+                line(&start(2, "bob")),
+                line(&finish(1)),
+                line(&progress(2, 500)),
+            ],
+        );
+        let (_, jobs) = Journal::open(&dir).expect("opens");
+        assert_one_finished_one_running(&jobs);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn garbage_between_records_hides_no_later_record() {
+        let dir = test_dir("garbage");
+        let garbage: Vec<Vec<u8>> = vec![
+            vec![0, 0, 0, 0],
+            vec![0xde, 0xad, 0xbe, 0xef],
+            b"[1,2,3]".to_vec(),
+            br#"{"type":"rename","job":"0000000000000001"}"#.to_vec(),
+            br#"{"type":"start","job":"not a job id","request":{}}"#.to_vec(),
+            line(&progress(7, 1)),
+            Vec::new(),
+            b"   ".to_vec(),
+        ];
+        let mut lines = vec![line(&start(1, "alice"))];
+        lines.extend(garbage.iter().cloned());
+        lines.push(line(&start(2, "bob")));
+        lines.extend(garbage.iter().cloned());
+        lines.push(line(&finish(1)));
+        lines.push(line(&progress(2, 500)));
+        write_lines(&dir, &lines);
+        let (_, jobs) = Journal::open(&dir).expect("opens");
+        assert_one_finished_one_running(&jobs);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
