@@ -7,11 +7,20 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::request::SearchRequest;
+use crate::request::{startup, SearchRequest};
 use nonce_core::job::Snapshot;
+
+/// The state directory's mode, and every file's in it: the journal holds every user's
+/// requests and results, which are for the daemon's user alone, whatever the umask.
+const PRIVATE_DIR: u32 = 0o700;
+const PRIVATE_FILE: u32 = 0o600;
+/// The daemon's other files in the state directory, made private at open like the journal
+/// (an older daemon wrote them with the umask's mode).
+const OTHER_STATE_FILES: &[&str] = &[startup::FILE];
 
 /// One journal line.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -60,17 +69,22 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// Opens (creating) `dir/journal.jsonl` and replays it.
+    /// Opens (creating) `dir/journal.jsonl` and replays it. The directory is made 0700 and
+    /// its files 0600, new or old.
     pub fn open(dir: &Path) -> Result<(Journal, Vec<Remembered>), String> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create state dir {}: {e}", dir.display()))?;
+        private_dir(dir)?;
+        for name in OTHER_STATE_FILES {
+            make_private(&dir.join(name))?;
+        }
         let path = dir.join("journal.jsonl");
         let replayed = replay(&path)?;
         let mut file = OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(PRIVATE_FILE)
             .open(&path)
             .map_err(|e| format!("cannot open journal {}: {e}", path.display()))?;
+        make_private(&path)?;
         // After a torn write, start the next record on a line of its own.
         if replayed.torn {
             file.write_all(b"\n").map_err(|e| format!("journal write failed: {e}"))?;
@@ -102,6 +116,48 @@ impl Journal {
     pub fn observe_latency(&mut self, h: prometheus_client::metrics::histogram::Histogram) {
         self.latency = Some(h);
     }
+}
+
+/// Creates `dir` (and any missing parent) mode 0700, or makes an existing one 0700. A sticky
+/// directory (like /tmp) is shared by design: refused rather than closed to everyone else.
+fn private_dir(dir: &Path) -> Result<(), String> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(PRIVATE_DIR)
+        .create(dir)
+        .map_err(|e| format!("cannot create state dir {}: {e}", dir.display()))?;
+    let mode = std::fs::metadata(dir)
+        .map_err(|e| format!("cannot read state dir {}: {e}", dir.display()))?
+        .permissions()
+        .mode()
+        & 0o7777;
+    if mode & 0o1000 != 0 {
+        return Err(format!(
+            "state dir {} is a shared directory (sticky, like /tmp): give nonced a directory of its own",
+            dir.display()
+        ));
+    }
+    if mode != PRIVATE_DIR {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(PRIVATE_DIR))
+            .map_err(|e| format!("cannot make state dir {} private (mode 0700): {e}", dir.display()))?;
+        tracing::info!(dir = %dir.display(), was = %format!("{mode:04o}"), "state dir made private (0700)");
+    }
+    Ok(())
+}
+
+/// Makes the file at `path`, if there is one, mode 0600: a umask narrows a new file's mode
+/// but never sets it, and an older daemon left its files as the umask made them.
+fn make_private(path: &Path) -> Result<(), String> {
+    let mode = match std::fs::metadata(path) {
+        Ok(m) => m.permissions().mode() & 0o7777,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    if mode != PRIVATE_FILE {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(PRIVATE_FILE))
+            .map_err(|e| format!("cannot make {} private (mode 0600): {e}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// What replaying a journal file found.
@@ -310,6 +366,43 @@ mod tests {
         assert_eq!(jobs[1].result, None, "job 2 is resumed");
         assert_eq!(jobs[1].owner.as_deref(), Some("bob"));
         assert_eq!(jobs[1].progress.as_ref().map(|p| p.done[0].end), Some(500));
+    }
+
+    /// The permission bits of `path` in octal (setuid, setgid and sticky included).
+    fn mode(path: &Path) -> String {
+        use std::os::unix::fs::PermissionsExt;
+        format!("{:04o}", std::fs::metadata(path).expect("exists").permissions().mode() & 0o7777)
+    }
+
+    #[test]
+    fn a_new_state_dir_and_its_files_are_private_whatever_the_umask() {
+        // The umask cannot be changed in a threaded test; under the usual 022 a plain create
+        // gives 0755 and 0644, so exact modes show they were set, not inherited.
+        let parent = test_dir("private-new");
+        let dir = parent.join("state");
+        let (j, _) = Journal::open(&dir).expect("opens");
+        j.append(&start(1, "alice")).expect("write");
+        assert_eq!(mode(&dir), "0700", "state dir");
+        assert_eq!(mode(&dir.join("journal.jsonl")), "0600", "journal");
+        let _ = std::fs::remove_dir_all(&parent);
+    }
+
+    #[test]
+    fn open_makes_an_existing_state_dir_and_its_files_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = test_dir("private-old");
+        write_lines(&dir, &[line(&start(1, "alice"))]);
+        let startups = dir.join(crate::request::startup::FILE);
+        std::fs::write(&startups, "{}").expect("write startups");
+        for (path, m) in [(&dir, 0o755), (&dir.join("journal.jsonl"), 0o644), (&startups, 0o644)] {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(m)).expect("chmod");
+        }
+        let (_, jobs) = Journal::open(&dir).expect("opens");
+        assert_eq!(jobs.len(), 1, "the journal is still read");
+        assert_eq!(mode(&dir), "0700", "state dir");
+        assert_eq!(mode(&dir.join("journal.jsonl")), "0600", "journal");
+        assert_eq!(mode(&startups), "0600", "start-up history");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
