@@ -1,12 +1,18 @@
 //! The daemon's append-only journal: one JSON line per decision that must survive a crash
 //! (a job started, a job finished), each synced to disk before the daemon goes on. On start,
 //! the daemon replays it: finished jobs keep their results, unfinished ones are resumed.
+//!
+//! Running jobs add a progress line every couple of seconds, so the file is compacted: at
+//! open when it holds more than twice the lines its jobs need, and while running every
+//! [`COMPACT_AFTER_APPENDS`] appends. Compacting rewrites it as each job's start, then its
+//! finish or (still running) its last progress, which replays to the same jobs; it is written
+//! aside and renamed over the journal, so a crash leaves the old file or the new one, whole.
 
 use protocol::JobId;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -20,7 +26,15 @@ const PRIVATE_DIR: u32 = 0o700;
 const PRIVATE_FILE: u32 = 0o600;
 /// The daemon's other files in the state directory, made private at open like the journal
 /// (an older daemon wrote them with the umask's mode).
-const OTHER_STATE_FILES: &[&str] = &[startup::FILE];
+const OTHER_STATE_FILES: &[&str] = &[startup::FILE, REJECTED];
+/// The journal, in the state directory.
+const FILE: &str = "journal.jsonl";
+/// Where compaction keeps the lines replay could not read (raw, one a line), rather than
+/// drop them: they may be a newer daemon's records, or worth a look.
+const REJECTED: &str = "journal.rejected";
+/// Appends after which a running daemon compacts the journal: a restart replays at most about
+/// this many lines beyond what the jobs need.
+pub const COMPACT_AFTER_APPENDS: usize = 10_000;
 
 /// One journal line.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -63,58 +77,109 @@ pub struct Remembered {
 #[derive(Debug)]
 pub struct Journal {
     path: PathBuf,
-    file: Mutex<File>,
+    open: Mutex<Open>,
     /// Where each append's latency goes (the daemon's metrics).
     latency: Option<prometheus_client::metrics::histogram::Histogram>,
+    /// Appends between compactions ([`COMPACT_AFTER_APPENDS`]; fewer in tests).
+    compact_after: usize,
+}
+
+/// The open journal file and what it holds, under one lock.
+#[derive(Debug)]
+struct Open {
+    file: File,
+    /// The jobs the file replays to, kept so by every append: what compaction writes.
+    jobs: Vec<Remembered>,
+    /// Lines in the file.
+    lines: usize,
+    /// Appends since the last compaction (or the open).
+    appended: usize,
+    /// The lines replay skipped, still in the file: compaction keeps them aside.
+    rejected: Vec<Vec<u8>>,
 }
 
 impl Journal {
-    /// Opens (creating) `dir/journal.jsonl` and replays it. The directory is made 0700 and
-    /// its files 0600, new or old.
+    /// Opens (creating) `dir/journal.jsonl`, replays it, and compacts it if it holds more than
+    /// twice the lines its jobs need. The directory is made 0700 and its files 0600, new or old.
     pub fn open(dir: &Path) -> Result<(Journal, Vec<Remembered>), String> {
         private_dir(dir)?;
         for name in OTHER_STATE_FILES {
             make_private(&dir.join(name))?;
         }
-        let path = dir.join("journal.jsonl");
+        let path = dir.join(FILE);
         let replayed = replay(&path)?;
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(PRIVATE_FILE)
-            .open(&path)
-            .map_err(|e| format!("cannot open journal {}: {e}", path.display()))?;
-        make_private(&path)?;
-        // After a torn write, start the next record on a line of its own.
-        if replayed.torn {
-            file.write_all(b"\n").map_err(|e| format!("journal write failed: {e}"))?;
+        let file = append_to(&path, replayed.torn)?;
+        let jobs = replayed.jobs;
+        let mut open = Open {
+            file,
+            jobs: jobs.clone(),
+            lines: replayed.lines,
+            appended: 0,
+            rejected: replayed.rejected,
+        };
+        if open.lines > 2 * needed_lines(&open.jobs) {
+            open.compact(&path);
         }
-        Ok((Journal { path, file: Mutex::new(file), latency: None }, replayed.jobs))
+        let journal =
+            Journal { path, open: Mutex::new(open), latency: None, compact_after: COMPACT_AFTER_APPENDS };
+        Ok((journal, jobs))
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// Appends and syncs one record.
+    /// Appends and syncs one record; every [`COMPACT_AFTER_APPENDS`] appends, compacts.
     pub fn append(&self, record: &Record) -> Result<(), String> {
         let mut line = serde_json::to_string(record).map_err(|e| e.to_string())?;
         line.push('\n');
         let started = std::time::Instant::now();
-        let mut f = self.file.lock().unwrap_or_else(|e| e.into_inner());
-        let written = f
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let written = open
+            .file
             .write_all(line.as_bytes())
-            .and_then(|_| f.sync_data())
+            .and_then(|_| open.file.sync_data())
             .map_err(|e| format!("journal write failed: {e}"));
         if let Some(h) = &self.latency {
             h.observe(started.elapsed().as_secs_f64());
         }
-        written
+        written?;
+        open.lines += 1;
+        open.appended += 1;
+        if let Err(why) = apply(&mut open.jobs, record.clone()) {
+            tracing::debug!(why = %why, "journaled a record that changes no job");
+        }
+        if open.appended >= self.compact_after {
+            open.compact(&self.path);
+        }
+        Ok(())
     }
 
     /// Observes every append's latency in `h`.
     pub fn observe_latency(&mut self, h: prometheus_client::metrics::histogram::Histogram) {
         self.latency = Some(h);
+    }
+}
+
+impl Open {
+    /// Compacts the journal at `path` (this file), if that shortens it. A failure is logged
+    /// and the old file kept (it is still whole, and still appended to); the next try comes
+    /// [`COMPACT_AFTER_APPENDS`] appends later.
+    fn compact(&mut self, path: &Path) {
+        self.appended = 0;
+        let needed = needed_lines(&self.jobs);
+        if self.lines <= needed {
+            return;
+        }
+        match compact(path, &self.jobs, &self.rejected) {
+            Ok(file) => {
+                tracing::info!(journal = %path.display(), before = self.lines, after = needed, "journal compacted");
+                self.file = file;
+                self.lines = needed;
+                self.rejected.clear();
+            }
+            Err(e) => tracing::warn!(error = %e, "could not compact the journal; appending to it as it is"),
+        }
     }
 }
 
@@ -160,10 +225,121 @@ fn make_private(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Opens the journal at `path` (creating it, 0600) to append to it. After a torn write, the
+/// next record starts on a line of its own.
+fn append_to(path: &Path, torn: bool) -> Result<File, String> {
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(PRIVATE_FILE)
+        .open(path)
+        .map_err(|e| format!("cannot open journal {}: {e}", path.display()))?;
+    make_private(path)?;
+    if torn {
+        file.write_all(b"\n").map_err(|e| format!("journal write failed: {e}"))?;
+    }
+    Ok(file)
+}
+
+/// Lines a compacted journal of `jobs` holds: a start each, and a finish or progress.
+fn needed_lines(jobs: &[Remembered]) -> usize {
+    jobs.iter().map(|j| 1 + usize::from(j.result.is_some() || j.progress.is_some())).sum()
+}
+
+/// The records that replay to `job`: its start, then its finish or (still running) its last
+/// progress.
+fn records_of(job: &Remembered) -> Vec<Record> {
+    let id = job.job.to_string();
+    let mut records = vec![Record::Start {
+        job: id.clone(),
+        request: Box::new(job.request.clone()),
+        owner: job.owner.clone(),
+        at: job.started_at,
+    }];
+    match (&job.result, &job.progress) {
+        (Some(result), _) => {
+            records.push(Record::Finish { job: id, result: result.clone(), at: job.finished_at })
+        }
+        (None, Some(snapshot)) => records.push(Record::Progress { job: id, snapshot: snapshot.clone() }),
+        (None, None) => {}
+    }
+    records
+}
+
+/// Rewrites the journal at `path` as the records that replay to `jobs`, after keeping the
+/// `rejected` lines still in it aside (in `journal.rejected`). Returns the new journal, open
+/// for appending; on an error the old one is in place, whole.
+fn compact(path: &Path, jobs: &[Remembered], rejected: &[Vec<u8>]) -> Result<File, String> {
+    keep_rejected(&path.with_file_name(REJECTED), rejected)?;
+    rewrite(path, jobs)
+}
+
+/// Appends `lines` to the file at `path` (0600), synced, so compaction loses none of them.
+fn keep_rejected(path: &Path, lines: &[Vec<u8>]) -> Result<(), String> {
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let failed =
+        |e: std::io::Error| format!("cannot keep unreadable journal lines in {}: {e}", path.display());
+    let file = OpenOptions::new().create(true).append(true).mode(PRIVATE_FILE).open(path).map_err(failed)?;
+    make_private(path)?;
+    let mut out = BufWriter::new(&file);
+    for line in lines {
+        out.write_all(line).and_then(|()| out.write_all(b"\n")).map_err(failed)?;
+    }
+    out.flush().map_err(failed)?;
+    file.sync_data().map_err(failed)
+}
+
+/// Writes the records that replay to `jobs` to a private file beside `path`, syncs it,
+/// renames it over `path` and syncs the directory: a crash at any point leaves the old
+/// journal or the new one, each whole. Returns the new journal, open for appending.
+fn rewrite(path: &Path, jobs: &[Remembered]) -> Result<File, String> {
+    let tmp = path.with_extension("jsonl.compacting");
+    let written = write_records(&tmp, jobs)
+        .and_then(|file| std::fs::rename(&tmp, path).map(|()| file))
+        .map_err(|e| format!("cannot compact journal {} (via {}): {e}", path.display(), tmp.display()));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    let file = written?;
+    // The rename is durable once the directory is; if syncing it fails, a crash may bring the
+    // old journal back, which replays to the same jobs.
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if let Err(e) = File::open(dir).and_then(|d| d.sync_all()) {
+        tracing::warn!(dir = %dir.display(), error = %e, "cannot sync the state dir after compacting");
+    }
+    Ok(file)
+}
+
+/// Writes `jobs`' records to a new file at `tmp` (0600; a leftover from a crash is replaced),
+/// synced, and returns it open for appending.
+fn write_records(tmp: &Path, jobs: &[Remembered]) -> std::io::Result<File> {
+    match std::fs::remove_file(tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let file = OpenOptions::new().create_new(true).append(true).mode(PRIVATE_FILE).open(tmp)?;
+    file.set_permissions(std::fs::Permissions::from_mode(PRIVATE_FILE))?;
+    let mut out = BufWriter::new(&file);
+    for record in jobs.iter().flat_map(records_of) {
+        serde_json::to_writer(&mut out, &record)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    drop(out);
+    file.sync_all()?;
+    Ok(file)
+}
+
 /// What replaying a journal file found.
 #[derive(Debug, Default)]
 struct Replayed {
     jobs: Vec<Remembered>,
+    /// Lines in the file, blank and unreadable ones included.
+    lines: usize,
+    /// The lines that were skipped, as they were (without their newline).
+    rejected: Vec<Vec<u8>>,
     /// Whether the last line lacks its newline (a crash mid-write).
     torn: bool,
 }
@@ -190,6 +366,7 @@ fn replay(path: &Path) -> Result<Replayed, String> {
         if read == 0 {
             break;
         }
+        replayed.lines = n;
         let body = line.strip_suffix(b"\n").unwrap_or(&line);
         replayed.torn = body.len() == line.len();
         if body.trim_ascii().is_empty() {
@@ -197,6 +374,7 @@ fn replay(path: &Path) -> Result<Replayed, String> {
         }
         if let Err(why) = decode(body).and_then(|record| apply(&mut replayed.jobs, record)) {
             tracing::warn!(journal = %path.display(), line = n, why = %why, "skipping a journal line");
+            replayed.rejected.push(body.to_vec());
         }
     }
     Ok(replayed)
@@ -213,8 +391,9 @@ fn decode(line: &[u8]) -> Result<Record, String> {
 }
 
 /// What `record` does to the jobs remembered so far, in journal order: a start (re)starts its
-/// job at the end of the list, progress and a finish update theirs. `Err` says why it changed
-/// nothing.
+/// job at the end of the list, progress and a finish update theirs. A finished job's progress
+/// is dropped: its result says everything, and it is never resumed. `Err` says why the record
+/// changed nothing.
 fn apply(jobs: &mut Vec<Remembered>, record: Record) -> Result<(), String> {
     match record {
         Record::Start { job, request, owner, at } => {
@@ -230,11 +409,18 @@ fn apply(jobs: &mut Vec<Remembered>, record: Record) -> Result<(), String> {
                 finished_at: None,
             });
         }
-        Record::Progress { job, snapshot } => find(jobs, &job)?.progress = Some(snapshot),
+        Record::Progress { job, snapshot } => {
+            let j = find(jobs, &job)?;
+            if j.result.is_some() {
+                return Err(format!("job {} has already finished", j.job));
+            }
+            j.progress = Some(snapshot);
+        }
         Record::Finish { job, result, at } => {
             let j = find(jobs, &job)?;
             j.result = Some(result);
             j.finished_at = at;
+            j.progress = None;
         }
     }
     Ok(())
@@ -287,13 +473,25 @@ mod tests {
         drop(j);
         let (j, after) = Journal::open(&dir).expect("reopens");
         assert!(after[1].result.is_some(), "a record after a torn line is read");
-        // Progress up to the very end of a 64-bit space survives the round trip.
+        // Progress up to the very end of a 64-bit space survives the round trip; a finished
+        // job's progress is dropped (it is never resumed).
         let snapshot =
             Snapshot { done: vec![protocol::NonceRange::new(5, 1u128 << 64)], found: vec![u64::MAX] };
-        j.append(&Record::Progress { job: JobId(1).to_string(), snapshot: snapshot.clone() }).expect("write");
+        j.append(&Record::Start {
+            job: JobId(3).to_string(),
+            request: Box::new(req.clone()),
+            owner: None,
+            at: None,
+        })
+        .expect("write");
+        for id in [1, 3] {
+            j.append(&Record::Progress { job: JobId(id).to_string(), snapshot: snapshot.clone() })
+                .expect("write");
+        }
         drop(j);
         let (_, again) = Journal::open(&dir).expect("reopens");
-        assert_eq!(again[0].progress.as_ref(), Some(&snapshot));
+        assert_eq!(again[2].progress.as_ref(), Some(&snapshot));
+        assert_eq!(again[0].progress, None, "job 1 had finished");
         assert!(jobs[0].result.is_some());
         assert_eq!(
             jobs[1],
@@ -330,9 +528,12 @@ mod tests {
         }
     }
 
+    fn snapshot(end: u128) -> Snapshot {
+        Snapshot { done: vec![protocol::NonceRange::new(0, end)], found: vec![] }
+    }
+
     fn progress(id: u64, end: u128) -> Record {
-        let snapshot = Snapshot { done: vec![protocol::NonceRange::new(0, end)], found: vec![] };
-        Record::Progress { job: JobId(id).to_string(), snapshot }
+        Record::Progress { job: JobId(id).to_string(), snapshot: snapshot(end) }
     }
 
     fn finish(id: u64) -> Record {
@@ -402,6 +603,84 @@ mod tests {
         assert_eq!(mode(&dir), "0700", "state dir");
         assert_eq!(mode(&dir.join("journal.jsonl")), "0600", "journal");
         assert_eq!(mode(&startups), "0600", "start-up history");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn lines_in(path: &Path) -> usize {
+        std::fs::read(path).expect("read").split(|&b| b == b'\n').filter(|l| !l.is_empty()).count()
+    }
+
+    /// What the journal should remember of a job written with [`start`], [`progress`] and
+    /// [`finish`].
+    fn remembered(id: u64, progress: Option<u128>, finished: bool) -> Remembered {
+        let Record::Start { request, owner, at, .. } = start(id, "alice") else { unreachable!() };
+        Remembered {
+            job: JobId(id),
+            request: *request,
+            result: finished.then(|| serde_json::json!({"outcome": "found"})),
+            progress: progress.map(snapshot),
+            owner,
+            started_at: at,
+            finished_at: finished.then_some(99),
+        }
+    }
+
+    #[test]
+    fn open_compacts_to_the_records_needed_and_replays_the_same_jobs() {
+        let dir = test_dir("compact-open");
+        let mut lines: Vec<Vec<u8>> = (1..=4).map(|id| line(&start(id, "alice"))).collect();
+        for end in 1..=300 {
+            lines.extend((1..=3).map(|id| line(&progress(id, end))));
+        }
+        lines.push(line(&finish(2)));
+        lines.push(b"\xffgarbage".to_vec());
+        lines.extend([line(&progress(1, 1000)), line(&progress(3, 2000)), line(&finish(3))]);
+        write_lines(&dir, &lines);
+        let (j, jobs) = Journal::open(&dir).expect("opens");
+        let path = dir.join("journal.jsonl");
+        assert_eq!(lines_in(&path), 7, "start and progress of 1, start and finish of 2 and 3, start of 4");
+        // Job 1 resumes from its last progress, 2 and 3 keep their results, 4 starts afresh.
+        let mut expected = vec![
+            remembered(1, Some(1000), false),
+            remembered(2, None, true),
+            remembered(3, None, true),
+            remembered(4, None, false),
+        ];
+        assert_eq!(jobs, expected);
+        assert_eq!(mode(&path), "0600", "the compacted journal is private too");
+        let rejected = std::fs::read(dir.join("journal.rejected")).expect("unreadable lines are kept aside");
+        assert_eq!(rejected, b"\xffgarbage\n");
+        j.append(&progress(4, 7)).expect("appends after compaction");
+        drop(j);
+        let (_, again) = Journal::open(&dir).expect("reopens");
+        expected[3] = remembered(4, Some(7), false);
+        assert_eq!(again, expected, "the compacted journal replays to the same jobs, appends included");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_running_journal_compacts_every_so_many_appends() {
+        let dir = test_dir("compact-running");
+        // Two lines, one needed: too few to compact at open.
+        write_lines(&dir, &[line(&start(1, "alice")), b"\xffjunk".to_vec()]);
+        let (mut j, _) = Journal::open(&dir).expect("opens");
+        j.compact_after = 100;
+        j.append(&start(2, "alice")).expect("write");
+        for end in 1..=75 {
+            for id in [1, 2] {
+                j.append(&progress(id, end)).expect("write");
+            }
+        }
+        j.append(&finish(2)).expect("write");
+        // 152 appends: the 100th left two starts and two progress lines, then 52 more came.
+        let path = dir.join("journal.jsonl");
+        assert_eq!(lines_in(&path), 4 + 52);
+        assert_eq!(mode(&path), "0600");
+        let rejected = std::fs::read(dir.join("journal.rejected")).expect("unreadable lines are kept aside");
+        assert_eq!(rejected, b"\xffjunk\n");
+        drop(j);
+        let (_, jobs) = Journal::open(&dir).expect("reopens");
+        assert_eq!(jobs, vec![remembered(1, Some(75), false), remembered(2, None, true)]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
