@@ -1,17 +1,40 @@
 //! The daemon's append-only journal: one JSON line per decision that must survive a crash
 //! (a job started, a job finished), each synced to disk before the daemon goes on. On start,
 //! the daemon replays it: finished jobs keep their results, unfinished ones are resumed.
+//!
+//! Running jobs add a progress line every couple of seconds, so the file is compacted: at
+//! open when it holds more than twice the lines its jobs need, and while running every
+//! [`COMPACT_AFTER_APPENDS`] appends. Compacting rewrites it as each job's start, then its
+//! finish or (still running) its last progress, which replays to the same jobs; it is written
+//! aside and renamed over the journal, so a crash leaves the old file or the new one, whole.
 
 use protocol::JobId;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::request::SearchRequest;
+use crate::request::{startup, SearchRequest};
 use nonce_core::job::Snapshot;
+
+/// The state directory's mode, and every file's in it: the journal holds every user's
+/// requests and results, which are for the daemon's user alone, whatever the umask.
+const PRIVATE_DIR: u32 = 0o700;
+const PRIVATE_FILE: u32 = 0o600;
+/// The daemon's other files in the state directory, made private at open like the journal
+/// (an older daemon wrote them with the umask's mode).
+const OTHER_STATE_FILES: &[&str] = &[startup::FILE, REJECTED];
+/// The journal, in the state directory.
+const FILE: &str = "journal.jsonl";
+/// Where compaction keeps the lines replay could not read (raw, one a line), rather than
+/// drop them: they may be a newer daemon's records, or worth a look.
+const REJECTED: &str = "journal.rejected";
+/// Appends after which a running daemon compacts the journal: a restart replays at most about
+/// this many lines beyond what the jobs need.
+pub const COMPACT_AFTER_APPENDS: usize = 10_000;
 
 /// One journal line.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -60,101 +83,361 @@ pub struct Remembered {
 #[derive(Debug)]
 pub struct Journal {
     path: PathBuf,
-    file: Mutex<File>,
+    open: Mutex<Open>,
     /// Where each append's latency goes (the daemon's metrics).
     latency: Option<prometheus_client::metrics::histogram::Histogram>,
+    /// Appends between compactions ([`COMPACT_AFTER_APPENDS`]; fewer in tests).
+    compact_after: usize,
+}
+
+/// The open journal file and what it holds, under one lock.
+#[derive(Debug)]
+struct Open {
+    file: File,
+    /// The jobs the file replays to, kept so by every append: what compaction writes.
+    jobs: Vec<Remembered>,
+    /// Lines in the file.
+    lines: usize,
+    /// Appends since the last compaction (or the open).
+    appended: usize,
+    /// The lines replay skipped, still in the file: compaction keeps them aside.
+    rejected: Vec<Vec<u8>>,
 }
 
 impl Journal {
-    /// Opens (creating) `dir/journal.jsonl` and replays it.
+    /// Opens (creating) `dir/journal.jsonl`, replays it, and compacts it if it holds more than
+    /// twice the lines its jobs need. The directory is made 0700 and its files 0600, new or old.
     pub fn open(dir: &Path) -> Result<(Journal, Vec<Remembered>), String> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create state dir {}: {e}", dir.display()))?;
-        let path = dir.join("journal.jsonl");
-        let mut jobs: Vec<Remembered> = Vec::new();
-        if let Ok(f) = File::open(&path) {
-            for (n, line) in BufReader::new(f).lines().enumerate() {
-                let Ok(line) = line else { break };
-                // A torn last line (crash mid-write) is skipped; anything else malformed too,
-                // with a warning, so one bad line never stops the daemon.
-                let record: Record = match serde_json::from_str(&line) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        tracing::warn!(line = n + 1, error = %e, "skipping an unreadable journal line");
-                        continue;
-                    }
-                };
-                match record {
-                    Record::Start { job, request, owner, at, secret } => {
-                        if let Ok(id) = job.parse::<JobId>() {
-                            jobs.retain(|j| j.job != id);
-                            jobs.push(Remembered {
-                                job: id,
-                                request: *request,
-                                result: None,
-                                progress: None,
-                                owner,
-                                started_at: at,
-                                finished_at: None,
-                                secret,
-                            });
-                        }
-                    }
-                    Record::Progress { job, snapshot } => {
-                        if let Some(j) =
-                            job.parse::<JobId>().ok().and_then(|id| jobs.iter_mut().find(|j| j.job == id))
-                        {
-                            j.progress = Some(snapshot);
-                        }
-                    }
-                    Record::Finish { job, result, at } => {
-                        if let Some(j) =
-                            job.parse::<JobId>().ok().and_then(|id| jobs.iter_mut().find(|j| j.job == id))
-                        {
-                            j.result = Some(result);
-                            j.finished_at = at;
-                        }
-                    }
-                }
-            }
+        private_dir(dir)?;
+        for name in OTHER_STATE_FILES {
+            make_private(&dir.join(name))?;
         }
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| format!("cannot open journal {}: {e}", path.display()))?;
-        // After a torn write, start the next record on a line of its own.
-        let torn = std::fs::read(&path).is_ok_and(|b| b.last().is_some_and(|&c| c != b'\n'));
-        if torn {
-            file.write_all(b"\n").map_err(|e| format!("journal write failed: {e}"))?;
+        let path = dir.join(FILE);
+        let replayed = replay(&path)?;
+        let file = append_to(&path, replayed.torn)?;
+        let jobs = replayed.jobs;
+        let mut open = Open {
+            file,
+            jobs: jobs.clone(),
+            lines: replayed.lines,
+            appended: 0,
+            rejected: replayed.rejected,
+        };
+        if open.lines > 2 * needed_lines(&open.jobs) {
+            open.compact(&path);
         }
-        Ok((Journal { path, file: Mutex::new(file), latency: None }, jobs))
+        let journal =
+            Journal { path, open: Mutex::new(open), latency: None, compact_after: COMPACT_AFTER_APPENDS };
+        Ok((journal, jobs))
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// Appends and syncs one record.
+    /// Appends and syncs one record; every [`COMPACT_AFTER_APPENDS`] appends, compacts.
     pub fn append(&self, record: &Record) -> Result<(), String> {
         let mut line = serde_json::to_string(record).map_err(|e| e.to_string())?;
         line.push('\n');
         let started = std::time::Instant::now();
-        let mut f = self.file.lock().unwrap_or_else(|e| e.into_inner());
-        let written = f
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let written = open
+            .file
             .write_all(line.as_bytes())
-            .and_then(|_| f.sync_data())
+            .and_then(|_| open.file.sync_data())
             .map_err(|e| format!("journal write failed: {e}"));
         if let Some(h) = &self.latency {
             h.observe(started.elapsed().as_secs_f64());
         }
-        written
+        written?;
+        open.lines += 1;
+        open.appended += 1;
+        if let Err(why) = apply(&mut open.jobs, record.clone()) {
+            tracing::debug!(why = %why, "journaled a record that changes no job");
+        }
+        if open.appended >= self.compact_after {
+            open.compact(&self.path);
+        }
+        Ok(())
     }
 
     /// Observes every append's latency in `h`.
     pub fn observe_latency(&mut self, h: prometheus_client::metrics::histogram::Histogram) {
         self.latency = Some(h);
     }
+}
+
+impl Open {
+    /// Compacts the journal at `path` (this file), if that shortens it. A failure is logged
+    /// and the old file kept (it is still whole, and still appended to); the next try comes
+    /// [`COMPACT_AFTER_APPENDS`] appends later.
+    fn compact(&mut self, path: &Path) {
+        self.appended = 0;
+        let needed = needed_lines(&self.jobs);
+        if self.lines <= needed {
+            return;
+        }
+        match compact(path, &self.jobs, &self.rejected) {
+            Ok(file) => {
+                tracing::info!(journal = %path.display(), before = self.lines, after = needed, "journal compacted");
+                self.file = file;
+                self.lines = needed;
+                self.rejected.clear();
+            }
+            Err(e) => tracing::warn!(error = %e, "could not compact the journal; appending to it as it is"),
+        }
+    }
+}
+
+/// Creates `dir` (and any missing parent) mode 0700, or makes an existing one 0700. A sticky
+/// directory (like /tmp) is shared by design: refused rather than closed to everyone else.
+fn private_dir(dir: &Path) -> Result<(), String> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(PRIVATE_DIR)
+        .create(dir)
+        .map_err(|e| format!("cannot create state dir {}: {e}", dir.display()))?;
+    let mode = std::fs::metadata(dir)
+        .map_err(|e| format!("cannot read state dir {}: {e}", dir.display()))?
+        .permissions()
+        .mode()
+        & 0o7777;
+    if mode & 0o1000 != 0 {
+        return Err(format!(
+            "state dir {} is a shared directory (sticky, like /tmp): give nonced a directory of its own",
+            dir.display()
+        ));
+    }
+    if mode != PRIVATE_DIR {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(PRIVATE_DIR))
+            .map_err(|e| format!("cannot make state dir {} private (mode 0700): {e}", dir.display()))?;
+        tracing::info!(dir = %dir.display(), was = %format!("{mode:04o}"), "state dir made private (0700)");
+    }
+    Ok(())
+}
+
+/// Makes the file at `path`, if there is one, mode 0600: a umask narrows a new file's mode
+/// but never sets it, and an older daemon left its files as the umask made them.
+fn make_private(path: &Path) -> Result<(), String> {
+    let mode = match std::fs::metadata(path) {
+        Ok(m) => m.permissions().mode() & 0o7777,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    if mode != PRIVATE_FILE {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(PRIVATE_FILE))
+            .map_err(|e| format!("cannot make {} private (mode 0600): {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Opens the journal at `path` (creating it, 0600) to append to it. After a torn write, the
+/// next record starts on a line of its own.
+fn append_to(path: &Path, torn: bool) -> Result<File, String> {
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(PRIVATE_FILE)
+        .open(path)
+        .map_err(|e| format!("cannot open journal {}: {e}", path.display()))?;
+    make_private(path)?;
+    if torn {
+        file.write_all(b"\n").map_err(|e| format!("journal write failed: {e}"))?;
+    }
+    Ok(file)
+}
+
+/// Lines a compacted journal of `jobs` holds: a start each, and a finish or progress.
+fn needed_lines(jobs: &[Remembered]) -> usize {
+    jobs.iter().map(|j| 1 + usize::from(j.result.is_some() || j.progress.is_some())).sum()
+}
+
+/// The records that replay to `job`: its start, then its finish or (still running) its last
+/// progress.
+fn records_of(job: &Remembered) -> Vec<Record> {
+    let id = job.job.to_string();
+    let mut records = vec![Record::Start {
+        job: id.clone(),
+        request: Box::new(job.request.clone()),
+        owner: job.owner.clone(),
+        at: job.started_at,
+        secret: job.secret.clone(),
+    }];
+    match (&job.result, &job.progress) {
+        (Some(result), _) => {
+            records.push(Record::Finish { job: id, result: result.clone(), at: job.finished_at })
+        }
+        (None, Some(snapshot)) => records.push(Record::Progress { job: id, snapshot: snapshot.clone() }),
+        (None, None) => {}
+    }
+    records
+}
+
+/// Rewrites the journal at `path` as the records that replay to `jobs`, after keeping the
+/// `rejected` lines still in it aside (in `journal.rejected`). Returns the new journal, open
+/// for appending; on an error the old one is in place, whole.
+fn compact(path: &Path, jobs: &[Remembered], rejected: &[Vec<u8>]) -> Result<File, String> {
+    keep_rejected(&path.with_file_name(REJECTED), rejected)?;
+    rewrite(path, jobs)
+}
+
+/// Appends `lines` to the file at `path` (0600), synced, so compaction loses none of them.
+fn keep_rejected(path: &Path, lines: &[Vec<u8>]) -> Result<(), String> {
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let failed =
+        |e: std::io::Error| format!("cannot keep unreadable journal lines in {}: {e}", path.display());
+    let file = OpenOptions::new().create(true).append(true).mode(PRIVATE_FILE).open(path).map_err(failed)?;
+    make_private(path)?;
+    let mut out = BufWriter::new(&file);
+    for line in lines {
+        out.write_all(line).and_then(|()| out.write_all(b"\n")).map_err(failed)?;
+    }
+    out.flush().map_err(failed)?;
+    file.sync_data().map_err(failed)
+}
+
+/// Writes the records that replay to `jobs` to a private file beside `path`, syncs it,
+/// renames it over `path` and syncs the directory: a crash at any point leaves the old
+/// journal or the new one, each whole. Returns the new journal, open for appending.
+fn rewrite(path: &Path, jobs: &[Remembered]) -> Result<File, String> {
+    let tmp = path.with_extension("jsonl.compacting");
+    let written = write_records(&tmp, jobs)
+        .and_then(|file| std::fs::rename(&tmp, path).map(|()| file))
+        .map_err(|e| format!("cannot compact journal {} (via {}): {e}", path.display(), tmp.display()));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    let file = written?;
+    // The rename is durable once the directory is; if syncing it fails, a crash may bring the
+    // old journal back, which replays to the same jobs.
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if let Err(e) = File::open(dir).and_then(|d| d.sync_all()) {
+        tracing::warn!(dir = %dir.display(), error = %e, "cannot sync the state dir after compacting");
+    }
+    Ok(file)
+}
+
+/// Writes `jobs`' records to a new file at `tmp` (0600; a leftover from a crash is replaced),
+/// synced, and returns it open for appending.
+fn write_records(tmp: &Path, jobs: &[Remembered]) -> std::io::Result<File> {
+    match std::fs::remove_file(tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let file = OpenOptions::new().create_new(true).append(true).mode(PRIVATE_FILE).open(tmp)?;
+    file.set_permissions(std::fs::Permissions::from_mode(PRIVATE_FILE))?;
+    let mut out = BufWriter::new(&file);
+    for record in jobs.iter().flat_map(records_of) {
+        serde_json::to_writer(&mut out, &record)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    drop(out);
+    file.sync_all()?;
+    Ok(file)
+}
+
+/// What replaying a journal file found.
+#[derive(Debug, Default)]
+struct Replayed {
+    jobs: Vec<Remembered>,
+    /// Lines in the file, blank and unreadable ones included.
+    lines: usize,
+    /// The lines that were skipped, as they were (without their newline).
+    rejected: Vec<Vec<u8>>,
+    /// Whether the last line lacks its newline (a crash mid-write).
+    torn: bool,
+}
+
+/// Replays the journal at `path` (none yet: no jobs). The file is read as bytes, one record a
+/// line: a line that is not UTF-8, not JSON or not a record that applies (a torn write, a
+/// disk's garbage) is skipped with a warning naming it, and every other line still counts,
+/// so one bad line never hides the jobs after it nor stops the daemon. A read error is an
+/// error: going on would forget the rest of the file.
+fn replay(path: &Path) -> Result<Replayed, String> {
+    let f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Replayed::default()),
+        Err(e) => return Err(format!("cannot read journal {}: {e}", path.display())),
+    };
+    let mut reader = BufReader::new(f);
+    let mut replayed = Replayed::default();
+    let mut line = Vec::new();
+    for n in 1.. {
+        line.clear();
+        let read = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|e| format!("cannot read journal {} at line {n}: {e}", path.display()))?;
+        if read == 0 {
+            break;
+        }
+        replayed.lines = n;
+        let body = line.strip_suffix(b"\n").unwrap_or(&line);
+        replayed.torn = body.len() == line.len();
+        if body.trim_ascii().is_empty() {
+            continue;
+        }
+        if let Err(why) = decode(body).and_then(|record| apply(&mut replayed.jobs, record)) {
+            tracing::warn!(journal = %path.display(), line = n, why = %why, "skipping a journal line");
+            replayed.rejected.push(body.to_vec());
+        }
+    }
+    Ok(replayed)
+}
+
+/// One line as a record, or why it is not one.
+fn decode(line: &[u8]) -> Result<Record, String> {
+    let text = std::str::from_utf8(line).map_err(|e| format!("not UTF-8: {e}"))?;
+    serde_json::from_str(text).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => format!("not a journal record: {e}"),
+        serde_json::error::Category::Eof => format!("cut short: {e}"),
+        _ => format!("not JSON: {e}"),
+    })
+}
+
+/// What `record` does to the jobs remembered so far, in journal order: a start (re)starts its
+/// job at the end of the list, progress and a finish update theirs. A finished job's progress
+/// is dropped: its result says everything, and it is never resumed. `Err` says why the record
+/// changed nothing.
+fn apply(jobs: &mut Vec<Remembered>, record: Record) -> Result<(), String> {
+    match record {
+        Record::Start { job, request, owner, at, secret } => {
+            let id: JobId = job.parse()?;
+            jobs.retain(|j| j.job != id);
+            jobs.push(Remembered {
+                job: id,
+                request: *request,
+                result: None,
+                progress: None,
+                owner,
+                started_at: at,
+                finished_at: None,
+                secret,
+            });
+        }
+        Record::Progress { job, snapshot } => {
+            let j = find(jobs, &job)?;
+            if j.result.is_some() {
+                return Err(format!("job {} has already finished", j.job));
+            }
+            j.progress = Some(snapshot);
+        }
+        Record::Finish { job, result, at } => {
+            let j = find(jobs, &job)?;
+            j.result = Some(result);
+            j.finished_at = at;
+            j.progress = None;
+        }
+    }
+    Ok(())
+}
+
+/// The remembered job `job` names.
+fn find<'a>(jobs: &'a mut [Remembered], job: &str) -> Result<&'a mut Remembered, String> {
+    let id: JobId = job.parse()?;
+    jobs.iter_mut().find(|j| j.job == id).ok_or_else(|| format!("job {id} was never started"))
 }
 
 #[cfg(test)]
@@ -200,13 +483,26 @@ mod tests {
         drop(j);
         let (j, after) = Journal::open(&dir).expect("reopens");
         assert!(after[1].result.is_some(), "a record after a torn line is read");
-        // Progress up to the very end of a 64-bit space survives the round trip.
+        // Progress up to the very end of a 64-bit space survives the round trip; a finished
+        // job's progress is dropped (it is never resumed).
         let snapshot =
             Snapshot { done: vec![protocol::NonceRange::new(5, 1u128 << 64)], found: vec![u64::MAX] };
-        j.append(&Record::Progress { job: JobId(1).to_string(), snapshot: snapshot.clone() }).expect("write");
+        j.append(&Record::Start {
+            job: JobId(3).to_string(),
+            request: Box::new(req.clone()),
+            owner: None,
+            at: None,
+            secret: None,
+        })
+        .expect("write");
+        for id in [1, 3] {
+            j.append(&Record::Progress { job: JobId(id).to_string(), snapshot: snapshot.clone() })
+                .expect("write");
+        }
         drop(j);
         let (_, again) = Journal::open(&dir).expect("reopens");
-        assert_eq!(again[0].progress.as_ref(), Some(&snapshot));
+        assert_eq!(again[2].progress.as_ref(), Some(&snapshot));
+        assert_eq!(again[0].progress, None, "job 1 had finished");
         assert!(jobs[0].result.is_some());
         assert_eq!(
             jobs[1],
@@ -223,6 +519,249 @@ mod tests {
         );
         assert_eq!(again[0].secret.as_deref(), Some("ab".repeat(32).as_str()), "the secret survives");
         assert_eq!(after[1].finished_at, Some(9), "finish times are kept for daily usage");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A fresh, empty directory for one test.
+    fn test_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("nonced-journal-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("test dir");
+        dir
+    }
+
+    fn start(id: u64, owner: &str) -> Record {
+        let request =
+            SearchRequest { block: Some("Grüße".into()), difficulty: Some(3), ..Default::default() };
+        Record::Start {
+            job: JobId(id).to_string(),
+            request: Box::new(request),
+            owner: Some(owner.into()),
+            at: Some(id),
+            secret: Some(format!("{id:064x}")),
+        }
+    }
+
+    fn snapshot(end: u128) -> Snapshot {
+        Snapshot { done: vec![protocol::NonceRange::new(0, end)], found: vec![] }
+    }
+
+    fn progress(id: u64, end: u128) -> Record {
+        Record::Progress { job: JobId(id).to_string(), snapshot: snapshot(end) }
+    }
+
+    fn finish(id: u64) -> Record {
+        Record::Finish {
+            job: JobId(id).to_string(),
+            result: serde_json::json!({"outcome": "found"}),
+            at: Some(99),
+        }
+    }
+
+    fn line(record: &Record) -> Vec<u8> {
+        serde_json::to_vec(record).expect("serializes")
+    }
+
+    /// Writes `lines` to `dir`'s journal, each ended by a newline.
+    fn write_lines(dir: &Path, lines: &[Vec<u8>]) {
+        let mut bytes = Vec::new();
+        for l in lines {
+            bytes.extend_from_slice(l);
+            bytes.push(b'\n');
+        }
+        std::fs::write(dir.join("journal.jsonl"), bytes).expect("write journal");
+    }
+
+    /// Job 1 finished (kept with its result, never resumed), job 2 running with progress.
+    fn assert_one_finished_one_running(jobs: &[Remembered]) {
+        let ids: Vec<JobId> = jobs.iter().map(|j| j.job).collect();
+        assert_eq!(ids, vec![JobId(1), JobId(2)]);
+        assert_eq!(jobs[0].result, Some(serde_json::json!({"outcome": "found"})), "job 1 keeps its result");
+        assert_eq!(jobs[0].finished_at, Some(99));
+        assert_eq!(jobs[1].result, None, "job 2 is resumed");
+        assert_eq!(jobs[1].owner.as_deref(), Some("bob"));
+        assert_eq!(jobs[1].progress.as_ref().map(|p| p.done[0].end), Some(500));
+    }
+
+    /// The permission bits of `path` in octal (setuid, setgid and sticky included).
+    fn mode(path: &Path) -> String {
+        use std::os::unix::fs::PermissionsExt;
+        format!("{:04o}", std::fs::metadata(path).expect("exists").permissions().mode() & 0o7777)
+    }
+
+    #[test]
+    fn a_new_state_dir_and_its_files_are_private_whatever_the_umask() {
+        // The umask cannot be changed in a threaded test; under the usual 022 a plain create
+        // gives 0755 and 0644, so exact modes show they were set, not inherited.
+        let parent = test_dir("private-new");
+        let dir = parent.join("state");
+        let (j, _) = Journal::open(&dir).expect("opens");
+        j.append(&start(1, "alice")).expect("write");
+        assert_eq!(mode(&dir), "0700", "state dir");
+        assert_eq!(mode(&dir.join("journal.jsonl")), "0600", "journal");
+        let _ = std::fs::remove_dir_all(&parent);
+    }
+
+    #[test]
+    fn open_makes_an_existing_state_dir_and_its_files_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = test_dir("private-old");
+        write_lines(&dir, &[line(&start(1, "alice"))]);
+        let startups = dir.join(crate::request::startup::FILE);
+        std::fs::write(&startups, "{}").expect("write startups");
+        for (path, m) in [(&dir, 0o755), (&dir.join("journal.jsonl"), 0o644), (&startups, 0o644)] {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(m)).expect("chmod");
+        }
+        let (_, jobs) = Journal::open(&dir).expect("opens");
+        assert_eq!(jobs.len(), 1, "the journal is still read");
+        assert_eq!(mode(&dir), "0700", "state dir");
+        assert_eq!(mode(&dir.join("journal.jsonl")), "0600", "journal");
+        assert_eq!(mode(&startups), "0600", "start-up history");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn lines_in(path: &Path) -> usize {
+        std::fs::read(path).expect("read").split(|&b| b == b'\n').filter(|l| !l.is_empty()).count()
+    }
+
+    /// What the journal should remember of a job written with [`start`], [`progress`] and
+    /// [`finish`].
+    fn remembered(id: u64, progress: Option<u128>, finished: bool) -> Remembered {
+        let Record::Start { request, owner, at, secret, .. } = start(id, "alice") else { unreachable!() };
+        Remembered {
+            job: JobId(id),
+            request: *request,
+            result: finished.then(|| serde_json::json!({"outcome": "found"})),
+            progress: progress.map(snapshot),
+            owner,
+            started_at: at,
+            finished_at: finished.then_some(99),
+            secret,
+        }
+    }
+
+    #[test]
+    fn open_compacts_to_the_records_needed_and_replays_the_same_jobs() {
+        let dir = test_dir("compact-open");
+        let mut lines: Vec<Vec<u8>> = (1..=4).map(|id| line(&start(id, "alice"))).collect();
+        for end in 1..=300 {
+            lines.extend((1..=3).map(|id| line(&progress(id, end))));
+        }
+        lines.push(line(&finish(2)));
+        lines.push(b"\xffgarbage".to_vec());
+        lines.extend([line(&progress(1, 1000)), line(&progress(3, 2000)), line(&finish(3))]);
+        write_lines(&dir, &lines);
+        let (j, jobs) = Journal::open(&dir).expect("opens");
+        let path = dir.join("journal.jsonl");
+        assert_eq!(lines_in(&path), 7, "start and progress of 1, start and finish of 2 and 3, start of 4");
+        // Job 1 resumes from its last progress, 2 and 3 keep their results, 4 starts afresh.
+        let mut expected = vec![
+            remembered(1, Some(1000), false),
+            remembered(2, None, true),
+            remembered(3, None, true),
+            remembered(4, None, false),
+        ];
+        assert_eq!(jobs, expected);
+        assert_eq!(mode(&path), "0600", "the compacted journal is private too");
+        let rejected = std::fs::read(dir.join("journal.rejected")).expect("unreadable lines are kept aside");
+        assert_eq!(rejected, b"\xffgarbage\n");
+        j.append(&progress(4, 7)).expect("appends after compaction");
+        drop(j);
+        let (_, again) = Journal::open(&dir).expect("reopens");
+        expected[3] = remembered(4, Some(7), false);
+        assert_eq!(again, expected, "the compacted journal replays to the same jobs, appends included");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_running_journal_compacts_every_so_many_appends() {
+        let dir = test_dir("compact-running");
+        // Two lines, one needed: too few to compact at open.
+        write_lines(&dir, &[line(&start(1, "alice")), b"\xffjunk".to_vec()]);
+        let (mut j, _) = Journal::open(&dir).expect("opens");
+        j.compact_after = 100;
+        j.append(&start(2, "alice")).expect("write");
+        for end in 1..=75 {
+            for id in [1, 2] {
+                j.append(&progress(id, end)).expect("write");
+            }
+        }
+        j.append(&finish(2)).expect("write");
+        // 152 appends: the 100th left two starts and two progress lines, then 52 more came.
+        let path = dir.join("journal.jsonl");
+        assert_eq!(lines_in(&path), 4 + 52);
+        assert_eq!(mode(&path), "0600");
+        let rejected = std::fs::read(dir.join("journal.rejected")).expect("unreadable lines are kept aside");
+        assert_eq!(rejected, b"\xffjunk\n");
+        drop(j);
+        let (_, jobs) = Journal::open(&dir).expect("reopens");
+        assert_eq!(jobs, vec![remembered(1, Some(75), false), remembered(2, None, true)]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn invalid_utf8_in_the_middle_hides_no_later_record() {
+        let dir = test_dir("utf8");
+        let garbage = b"{\"type\":\"finish\",\"job\":\"\xff\xfe\x80\"}".to_vec();
+        write_lines(
+            &dir,
+            &[
+                line(&start(1, "alice")),
+                line(&start(2, "bob")),
+                garbage,
+                line(&finish(1)),
+                line(&progress(2, 500)),
+            ],
+        );
+        let (_, jobs) = Journal::open(&dir).expect("opens");
+        assert_one_finished_one_running(&jobs);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_line_cut_in_the_middle_hides_no_later_record() {
+        let dir = test_dir("cut");
+        // A crash tore job 2's start mid-character ("ü" is two bytes), then a later daemon went on.
+        let whole = line(&start(2, "bob"));
+        let u = whole.windows(2).position(|w| w == "ü".as_bytes()).expect("has ü");
+        let cut = whole[..u + 1].to_vec();
+        write_lines(
+            &dir,
+            &[
+                line(&start(1, "alice")),
+                cut,
+                line(&start(2, "bob")),
+                line(&finish(1)),
+                line(&progress(2, 500)),
+            ],
+        );
+        let (_, jobs) = Journal::open(&dir).expect("opens");
+        assert_one_finished_one_running(&jobs);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn garbage_between_records_hides_no_later_record() {
+        let dir = test_dir("garbage");
+        let garbage: Vec<Vec<u8>> = vec![
+            vec![0, 0, 0, 0],
+            vec![0xde, 0xad, 0xbe, 0xef],
+            b"[1,2,3]".to_vec(),
+            br#"{"type":"rename","job":"0000000000000001"}"#.to_vec(),
+            br#"{"type":"start","job":"not a job id","request":{}}"#.to_vec(),
+            line(&progress(7, 1)),
+            Vec::new(),
+            b"   ".to_vec(),
+        ];
+        let mut lines = vec![line(&start(1, "alice"))];
+        lines.extend(garbage.iter().cloned());
+        lines.push(line(&start(2, "bob")));
+        lines.extend(garbage.iter().cloned());
+        lines.push(line(&finish(1)));
+        lines.push(line(&progress(2, 500)));
+        write_lines(&dir, &lines);
+        let (_, jobs) = Journal::open(&dir).expect("opens");
+        assert_one_finished_one_running(&jobs);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

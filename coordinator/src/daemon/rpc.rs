@@ -24,6 +24,11 @@ pub const UNAVAILABLE: i64 = -32002;
 /// The method needs a role the caller does not have (`daemon.info` is for admins).
 pub const FORBIDDEN: i64 = -32003;
 
+/// Calls in one batch, on every listener (the Unix socket here, the network one through
+/// jsonrpsee's batch limit): a longer batch is refused whole rather than run, so one line
+/// cannot queue an unbounded amount of work.
+pub const MAX_BATCH: u32 = 32;
+
 /// An error reply: code, message and optional structured data.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RpcError {
@@ -96,7 +101,7 @@ fn reply(id: Value, result: Result<Value, RpcError>) -> Value {
 }
 
 /// Handles one JSON text from `caller`; returns the reply text, or `None` when nothing must
-/// be sent.
+/// be sent. A batch of more than [`MAX_BATCH`] calls gets one error and none of them runs.
 pub async fn handle_text(methods: &dyn Methods, caller: &Caller, text: &str) -> Option<String> {
     let value: Value = match serde_json::from_str(text) {
         Ok(v) => v,
@@ -107,6 +112,9 @@ pub async fn handle_text(methods: &dyn Methods, caller: &Caller, text: &str) -> 
     match value {
         Value::Array(items) if items.is_empty() => {
             Some(reply(Value::Null, Err(RpcError::new(INVALID_REQUEST, "Invalid Request"))).to_string())
+        }
+        Value::Array(items) if items.len() > MAX_BATCH as usize => {
+            Some(reply(Value::Null, Err(batch_too_large(items.len()))).to_string())
         }
         Value::Array(items) => {
             let mut replies = Vec::new();
@@ -119,6 +127,13 @@ pub async fn handle_text(methods: &dyn Methods, caller: &Caller, text: &str) -> 
         }
         other => handle_one(methods, caller, other).await.map(|r| r.to_string()),
     }
+}
+
+/// The reply to a batch of `n` calls, more than [`MAX_BATCH`].
+fn batch_too_large(n: usize) -> RpcError {
+    let reason = format!("a batch of {n} calls, over the limit of {MAX_BATCH}");
+    RpcError::new(INVALID_REQUEST, format!("Invalid Request: a batch holds at most {MAX_BATCH} calls"))
+        .with_data(json!({ "reason": reason, "max_batch": MAX_BATCH }))
 }
 
 async fn handle_one(methods: &dyn Methods, caller: &Caller, request: Value) -> Option<Value> {

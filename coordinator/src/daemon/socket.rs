@@ -128,3 +128,67 @@ async fn connection(stream: UnixStream, methods: Arc<dyn Methods>, caller: Calle
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::rpc::{RpcError, MAX_BATCH};
+    use super::*;
+    use serde_json::Value;
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    const LIMIT: usize = MAX_BATCH as usize;
+
+    /// Echoes its params and counts the calls it ran.
+    #[derive(Default)]
+    struct Counting(AtomicUsize);
+    impl Methods for Counting {
+        fn call<'a>(
+            &'a self,
+            _: &'a Caller,
+            _: &'a str,
+            params: Value,
+        ) -> Pin<Box<dyn Future<Output = Result<Value, RpcError>> + Send + 'a>> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async move { Ok(params) })
+        }
+    }
+
+    /// Sends one batch of `n` calls on `stream`; returns the reply.
+    async fn batch(stream: &mut BufReader<UnixStream>, n: usize) -> Value {
+        let calls: Vec<Value> =
+            (0..n).map(|i| json!({"jsonrpc": "2.0", "method": "echo", "params": [i], "id": i})).collect();
+        stream.get_mut().write_all(format!("{}\n", Value::Array(calls)).as_bytes()).await.expect("send");
+        let mut line = String::new();
+        stream.read_line(&mut line).await.expect("reply");
+        serde_json::from_str(&line).expect("the reply is JSON")
+    }
+
+    #[tokio::test]
+    async fn a_batch_over_the_network_listeners_limit_is_refused_whole() {
+        let dir = std::env::temp_dir().join(format!("nonced-socket-batch-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("nonced.sock");
+        let listener = bind(&path, None).await.expect("binds");
+        let methods = Arc::new(Counting::default());
+        let users = Arc::new(Users::new(&[], super::super::users::own_uid()).expect("users"));
+        let serving = tokio::spawn(serve(listener, Arc::clone(&methods) as Arc<dyn Methods>, users));
+        let mut stream = BufReader::new(UnixStream::connect(&path).await.expect("connects"));
+
+        let reply = batch(&mut stream, LIMIT).await;
+        assert_eq!(reply.as_array().map(Vec::len), Some(LIMIT), "a batch at the limit is answered");
+        assert_eq!(methods.0.load(Ordering::SeqCst), LIMIT);
+
+        for n in [LIMIT + 1, 1000] {
+            let reply = batch(&mut stream, n).await;
+            assert_eq!(reply["error"]["code"], json!(INVALID_REQUEST), "{n} calls: {reply}");
+            assert_eq!(reply["id"], Value::Null);
+            let message = reply["error"]["message"].as_str().unwrap_or_default();
+            assert!(message.contains(&LIMIT.to_string()), "the message says the limit: {message}");
+            assert_eq!(methods.0.load(Ordering::SeqCst), LIMIT, "none of the {n} calls ran");
+        }
+        serving.abort();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

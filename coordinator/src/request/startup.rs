@@ -33,14 +33,26 @@ pub fn load(path: &Path) -> StartupBook {
 
 /// Writes the book atomically (a temporary file renamed over the old one), so a crash or a
 /// concurrent writer never leaves a torn file; concurrent writers may lose each other's samples.
+/// The file is mode 0600 whatever the umask: in the daemon's state directory it is the
+/// daemon's alone, like the journal beside it.
 pub fn save(path: &Path, book: &StartupBook) -> Result<(), String> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
     let text = serde_json::to_string(book).map_err(|e| e.to_string())?;
     let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
-    std::fs::write(&tmp, text).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    write_private(&tmp, text.as_bytes()).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
     std::fs::rename(&tmp, path).map_err(|e| format!("cannot replace {}: {e}", path.display()))
+}
+
+/// Writes `bytes` to `path` (created or truncated), mode 0600: set on the open file, since a
+/// umask only narrows a new file's mode and an old file keeps its own.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    f.write_all(bytes)
 }
 
 /// Adds one job's start-ups (and its launches that never started, censored) under `launcher`
@@ -76,6 +88,13 @@ mod tests {
         let e = load(&path).estimate("process").expect("known");
         assert_eq!(e.seconds, 0.03);
         assert_eq!(e.source, StartupSource::Measured { percentile: 95, samples: 3 });
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).expect("saved").permissions().mode() & 0o7777;
+        assert_eq!(
+            format!("{mode:04o}"),
+            "0600",
+            "the history is the daemon's (or the user's) alone, whatever the umask"
+        );
         std::fs::write(&path, "{not json").expect("write");
         assert_eq!(load(&path).estimate("process").map(|e| e.source), Some(StartupSource::Default));
         let _ = std::fs::remove_dir_all(&dir);

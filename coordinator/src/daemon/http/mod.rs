@@ -18,6 +18,7 @@ pub mod tickets;
 pub mod tls;
 
 use super::config::HttpTable;
+use super::rpc::MAX_BATCH;
 use super::users::Users;
 use gate::{Gate, GateShared};
 use jsonrpsee::server::{
@@ -34,8 +35,6 @@ use tokio::sync::Semaphore;
 const MAX_RESPONSE_BYTES: u32 = 16 << 20;
 /// Subscriptions one WebSocket may hold at once.
 const MAX_SUBSCRIPTIONS_PER_CONNECTION: u32 = 16;
-/// Requests in one batch.
-const MAX_BATCH: u32 = 32;
 /// A TLS handshake must finish within this.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
