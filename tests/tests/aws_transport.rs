@@ -254,6 +254,17 @@ fn ecs_launcher_runs_tagged_tasks_that_find_the_answer_and_stops_every_one() {
     let job = s(&v["job_id"]);
     let tasks = report["tasks"].as_array().expect("tasks");
     assert_eq!(tasks.len(), 3, "{report}");
+    // Each task its own name and key (one RunTask a task): no two workers share a key.
+    let mut names = std::collections::BTreeSet::new();
+    let mut keys = std::collections::BTreeSet::new();
+    for t in tasks {
+        let (name, key) = (s(&t["env"]["NONCE_WORKER_ID"]), s(&t["env"]["NONCE_WORKER_KEY"]));
+        assert!(name.starts_with('w') && name.ends_with(job), "the job names its workers: {t}");
+        assert!(key.len() == 64 && hex::decode(key).is_ok(), "{t}");
+        names.insert(name.to_string());
+        keys.insert(key.to_string());
+    }
+    assert_eq!((names.len(), keys.len()), (3, 3), "{report}");
     for t in tasks {
         let env = &t["env"];
         assert_eq!(env["NONCE_JOB_ID"], job, "{t}");
@@ -261,7 +272,6 @@ fn ecs_launcher_runs_tagged_tasks_that_find_the_answer_and_stops_every_one() {
         assert_eq!(env["NONCE_AWS_PREFIX"], em.prefix.as_str(), "{t}");
         assert!(s(&env["NONCE_EVENTS_QUEUE_URL"]).ends_with(&format!("/{}-events", em.prefix)), "{t}");
         assert!(s(&env["NONCE_CONTROL_TOPIC_ARN"]).ends_with(&format!(":{}-control", em.prefix)), "{t}");
-        assert!(env.get("NONCE_WORKER_ID").is_none(), "tasks name themselves from their metadata: {t}");
         assert_eq!(t["tags"]["nonce-cloud:job"], job, "{t}");
         assert_eq!(t["tags"]["nonce-cloud:prefix"], em.prefix.as_str(), "{t}");
         assert_eq!(t["launchType"], "FARGATE", "{t}");

@@ -154,3 +154,64 @@ fn forged_joins_heartbeats_and_hellos_change_nothing_and_a_foreign_queue_survive
         );
     assert!(exists, "the foreign queue a Hello named was not deleted");
 }
+
+/// Runs the 2^28 exhaustive search over aws with three workers started from the lying worker
+/// binary (the first one lies as `lie` says), with `extra` flags. Answers the result.
+fn search_with_a_liar(em: &Emulator, lie: &str, extra: &[&str]) -> Value {
+    let out = em
+        .noncectl()
+        .args(PUZZLE)
+        .args(["--workers", "3", "--json", "--launcher", "process"])
+        .args(em.aws_flags())
+        .args(extra)
+        .env("NONCE_WORKER_BIN", bin("lying-worker"))
+        .env("NONCE_LIE", lie)
+        .output()
+        .expect("noncectl runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let v: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!("not JSON ({e}): {stdout}; stderr {}", String::from_utf8_lossy(&out.stderr))
+    });
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    v
+}
+
+/// The lying worker (`w0-…`) is among the suspects, and no honest one is.
+fn only_the_liar_is_suspect(v: &Value) {
+    let suspects = v["verification"]["suspects"].as_array().expect("suspects");
+    assert!(!suspects.is_empty(), "the liar was caught: {v}");
+    for s in suspects {
+        assert!(
+            s["worker"].as_str().is_some_and(|w| w.starts_with("w0-")),
+            "an honest worker made suspect: {v}"
+        );
+        assert!(s["reason"].as_str().is_some_and(|r| !r.is_empty()), "{v}");
+    }
+}
+
+#[test]
+fn an_insider_that_skips_half_of_every_range_is_caught_and_its_work_searched_again() {
+    let (code, reference) = noncectl_json(&PUZZLE);
+    assert_eq!(code, 0, "{reference}");
+    let em = Emulator::get("skipper");
+    // 16 share bits: ~2,000 shares in each worker's 2^27 nonces, so skipping half shows.
+    let v = search_with_a_liar(&em, "skip-half", &["--share-bits", "16", "--spot-check", "0"]);
+    assert_eq!(v["found"], reference["found"], "every golden nonce, as the brute force has them: {v}");
+    assert_eq!(v["searched"], 1u64 << 28, "{v}");
+    only_the_liar_is_suspect(&v);
+    let reason = v["verification"]["suspects"][0]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("shares where"), "caught by the share count: {v}");
+}
+
+#[test]
+fn a_miscomputing_core_is_caught_by_spot_checks_and_its_work_searched_again() {
+    let (code, reference) = noncectl_json(&PUZZLE);
+    assert_eq!(code, 0, "{reference}");
+    let em = Emulator::get("miscompute");
+    // It loses one share in 16: too few for the count to prove, but a tenth of its claims is
+    // searched again by another worker, in windows of ~4 shares.
+    let v = search_with_a_liar(&em, "drop:16", &["--share-bits", "16", "--spot-check", "0.1"]);
+    assert_eq!(v["found"], reference["found"], "every golden nonce, as the brute force has them: {v}");
+    only_the_liar_is_suspect(&v);
+    assert!(v["verification"]["spot_check_mismatches"].as_u64() > Some(0), "{v}");
+}

@@ -24,10 +24,22 @@ pub struct AwsEndpoints {
 /// `Stop`, the orphan timeout, a failure) or `stop` resolves (a signal), lets the last events
 /// leave, and deletes the inbox. Answers why the worker stopped.
 pub async fn serve(
+    cfg: WorkerConfig,
+    clients: &AwsClients,
+    ends: &AwsEndpoints,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<ExitReason, String> {
+    serve_through(cfg, clients, ends, stop, |sink| sink).await
+}
+
+/// As [`serve`], with the worker's events passing through `through` on their way to the
+/// events queue (the tests' lying worker rewrites them there; `serve` passes them as they are).
+pub async fn serve_through(
     mut cfg: WorkerConfig,
     clients: &AwsClients,
     ends: &AwsEndpoints,
     stop: impl std::future::Future<Output = ()>,
+    through: impl FnOnce(Arc<dyn EventSink>) -> Arc<dyn EventSink>,
 ) -> Result<ExitReason, String> {
     let started = Instant::now();
     let names = ResourceNames::new(&ends.prefix)?;
@@ -46,7 +58,7 @@ pub async fn serve(
     let (sender, flushed) = EventSender::start(clients.sqs.clone(), ends.events_url.clone());
     let reason = Arc::new(Mutex::new(ExitReason::Stopped));
     let seen = Arc::clone(&reason);
-    let actor = WorkerActor::new(cfg, Arc::new(SqsSink(sender)))
+    let actor = WorkerActor::new(cfg, through(Arc::new(SqsSink(sender))))
         .on_exit(move |r| *seen.lock().unwrap_or_else(|e| e.into_inner()) = r)
         .start();
     let pump = tokio::spawn({
