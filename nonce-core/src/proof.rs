@@ -19,7 +19,8 @@
 //! is proof of a fault by itself.
 //!
 //! **How many shares.** [`share_bits_for`]: `s = floor(log2(rate · heartbeat / 8))`, about
-//! eight shares per heartbeat per worker, clamped to 1..=32. Eight nonces of 8 bytes ride on
+//! eight shares per heartbeat per worker, clamped to 1..=32; [`share_bits_for_job`] lowers it
+//! so each worker's part of a short job still holds at least 1,024 expected shares. Eight nonces of 8 bytes ride on
 //! a heartbeat that is sent anyway, and at one heartbeat a second the coordinator verifies
 //! eight double hashes per worker per second.
 
@@ -46,6 +47,19 @@ pub fn share_bits_for(rate: f64, heartbeat: Duration) -> u32 {
         return 1;
     }
     (per_beat.log2().floor() as u32).clamp(1, 32)
+}
+
+/// Expected shares per worker over a whole job, at the least: the evidence that catches a
+/// worker skipping half of what it claims (about 150 are needed at a 1e-9 false-alarm rate).
+pub const MIN_SHARES_PER_WORKER: f64 = 1024.0;
+
+/// Share bits for a job: [`share_bits_for`] its workers' rate and heartbeat, but no more than
+/// leaves each of `workers` at least [`MIN_SHARES_PER_WORKER`] shares over `range_len` nonces
+/// (short jobs ask for more shares, so their answers have the evidence too).
+pub fn share_bits_for_job(rate: f64, heartbeat: Duration, range_len: u128, workers: usize) -> u32 {
+    let per_worker = range_len as f64 / workers.max(1) as f64 / MIN_SHARES_PER_WORKER;
+    let cap = if per_worker >= 2.0 { per_worker.log2().floor() as u32 } else { 1 };
+    share_bits_for(rate, heartbeat).min(cap).max(1)
 }
 
 /// The expected shares in `nonces` nonces at `bits` share bits.
@@ -126,6 +140,10 @@ mod tests {
         assert_eq!(share_bits_for(0.0, Duration::from_secs(1)), 1);
         assert_eq!(share_bits_for(f64::NAN, Duration::from_secs(1)), 1);
         assert_eq!(share_bits_for(1e30, Duration::from_secs(100)), 32);
+        // 2^32 on 2 workers over aws (9 s): the rate says 26, the evidence asks for <= 21.
+        assert_eq!(share_bits_for_job(120e6, Duration::from_secs(9), 1 << 32, 2), 21);
+        assert_eq!(share_bits_for_job(120e6, Duration::from_secs(1), 1 << 40, 2), 23);
+        assert_eq!(share_bits_for_job(120e6, Duration::from_secs(1), 100, 2), 1);
     }
 
     #[test]

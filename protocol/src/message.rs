@@ -77,7 +77,7 @@ pub struct ShardProgress {
 
 /// Most shares one segment carries: a worker whose segment holds more reports only the part
 /// below its next share, so a message stays far under the size limit.
-pub const MAX_SHARES_PER_SEGMENT: usize = 512;
+pub const MAX_SHARES_PER_SEGMENT: usize = 1024;
 
 /// Coordinator -> worker: sent to one worker's inbox, or (`Stop`, `KeepAlive`) to all.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

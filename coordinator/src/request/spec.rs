@@ -144,7 +144,12 @@ impl JobSpec {
         self.share_bits.unwrap_or_else(|| {
             let per_thread = super::calibration::saved_rate(self.backend).unwrap_or(50e6);
             let rate = per_thread * self.threads_per_worker as f64;
-            nonce_core::proof::share_bits_for(rate, self.timings.heartbeat)
+            nonce_core::proof::share_bits_for_job(
+                rate,
+                self.timings.heartbeat,
+                self.range.len(),
+                self.workers,
+            )
         })
     }
 
