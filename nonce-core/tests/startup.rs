@@ -90,7 +90,7 @@ fn a_resumed_job_measures_only_its_own_launches() {
     cfg.resume = Some(Snapshot::default());
     let mut job = Job::new(cfg);
     let w = launched(&job.handle(Duration::from_secs(0), Input::Start));
-    hello(&mut job, 0.5, &WorkerId("w0-00000001-0000000000000007".into()));
+    hello(&mut job, 0.5, &WorkerId("w0-00000000-0000000000000007".into()));
     hello(&mut job, 4.0, &w[0]);
     assert_eq!(secs(job.startups()), vec![4.0]);
     assert_eq!(job.status().stats.forged, 0, "an adopted worker with a valid key is no forger");
