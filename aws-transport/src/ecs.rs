@@ -190,8 +190,3 @@ where
     }
     out
 }
-
-/// The task id: the last part of its ARN (`.../task/cluster/ID`).
-pub fn task_id(arn: &str) -> &str {
-    arn.rsplit('/').next().unwrap_or(arn)
-}

@@ -35,7 +35,6 @@ pub const VARIABLES: &[&str] = &[
     "NONCE_KERNEL",
     "NONCE_LOG",
     "NONCE_AWS_CALL_LOG",
-    "ECS_CONTAINER_METADATA_URI_V4",
 ];
 
 /// Without these a worker does not start: the job, and for a Fargate task the aws transport.
