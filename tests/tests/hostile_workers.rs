@@ -158,9 +158,14 @@ fn forged_joins_heartbeats_and_hellos_change_nothing_and_a_foreign_queue_survive
 /// Runs the 2^28 exhaustive search over aws with three workers started from the lying worker
 /// binary (the first one lies as `lie` says), with `extra` flags. Answers the result.
 fn search_with_a_liar(em: &Emulator, lie: &str, extra: &[&str]) -> Value {
+    search_with_a_liar_in(em, &PUZZLE, lie, extra)
+}
+
+/// [`search_with_a_liar`] of `puzzle`.
+fn search_with_a_liar_in(em: &Emulator, puzzle: &[&str], lie: &str, extra: &[&str]) -> Value {
     let out = em
         .noncectl()
-        .args(PUZZLE)
+        .args(puzzle)
         .args(["--workers", "3", "--json", "--launcher", "process"])
         .args(em.aws_flags())
         .args(extra)
@@ -214,4 +219,27 @@ fn a_miscomputing_core_is_caught_by_spot_checks_and_its_work_searched_again() {
     assert_eq!(v["found"], reference["found"], "every golden nonce, as the brute force has them: {v}");
     only_the_liar_is_suspect(&v);
     assert!(v["verification"]["spot_check_mismatches"].as_u64() > Some(0), "{v}");
+}
+
+#[test]
+fn in_lowest_mode_neither_liar_changes_the_answer() {
+    let lowest: Vec<&str> = PUZZLE.iter().map(|&a| if a == "exhaustive" { "lowest" } else { a }).collect();
+    let (code, reference) = noncectl_json(&lowest);
+    assert_eq!(code, 0, "{reference}");
+    for (name, lie) in [("low-skip", "skip-half"), ("low-drop", "drop:16")] {
+        let em = Emulator::get(name);
+        let v = search_with_a_liar_in(&em, &lowest, lie, &["--share-bits", "16", "--spot-check", "0.1"]);
+        assert_eq!(v["outcome"], "found", "{lie}: {v}");
+        assert_eq!(
+            v["nonce"], reference["nonce"],
+            "{lie}: the lowest golden nonce, as the brute force has it: {v}"
+        );
+        let suspects = v["verification"]["suspects"].as_array().expect("suspects");
+        for s in suspects {
+            assert!(
+                s["worker"].as_str().is_some_and(|w| w.starts_with("w0-")),
+                "an honest worker made suspect: {v}"
+            );
+        }
+    }
 }
