@@ -121,14 +121,15 @@ impl Job {
     pub(super) fn place_checks(&mut self, out: &mut Vec<Output>) {
         let waiting: Vec<ShardId> =
             self.checks.iter().filter(|(_, c)| c.checker.is_none()).map(|(&id, _)| id).collect();
+        if waiting.is_empty() {
+            return;
+        }
+        // Once per call, not per check: this runs on every credited segment.
+        let live: Vec<WorkerId> =
+            self.workers.iter().filter(|(_, s)| s.health == Health::Live).map(|(w, _)| w.clone()).collect();
         for id in waiting {
             let Some(claimant) = self.checks.get(&id).map(|c| c.claimant.clone()) else { continue };
-            let others: Vec<WorkerId> = self
-                .workers
-                .iter()
-                .filter(|(w, s)| **w != claimant && s.health == Health::Live)
-                .map(|(w, _)| w.clone())
-                .collect();
+            let others: Vec<&WorkerId> = live.iter().filter(|w| **w != claimant).collect();
             if others.is_empty() {
                 self.check_here(id, out);
                 continue;
@@ -164,17 +165,8 @@ impl Job {
         let seen: BTreeSet<u64> = (c.range.start as u64..c.range.end as u64)
             .filter(|&n| protocol::verify(&self.cfg.puzzle, n).leading_zeros >= bits)
             .collect();
-        let Some(check) = self.checks.remove(&id) else { return };
-        self.verification.spot_checks += 1;
-        self.verification.spot_checked_nonces += check.range.len();
-        if let Some(&n) = seen.difference(&check.expected).next() {
-            self.verification.spot_check_mismatches += 1;
-            let why = format!(
-                "spot check of {} by the coordinator found share {n} it had not reported",
-                check.range
-            );
-            let now = self.now;
-            self.suspect(now, &check.claimant, why, out);
+        if let Some(check) = self.checks.remove(&id) {
+            self.judge(check, &seen, None, out);
         }
     }
 
@@ -235,29 +227,43 @@ impl Job {
             self.place_checks(out);
             return;
         }
+        let seen = check.seen.clone();
+        self.judge(check, &seen, Some(checker), out);
+    }
+
+    /// Compares a finished check's share set with its claimant's: whoever lacks a verified
+    /// share the other has is suspect (the claimant, or the checker; the coordinator, when
+    /// `checker` is `None`, is trusted).
+    fn judge(
+        &mut self,
+        check: Check,
+        seen: &BTreeSet<u64>,
+        checker: Option<&WorkerId>,
+        out: &mut Vec<Output>,
+    ) {
         self.verification.spot_checks += 1;
         self.verification.spot_checked_nonces += check.range.len();
-        let unreported: Vec<u64> = check.seen.difference(&check.expected).copied().collect();
-        let missed: Vec<u64> = check.expected.difference(&check.seen).copied().collect();
+        let unreported: Vec<u64> = seen.difference(&check.expected).copied().collect();
+        let missed: Vec<u64> = check.expected.difference(seen).copied().collect();
         if unreported.is_empty() && missed.is_empty() {
             return;
         }
         self.verification.spot_check_mismatches += 1;
-        if !unreported.is_empty() {
+        let now = self.now;
+        let by = if checker.is_some() { "" } else { " by the coordinator" };
+        if let Some(&n) = unreported.first() {
             let why = format!(
-                "spot check of {} found {} share(s) it had not reported (e.g. {})",
+                "spot check of {}{by} found {} share(s) it had not reported (e.g. {n})",
                 check.range,
-                unreported.len(),
-                unreported[0]
+                unreported.len()
             );
             self.suspect(now, &check.claimant, why, out);
         }
-        if !missed.is_empty() {
+        if let (Some(&n), Some(checker)) = (missed.first(), checker) {
             let why = format!(
-                "spot check of {} missed {} share(s) its claimant had proven (e.g. {})",
+                "spot check of {} missed {} share(s) its claimant had proven (e.g. {n})",
                 check.range,
-                missed.len(),
-                missed[0]
+                missed.len()
             );
             self.suspect(now, checker, why, out);
         }
