@@ -90,9 +90,12 @@ impl Job {
             }
         }
         // Golden nonces are shares too when the share bits allow it: one missing is a lie.
+        // (The shares are in order, checked above: a binary search each.)
         if bits <= self.cfg.puzzle.max_share_bits() {
-            if let Some(n) =
-                seg.found.iter().find(|&&n| range.contains(u128::from(n)) && !seg.shares.contains(&n))
+            if let Some(n) = seg
+                .found
+                .iter()
+                .find(|&&n| range.contains(u128::from(n)) && seg.shares.binary_search(&n).is_err())
             {
                 return Err(format!("golden nonce {n} missing from the shares"));
             }
