@@ -89,7 +89,7 @@ impl JobConfig {
         workers: usize,
     ) -> Self {
         let workers = workers.max(1);
-        let share_bits = crate::proof::DEFAULT_SHARE_BITS.min(puzzle.max_share_bits());
+        let share_bits = crate::proof::DEFAULT_SHARE_BITS.min(puzzle.max_share_bits()).max(1);
         JobConfig {
             job,
             puzzle,

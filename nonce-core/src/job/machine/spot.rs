@@ -162,7 +162,9 @@ impl Job {
             return;
         }
         let bits = self.cfg.share_bits;
-        let seen: BTreeSet<u64> = (c.range.start as u64..c.range.end as u64)
+        // In u128, so a window ending at 2^64 is searched to its last nonce.
+        let seen: BTreeSet<u64> = (c.range.start..c.range.end)
+            .map(|n| n as u64)
             .filter(|&n| protocol::verify(&self.cfg.puzzle, n).leading_zeros >= bits)
             .collect();
         if let Some(check) = self.checks.remove(&id) {
@@ -284,7 +286,9 @@ impl Job {
     }
 
     /// Checks `worker` holds but did not mention in a heartbeat for a whole grace period (the
-    /// `Assign` or the reports were lost): given out again.
+    /// `Assign` or the reports were lost), or has not finished in four (a window is about half a
+    /// heartbeat of work: a checker that sat on one would hold the answer back forever): given
+    /// out again.
     pub(super) fn reclaim_unreported_checks(
         &mut self,
         now: Duration,
@@ -294,7 +298,8 @@ impl Job {
         let grace = self.cfg.stall_timeout;
         for (id, c) in self.checks.iter_mut() {
             let mine = c.checker.as_ref().is_some_and(|(w, _)| w == worker);
-            if mine && !reported.contains(id) && now > c.assigned_at + grace {
+            let lost = !reported.contains(id) && now > c.assigned_at + grace;
+            if mine && (lost || now > c.assigned_at + grace * 4) {
                 c.checker = None;
                 c.seen.clear();
                 c.covered = c.range.start;
