@@ -281,7 +281,12 @@ impl Puzzle {
 /// The single source of truth for whether `nonce` is golden. Everything else (kernels,
 /// workers) only proposes candidates; the coordinator accepts a nonce only through here.
 pub fn verify(puzzle: &Puzzle, nonce: u64) -> Verdict {
-    let digest: [u8; 32] = Sha256::digest(Sha256::digest(puzzle.message(nonce))).into();
+    // The message streamed into the hash (no allocation: the coordinator verifies every share).
+    let (prefix, enc) = puzzle.prefix();
+    let mut n = [0u8; 8];
+    enc.write(nonce, &mut n);
+    let first = Sha256::new().chain_update(prefix).chain_update(&n[..enc.width()]).finalize();
+    let digest: [u8; 32] = Sha256::digest(first).into();
     let mut hash = digest;
     if puzzle.reversed() {
         hash.reverse();

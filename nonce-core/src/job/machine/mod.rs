@@ -96,7 +96,7 @@ pub struct Job {
     /// Shares and spot checks, for the outcome.
     verification: Verification,
     /// Spot checks out for re-search, by their shard.
-    checks: BTreeMap<ShardId, spot::Check>,
+    checks: spot::Checks,
     /// Draws for spot checks: unpredictable to workers (seeded from the job's secret).
     choices: spot::Choices,
     /// Start-ups measured so far (launch to first Hello), for the planner's history.
@@ -152,7 +152,7 @@ impl Job {
             ledger,
             choices,
             verification,
-            checks: BTreeMap::new(),
+            checks: spot::Checks::default(),
             named: 0,
             cfg,
             workers: BTreeMap::new(),

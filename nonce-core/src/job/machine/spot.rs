@@ -11,7 +11,7 @@ use super::{Health, Job};
 use crate::job::Output;
 use protocol::{Command, Mode, NonceRange, ShardId, WorkerId};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 /// Largest window the coordinator searches itself when no other worker can: 2^20 nonces,
@@ -73,6 +73,76 @@ pub(super) struct Check {
     pub assigned_at: Duration,
 }
 
+/// The open checks, indexed so that a heartbeat costs work for its own sender's checks
+/// only: at 10,000 workers a scan of every check per heartbeat was most of the coordinator's
+/// time. A check's `checker` changes only through `assign` and `release`, which keep the
+/// indices.
+#[derive(Debug, Default)]
+pub(super) struct Checks {
+    by_id: BTreeMap<ShardId, Check>,
+    waiting: BTreeSet<ShardId>,
+    held: HashMap<WorkerId, BTreeSet<ShardId>>,
+}
+
+impl Checks {
+    fn add(&mut self, id: ShardId, check: Check) {
+        debug_assert!(check.checker.is_none());
+        self.waiting.insert(id);
+        self.by_id.insert(id, check);
+    }
+
+    fn assign(&mut self, id: ShardId, checker: WorkerId, epoch: u64, now: Duration) -> Option<&Check> {
+        let was = self.by_id.get_mut(&id)?.checker.take();
+        self.release_index(id, was);
+        self.waiting.remove(&id);
+        self.held.entry(checker.clone()).or_default().insert(id);
+        let check = self.by_id.get_mut(&id)?;
+        check.checker = Some((checker, epoch));
+        check.assigned_at = now;
+        Some(check)
+    }
+
+    /// Back to waiting, with nothing of the last checker's search kept.
+    fn release(&mut self, id: ShardId) {
+        let Some(check) = self.by_id.get_mut(&id) else { return };
+        let was = check.checker.take();
+        check.seen.clear();
+        check.covered = check.range.start;
+        self.release_index(id, was);
+        self.waiting.insert(id);
+    }
+
+    fn remove(&mut self, id: ShardId) -> Option<Check> {
+        let check = self.by_id.remove(&id)?;
+        self.waiting.remove(&id);
+        self.release_index(id, check.checker.clone());
+        Some(check)
+    }
+
+    fn release_index(&mut self, id: ShardId, checker: Option<(WorkerId, u64)>) {
+        if let Some((w, _)) = checker {
+            if let Some(ids) = self.held.get_mut(&w) {
+                ids.remove(&id);
+                if ids.is_empty() {
+                    self.held.remove(&w);
+                }
+            }
+        }
+    }
+
+    fn held_by(&self, worker: &WorkerId) -> Vec<ShardId> {
+        self.held.get(worker).map(|ids| ids.iter().copied().collect()).unwrap_or_default()
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    pub(super) fn clear(&mut self) {
+        *self = Checks::default();
+    }
+}
+
 impl Job {
     /// Draws the windows of a newly credited `range` to check, and places them.
     pub(super) fn plan_checks(
@@ -101,7 +171,7 @@ impl Job {
             let shares = seg.shares.iter().copied().filter(|&n| r.contains(u128::from(n))).collect();
             let id = ShardId(self.next_shard);
             self.next_shard += 1;
-            self.checks.insert(
+            self.checks.add(
                 id,
                 Check {
                     range: r,
@@ -119,17 +189,18 @@ impl Job {
 
     /// Gives every waiting check to a live worker other than its claimant, chosen at random.
     pub(super) fn place_checks(&mut self, out: &mut Vec<Output>) {
-        let waiting: Vec<ShardId> =
-            self.checks.iter().filter(|(_, c)| c.checker.is_none()).map(|(&id, _)| id).collect();
-        if waiting.is_empty() {
+        if self.checks.waiting.is_empty() {
             return;
         }
-        // Once per call, not per check: this runs on every credited segment.
-        let live: Vec<WorkerId> =
-            self.workers.iter().filter(|(_, s)| s.health == Health::Live).map(|(w, _)| w.clone()).collect();
+        let waiting: Vec<ShardId> = self.checks.waiting.iter().copied().collect();
         for id in waiting {
-            let Some(claimant) = self.checks.get(&id).map(|c| c.claimant.clone()) else { continue };
-            let others: Vec<&WorkerId> = live.iter().filter(|w| **w != claimant).collect();
+            let Some(claimant) = self.checks.by_id.get(&id).map(|c| c.claimant.clone()) else { continue };
+            let others: Vec<&WorkerId> = self
+                .workers
+                .iter()
+                .filter(|(w, s)| s.health == Health::Live && **w != claimant)
+                .map(|(w, _)| w)
+                .collect();
             if others.is_empty() {
                 self.check_here(id, out);
                 continue;
@@ -137,10 +208,7 @@ impl Job {
             let checker = others[self.choices.below(others.len() as u128) as usize].clone();
             let epoch = self.next_epoch;
             self.next_epoch += 1;
-            let now = self.now;
-            let Some(check) = self.checks.get_mut(&id) else { continue };
-            check.checker = Some((checker.clone(), epoch));
-            check.assigned_at = now;
+            let Some(check) = self.checks.assign(id, checker.clone(), epoch, self.now) else { continue };
             let cmd = Command::Assign {
                 job: self.cfg.job,
                 shard: id,
@@ -157,7 +225,7 @@ impl Job {
     /// With no other worker to search it, a small window is searched by the coordinator
     /// itself (a double hash a nonce); a larger one waits for a worker.
     fn check_here(&mut self, id: ShardId, out: &mut Vec<Output>) {
-        let Some(c) = self.checks.get(&id) else { return };
+        let Some(c) = self.checks.by_id.get(&id) else { return };
         if c.range.len() > SELF_CHECK_MAX {
             return;
         }
@@ -167,7 +235,7 @@ impl Job {
             .map(|n| n as u64)
             .filter(|&n| protocol::verify(&self.cfg.puzzle, n).leading_zeros >= bits)
             .collect();
-        if let Some(check) = self.checks.remove(&id) {
+        if let Some(check) = self.checks.remove(id) {
             self.judge(check, &seen, None, out);
         }
     }
@@ -175,11 +243,12 @@ impl Job {
     /// The spot-check windows still open: their claims are not yet believed enough to be
     /// kept across a restart (see `Job::snapshot`).
     pub(super) fn unchecked(&self) -> impl Iterator<Item = NonceRange> + '_ {
-        self.checks.values().map(|c| c.range)
+        self.checks.by_id.values().map(|c| c.range)
     }
 
     pub(super) fn is_check_of(&self, worker: &WorkerId, shard: ShardId, epoch: u64) -> bool {
         self.checks
+            .by_id
             .get(&shard)
             .is_some_and(|c| c.checker.as_ref().is_some_and(|(w, e)| w == worker && *e == epoch))
     }
@@ -197,7 +266,7 @@ impl Job {
         done: Option<u128>,
         out: &mut Vec<Output>,
     ) {
-        let Some(check) = self.checks.get_mut(&id) else { return };
+        let Some(check) = self.checks.by_id.get_mut(&id) else { return };
         let bits = self.cfg.share_bits;
         let bad = shares.iter().find(|&&n| {
             !check.range.contains(u128::from(n))
@@ -207,7 +276,7 @@ impl Job {
         });
         if let Some(&n) = bad {
             let why = format!("spot-check share {n} does not verify or lies outside its segment");
-            self.checks.remove(&id);
+            self.checks.remove(id);
             self.suspect(now, checker, why, out);
             self.place_checks(out);
             return;
@@ -219,16 +288,13 @@ impl Job {
         if done.is_none() {
             return;
         }
-        let Some(check) = self.checks.remove(&id) else { return };
         if check.covered < check.range.end {
             // A segment was lost on the way: the check proves nothing; search it again.
-            self.checks.insert(
-                id,
-                Check { checker: None, seen: BTreeSet::new(), covered: check.range.start, ..check },
-            );
+            self.checks.release(id);
             self.place_checks(out);
             return;
         }
+        let Some(check) = self.checks.remove(id) else { return };
         let seen = check.seen.clone();
         self.judge(check, &seen, Some(checker), out);
     }
@@ -274,14 +340,15 @@ impl Job {
     /// A worker is gone: its checks wait for others (placed by the next `assign_idle`), and
     /// checks of its own claims are moot if those claims were reopened.
     pub(super) fn orphan_checks(&mut self, worker: &WorkerId) {
-        let suspect = self.workers.get(worker).is_some_and(|w| w.health == Health::Suspect);
-        self.checks.retain(|_, c| !(suspect && c.claimant == *worker));
-        for c in self.checks.values_mut() {
-            if c.checker.as_ref().is_some_and(|(w, _)| w == worker) {
-                c.checker = None;
-                c.seen.clear();
-                c.covered = c.range.start;
+        if self.workers.get(worker).is_some_and(|w| w.health == Health::Suspect) {
+            let moot: Vec<ShardId> =
+                self.checks.by_id.iter().filter(|(_, c)| c.claimant == *worker).map(|(&id, _)| id).collect();
+            for id in moot {
+                self.checks.remove(id);
             }
+        }
+        for id in self.checks.held_by(worker) {
+            self.checks.release(id);
         }
     }
 
@@ -296,13 +363,11 @@ impl Job {
         reported: &[ShardId],
     ) {
         let grace = self.cfg.stall_timeout;
-        for (id, c) in self.checks.iter_mut() {
-            let mine = c.checker.as_ref().is_some_and(|(w, _)| w == worker);
-            let lost = !reported.contains(id) && now > c.assigned_at + grace;
-            if mine && (lost || now > c.assigned_at + grace * 4) {
-                c.checker = None;
-                c.seen.clear();
-                c.covered = c.range.start;
+        for id in self.checks.held_by(worker) {
+            let Some(c) = self.checks.by_id.get(&id) else { continue };
+            let lost = !reported.contains(&id) && now > c.assigned_at + grace;
+            if lost || now > c.assigned_at + grace * 4 {
+                self.checks.release(id);
                 self.idle_dirty = true;
             }
         }
@@ -311,7 +376,7 @@ impl Job {
     /// Checks that can still be answered: those with a live checker, or waiting while some
     /// live worker other than the claimant exists.
     pub(super) fn checks_outstanding(&self) -> bool {
-        self.checks.values().any(|c| match &c.checker {
+        self.checks.by_id.values().any(|c| match &c.checker {
             Some((w, _)) => self.workers.get(w).is_some_and(|s| s.health == Health::Live),
             None => self.workers.iter().any(|(w, s)| *w != c.claimant && s.health == Health::Live),
         })
