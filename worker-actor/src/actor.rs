@@ -293,6 +293,10 @@ impl WorkerActor {
             self.emit(EventBody::Hello { inbox: self.cfg.inbox.clone(), cpus: self.cfg.threads as u32 });
         }
         self.emit(EventBody::Heartbeat { shards, rate, best });
+        // A finished shard whose shares outran its segments ends after the last of them.
+        for s in self.shards.values() {
+            s.search.finish_drained();
+        }
     }
 
     fn assign(&mut self, shard: ShardId, epoch: Epoch, cmd: &Command, ctx: &mut Context<Self>) {

@@ -15,6 +15,11 @@ use std::thread::JoinHandle;
 const MAX_CHUNK: u128 = 1 << 16;
 /// Golden nonces a shard reports at most beyond its lowest ones (see `report_limit`).
 pub const REPORT_LIMIT: usize = 100;
+/// Shares a shard holds unreported before its threads wait for heartbeats to take them: with
+/// share bits far below what the job should have chosen (`--share-bits` set low), shares
+/// come faster than segments of `MAX_SHARES_PER_SEGMENT` carry them, and the proof's
+/// bandwidth, not the hashing, bounds the search (in memory too: 64 segments, ~3 MB).
+const SHARE_BACKLOG_MAX: usize = 64 * protocol::MAX_SHARES_PER_SEGMENT;
 
 /// What a running search tells its owner, from the hashing threads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +52,9 @@ struct Cursor {
     shares: BTreeSet<u64>,
     /// Everything below this has been reported in a segment.
     reported_to: u128,
+    /// Hashing is over but more shares are left than one message carries: the `ShardDone`
+    /// waits until heartbeats have taken them down to one segment (`finish_drained`).
+    draining: bool,
 }
 
 struct Shared {
@@ -111,6 +119,7 @@ impl ShardSearch {
                 reported: BTreeSet::new(),
                 shares: BTreeSet::new(),
                 reported_to: range.start,
+                draining: false,
             }),
             cancelled: AtomicBool::new(false),
             failed: AtomicBool::new(false),
@@ -179,9 +188,25 @@ impl ShardSearch {
         self.shared.failed.load(Ordering::Relaxed)
     }
 
-    /// Whether every hashing thread has exited.
+    /// Whether every hashing thread has exited and the end was reported (or never will be).
     pub fn is_finished(&self) -> bool {
-        self.threads.iter().all(|t| t.is_finished())
+        self.threads.iter().all(|t| t.is_finished()) && !self.shared.lock().draining
+    }
+
+    /// Reports the shard's end once the shares a finished search still holds fit in one
+    /// message. Call after each `take_segment` has been sent, so the end comes after them.
+    pub fn finish_drained(&self) {
+        let event = {
+            let mut c = self.shared.lock();
+            if !c.draining || unreported_shares(&c) > protocol::MAX_SHARES_PER_SEGMENT {
+                return;
+            }
+            c.draining = false;
+            finish(&mut c)
+        };
+        if !self.shared.cancelled.load(Ordering::Relaxed) {
+            (self.shared.report)(event);
+        }
     }
 
     /// The golden nonces found so far (the shard's lowest). Read after `watermark` to have
@@ -217,6 +242,10 @@ fn run(shared: &Shared, chunk: u128) {
         if shared.cancelled.load(Ordering::Relaxed) {
             break;
         }
+        if shared.lock().shares.len() >= SHARE_BACKLOG_MAX {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            continue;
+        }
         let (start, end) = {
             let mut c = shared.lock();
             if c.next >= c.end {
@@ -242,21 +271,38 @@ fn run(shared: &Shared, chunk: u128) {
         let mut c = shared.lock();
         c.live_threads -= 1;
         let done = c.live_threads == 0 && c.in_flight.is_empty() && c.next >= c.end;
-        // The last segment has every remaining share (beyond the per-segment bound too: a
-        // shard's end is reported once).
-        done.then(|| {
-            let from = c.reported_to;
-            let end = c.end;
-            let shares: Vec<u64> =
-                std::mem::take(&mut c.shares).into_iter().filter(|&n| u128::from(n) < end).collect();
-            c.reported_to = end;
-            (c.best.map(|(b, _)| b), from, end, c.reported.iter().copied().collect(), shares)
-        })
+        // The end goes with every remaining share if one message holds them; otherwise the
+        // heartbeats take them first (`finish_drained`).
+        if done && unreported_shares(&c) > protocol::MAX_SHARES_PER_SEGMENT {
+            c.draining = true;
+            None
+        } else {
+            done.then(|| finish(&mut c))
+        }
     };
-    if let (Some((best, from, end, found, shares)), false) =
-        (finished, shared.cancelled.load(Ordering::Relaxed))
-    {
-        (shared.report)(SearchEvent::Finished { best, from, end, found, shares });
+    if let (Some(event), false) = (finished, shared.cancelled.load(Ordering::Relaxed)) {
+        (shared.report)(event);
+    }
+}
+
+/// Shares found below the shard's end and not yet reported.
+fn unreported_shares(c: &Cursor) -> usize {
+    c.shares.iter().take_while(|&&n| u128::from(n) < c.end).take(protocol::MAX_SHARES_PER_SEGMENT + 1).count()
+}
+
+/// The shard's end, with every share not yet reported.
+fn finish(c: &mut Cursor) -> SearchEvent {
+    let from = c.reported_to;
+    let end = c.end;
+    let shares: Vec<u64> =
+        std::mem::take(&mut c.shares).into_iter().filter(|&n| u128::from(n) < end).collect();
+    c.reported_to = end;
+    SearchEvent::Finished {
+        best: c.best.map(|(b, _)| b),
+        from,
+        end,
+        found: c.reported.iter().copied().collect(),
+        shares,
     }
 }
 
@@ -389,5 +435,53 @@ mod tests {
         let end2 = s.shrink(1 << 21);
         assert_eq!(end2, end, "shrink never grows a shard");
         s.join();
+    }
+    #[test]
+    fn more_shares_than_one_message_holds_go_in_heartbeat_segments_before_the_end() {
+        // Share bits 1: about half of all nonces are shares, 8 times what a message carries.
+        let p = Puzzle::append(b"many".to_vec(), Encoding::Be32, 64).expect("valid");
+        let range = NonceRange::new(0, 1 << 14);
+        let (tx, rx) = mpsc::channel();
+        let tx = Mutex::new(tx);
+        let s = ShardSearch::start(
+            &p,
+            range,
+            Mode::Exhaustive,
+            1,
+            2,
+            Backend::Portable,
+            Arc::new(AtomicU64::new(0)),
+            Box::new(move |e| {
+                let _ = tx.lock().map(|t| t.send(e));
+            }),
+        )
+        .expect("threads start");
+        while s.watermark() < range.end {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(rx.try_recv().is_err(), "no end before the shares are out");
+        assert!(!s.is_finished(), "a shard with shares left is not finished");
+        let (mut shares, mut at) = (vec![], range.start);
+        let end = loop {
+            let seg = s.take_segment();
+            assert_eq!(seg.from, at, "segments follow each other");
+            assert!(seg.shares.len() <= protocol::MAX_SHARES_PER_SEGMENT);
+            at = seg.to;
+            shares.extend(seg.shares);
+            s.finish_drained();
+            if let Ok(SearchEvent::Finished { from, end, shares: last, .. }) = rx.try_recv() {
+                assert_eq!(from, at, "the end starts where the last segment stopped");
+                assert!(last.len() <= protocol::MAX_SHARES_PER_SEGMENT);
+                shares.extend(last);
+                break end;
+            }
+        };
+        assert_eq!(end, range.end);
+        let expect: Vec<u64> = (0..1u64 << 14).filter(|&n| verify(&p, n).leading_zeros >= 1).collect();
+        assert!(expect.len() > 4 * protocol::MAX_SHARES_PER_SEGMENT);
+        assert_eq!(shares, expect, "every share exactly once, in order");
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(s.is_finished());
     }
 }
