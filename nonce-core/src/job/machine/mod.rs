@@ -56,8 +56,8 @@ struct WorkerState {
     /// Nonces credited to it and the verified shares among them (the share test's input).
     credited: u128,
     shares: u64,
-    /// Every range credited to it, merged where contiguous: what is reopened if it is caught.
-    claims: Vec<NonceRange>,
+    /// Every range credited to it: what is reopened if it is caught.
+    claims: proof::Claims,
 }
 
 #[derive(Debug)]

@@ -7,7 +7,43 @@ use super::{Health, Job};
 use crate::job::{Output, Suspect};
 use crate::proof::{catch_probability, expected_shares, is_short, suspicion_bound};
 use protocol::{verify, Command, NonceRange, ShardId, WorkerId};
+use std::collections::BTreeMap;
 use std::time::Duration;
+
+/// The ranges credited to one worker, as disjoint intervals merged with both neighbours: a
+/// worker holding two shards credits them in turn, heartbeat after heartbeat, and a list
+/// merged only with its last entry grew by one range a heartbeat for the whole job.
+#[derive(Debug, Default)]
+pub(super) struct Claims(BTreeMap<u128, u128>);
+
+impl Claims {
+    /// Adds `r` (disjoint from what is there: the job credits a nonce once).
+    pub(super) fn add(&mut self, r: NonceRange) {
+        if r.is_empty() {
+            return;
+        }
+        let (mut start, mut end) = (r.start, r.end);
+        if let Some((&s, &e)) = self.0.range(..=start).next_back() {
+            if e == start {
+                self.0.remove(&s);
+                start = s;
+            }
+        }
+        if let Some(e) = self.0.remove(&end) {
+            end = e;
+        }
+        self.0.insert(start, end);
+    }
+
+    pub(super) fn take(&mut self) -> Vec<NonceRange> {
+        std::mem::take(&mut self.0).into_iter().map(|(s, e)| NonceRange::new(s, e)).collect()
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
 
 /// One segment of progress as a worker reported it: `from..to` searched, with these shares
 /// (and these golden nonces, already taken as finds).
@@ -57,10 +93,7 @@ impl Job {
         if let Some(w) = self.workers.get_mut(worker) {
             w.credited += range.len();
             w.shares += count;
-            match w.claims.last_mut() {
-                Some(last) if last.end == range.start => last.end = range.end,
-                _ => w.claims.push(range),
-            }
+            w.claims.add(range);
         }
         self.test_shares(now, worker, out);
         // After the claim is recorded: a check may convict at once (and reopen it).
@@ -127,7 +160,7 @@ impl Job {
         tracing::warn!(job = %self.cfg.job, %worker, reason = %why, "worker is suspect: stopping it and searching its claims again");
         self.send(worker, Command::Stop { job: Some(self.cfg.job) }, out);
         self.lose_worker(worker, Health::Suspect);
-        let claims = self.workers.get_mut(worker).map(|w| std::mem::take(&mut w.claims)).unwrap_or_default();
+        let claims = self.workers.get_mut(worker).map(|w| w.claims.take()).unwrap_or_default();
         let mut reopened = 0;
         for r in claims {
             reopened += self.ledger.reopen(r);
@@ -167,5 +200,26 @@ impl Job {
             catch_if_skipped,
             ..self.verification.clone()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_shards_credited_in_turn_stay_two_claims() {
+        let mut c = Claims::default();
+        for k in 0..1000u128 {
+            c.add(NonceRange::new(k * 10, k * 10 + 10));
+            c.add(NonceRange::new(1 << 40 | k * 10, (1 << 40 | k * 10) + 10));
+        }
+        assert_eq!(c.len(), 2);
+        c.add(NonceRange::new(20_000, 20_010)); // a gap before it: a third
+        c.add(NonceRange::new(10_000, 20_000)); // fills the gap on both sides
+        assert_eq!(c.len(), 2);
+        let ranges = c.take();
+        assert_eq!(ranges, vec![NonceRange::new(0, 20_010), NonceRange::new(1 << 40, (1 << 40) + 10_000)]);
+        assert_eq!(c.len(), 0);
     }
 }

@@ -202,7 +202,7 @@ impl Job {
                 window,
                 credited: 0,
                 shares: 0,
-                claims: Vec::new(),
+                claims: super::proof::Claims::default(),
             },
         );
     }
