@@ -212,7 +212,7 @@ mod tests {
         let mut c = Claims::default();
         for k in 0..1000u128 {
             c.add(NonceRange::new(k * 10, k * 10 + 10));
-            c.add(NonceRange::new(1 << 40 | k * 10, (1 << 40 | k * 10) + 10));
+            c.add(NonceRange::new((1 << 40) + k * 10, (1 << 40) + k * 10 + 10));
         }
         assert_eq!(c.len(), 2);
         c.add(NonceRange::new(20_000, 20_010)); // a gap before it: a third
