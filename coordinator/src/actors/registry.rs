@@ -1,7 +1,7 @@
 //! `Coordinator`: the job registry. Starts a `JobSupervisor` per job and finds it again by id;
 //! the daemon and the embedded CLI both go through it.
 
-use super::supervisor::JobSupervisor;
+use super::supervisor::{JobEnded, JobSupervisor};
 use crate::launcher::EcsLauncher;
 use crate::launcher::ProcessLauncher;
 use crate::launcher::{Launcher, ThreadsLauncher, WorkerWiring};
@@ -34,7 +34,8 @@ pub struct ListJobs;
 /// See the module docs.
 #[derive(Debug, Default)]
 pub struct Coordinator {
-    jobs: BTreeMap<JobId, Addr<JobSupervisor>>,
+    /// Running jobs (and finished ones for their supervisor's linger), with their life.
+    jobs: BTreeMap<JobId, (u64, Addr<JobSupervisor>)>,
     /// The aws transport, when this process is set up for it.
     aws: Option<AwsContext>,
 }
@@ -53,7 +54,7 @@ impl Actor for Coordinator {
 impl Handler<StartJob> for Coordinator {
     type Result = Result<(JobId, Addr<JobSupervisor>), String>;
 
-    fn handle(&mut self, StartJob(spec, id): StartJob, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, StartJob(spec, id): StartJob, ctx: &mut Context<Self>) -> Self::Result {
         let aws = match (spec.transport, &self.aws) {
             (TransportKind::Aws, None) => {
                 return Err("the aws transport is not set up here (give --aws-prefix, or an [aws] table in the daemon's config)".into())
@@ -90,7 +91,9 @@ impl Handler<StartJob> for Coordinator {
             (None, LauncherKind::Threads | LauncherKind::Ecs) => InboxRule::new("mem://", ""),
         };
         let config = spec.config(job, spec.secret(), inbox);
-        let addr = JobSupervisor::launch(Job::new(config), tick, move |ctx| {
+        let incarnation = config.incarnation;
+        let registry = ctx.address().recipient();
+        let addr = JobSupervisor::launch(Job::new(config), tick, Some(registry), move |ctx| {
             let wiring = WorkerWiring {
                 job,
                 events: ctx.address().recipient(),
@@ -127,15 +130,24 @@ impl Handler<StartJob> for Coordinator {
             };
             (transport as Box<dyn Transport>, launcher)
         });
-        self.jobs.insert(job, addr.clone());
+        self.jobs.insert(job, (incarnation, addr.clone()));
         Ok((job, addr))
+    }
+}
+
+impl Handler<JobEnded> for Coordinator {
+    type Result = ();
+    fn handle(&mut self, JobEnded { job, incarnation }: JobEnded, _: &mut Context<Self>) {
+        if self.jobs.get(&job).is_some_and(|(life, _)| *life == incarnation) {
+            self.jobs.remove(&job);
+        }
     }
 }
 
 impl Handler<FindJob> for Coordinator {
     type Result = Option<Addr<JobSupervisor>>;
     fn handle(&mut self, FindJob(job): FindJob, _: &mut Context<Self>) -> Self::Result {
-        self.jobs.get(&job).cloned()
+        self.jobs.get(&job).map(|(_, addr)| addr.clone())
     }
 }
 

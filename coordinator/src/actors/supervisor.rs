@@ -34,9 +34,26 @@ pub struct GetWorkers;
 #[rtype(result = "Result<Outcome, String>")]
 pub struct WaitJob;
 
+/// How long a finished job's actor stays before it stops and is collected: its workers
+/// leave in that time (the process launcher's 2 s stop grace, the aws transport's 1 s sweep
+/// delay, their Byes to a job that ignores them), and the last questions about it (its
+/// counters, from whoever waited) are answered.
+pub const LINGER: Duration = Duration::from_secs(5);
+
+/// A job's actor has stopped (sent to the registry, which then forgets it).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct JobEnded {
+    pub job: protocol::JobId,
+    /// Which life of the job: a resumed job under the same id is another actor.
+    pub incarnation: u64,
+}
+
 /// See the module docs.
 pub struct JobSupervisor {
     job: Job,
+    /// Told when this actor stops.
+    registry: Option<Recipient<JobEnded>>,
     seal: Seal,
     origin: Instant,
     tick: Duration,
@@ -58,6 +75,7 @@ impl JobSupervisor {
     pub fn launch(
         job: Job,
         tick: Duration,
+        registry: Option<Recipient<JobEnded>>,
         wire: impl FnOnce(&mut Context<Self>) -> (Box<dyn Transport>, Box<dyn Launcher>),
     ) -> Addr<Self> {
         JobSupervisor::create(move |ctx| {
@@ -66,6 +84,7 @@ impl JobSupervisor {
             let seal = Seal::new(cfg.job, cfg.secret.clone(), cfg.incarnation);
             JobSupervisor {
                 job,
+                registry,
                 seal,
                 origin: Instant::now(),
                 tick,
@@ -106,6 +125,9 @@ impl JobSupervisor {
                         if let Some(t) = self.ticker.take() {
                             ctx.cancel_future(t);
                         }
+                        // Then the actor ends, and with it the job's state, transport and
+                        // launcher: a daemon's memory does not grow with the jobs it finished.
+                        ctx.run_later(LINGER, |_, ctx| ctx.stop());
                     }
                 }
             }
@@ -123,6 +145,13 @@ impl Actor for JobSupervisor {
             ctx.run_later(deadline, |act, ctx| act.feed(Input::Tick, ctx));
         }
         self.feed(Input::Start, ctx);
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        let cfg = self.job.config();
+        if let Some(r) = &self.registry {
+            r.do_send(JobEnded { job: cfg.job, incarnation: cfg.incarnation });
+        }
     }
 }
 

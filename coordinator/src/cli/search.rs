@@ -201,6 +201,9 @@ async fn drive_local(spec: JobSpec, aws: Option<AwsSettings>, json: bool) -> Res
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
+    // Asked now: the job's actor stops a few seconds after the end (its counters are those
+    // at the end either way).
+    let job_counters = sup.send(GetTransportCounters).await.ok().flatten();
     // What this run's workers took to start is what the next plan for this launcher uses.
     let history = crate::request::startup::cli_path();
     if let Err(e) =
@@ -222,7 +225,7 @@ async fn drive_local(spec: JobSpec, aws: Option<AwsSettings>, json: bool) -> Res
             "events": st.delivered,
             "coordinator_sqs_requests": aws.clients.calls.sqs(),
         });
-        if let Ok(Some(c)) = sup.send(GetTransportCounters).await {
+        if let Some(c) = job_counters {
             v["transport"]["job"] = c.json();
         }
     }

@@ -82,7 +82,7 @@ pub struct DaemonMethods {
     startups_path: PathBuf,
     /// Each job's progress and supervision events over time (the dashboard's chart and
     /// timeline), since this daemon started.
-    timelines: Mutex<BTreeMap<JobId, timeline::Timeline>>,
+    timelines: Mutex<timeline::Timelines>,
     /// RPC calls and journal writes as they happen; the rest is read at scrape time.
     metrics: Arc<crate::daemon::metrics::Metrics>,
 }
@@ -111,7 +111,7 @@ impl DaemonMethods {
             start_lock: tokio::sync::Mutex::new(()),
             started: Instant::now(),
             aws,
-            timelines: Mutex::new(BTreeMap::new()),
+            timelines: Mutex::new(timeline::Timelines::default()),
             metrics,
         })
     }
@@ -133,7 +133,7 @@ impl DaemonMethods {
         self.jobs.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn timelines(&self) -> std::sync::MutexGuard<'_, BTreeMap<JobId, timeline::Timeline>> {
+    fn timelines(&self) -> std::sync::MutexGuard<'_, timeline::Timelines> {
         self.timelines.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -266,10 +266,7 @@ impl DaemonMethods {
                     Ok(_) => return,
                     Err(_) => {
                         if let Ok(st) = sup.send(crate::actors::GetStatus).await {
-                            me.timelines()
-                                .entry(job)
-                                .or_default()
-                                .record(since.elapsed().as_secs_f64(), &st.stats);
+                            me.timelines().entry(job).record(since.elapsed().as_secs_f64(), &st.stats);
                         }
                         let Ok(snapshot) = sup.send(GetSnapshot).await else { return };
                         if snapshot != last {
@@ -283,7 +280,11 @@ impl DaemonMethods {
                     }
                 }
             };
-            me.timelines().entry(job).or_default().record(since.elapsed().as_secs_f64(), &outcome.stats);
+            {
+                let mut timelines = me.timelines();
+                timelines.entry(job).record(since.elapsed().as_secs_f64(), &outcome.stats);
+                timelines.finished(job);
+            }
             me.learn_startups(spec.launcher.name(), &outcome.startups, &outcome.unstarted);
             let mut result = SearchReport {
                 job,

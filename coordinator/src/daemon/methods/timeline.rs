@@ -4,8 +4,45 @@
 //! counters, so it costs the job nothing; bounded, so a week-long job cannot grow it.
 
 use nonce_core::job::Stats;
+use protocol::JobId;
 use serde_json::{json, Value};
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
+
+/// Finished jobs whose timelines are kept (the newest): a daemon that has run a hundred
+/// thousand jobs keeps a hundred charts, not a hundred thousand.
+pub const KEEP_FINISHED: usize = 100;
+
+/// The timelines of every running job and of the last [`KEEP_FINISHED`] finished ones.
+#[derive(Debug, Default)]
+pub struct Timelines {
+    by_job: BTreeMap<JobId, Timeline>,
+    finished: VecDeque<JobId>,
+}
+
+impl Timelines {
+    pub fn entry(&mut self, job: JobId) -> &mut Timeline {
+        self.by_job.entry(job).or_default()
+    }
+
+    pub fn get(&self, job: &JobId) -> Option<&Timeline> {
+        self.by_job.get(job)
+    }
+
+    /// `job` has ended: its timeline is kept until [`KEEP_FINISHED`] newer jobs have ended.
+    pub fn finished(&mut self, job: JobId) {
+        self.finished.push_back(job);
+        while self.finished.len() > KEEP_FINISHED {
+            if let Some(old) = self.finished.pop_front() {
+                self.by_job.remove(&old);
+            }
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.by_job.len()
+    }
+}
 
 /// Samples kept: ten minutes at one a second (older ones are thinned, not lost: every other
 /// one is dropped when full, so the chart always spans the whole job).
@@ -84,6 +121,20 @@ impl Timeline {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_newest_finished_jobs_keep_their_timelines() {
+        let mut all = Timelines::default();
+        let running = JobId(u64::MAX);
+        all.entry(running).record(0.0, &Stats::default());
+        for k in 0..1000 {
+            all.entry(JobId(k)).record(0.0, &Stats::default());
+            all.finished(JobId(k));
+        }
+        assert_eq!(all.len(), KEEP_FINISHED + 1, "the running job's and the newest finished ones'");
+        assert!(all.get(&running).is_some());
+        assert!(all.get(&JobId(999)).is_some() && all.get(&JobId(0)).is_none());
+    }
 
     #[test]
     fn counters_that_grow_become_events_and_samples_stay_bounded() {

@@ -54,7 +54,12 @@ impl DaemonMethods {
                 return Ok(st);
             }
             // The watcher stores the result moments after the job ends; poll briefly.
-            let sup = self.supervisor(job).await?;
+            let sup = match self.supervisor(job).await {
+                Ok(sup) => sup,
+                // Its actor has ended since the check above: the result is stored by now.
+                Err(_) if self.jobs().get(&job).is_some_and(|e| e.result.is_some()) => continue,
+                Err(e) => return Err(e),
+            };
             let _ = tokio::time::timeout_at(deadline, sup.send(WaitJob)).await;
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
