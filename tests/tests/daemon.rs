@@ -456,3 +456,113 @@ fn quotas_bite_per_user_and_a_days_usage_survives_a_restart() {
     let d2 = Daemon::start_in(dir, Some(config), &[]);
     refused(&call_as_uid_1001(&d2.socket, "search.start", job(1)), "max_vcpu_seconds_per_day");
 }
+
+/// Resident memory of process `pid`, in KiB (from /proc).
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the daemon's /proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+/// Runs jobs `from..to` (one worker, found at once) through the daemon, two clients at once.
+fn short_jobs(socket: &Path, from: u64, to: u64) -> Vec<String> {
+    let half = from + (to - from) / 2;
+    let handles: Vec<_> = [(from, half), (half, to)]
+        .into_iter()
+        .map(|(a, b)| {
+            let socket = socket.to_path_buf();
+            std::thread::spawn(move || {
+                (a..b)
+                    .map(|i| {
+                        let started = call(
+                            &socket,
+                            "search.start",
+                            json!({"block": format!("soak-{i}"), "difficulty": 1, "mode": "first", "workers": 1, "threads": 1, "range": "0..4096"}),
+                        );
+                        let job = s(&started["result"]["job_id"]).to_string();
+                        let done = call(&socket, "search.wait", json!({"job_id": job, "timeout_s": 30}));
+                        assert_eq!(done["result"]["result"]["outcome"], "found", "{done}");
+                        job
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    handles.into_iter().flat_map(|h| h.join().expect("client thread")).collect()
+}
+
+#[test]
+fn ten_thousand_finished_jobs_leave_the_daemons_memory_flat() {
+    // The default keep_finished (1,000): the newest thousand stay, older ones are forgotten.
+    let d = Daemon::start("soak", Some("[quotas]\nmax_concurrent_jobs = 64\n"));
+    let pid = d.child.id();
+    // Each job's actor lingers 5 s after its end: measure past that, both times.
+    let linger = Duration::from_secs(6);
+    let first = short_jobs(&d.socket, 0, 1000);
+    std::thread::sleep(linger);
+    let after_first = rss_kib(pid);
+    let rest = short_jobs(&d.socket, 1000, 10_000);
+    std::thread::sleep(linger);
+    let after_all = rss_kib(pid);
+    eprintln!(
+        "nonced resident: {:.1} MiB after 1,000 jobs, {:.1} MiB after 10,000 ({:+.1} MiB)",
+        after_first as f64 / 1024.0,
+        after_all as f64 / 1024.0,
+        (after_all as f64 - after_first as f64) / 1024.0
+    );
+    assert!(
+        after_all <= after_first + 4 * 1024,
+        "{after_first} KiB after 1,000 jobs, {after_all} KiB after 10,000"
+    );
+    // What is remembered: the newest thousand, and nothing older.
+    let list = call(&d.socket, "search.list", json!({}));
+    assert_eq!(list["result"].as_array().map(Vec::len), Some(1000), "the newest 1,000 are listed");
+    let newest = call(&d.socket, "search.status", json!({"job_id": rest.last().expect("a job")}));
+    assert_eq!(newest["result"]["finished"], true, "{newest}");
+    let oldest = call(&d.socket, "search.status", json!({"job_id": first[0]}));
+    assert_eq!(oldest["error"]["code"], -32000, "a forgotten job is not found: {oldest}");
+    // And the journal stays bounded too: forgotten jobs leave it at each compaction.
+    let lines = std::fs::read_to_string(d.dir.join("state/journal.jsonl")).expect("journal").lines().count();
+    assert!(lines < 15_000, "{lines} journal lines after 10,000 jobs");
+}
+
+#[test]
+fn a_forgotten_jobs_spend_still_counts_against_its_owners_day() {
+    // keep_finished = 1: bob's job is forgotten as soon as another one finishes.
+    let config = "keep_finished = 1\nsocket_group = \"users\"\n[user_quotas]\nmax_concurrent_jobs = 1\n\
+                  max_vcpu_seconds_per_day = 3\n[[users]]\nname = \"bob\"\nrole = \"user\"\nuid = 1001\n";
+    let mut d = Daemon::start("forgotten-quota", Some(config));
+    let job = json!({"block": "quota", "difficulty": 200, "workers": 1, "threads": 1});
+    let refused = |r: &Value| {
+        assert_eq!(r["error"]["code"], -32001, "{r}");
+        assert_eq!(r["error"]["data"]["quota"], "user bob: max_vcpu_seconds_per_day", "{r}");
+    };
+    let first = call_as_uid_1001(&d.socket, "search.start", job.clone());
+    let id = s(&first["result"]["job_id"]).to_string();
+    let done = call_as_uid_1001(&d.socket, "search.wait", json!({"job_id": id, "timeout_s": 30}));
+    assert_eq!(done["result"]["result"]["outcome"], "timed_out", "{done}");
+    // An admin's job finishes after it: bob's is forgotten...
+    let other = call(
+        &d.socket,
+        "search.start",
+        json!({"block": "x", "difficulty": 1, "workers": 1, "range": "0..64"}),
+    );
+    let other_id = s(&other["result"]["job_id"]).to_string();
+    call(&d.socket, "search.wait", json!({"job_id": other_id, "timeout_s": 30}));
+    let gone = call_as_uid_1001(&d.socket, "search.status", json!({"job_id": id}));
+    assert_eq!(gone["error"]["code"], -32000, "forgotten: {gone}");
+    // ...but what it spent today still counts, before and after a restart.
+    refused(&call_as_uid_1001(&d.socket, "search.start", job.clone()));
+    d.child.kill().expect("SIGKILL");
+    let _ = d.child.wait();
+    let dir = d.dir.clone();
+    std::mem::forget(d);
+    std::fs::remove_file(dir.join("nonced.sock")).ok();
+    let d2 = Daemon::start_in(dir, Some(config), &[]);
+    refused(&call_as_uid_1001(&d2.socket, "search.start", job));
+    let gone = call_as_uid_1001(&d2.socket, "search.status", json!({"job_id": id}));
+    assert_eq!(gone["error"]["code"], -32000, "still forgotten after a restart: {gone}");
+}

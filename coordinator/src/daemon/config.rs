@@ -23,6 +23,7 @@ pub const ENV_VARS: &[&str] = &[
     "NONCE_MAX_WORKERS_PER_JOB",
     "NONCE_MAX_CONCURRENT_JOBS",
     "NONCE_MAX_FLEET",
+    "NONCE_KEEP_FINISHED",
     "NONCE_LOG",
     "NONCE_HTTP_LISTEN",
     "NONCE_HTTP_TLS_CERT",
@@ -44,6 +45,10 @@ pub const REQUIRED_ON_ECS: &[&str] = &[
     "NONCE_ECS_SUBNETS",
     "NONCE_ECS_SECURITY_GROUPS",
 ];
+
+/// Finished jobs kept by default: about 10 KB each in memory (request, result) and 1 KB in the
+/// journal, so ~10 MB and a restart that replays a few thousand lines.
+pub const DEFAULT_KEEP_FINISHED: usize = 1000;
 
 /// What to do with running jobs on SIGTERM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -228,6 +233,9 @@ pub struct DaemonConfig {
     /// When set, the socket is mode 0660 and owned by this group; otherwise 0600.
     pub socket_group: Option<String>,
     pub on_shutdown: OnShutdown,
+    /// Finished jobs the daemon remembers (status, list, the journal), the newest: older ones
+    /// are forgotten, so memory and restart time stay bounded however many jobs it runs.
+    pub keep_finished: usize,
     pub transport: String,
     pub launcher: String,
     pub quotas: Quotas,
@@ -247,6 +255,7 @@ impl Default for DaemonConfig {
             state_dir: None,
             socket_group: None,
             on_shutdown: OnShutdown::Keep,
+            keep_finished: DEFAULT_KEEP_FINISHED,
             transport: "memory".into(),
             launcher: "threads".into(),
             quotas: Quotas::default(),
@@ -393,6 +402,9 @@ impl DaemonConfig {
         if let Some(n) = number("NONCE_MAX_CONCURRENT_JOBS")? {
             self.quotas.max_concurrent_jobs = n;
         }
+        if let Some(n) = number("NONCE_KEEP_FINISHED")? {
+            self.keep_finished = n;
+        }
         if let Some(n) = number("NONCE_MAX_FLEET")? {
             self.quotas.max_fleet = n;
         }
@@ -401,6 +413,12 @@ impl DaemonConfig {
 
     /// Refuses settings this build cannot honour, with the reason.
     pub fn check(&self) -> Result<(), String> {
+        if self.keep_finished == 0 {
+            return Err(
+                "keep_finished must be at least 1 (a finished job must be seen by whoever waits on it)"
+                    .into(),
+            );
+        }
         if !matches!(self.transport.as_str(), "memory" | "aws") {
             return Err(format!("transport {:?}: expected memory or aws", self.transport));
         }

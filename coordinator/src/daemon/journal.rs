@@ -63,6 +63,34 @@ pub enum Record {
     },
     /// Ranges known searched and nonces found so far, for resuming after a crash.
     Progress { job: String, snapshot: Snapshot },
+    /// A finished job the daemon no longer keeps (it keeps the newest `keep_finished`): it
+    /// replays to nothing, and compaction leaves it out. What it spent of its owner's UTC day
+    /// still counts against their quota.
+    Forget {
+        job: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        owner: Option<String>,
+        day: u64,
+        vcpu_seconds: f64,
+    },
+    /// What compaction keeps of forgotten jobs: the vCPU-seconds an owner's forgotten jobs
+    /// spent on a UTC day.
+    Usage {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        owner: Option<String>,
+        day: u64,
+        vcpu_seconds: f64,
+    },
+}
+
+/// vCPU-seconds of forgotten jobs, by owner and UTC day (days since 1970).
+pub type DayUsage = std::collections::BTreeMap<(Option<String>, u64), f64>;
+
+/// Everything the journal replays to: the jobs it remembers, and what forgotten ones spent.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Contents {
+    jobs: Vec<Remembered>,
+    usage: DayUsage,
 }
 
 /// A job as the journal remembers it.
@@ -88,14 +116,16 @@ pub struct Journal {
     latency: Option<prometheus_client::metrics::histogram::Histogram>,
     /// Appends between compactions ([`COMPACT_AFTER_APPENDS`]; fewer in tests).
     compact_after: usize,
+    /// What forgotten jobs had spent when the journal was opened.
+    usage_at_open: DayUsage,
 }
 
 /// The open journal file and what it holds, under one lock.
 #[derive(Debug)]
 struct Open {
     file: File,
-    /// The jobs the file replays to, kept so by every append: what compaction writes.
-    jobs: Vec<Remembered>,
+    /// What the file replays to, kept so by every append: what compaction writes.
+    contents: Contents,
     /// Lines in the file.
     lines: usize,
     /// Appends since the last compaction (or the open).
@@ -115,20 +145,30 @@ impl Journal {
         let path = dir.join(FILE);
         let replayed = replay(&path)?;
         let file = append_to(&path, replayed.torn)?;
-        let jobs = replayed.jobs;
+        let (jobs, usage_at_open) = (replayed.contents.jobs.clone(), replayed.contents.usage.clone());
         let mut open = Open {
             file,
-            jobs: jobs.clone(),
+            contents: replayed.contents,
             lines: replayed.lines,
             appended: 0,
             rejected: replayed.rejected,
         };
-        if open.lines > 2 * needed_lines(&open.jobs) {
+        if open.lines > 2 * needed_lines(&open.contents) {
             open.compact(&path);
         }
-        let journal =
-            Journal { path, open: Mutex::new(open), latency: None, compact_after: COMPACT_AFTER_APPENDS };
+        let journal = Journal {
+            path,
+            open: Mutex::new(open),
+            latency: None,
+            compact_after: COMPACT_AFTER_APPENDS,
+            usage_at_open,
+        };
         Ok((journal, jobs))
+    }
+
+    /// What the jobs forgotten before this open had spent, by owner and day.
+    pub fn forgotten_usage(&self) -> &DayUsage {
+        &self.usage_at_open
     }
 
     pub fn path(&self) -> &Path {
@@ -152,7 +192,7 @@ impl Journal {
         written?;
         open.lines += 1;
         open.appended += 1;
-        if let Err(why) = apply(&mut open.jobs, record.clone()) {
+        if let Err(why) = apply(&mut open.contents, record.clone()) {
             tracing::debug!(why = %why, "journaled a record that changes no job");
         }
         if open.appended >= self.compact_after {
@@ -173,11 +213,11 @@ impl Open {
     /// [`COMPACT_AFTER_APPENDS`] appends later.
     fn compact(&mut self, path: &Path) {
         self.appended = 0;
-        let needed = needed_lines(&self.jobs);
+        let needed = needed_lines(&self.contents);
         if self.lines <= needed {
             return;
         }
-        match compact(path, &self.jobs, &self.rejected) {
+        match compact(path, &self.contents, &self.rejected) {
             Ok(file) => {
                 tracing::info!(journal = %path.display(), before = self.lines, after = needed, "journal compacted");
                 self.file = file;
@@ -247,9 +287,24 @@ fn append_to(path: &Path, torn: bool) -> Result<File, String> {
     Ok(file)
 }
 
-/// Lines a compacted journal of `jobs` holds: a start each, and a finish or progress.
-fn needed_lines(jobs: &[Remembered]) -> usize {
-    jobs.iter().map(|j| 1 + usize::from(j.result.is_some() || j.progress.is_some())).sum()
+/// Lines a compacted journal holds: a start for each job, and a finish or progress; a usage
+/// line for each owner and day that can still count.
+fn needed_lines(c: &Contents) -> usize {
+    let jobs: usize =
+        c.jobs.iter().map(|j| 1 + usize::from(j.result.is_some() || j.progress.is_some())).sum();
+    jobs + usage_records(&c.usage).len()
+}
+
+/// The usage lines compaction writes: today's and yesterday's (UTC; older days can no longer
+/// count against a quota).
+fn usage_records(usage: &DayUsage) -> Vec<Record> {
+    let today = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+        / 86_400;
+    usage
+        .iter()
+        .filter(|((_, day), _)| *day + 1 >= today)
+        .map(|((owner, day), &vcpu_seconds)| Record::Usage { owner: owner.clone(), day: *day, vcpu_seconds })
+        .collect()
 }
 
 /// The records that replay to `job`: its start, then its finish or (still running) its last
@@ -276,9 +331,9 @@ fn records_of(job: &Remembered) -> Vec<Record> {
 /// Rewrites the journal at `path` as the records that replay to `jobs`, after keeping the
 /// `rejected` lines still in it aside (in `journal.rejected`). Returns the new journal, open
 /// for appending; on an error the old one is in place, whole.
-fn compact(path: &Path, jobs: &[Remembered], rejected: &[Vec<u8>]) -> Result<File, String> {
+fn compact(path: &Path, contents: &Contents, rejected: &[Vec<u8>]) -> Result<File, String> {
     keep_rejected(&path.with_file_name(REJECTED), rejected)?;
-    rewrite(path, jobs)
+    rewrite(path, contents)
 }
 
 /// Appends `lines` to the file at `path` (0600), synced, so compaction loses none of them.
@@ -301,9 +356,9 @@ fn keep_rejected(path: &Path, lines: &[Vec<u8>]) -> Result<(), String> {
 /// Writes the records that replay to `jobs` to a private file beside `path`, syncs it,
 /// renames it over `path` and syncs the directory: a crash at any point leaves the old
 /// journal or the new one, each whole. Returns the new journal, open for appending.
-fn rewrite(path: &Path, jobs: &[Remembered]) -> Result<File, String> {
+fn rewrite(path: &Path, contents: &Contents) -> Result<File, String> {
     let tmp = path.with_extension("jsonl.compacting");
-    let written = write_records(&tmp, jobs)
+    let written = write_records(&tmp, contents)
         .and_then(|file| std::fs::rename(&tmp, path).map(|()| file))
         .map_err(|e| format!("cannot compact journal {} (via {}): {e}", path.display(), tmp.display()));
     if written.is_err() {
@@ -319,9 +374,9 @@ fn rewrite(path: &Path, jobs: &[Remembered]) -> Result<File, String> {
     Ok(file)
 }
 
-/// Writes `jobs`' records to a new file at `tmp` (0600; a leftover from a crash is replaced),
-/// synced, and returns it open for appending.
-fn write_records(tmp: &Path, jobs: &[Remembered]) -> std::io::Result<File> {
+/// Writes the records of `contents` to a new file at `tmp` (0600; a leftover from a crash is
+/// replaced), synced, and returns it open for appending.
+fn write_records(tmp: &Path, contents: &Contents) -> std::io::Result<File> {
     match std::fs::remove_file(tmp) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
         _ => {}
@@ -329,7 +384,8 @@ fn write_records(tmp: &Path, jobs: &[Remembered]) -> std::io::Result<File> {
     let file = OpenOptions::new().create_new(true).append(true).mode(PRIVATE_FILE).open(tmp)?;
     file.set_permissions(std::fs::Permissions::from_mode(PRIVATE_FILE))?;
     let mut out = BufWriter::new(&file);
-    for record in jobs.iter().flat_map(records_of) {
+    for record in usage_records(&contents.usage).into_iter().chain(contents.jobs.iter().flat_map(records_of))
+    {
         serde_json::to_writer(&mut out, &record)?;
         out.write_all(b"\n")?;
     }
@@ -342,7 +398,7 @@ fn write_records(tmp: &Path, jobs: &[Remembered]) -> std::io::Result<File> {
 /// What replaying a journal file found.
 #[derive(Debug, Default)]
 struct Replayed {
-    jobs: Vec<Remembered>,
+    contents: Contents,
     /// Lines in the file, blank and unreadable ones included.
     lines: usize,
     /// The lines that were skipped, as they were (without their newline).
@@ -379,7 +435,7 @@ fn replay(path: &Path) -> Result<Replayed, String> {
         if body.trim_ascii().is_empty() {
             continue;
         }
-        if let Err(why) = decode(body).and_then(|record| apply(&mut replayed.jobs, record)) {
+        if let Err(why) = decode(body).and_then(|record| apply(&mut replayed.contents, record)) {
             tracing::warn!(journal = %path.display(), line = n, why = %why, "skipping a journal line");
             replayed.rejected.push(body.to_vec());
         }
@@ -401,7 +457,8 @@ fn decode(line: &[u8]) -> Result<Record, String> {
 /// job at the end of the list, progress and a finish update theirs. A finished job's progress
 /// is dropped: its result says everything, and it is never resumed. `Err` says why the record
 /// changed nothing.
-fn apply(jobs: &mut Vec<Remembered>, record: Record) -> Result<(), String> {
+fn apply(contents: &mut Contents, record: Record) -> Result<(), String> {
+    let jobs = &mut contents.jobs;
     match record {
         Record::Start { job, request, owner, at, secret } => {
             let id: JobId = job.parse()?;
@@ -429,6 +486,17 @@ fn apply(jobs: &mut Vec<Remembered>, record: Record) -> Result<(), String> {
             j.result = Some(result);
             j.finished_at = at;
             j.progress = None;
+        }
+        Record::Forget { job, owner, day, vcpu_seconds } => {
+            let id = find(jobs, &job)?.job;
+            if jobs.iter().any(|j| j.job == id && j.result.is_none()) {
+                return Err(format!("job {id} is still running: it cannot be forgotten"));
+            }
+            jobs.retain(|j| j.job != id);
+            *contents.usage.entry((owner, day)).or_default() += vcpu_seconds.max(0.0);
+        }
+        Record::Usage { owner, day, vcpu_seconds } => {
+            *contents.usage.entry((owner, day)).or_default() += vcpu_seconds.max(0.0);
         }
     }
     Ok(())
@@ -587,6 +655,47 @@ mod tests {
     fn mode(path: &Path) -> String {
         use std::os::unix::fs::PermissionsExt;
         format!("{:04o}", std::fs::metadata(path).expect("exists").permissions().mode() & 0o7777)
+    }
+
+    #[test]
+    fn a_forgotten_job_replays_to_nothing_but_its_spend_and_compaction_drops_it() {
+        let dir = test_dir("forget");
+        let today = unix_now_days();
+        let forget = |id: u64, v: f64| Record::Forget {
+            job: JobId(id).to_string(),
+            owner: Some("bob".into()),
+            day: today,
+            vcpu_seconds: v,
+        };
+        let (j, _) = Journal::open(&dir).expect("opens");
+        for r in [start(1, "bob"), finish(1), start(2, "bob"), finish(2), start(3, "bob")] {
+            j.append(&r).expect("write");
+        }
+        j.append(&forget(1, 2.5)).expect("write");
+        j.append(&forget(2, 1.0)).expect("write");
+        // A running job cannot be forgotten: the record changes nothing.
+        j.append(&forget(3, 9.0)).expect("write");
+        drop(j);
+        let (j, jobs) = Journal::open(&dir).expect("reopens");
+        assert_eq!(jobs.iter().map(|r| r.job).collect::<Vec<_>>(), vec![JobId(3)], "only the running job");
+        assert_eq!(j.forgotten_usage().get(&(Some("bob".into()), today)), Some(&3.5));
+        // Compacted (reopen compacts a journal twice as long as it needs): the forgotten
+        // jobs' lines are gone, their spend kept in one line.
+        let text = std::fs::read_to_string(dir.join("journal.jsonl")).expect("journal");
+        assert_eq!(text.lines().count(), 2, "a usage line and job 3's start:\n{text}");
+        drop(j);
+        let (j, jobs) = Journal::open(&dir).expect("reopens again");
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(
+            j.forgotten_usage().get(&(Some("bob".into()), today)),
+            Some(&3.5),
+            "kept across compaction"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn unix_now_days() -> u64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()) / 86_400
     }
 
     #[test]

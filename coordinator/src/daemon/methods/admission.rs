@@ -37,6 +37,8 @@ impl DaemonMethods {
             let running = own.iter().filter(|e| e.result.is_none()).count();
             (running, own.iter().map(|e| e.vcpu_seconds_on(now / 86_400, now)).sum::<f64>())
         };
+        // And what their jobs that are no longer kept spent today.
+        let used = used + self.forgotten_usage(mine, now / 86_400);
         if running >= uq.max_concurrent_jobs {
             return Err(Self::quota_error(
                 &named("max_concurrent_jobs"),

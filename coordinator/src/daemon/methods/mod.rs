@@ -4,6 +4,7 @@
 //! [`views`], the method-name table in [`table`].
 
 mod admission;
+mod retention;
 mod table;
 mod timeline;
 mod views;
@@ -85,6 +86,8 @@ pub struct DaemonMethods {
     timelines: Mutex<timeline::Timelines>,
     /// RPC calls and journal writes as they happen; the rest is read at scrape time.
     metrics: Arc<crate::daemon::metrics::Metrics>,
+    /// Finished jobs in the order they will be forgotten, and what forgotten ones left.
+    forgotten: Mutex<retention::Forgotten>,
 }
 
 impl DaemonMethods {
@@ -99,6 +102,10 @@ impl DaemonMethods {
         let book = startup::load(&startups_path);
         let metrics = Arc::new(crate::daemon::metrics::Metrics::default());
         journal.observe_latency(metrics.journal_write());
+        let forgotten = retention::Forgotten {
+            usage: journal.forgotten_usage().clone(),
+            ..retention::Forgotten::default()
+        };
         tracing::info!(path = %startups_path.display(),
             samples = book.launchers.values().map(|h| h.len()).sum::<usize>(), "start-up history loaded");
         Arc::new(DaemonMethods {
@@ -113,6 +120,7 @@ impl DaemonMethods {
             aws,
             timelines: Mutex::new(timeline::Timelines::default()),
             metrics,
+            forgotten: Mutex::new(forgotten),
         })
     }
 
@@ -135,6 +143,10 @@ impl DaemonMethods {
 
     fn timelines(&self) -> std::sync::MutexGuard<'_, timeline::Timelines> {
         self.timelines.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn forgotten(&self) -> std::sync::MutexGuard<'_, retention::Forgotten> {
+        self.forgotten.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn startups(&self) -> std::sync::MutexGuard<'_, StartupBook> {
@@ -165,6 +177,13 @@ impl DaemonMethods {
     /// Replays the journal: keeps finished results, resumes the rest (from the start of their
     /// range: their workers died with the previous process).
     pub async fn restore(self: &Arc<Self>, remembered: Vec<Remembered>) {
+        // Finished ones join the kept in the order they finished (the oldest go first).
+        let mut finished: Vec<(u64, JobId)> = remembered
+            .iter()
+            .filter(|r| r.result.is_some())
+            .map(|r| (r.finished_at.unwrap_or(0), r.job))
+            .collect();
+        finished.sort();
         for r in remembered {
             let Ok(spec) = self.spec_of(&r.request) else { continue };
             match r.result {
@@ -193,6 +212,11 @@ impl DaemonMethods {
                         tracing::error!(job = %r.job, error = %e, "could not resume a job");
                     }
                 }
+            }
+        }
+        for (_, job) in finished {
+            if self.jobs().contains_key(&job) {
+                self.keep_finished(job);
             }
         }
     }
@@ -309,6 +333,7 @@ impl DaemonMethods {
                 entry.result = Some(result);
                 entry.finished_at = Some(ended);
             }
+            me.keep_finished(job);
         });
         Ok(job)
     }

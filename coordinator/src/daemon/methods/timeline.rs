@@ -38,6 +38,12 @@ impl Timelines {
         }
     }
 
+    /// `job` is forgotten altogether.
+    pub fn forget(&mut self, job: JobId) {
+        self.by_job.remove(&job);
+        self.finished.retain(|&j| j != job);
+    }
+
     #[cfg(test)]
     fn len(&self) -> usize {
         self.by_job.len()

@@ -206,14 +206,13 @@ impl DaemonMethods {
         let entries: Vec<(JobId, Option<Value>)> =
             self.jobs().iter().map(|(&id, e)| (id, e.result.clone())).collect();
         let mut r = Reading::default();
+        // Finished jobs, forgotten or kept, through one sum.
+        let mut done = self.forgotten_totals();
         for (job, result) in entries {
             let stats = match result {
                 Some(res) => {
-                    let state = res["outcome"].as_str().unwrap_or("failed").to_string();
-                    *r.jobs.entry(state).or_default() += 1;
-                    let n = |k: &str| res[k].as_u64().unwrap_or(0);
-                    r.searched += res["searched"].as_f64().unwrap_or(0.0);
-                    (n("stalls"), n("reshards"), n("steals"), n("ghosts"), n("rejected"))
+                    done.add(&res);
+                    continue;
                 }
                 None => {
                     *r.jobs.entry("running".into()).or_default() += 1;
@@ -236,6 +235,15 @@ impl DaemonMethods {
             r.ghosts += stats.3;
             r.rejected += stats.4;
         }
+        for (outcome, n) in done.by_outcome {
+            *r.jobs.entry(outcome).or_default() += n;
+        }
+        r.searched += done.searched;
+        r.stalls += done.stalls;
+        r.reshards += done.reshards;
+        r.steals += done.steals;
+        r.ghosts += done.ghosts;
+        r.rejected += done.rejected;
         if let Some(a) = &self.aws {
             let st = a.stats();
             // Events of jobs not running here, dropped by the router before any job sees

@@ -1,0 +1,95 @@
+//! Retention: the daemon remembers its running jobs and the newest `keep_finished` finished
+//! ones. Older ones are forgotten, in memory and in the journal (a `Forget` record that
+//! compaction then drops), so a daemon that has run jobs for a year needs no more memory,
+//! and no longer a restart, than one that has run a thousand. What a forgotten job spent
+//! still counts against its owner's day, and the metrics' totals still count it.
+
+use super::{unix_now, DaemonMethods, JobEntry};
+use crate::daemon::journal::{DayUsage, Record};
+use protocol::JobId;
+use serde_json::Value;
+use std::collections::{BTreeMap, VecDeque};
+
+/// What forgotten jobs leave behind, and which kept job is forgotten next.
+#[derive(Debug, Default)]
+pub(super) struct Forgotten {
+    /// Finished jobs still kept, the oldest finish first.
+    pub order: VecDeque<JobId>,
+    /// vCPU-seconds by owner and UTC day.
+    pub usage: DayUsage,
+    pub totals: Totals,
+}
+
+/// Sums over finished jobs, for the metrics (whose counters must never go down).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Totals {
+    /// Finished jobs by outcome.
+    pub by_outcome: BTreeMap<String, u64>,
+    pub searched: f64,
+    pub stalls: u64,
+    pub reshards: u64,
+    pub steals: u64,
+    pub ghosts: u64,
+    pub rejected: u64,
+}
+
+impl Totals {
+    /// Adds one finished job's result.
+    pub fn add(&mut self, result: &Value) {
+        let outcome = result["outcome"].as_str().unwrap_or("failed").to_string();
+        *self.by_outcome.entry(outcome).or_default() += 1;
+        let n = |k: &str| result[k].as_u64().unwrap_or(0);
+        self.searched += result["searched"].as_f64().unwrap_or(0.0);
+        self.stalls += n("stalls");
+        self.reshards += n("reshards");
+        self.steals += n("steals");
+        self.ghosts += n("ghosts");
+        self.rejected += n("rejected");
+    }
+}
+
+impl DaemonMethods {
+    /// `job` has finished (or was restored finished): it joins the kept ones, and the oldest
+    /// beyond `keep_finished` are forgotten.
+    pub(super) fn keep_finished(&self, job: JobId) {
+        let forget: Vec<(JobId, JobEntry)> = {
+            let mut f = self.forgotten();
+            f.order.push_back(job);
+            let mut jobs = self.jobs();
+            let mut out = Vec::new();
+            while f.order.len() > self.config.keep_finished {
+                let Some(old) = f.order.pop_front() else { break };
+                if let Some(e) = jobs.remove(&old) {
+                    out.push((old, e));
+                }
+            }
+            out
+        };
+        let now = unix_now();
+        for (id, e) in forget {
+            let day = e.finished_at.unwrap_or(now) / 86_400;
+            let vcpu_seconds = e.vcpu_seconds_on(day, now);
+            let record = Record::Forget { job: id.to_string(), owner: e.owner.clone(), day, vcpu_seconds };
+            if let Err(err) = self.journal.append(&record) {
+                // Kept in the journal then: the next start forgets it again.
+                tracing::warn!(job = %id, error = %err, "could not journal forgetting a finished job");
+            }
+            self.timelines().forget(id);
+            let mut f = self.forgotten();
+            *f.usage.entry((e.owner.clone(), day)).or_default() += vcpu_seconds;
+            if let Some(result) = &e.result {
+                f.totals.add(result);
+            }
+        }
+    }
+
+    /// vCPU-seconds `owner`'s forgotten jobs spent on UTC day `day`.
+    pub(super) fn forgotten_usage(&self, owner: &str, day: u64) -> f64 {
+        self.forgotten().usage.get(&(Some(owner.to_string()), day)).copied().unwrap_or(0.0)
+    }
+
+    /// The forgotten jobs' totals.
+    pub(super) fn forgotten_totals(&self) -> Totals {
+        self.forgotten().totals.clone()
+    }
+}
