@@ -513,8 +513,10 @@ fn ten_thousand_finished_jobs_leave_the_daemons_memory_flat() {
         after_all as f64 / 1024.0,
         (after_all as f64 - after_first as f64) / 1024.0
     );
+    // A few MiB of allocator slack (two clients; hashing threads come and go); a leak of even
+    // 1 KB a job would be 9 MiB more.
     assert!(
-        after_all <= after_first + 4 * 1024,
+        after_all <= after_first + 8 * 1024,
         "{after_first} KiB after 1,000 jobs, {after_all} KiB after 10,000"
     );
     // What is remembered: the newest thousand, and nothing older.
