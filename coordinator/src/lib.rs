@@ -26,5 +26,6 @@ pub mod daemon;
 pub mod experiment;
 pub mod launcher;
 pub mod logging;
+pub mod output;
 pub mod request;
 pub mod transport;

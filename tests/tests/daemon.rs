@@ -568,3 +568,31 @@ fn a_forgotten_jobs_spend_still_counts_against_its_owners_day() {
     let gone = call_as_uid_1001(&d2.socket, "search.status", json!({"job_id": id}));
     assert_eq!(gone["error"]["code"], -32000, "still forgotten after a restart: {gone}");
 }
+
+#[test]
+fn daemon_commands_with_a_closed_stdout_end_quietly() {
+    let d = Daemon::start("pipes", None);
+    let started = call(
+        &d.socket,
+        "search.start",
+        json!({"block": "pipes", "difficulty": 1, "workers": 1, "range": "0..64"}),
+    );
+    let job = s(&started["result"]["job_id"]).to_string();
+    call(&d.socket, "search.wait", json!({"job_id": job, "timeout_s": 30}));
+    let sock = d.socket.to_str().expect("utf-8 path");
+    for args in [vec!["jobs"], vec!["status", &job], vec!["wait", &job], vec!["workers"]] {
+        let mut all = args.clone();
+        all.extend(["--socket", sock]);
+        let mut child = Command::new(bin("noncectl"))
+            .args(&all)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("noncectl runs");
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("noncectl ends");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "noncectl {all:?} panicked: {stderr}");
+        assert_eq!(out.status.code(), Some(0), "noncectl {all:?}: {stderr}");
+    }
+}

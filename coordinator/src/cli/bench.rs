@@ -66,21 +66,21 @@ pub fn run(args: BenchArgs) -> Result<u8, UsageError> {
             "single_stream_nonce_limit": (r.single_stream_compressions / 2.0).round(),
             "ratio_to_single_stream": (ratio * 1000.0).round() / 1000.0,
         });
-        println!("{obj}");
+        crate::outln!("{obj}");
     } else {
-        println!("backend            {}", r.backend.name());
-        println!("puzzle             {}", r.puzzle.name());
-        println!("threads            {}", r.threads);
-        println!("total              {}", human_rate(r.rate));
+        crate::outln!("backend            {}", r.backend.name());
+        crate::outln!("puzzle             {}", r.puzzle.name());
+        crate::outln!("threads            {}", r.threads);
+        crate::outln!("total              {}", human_rate(r.rate));
         for (i, t) in r.per_thread.iter().enumerate() {
-            println!("  thread {i:<3}       {}", human_rate(*t));
+            crate::outln!("  thread {i:<3}       {}", human_rate(*t));
         }
-        println!(
+        crate::outln!(
             "single stream      {:.2} M compressions/s = {} nonces at 2 per nonce",
             r.single_stream_compressions / 1e6,
             human_rate(r.single_stream_compressions / 2.0)
         );
-        println!("per thread / single-stream limit = {ratio:.3}");
+        crate::outln!("per thread / single-stream limit = {ratio:.3}");
     }
     Ok(exit::FOUND)
 }

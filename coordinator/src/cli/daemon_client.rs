@@ -108,9 +108,9 @@ pub fn run(cmd: DaemonCommand) -> Result<u8, UsageError> {
         Ok((v, code)) => {
             let finished_result = (v["finished"] == json!(true)).then(|| v["result"].clone());
             match (&finished_result, json_out) {
-                (Some(r), false) => println!("{}", report::text(r)),
-                (Some(r), true) => println!("{r}"),
-                (None, _) => println!("{}", if json_out { v.to_string() } else { pretty(&v) }),
+                (Some(r), false) => crate::outln!("{}", report::text(r)),
+                (Some(r), true) => crate::outln!("{r}"),
+                (None, _) => crate::outln!("{}", if json_out { v.to_string() } else { pretty(&v) }),
             }
             Ok(code.unwrap_or_else(|| match finished_result.as_ref().and_then(|r| r["outcome"].as_str()) {
                 Some("found") | None => exit::FOUND,

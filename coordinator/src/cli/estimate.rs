@@ -149,25 +149,25 @@ pub fn run(args: EstimateArgs) -> Result<u8, UsageError> {
     let (input, startup) = input_from(&args)?;
     let p = plan(&input);
     if args.json {
-        println!("{}", plan_json(&input, &p, &startup));
+        crate::outln!("{}", plan_json(&input, &p, &startup));
     } else {
-        println!("tries needed (k)    {:.0}", p.k);
-        println!("workers             {}", p.workers);
-        println!("expected time       {:.2} s", p.expected_seconds);
-        println!("probability by {:.1} s: {:.4}", input.max_time, p.probability);
-        println!("cost                ${:.6} at most (${:.6} expected)", p.cost, p.cost_expected);
+        crate::outln!("tries needed (k)    {:.0}", p.k);
+        crate::outln!("workers             {}", p.workers);
+        crate::outln!("expected time       {:.2} s", p.expected_seconds);
+        crate::outln!("probability by {:.1} s: {:.4}", input.max_time, p.probability);
+        crate::outln!("cost                ${:.6} at most (${:.6} expected)", p.cost, p.cost_expected);
         let shown = if input.startup < 0.1 {
             format!("{:.2} ms", input.startup * 1000.0)
         } else {
             format!("{:.2} s", input.startup)
         };
-        println!(
+        crate::outln!(
             "rate per worker     {:.0} nonces/s, start-up {shown} ({})",
             input.rate,
             startup.source.describe()
         );
         if let Some(why) = &p.impossible {
-            println!("cannot promise: {why}");
+            crate::outln!("cannot promise: {why}");
         }
     }
     Ok(if p.impossible.is_some() { exit::NONE } else { exit::FOUND })

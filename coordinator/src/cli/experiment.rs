@@ -112,9 +112,9 @@ fn sqs_cost(a: SqsCostArgs) -> Result<u8, UsageError> {
     match system().block_on(experiment::sqs_cost::sqs_cost(plan)) {
         Ok(r) => {
             if a.json {
-                println!("{}", r.json());
+                crate::outln!("{}", r.json());
             } else {
-                print!("{}", r.text());
+                crate::output::or_exit(crate::output::write_text(&r.text()));
             }
             Ok(exit::FOUND)
         }
@@ -185,22 +185,22 @@ pub fn run(cmd: ExperimentCommand) -> Result<u8, UsageError> {
                                 "met_measured": st.met_measured, "refused": st.refused,
                             });
                         }
-                        println!("{v}");
+                        crate::outln!("{v}");
                     } else {
-                        println!(
+                        crate::outln!(
                             "{} trials at P = {}: {:.1}% met the deadline",
                             s.trials,
                             s.confidence,
                             s.met * 100.0
                         );
-                        println!("fleet used / smallest sufficient fleet: {:.3}", s.fleet_ratio);
+                        crate::outln!("fleet used / smallest sufficient fleet: {:.3}", s.fleet_ratio);
                         if let Some(st) = &s.startup {
-                            println!(
+                            crate::outln!(
                                 "start-up {} x {}: planned with p{} of {} samples at the end ({:.3} s); {} trial(s) on the default; {:.1}% of the rest met the deadline; {} refused as impossible",
                                 st.dist, st.scale, st.percentile, st.samples, st.learned, st.default_trials, st.met_measured * 100.0, st.refused
                             );
                         }
-                        println!(
+                        crate::outln!(
                             "data {}; plots {}",
                             s.csv.display(),
                             s.plots.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
@@ -230,11 +230,11 @@ pub fn run(cmd: ExperimentCommand) -> Result<u8, UsageError> {
             match system().block_on(experiment::scaling(&workers, &ds, repeats, seed, &out)) {
                 Ok((csv, plots)) => {
                     if json {
-                        println!("{}", serde_json::json!({ "csv": csv, "plots": plots }));
+                        crate::outln!("{}", serde_json::json!({ "csv": csv, "plots": plots }));
                     } else {
-                        println!("data {}", csv.display());
+                        crate::outln!("data {}", csv.display());
                         for p in plots {
-                            println!("plot {}", p.display());
+                            crate::outln!("plot {}", p.display());
                         }
                     }
                     Ok(exit::FOUND)

@@ -156,9 +156,9 @@ pub fn run(args: SearchArgs) -> Result<u8, UsageError> {
 
 fn print_result(v: &Value, json: bool) -> u8 {
     if json {
-        println!("{v}");
+        crate::outln!("{v}");
     } else {
-        println!("{}", report::text(v));
+        crate::outln!("{}", report::text(v));
     }
     match v["outcome"].as_str() {
         Some("found") => exit::FOUND,

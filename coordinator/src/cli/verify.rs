@@ -37,16 +37,16 @@ pub fn run(args: VerifyArgs) -> Result<u8, UsageError> {
             "golden": v.golden,
             "requirement": need,
         });
-        println!("{obj}");
+        crate::outln!("{obj}");
     } else {
-        println!("nonce          {nonce} ({nonce:#x})");
-        println!("digest         {}", hex::encode(v.digest));
+        crate::outln!("nonce          {nonce} ({nonce:#x})");
+        crate::outln!("digest         {}", hex::encode(v.digest));
         if header {
-            println!("block hash     {}", hex::encode(v.hash));
+            crate::outln!("block hash     {}", hex::encode(v.hash));
         }
-        println!("leading zeros  {}", v.leading_zeros);
-        println!("requirement    {need}");
-        println!("verdict        {}", if v.golden { "GOLDEN" } else { "not golden" });
+        crate::outln!("leading zeros  {}", v.leading_zeros);
+        crate::outln!("requirement    {need}");
+        crate::outln!("verdict        {}", if v.golden { "GOLDEN" } else { "not golden" });
     }
     Ok(if v.golden { exit::FOUND } else { exit::NONE })
 }

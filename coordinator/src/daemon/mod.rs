@@ -95,11 +95,11 @@ fn new_token(name: &str, role: &str) -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::from(2);
     }
-    println!("token for {name} (shown once; give it to the user, e.g. in a file for --token-file):");
-    println!("{token}");
-    println!();
-    println!("add to nonced.toml:");
-    println!("[[users]]\nname = {name:?}\nrole = {role:?}\ntoken_sha256 = \"{hash}\"");
+    crate::outln!("token for {name} (shown once; give it to the user, e.g. in a file for --token-file):");
+    crate::outln!("{token}");
+    crate::outln!();
+    crate::outln!("add to nonced.toml:");
+    crate::outln!("[[users]]\nname = {name:?}\nrole = {role:?}\ntoken_sha256 = \"{hash}\"");
     ExitCode::SUCCESS
 }
 
@@ -164,7 +164,7 @@ async fn health_check(socket: PathBuf) -> Result<(), String> {
         .await
         .map_err(|_| "the daemon did not answer within 5 s".to_string())?
         .map_err(|e| e.to_string())?;
-    println!("{info}");
+    crate::outln!("{info}");
     Ok(())
 }
 
@@ -263,7 +263,11 @@ async fn metrics_lines(methods: Arc<methods::DaemonMethods>, every: Duration) {
         let ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        println!("{}", metrics::emf(&now, &before, ms, &prefix));
+        if let Err(e) =
+            crate::output::write_line(format_args!("{}", metrics::emf(&now, &before, ms, &prefix)))
+        {
+            tracing::warn!(error = %e, "cannot write a metrics line to stdout");
+        }
         before = now;
     }
 }

@@ -1,0 +1,44 @@
+//! A closed stdout (`noncectl ... | head -1`) ends a command's output quietly: no panic, the
+//! exit code the command would have had.
+
+mod common;
+use common::*;
+use std::process::{Command, Stdio};
+
+/// Runs noncectl with its stdout's reader gone before anything is written.
+fn with_closed_stdout(args: &[&str]) -> (Option<i32>, String) {
+    let mut child = Command::new(bin("noncectl"))
+        .args(args)
+        .env("NONCE_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("noncectl runs");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("noncectl ends");
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn a_closed_stdout_ends_each_commands_output_quietly() {
+    let estimate = ["estimate", "--difficulty", "30", "--max-time", "60s", "--confidence", "0.5"];
+    let estimate: Vec<&str> =
+        estimate.into_iter().chain(["--rate", "1e8", "--range", "0..4294967296"]).collect();
+    let estimate_json: Vec<&str> = estimate.iter().copied().chain(["--json"]).collect();
+    let cases: [(&[&str], i32); 7] = [
+        (&["search", "--block", "pipes", "--difficulty", "8"], 0),
+        (&["search", "--block", "pipes", "--difficulty", "8", "--json"], 0),
+        // Nothing golden in 0..100 at 30 bits: exit 1 whether or not anyone reads the result.
+        (&["search", "--block", "pipes", "--difficulty", "30", "--range", "0..100", "--json"], 1),
+        (&["verify", "--block", "pipes", "--difficulty", "1", "--nonce", "0"], 0),
+        (&["verify", "--block", "pipes", "--difficulty", "1", "--nonce", "0", "--json"], 0),
+        (&estimate, 0),
+        (&estimate_json, 0),
+    ];
+    for (args, want) in cases {
+        let (code, stderr) = with_closed_stdout(args);
+        assert!(!stderr.contains("panicked"), "noncectl {args:?} panicked: {stderr}");
+        assert!(!stderr.contains("Broken pipe"), "noncectl {args:?}: {stderr}");
+        assert_eq!(code, Some(want), "noncectl {args:?}: {stderr}");
+    }
+}
