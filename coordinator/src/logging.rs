@@ -25,6 +25,30 @@ pub fn init(audience: Audience, default: &str) {
         let _ =
             tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stdout).try_init();
     } else {
-        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(colour(std::io::stderr().is_terminal(), std::env::var_os("NO_COLOR").as_deref()))
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+}
+
+/// Colour only for a person at a terminal, and not even then with `NO_COLOR` set to anything
+/// but the empty string (no-color.org): a pipe or a file gets plain text.
+pub fn colour(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::colour;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn colour_only_at_a_terminal_without_no_color() {
+        assert!(colour(true, None));
+        assert!(colour(true, Some(OsStr::new(""))), "an empty NO_COLOR is unset (no-color.org)");
+        assert!(!colour(true, Some(OsStr::new("1"))));
+        assert!(!colour(false, None), "a pipe gets no escape codes");
     }
 }

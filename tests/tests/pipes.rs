@@ -42,3 +42,18 @@ fn a_closed_stdout_ends_each_commands_output_quietly() {
         assert_eq!(code, Some(want), "noncectl {args:?}: {stderr}");
     }
 }
+
+#[test]
+fn logs_into_a_pipe_carry_no_colour_codes() {
+    let out = Command::new(bin("noncectl"))
+        .args(["search", "--block", "pipes", "--difficulty", "8", "--workers", "2", "--launcher", "process"])
+        .env("NONCE_LOG", "debug")
+        .env("NONCE_WORKER_BIN", bin("nonce-worker"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("noncectl runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.lines().count() > 3, "debug logs were written: {stderr}");
+    assert!(!stderr.contains('\x1b'), "an escape code in logs written to a pipe: {stderr}");
+}

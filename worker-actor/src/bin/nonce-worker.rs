@@ -17,7 +17,14 @@ fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_env("NONCE_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("warn,aws_config=error,aws_smithy_runtime=error")
     });
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    // Colour only at a terminal and without NO_COLOR (no-color.org): ECS logs and pipes get text.
+    use std::io::IsTerminal;
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(colour)
+        .with_writer(std::io::stderr)
+        .try_init();
     let (cfg, transport) = match env_config::from_env(|k| std::env::var(k).ok()) {
         Ok(c) => c,
         Err(e) => {
