@@ -26,6 +26,11 @@ struct Remote {
 impl Remote {
     /// `http` is the body of the `[http]` table after `listen`.
     fn start(name: &str, http: &str, extra: &str) -> Remote {
+        Remote::start_logging(name, http, extra, "warn")
+    }
+
+    /// As `start`, logging at `level` (`NONCE_LOG`) to `nonced.log`.
+    fn start_logging(name: &str, http: &str, extra: &str, level: &str) -> Remote {
         let dir = std::env::temp_dir().join(format!("nonced-remote-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
@@ -43,9 +48,12 @@ impl Remote {
         for (user, token) in [("alice", ALICE), ("bob", BOB), ("ops", ADMIN)] {
             std::fs::write(dir.join(format!("{user}.token")), format!("{token}\n")).expect("token file");
         }
+        // Its logs are JSON lines on stdout when stderr is not a terminal: both to the log.
+        let log = std::fs::File::create(dir.join("nonced.log")).expect("log");
         let child = nonced_in(&dir)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("nonced.log")).expect("log"))
+            .env("NONCE_LOG", level)
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
             .spawn()
             .expect("nonced starts");
         let r = Remote { child, dir, port };
@@ -490,4 +498,53 @@ fn under_load_from_many_slow_and_garbage_clients_a_reference_search_still_gets_i
     assert!(slowest < Duration::from_secs(2), "/healthz took {slowest:?} under load");
     // Still serving after the load.
     assert_eq!(d.http("GET", "/healthz", None, "").0, 200);
+}
+
+/// Sends SIGHUP to the daemon and waits (15 s at most) for the log to say `what` once more.
+fn hangup_and_wait_for(d: &Remote, what: &str) {
+    let before = d.log().matches(what).count();
+    signal("-HUP", &d.child.id().to_string());
+    let t = Instant::now();
+    while d.log().matches(what).count() == before {
+        assert!(t.elapsed() < Duration::from_secs(15), "no {what:?} after SIGHUP: {}", d.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sighup_reloads_users_and_quotas_under_a_plain_listener_and_never_kills_the_daemon() {
+    let mut d = Remote::start_logging("sighup", "plain = true", "", "info");
+    let config_path = d.dir.join("nonced.toml");
+    let config = std::fs::read_to_string(&config_path).expect("config");
+    // A job runs across every reload; alice may run one at a time.
+    let first = d.rpc(ALICE, "search.start", long_request());
+    let job = s(&first["result"]["job_id"]).to_string();
+    assert_eq!(error_code(&d.rpc(ALICE, "search.start", long_request())), -32001, "alice's quota");
+    let (status, _) = d.http("POST", "/rpc", Some(BOB), r#"{"jsonrpc":"2.0","id":1,"method":"search.list"}"#);
+    assert_eq!(status, 200, "bob's token works before");
+    // bob's token revoked, alice's quota raised, and a change that needs a restart.
+    let bob_table = config.find("[[users]]\nname = \"bob\"").expect("bob's table");
+    let ops_table = config.find("[[users]]\nname = \"ops\"").expect("ops' table");
+    let edited = format!("{}{}", &config[..bob_table], &config[ops_table..])
+        .replace("max_concurrent_jobs = 1", "max_concurrent_jobs = 2")
+        .replace("plain = true", "plain = true\nidle_timeout_s = 30");
+    std::fs::write(&config_path, edited).expect("config");
+    hangup_and_wait_for(&d, "SIGHUP: configuration reloaded");
+    assert!(d.child.try_wait().expect("wait").is_none(), "the daemon lives: {}", d.log());
+    let log = d.log();
+    assert!(log.contains("bob") && log.contains("users_removed"), "who went is logged: {log}");
+    assert!(log.contains("need a restart") && log.contains("[http]"), "the restart-only change: {log}");
+    assert!(!log.contains(&sha256_hex(BOB)), "no token hash in the log");
+    let (status, _) = d.http("POST", "/rpc", Some(BOB), r#"{"jsonrpc":"2.0","id":1,"method":"search.list"}"#);
+    assert_eq!(status, 401, "bob's token no longer works, without a restart");
+    let second = d.rpc(ALICE, "search.start", long_request());
+    assert!(second["result"]["job_id"].is_string(), "alice's new quota applies: {second}");
+    // A configuration that does not load changes nothing and ends nothing.
+    std::fs::write(&config_path, "this is = not [toml").expect("config");
+    hangup_and_wait_for(&d, "SIGHUP: the configuration does not load");
+    assert!(d.child.try_wait().expect("wait").is_none(), "the daemon lives: {}", d.log());
+    let st = d.rpc(ALICE, "search.status", json!({"job_id": job}));
+    assert_eq!(st["result"]["finished"], false, "the first job ran on through every reload: {st}");
+    let (status, _) = d.http("POST", "/rpc", Some(BOB), r#"{"jsonrpc":"2.0","id":1,"method":"search.list"}"#);
+    assert_eq!(status, 401, "still revoked");
 }

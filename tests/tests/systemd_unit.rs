@@ -16,6 +16,7 @@ fn systemd_analyze_verify_accepts_the_unit() {
         "RuntimeDirectory=",
         "StateDirectory=",
         "WatchdogSec=",
+        "ExecReload=/bin/kill -HUP $MAINPID",
     ] {
         assert!(text.contains(needed), "the unit lacks {needed}");
     }

@@ -269,6 +269,48 @@ impl Default for DaemonConfig {
     }
 }
 
+/// What a SIGHUP applies of `new` over `old`: the users (their tokens, uids, roles and own
+/// quotas), `[quotas]`, `[user_quotas]` and `keep_finished`; everything else keeps `old`'s
+/// value (it is read once at start), and is named in the second list if `new` changed it.
+pub fn reload_split(old: &DaemonConfig, new: &DaemonConfig) -> (DaemonConfig, Vec<&'static str>) {
+    let mut merged = old.clone();
+    merged.users = new.users.clone();
+    merged.user_quotas = new.user_quotas.clone();
+    merged.quotas = new.quotas.clone();
+    merged.keep_finished = new.keep_finished;
+    let mut restart = Vec::new();
+    let mut differs = |name: &'static str, changed: bool| {
+        if changed {
+            restart.push(name);
+        }
+    };
+    differs("socket", old.socket != new.socket);
+    differs("state_dir", old.state_dir != new.state_dir);
+    differs("socket_group", old.socket_group != new.socket_group);
+    differs("on_shutdown", old.on_shutdown != new.on_shutdown);
+    differs("transport", old.transport != new.transport);
+    differs("launcher", old.launcher != new.launcher);
+    differs("[aws]", old.aws != new.aws);
+    differs("[ecs]", old.ecs != new.ecs);
+    // The certificate's files are re-read; which files, and the rest of [http], are not.
+    differs("[http]", old.http != new.http);
+    differs("[metrics]", old.metrics != new.metrics);
+    (merged, restart)
+}
+
+/// The reloadable settings `new` changes (for the SIGHUP log line).
+pub fn reloadable_changes(old: &DaemonConfig, new: &DaemonConfig) -> Vec<&'static str> {
+    [
+        ("[[users]]", old.users != new.users),
+        ("[quotas]", old.quotas != new.quotas),
+        ("[user_quotas]", old.user_quotas != new.user_quotas),
+        ("keep_finished", old.keep_finished != new.keep_finished),
+    ]
+    .into_iter()
+    .filter_map(|(name, changed)| changed.then_some(name))
+    .collect()
+}
+
 impl DaemonConfig {
     pub fn load(path: &Path) -> Result<Self, String> {
         let text =

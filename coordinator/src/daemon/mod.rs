@@ -116,47 +116,56 @@ pub fn main() -> ExitCode {
         return new_token(name, role);
     }
     crate::logging::init(crate::logging::Audience::Service, "info");
-    // No --config: systemd's ConfigurationDirectory (/etc/nonced) may hold one.
-    let config_path = args.config.clone().or_else(|| {
-        std::env::var_os("CONFIGURATION_DIRECTORY")
-            .map(|d| PathBuf::from(d).join("nonced.toml"))
-            .filter(|p| p.exists())
-    });
-    let mut config = match &config_path {
-        Some(path) => match DaemonConfig::load(path) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(2);
-            }
-        },
-        None => DaemonConfig::default(),
+    let config = match load_config(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
     };
-    if let Err(e) = config.apply_env(|k| std::env::var(k).ok()) {
-        eprintln!("error: {e}");
-        return ExitCode::from(2);
-    }
-    if args.socket.is_some() {
-        config.socket = args.socket.clone();
-    }
-    if args.state_dir.is_some() {
-        config.state_dir = args.state_dir.clone();
-    }
     let system = crate::actors::system();
-    let result = if args.health_check {
+    let health_check_only = args.health_check;
+    let result = if health_check_only {
         system.block_on(health_check(config.socket_path()))
     } else {
-        system.block_on(run(config))
+        // A SIGHUP reads the configuration again the same way: file, then env, then flags.
+        system.block_on(run(config, Box::new(move || load_config(&args))))
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             tracing::error!(error = %e, "nonced stopped");
-            ExitCode::from(if args.health_check { 1 } else { 3 })
+            ExitCode::from(if health_check_only { 1 } else { 3 })
         }
     }
 }
+
+/// The configuration: the file (`--config`, else systemd's `CONFIGURATION_DIRECTORY`), then
+/// the environment, then the flags, each overriding the one before.
+fn load_config(args: &Args) -> Result<DaemonConfig, String> {
+    let config_path = args.config.clone().or_else(|| {
+        std::env::var_os("CONFIGURATION_DIRECTORY")
+            .map(|d| PathBuf::from(d).join("nonced.toml"))
+            .filter(|p| p.exists())
+    });
+    let mut config = match &config_path {
+        Some(path) => DaemonConfig::load(path)?,
+        None => DaemonConfig::default(),
+    };
+    config.apply_env(|k| std::env::var(k).ok())?;
+    if args.socket.is_some() {
+        config.socket = args.socket.clone();
+    }
+    if args.state_dir.is_some() {
+        config.state_dir = args.state_dir.clone();
+    }
+    config.check()?;
+    Ok(config)
+}
+
+/// Reads the configuration again (on SIGHUP).
+pub type Reload = Box<dyn Fn() -> Result<DaemonConfig, String> + Send + Sync>;
 
 async fn health_check(socket: PathBuf) -> Result<(), String> {
     let mut c = client::RpcClient::connect(&socket).await.map_err(|e| e.to_string())?;
@@ -169,7 +178,7 @@ async fn health_check(socket: PathBuf) -> Result<(), String> {
 }
 
 /// Starts everything, serves until SIGTERM or SIGINT, then shuts down in order.
-pub async fn run(config: DaemonConfig) -> Result<(), String> {
+pub async fn run(config: DaemonConfig, reload: Reload) -> Result<(), String> {
     config.check()?;
     let socket = config.socket_path();
     let state = config.state_path();
@@ -184,10 +193,13 @@ pub async fn run(config: DaemonConfig) -> Result<(), String> {
     let methods = methods::DaemonMethods::new(coordinator.clone(), config, journal, aws.clone());
     methods.restore(remembered).await;
     let bound = methods::Bound { methods: Arc::clone(&methods), socket: socket.display().to_string() };
-    let users = Arc::new(users::Users::new(&methods.config().users, users::own_uid())?);
+    let users =
+        Arc::new(users::LiveUsers::new(users::Users::new(&methods.config().users, users::own_uid())?));
     let http = http::Listener::bind(&methods.config().http).await?;
+    let certs = http.as_ref().and_then(|l| l.certificates());
+    // Always: without a handler SIGHUP's default action would end the daemon.
     let reloading =
-        http.as_ref().and_then(|l| l.certificates()).map(|certs| tokio::spawn(reload_on_sighup(certs)));
+        Some(tokio::spawn(reload_on_sighup(reload, Arc::clone(&methods), Arc::clone(&users), certs)));
     let http_addr = http.as_ref().and_then(|l| l.local_addr());
     let bound: Arc<dyn rpc::Methods> = Arc::new(bound);
     let http_serving = http.map(|l| {
@@ -278,17 +290,62 @@ impl http::MetricsSource for methods::DaemonMethods {
     }
 }
 
-/// Re-reads the listener's certificate on every SIGHUP (a renewed certificate, no restart).
-async fn reload_on_sighup(certs: Arc<http::tls::Certificates>) {
+/// On every SIGHUP, reads the configuration again and applies what can change under running
+/// jobs and open connections: users and their tokens (a token taken out stops working at
+/// once), quotas, `keep_finished`, and the TLS certificate and key (re-read from their files).
+/// Whatever else changed is logged as needing a restart and kept as it was. A configuration
+/// that does not load changes nothing.
+async fn reload_on_sighup(
+    reload: Reload,
+    methods: Arc<methods::DaemonMethods>,
+    users: Arc<users::LiveUsers>,
+    certs: Option<Arc<http::tls::Certificates>>,
+) {
     let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
-        tracing::warn!("cannot watch SIGHUP: the certificate will not be reloaded");
+        tracing::warn!("cannot watch SIGHUP: nothing will be reloaded");
         return;
     };
     while hup.recv().await.is_some() {
+        notify(&[sd_notify::NotifyState::Reloading]);
+        reload_once(&reload, &methods, &users, certs.as_deref());
+        notify(&[sd_notify::NotifyState::Ready]);
+    }
+}
+
+fn reload_once(
+    reload: &Reload,
+    methods: &methods::DaemonMethods,
+    users: &users::LiveUsers,
+    certs: Option<&http::tls::Certificates>,
+) {
+    let new = match reload() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "SIGHUP: the configuration does not load; nothing changed");
+            return;
+        }
+    };
+    let table = match users::Users::new(&new.users, users::own_uid()) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = %e, "SIGHUP: the users do not check; nothing changed");
+            return;
+        }
+    };
+    let old = methods.config();
+    let (reloaded, restart) = config::reload_split(&old, &new);
+    let (added, removed) = users.replace(table);
+    methods.replace_config(reloaded);
+    if let Some(certs) = certs {
         match certs.reload() {
             Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
             Err(e) => tracing::error!(error = %e, "SIGHUP: TLS certificate not reloaded; the old one stays"),
         }
+    }
+    tracing::info!(users_added = ?added, users_removed = ?removed,
+        changed = ?config::reloadable_changes(&old, &new), "SIGHUP: configuration reloaded");
+    if !restart.is_empty() {
+        tracing::warn!(settings = ?restart, "SIGHUP: these settings changed but need a restart; they are kept as they were");
     }
 }
 

@@ -1,7 +1,7 @@
 //! The control socket: a Unix listener, one task per connection, one JSON text per line.
 
 use super::rpc::{handle_text, Methods, INVALID_REQUEST};
-use super::users::{Caller, Users};
+use super::users::{Caller, LiveUsers};
 use serde_json::json;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -69,7 +69,7 @@ fn group_id(name: &str) -> Result<u32, String> {
 
 /// Accepts connections until the listener fails or the task is dropped. Each connection acts
 /// as the user its peer's uid maps to (the kernel's SO_PEERCRED: nothing the client says).
-pub async fn serve(listener: UnixListener, methods: Arc<dyn Methods>, users: Arc<Users>) {
+pub async fn serve(listener: UnixListener, methods: Arc<dyn Methods>, users: Arc<LiveUsers>) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let Ok(permit) = Arc::clone(&slots).acquire_owned().await else { return };
@@ -132,6 +132,7 @@ async fn connection(stream: UnixStream, methods: Arc<dyn Methods>, caller: Calle
 #[cfg(test)]
 mod tests {
     use super::super::rpc::{RpcError, MAX_BATCH};
+    use super::super::users::Users;
     use super::*;
     use serde_json::Value;
     use std::future::Future;
@@ -172,7 +173,7 @@ mod tests {
         let path = dir.join("nonced.sock");
         let listener = bind(&path, None).await.expect("binds");
         let methods = Arc::new(Counting::default());
-        let users = Arc::new(Users::new(&[], super::super::users::own_uid()).expect("users"));
+        let users = Arc::new(LiveUsers::new(Users::new(&[], super::super::users::own_uid()).expect("users")));
         let serving = tokio::spawn(serve(listener, Arc::clone(&methods) as Arc<dyn Methods>, users));
         let mut stream = BufReader::new(UnixStream::connect(&path).await.expect("connects"));
 

@@ -10,6 +10,7 @@
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
 
 /// What a caller may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -160,6 +161,42 @@ impl Users {
             return Caller { name: format!("uid-{uid}"), role: Role::Admin };
         }
         Caller { name: format!("uid-{uid}"), role: Role::User }
+    }
+}
+
+/// The users a running daemon knows, replaced whole on SIGHUP: a token taken out of the
+/// config stops working at once, without a restart.
+#[derive(Debug)]
+pub struct LiveUsers(std::sync::RwLock<Arc<Users>>);
+
+impl LiveUsers {
+    pub fn new(users: Users) -> LiveUsers {
+        LiveUsers(std::sync::RwLock::new(Arc::new(users)))
+    }
+
+    fn current(&self) -> Arc<Users> {
+        Arc::clone(&self.0.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Puts `users` in place of the current ones; says who came and went (names only).
+    pub fn replace(&self, users: Users) -> (Vec<String>, Vec<String>) {
+        let names = |u: &Users| u.entries.iter().map(|(e, _)| e.name.clone()).collect::<Vec<_>>();
+        let mut slot = self.0.write().unwrap_or_else(|e| e.into_inner());
+        let (before, after) = (names(&slot), names(&users));
+        let added = after.iter().filter(|n| !before.contains(n)).cloned().collect();
+        let removed = before.iter().filter(|n| !after.contains(n)).cloned().collect();
+        *slot = Arc::new(users);
+        (added, removed)
+    }
+
+    /// See [`Users::by_token`].
+    pub fn by_token(&self, token: &str) -> Option<Caller> {
+        self.current().by_token(token)
+    }
+
+    /// See [`Users::by_uid`].
+    pub fn by_uid(&self, uid: u32) -> Caller {
+        self.current().by_uid(uid)
     }
 }
 

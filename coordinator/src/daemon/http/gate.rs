@@ -4,7 +4,7 @@
 //! travels to the methods as a request extension; the token itself goes no further.
 
 use super::throttle::AuthThrottle;
-use crate::daemon::users::Users;
+use crate::daemon::users::LiveUsers;
 use http::{header, Method, Request, Response, StatusCode};
 use jsonrpsee::server::{HttpBody, HttpResponse};
 use std::future::Future;
@@ -19,7 +19,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// What every connection's gate shares.
 #[derive(Debug)]
 pub struct GateShared {
-    pub users: Arc<Users>,
+    pub users: Arc<LiveUsers>,
     pub throttle: AuthThrottle,
     /// Take the client address from `X-Forwarded-For`'s last hop (behind a load balancer).
     pub forwarded_for: bool,

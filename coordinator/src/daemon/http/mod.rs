@@ -19,7 +19,7 @@ pub mod tls;
 
 use super::config::HttpTable;
 use super::rpc::MAX_BATCH;
-use super::users::Users;
+use super::users::LiveUsers;
 use gate::{Gate, GateShared};
 use jsonrpsee::server::{
     serve_with_graceful_shutdown, stop_channel, BatchRequestConfig, PingConfig, ServerConfig,
@@ -76,7 +76,7 @@ impl Listener {
     pub async fn serve(
         self,
         table: module::Table,
-        users: Arc<Users>,
+        users: Arc<LiveUsers>,
         metrics: Arc<dyn MetricsSource>,
     ) -> Result<(), String> {
         let module = module::module(table)?;

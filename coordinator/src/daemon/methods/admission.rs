@@ -21,7 +21,7 @@ impl DaemonMethods {
     /// and vCPU-seconds per UTC day, spent by their jobs so far today; the job's deadline is
     /// cut to what is left. Called under the start lock, so two starts cannot overspend.
     pub(super) fn check_user_quotas(&self, caller: &Caller, spec: &mut JobSpec) -> Result<(), RpcError> {
-        let uq = self.config.quotas_for(&caller.name);
+        let uq = self.config().quotas_for(&caller.name);
         let named = |quota: &str| format!("user {}: {quota}", caller.name);
         if spec.workers > uq.max_workers_per_job {
             return Err(Self::quota_error(
@@ -77,10 +77,11 @@ impl DaemonMethods {
             ));
         }
         // What the request leaves open, the daemon's config decides (and the journal records).
-        request.transport.get_or_insert_with(|| self.config.transport.clone());
-        request.launcher.get_or_insert_with(|| self.config.launcher.clone());
+        request.transport.get_or_insert_with(|| self.config().transport.clone());
+        request.launcher.get_or_insert_with(|| self.config().launcher.clone());
         let mut spec = self.spec_of(&request).map_err(|e| RpcError::invalid_params(e.0))?;
-        let q = &self.config.quotas;
+        let config = self.config();
+        let q = &config.quotas;
         if spec.workers > q.max_workers_per_job {
             return Err(Self::quota_error(
                 "max_workers_per_job",

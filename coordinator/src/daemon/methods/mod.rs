@@ -70,7 +70,8 @@ fn unix_now() -> u64 {
 #[derive(Debug)]
 pub struct DaemonMethods {
     coordinator: Addr<Coordinator>,
-    config: DaemonConfig,
+    /// Replaced whole on SIGHUP (its reloadable parts: users, quotas, `keep_finished`).
+    config: std::sync::RwLock<Arc<DaemonConfig>>,
     journal: Journal,
     jobs: Mutex<BTreeMap<JobId, JobEntry>>,
     start_lock: tokio::sync::Mutex<()>,
@@ -112,7 +113,7 @@ impl DaemonMethods {
             startups: Mutex::new(book),
             startups_path,
             coordinator,
-            config,
+            config: std::sync::RwLock::new(Arc::new(config)),
             journal,
             jobs: Mutex::new(BTreeMap::new()),
             start_lock: tokio::sync::Mutex::new(()),
@@ -133,8 +134,14 @@ impl DaemonMethods {
         &self.metrics
     }
 
-    pub fn config(&self) -> &DaemonConfig {
-        &self.config
+    /// The configuration as it stands (a SIGHUP may replace it).
+    pub fn config(&self) -> Arc<DaemonConfig> {
+        Arc::clone(&self.config.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Puts `config` in place (SIGHUP: the caller has kept what needs a restart as it was).
+    pub fn replace_config(&self, config: DaemonConfig) {
+        *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
     }
 
     fn jobs(&self) -> std::sync::MutexGuard<'_, BTreeMap<JobId, JobEntry>> {

@@ -52,12 +52,13 @@ impl DaemonMethods {
     /// `job` has finished (or was restored finished): it joins the kept ones, and the oldest
     /// beyond `keep_finished` are forgotten.
     pub(super) fn keep_finished(&self, job: JobId) {
+        let keep = self.config().keep_finished;
         let forget: Vec<(JobId, JobEntry)> = {
             let mut f = self.forgotten();
             f.order.push_back(job);
             let mut jobs = self.jobs();
             let mut out = Vec::new();
-            while f.order.len() > self.config.keep_finished {
+            while f.order.len() > keep {
                 let Some(old) = f.order.pop_front() else { break };
                 if let Some(e) = jobs.remove(&old) {
                     out.push((old, e));

@@ -257,21 +257,22 @@ impl DaemonMethods {
     }
 
     pub(super) fn info(&self, socket: &str) -> Value {
+        let config = self.config();
         json!({
             "version": env!("CARGO_PKG_VERSION"),
             "pid": std::process::id(),
             "uptime_s": self.started.elapsed().as_secs(),
-            "transport": self.config.transport,
-            "launcher": self.config.launcher,
+            "transport": config.transport,
+            "launcher": config.launcher,
             "socket": socket,
             "journal": self.journal.path().display().to_string(),
             "jobs_running": self.running().len(),
             "jobs_known": self.jobs().len(),
             "quotas": {
-                "max_workers_per_job": self.config.quotas.max_workers_per_job,
-                "max_concurrent_jobs": self.config.quotas.max_concurrent_jobs,
-                "max_fleet": self.config.quotas.max_fleet,
-                "max_vcpu_seconds_per_job": self.config.quotas.max_vcpu_seconds_per_job,
+                "max_workers_per_job": config.quotas.max_workers_per_job,
+                "max_concurrent_jobs": config.quotas.max_concurrent_jobs,
+                "max_fleet": config.quotas.max_fleet,
+                "max_vcpu_seconds_per_job": config.quotas.max_vcpu_seconds_per_job,
             },
             // Since start, all jobs: events routed, ghosts dropped, poison moved to the DLQ.
             "aws": self.aws.as_ref().map(|a| {
