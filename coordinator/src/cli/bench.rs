@@ -13,9 +13,9 @@ pub struct BenchArgs {
     /// Hashing threads (default: one per CPU).
     #[arg(long)]
     threads: Option<usize>,
-    /// Seconds to hash for.
-    #[arg(long, default_value_t = 5.0)]
-    seconds: f64,
+    /// How long to hash for (a duration: 5, 5s, 1m; at most 1h).
+    #[arg(long, value_name = "DUR", default_value = "5s")]
+    seconds: String,
     /// Backend: avx512, shani, avx2 or portable (default: the fastest this CPU has).
     #[arg(long)]
     backend: Option<String>,
@@ -33,8 +33,9 @@ pub fn run(args: BenchArgs) -> Result<u8, UsageError> {
     if threads == 0 || threads > 1024 {
         return Err(UsageError(format!("--threads must be 1..=1024, not {threads}")));
     }
-    if !(args.seconds.is_finite() && args.seconds > 0.0 && args.seconds <= 3600.0) {
-        return Err(UsageError(format!("--seconds must be in (0, 3600], not {}", args.seconds)));
+    let seconds = crate::request::parse_duration_flag("seconds", &args.seconds)?;
+    if seconds > Duration::from_secs(3600) {
+        return Err(UsageError(format!("--seconds: at most an hour, not {:?}", args.seconds)));
     }
     let backend = match &args.backend {
         None => Backend::detect(),
@@ -49,7 +50,7 @@ pub fn run(args: BenchArgs) -> Result<u8, UsageError> {
         }
     };
     let which = if args.header { bench::BenchPuzzle::Header } else { bench::BenchPuzzle::Coursework };
-    let r = bench::run_puzzle(which, backend, threads, Duration::from_secs_f64(args.seconds));
+    let r = bench::run_puzzle(which, backend, threads, seconds);
     let ratio = r.ratio_to_single_stream();
     // The planner plans with this machine's measured per-thread rate (of the default puzzle).
     if !args.header {

@@ -46,9 +46,10 @@ pub enum DaemonCommand {
     /// Wait for a job to end and print its result (exit code as for search).
     Wait {
         job_id: String,
-        /// Give up waiting after this many seconds (exit 1 if still running).
-        #[arg(long, default_value_t = 3600.0)]
-        timeout: f64,
+        /// Give up waiting after this long (a duration: 90, 30s, 1h; at most 1h; 0: do not
+        /// wait). Exit 1 if still running.
+        #[arg(long, value_name = "DUR", default_value = "1h")]
+        timeout: String,
         #[command(flatten)]
         conn: DaemonArgs,
     },
@@ -75,8 +76,9 @@ pub fn run(cmd: DaemonCommand) -> Result<u8, UsageError> {
         )
     })?;
     if let DaemonCommand::Wait { timeout, .. } = &cmd {
-        if !(timeout.is_finite() && *timeout >= 0.0 && *timeout <= 3600.0) {
-            return Err(UsageError("--timeout must be between 0 and 3600 seconds".into()));
+        let t = crate::request::parse_duration_flag_or_zero("timeout", timeout)?;
+        if t > std::time::Duration::from_secs(3600) {
+            return Err(UsageError(format!("--timeout: at most an hour, not {timeout:?}")));
         }
     }
     let json_out = args.json;
@@ -98,6 +100,8 @@ pub fn run(cmd: DaemonCommand) -> Result<u8, UsageError> {
                 c.call("workers.list", p).await.map(|v| (v, None))
             }
             DaemonCommand::Wait { job_id, timeout, .. } => {
+                let timeout = crate::request::parse_duration_flag_or_zero("timeout", &timeout)
+                    .map_or(3600.0, |d| d.as_secs_f64());
                 let v = c.call("search.wait", json!({ "job_id": job_id, "timeout_s": timeout })).await?;
                 let code = if v["finished"] == json!(true) { None } else { Some(exit::NONE) };
                 Ok((v, code))

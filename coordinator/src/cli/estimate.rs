@@ -3,7 +3,6 @@
 use super::{exit, UsageError};
 use crate::request::calibration;
 use crate::request::cpus;
-use crate::request::parse_duration;
 use crate::request::startup;
 use clap::Args;
 use nonce_core::planner::{plan, Plan, PlanInput, FARGATE_GB_HOUR, FARGATE_VCPU_HOUR};
@@ -25,10 +24,10 @@ pub struct EstimateArgs {
     /// Nonces per second of one worker (default: measured on this machine).
     #[arg(long)]
     rate: Option<f64>,
-    /// Seconds from launch to hashing (default: the p95 of the launcher's measured start-ups,
-    /// else its documented default).
-    #[arg(long)]
-    startup: Option<f64>,
+    /// Time from launch to hashing (a duration: 40, 40s, 1m; default: the p95 of the
+    /// launcher's measured start-ups, else its documented default).
+    #[arg(long, value_name = "DUR")]
+    startup: Option<String>,
     /// The range searched (default: the whole space of the encoding).
     #[arg(long, value_name = "START..END")]
     range: Option<String>,
@@ -77,13 +76,15 @@ pub fn input_from(args: &EstimateArgs) -> Result<(PlanInput, StartupEstimate), U
             args.confidence
         )));
     }
-    let max_time = parse_duration(&args.max_time)?.as_secs_f64();
+    let max_time = crate::request::parse_duration_flag("max-time", &args.max_time)?.as_secs_f64();
     if !matches!(args.launcher.as_str(), "threads" | "process" | "ecs") {
         return Err(UsageError(format!("unknown launcher {:?} (threads, process or ecs)", args.launcher)));
     }
-    let startup = match args.startup {
-        Some(s) if s.is_finite() && s >= 0.0 => StartupEstimate { seconds: s, source: StartupSource::Given },
-        Some(s) => return Err(UsageError(format!("--startup must be >= 0, not {s}"))),
+    let startup = match &args.startup {
+        Some(s) => StartupEstimate {
+            seconds: crate::request::parse_duration_flag_or_zero("startup", s)?.as_secs_f64(),
+            source: StartupSource::Given,
+        },
         None => startup::load(&startup::cli_path()).estimate(&args.launcher).ok_or_else(|| {
             UsageError(format!("unknown launcher {:?} (threads, process or ecs)", args.launcher))
         })?,

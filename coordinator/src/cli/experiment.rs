@@ -4,7 +4,7 @@
 use super::{exit, UsageError};
 use crate::actors::system;
 use crate::experiment;
-use crate::request::{parse_duration, AwsSettings};
+use crate::request::AwsSettings;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 
@@ -90,10 +90,10 @@ fn sqs_cost(a: SqsCostArgs) -> Result<u8, UsageError> {
     if a.workers == 0 || a.workers > 64 {
         return Err(UsageError("--workers must be 1..=64".into()));
     }
-    let duration = parse_duration(&a.duration).map_err(|e| UsageError(format!("--duration: {e}")))?;
+    let duration = crate::request::parse_duration_flag("duration", &a.duration)?;
     let stop_at = match a.stop_at.as_str() {
         "none" => None,
-        t => Some(parse_duration(t).map_err(|e| UsageError(format!("--stop-at: {e}")))?),
+        t => Some(crate::request::parse_duration_flag("stop-at", t)?),
     };
     if stop_at.is_some_and(|s| s >= duration) {
         return Err(UsageError("--stop-at must come before the end of --duration".into()));

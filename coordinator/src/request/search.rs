@@ -1,7 +1,7 @@
 //! `SearchRequest`: a search as a user states it, the same whether it comes from `noncectl`
 //! flags or from a JSON-RPC `search.start`. One validation path for both.
 
-use super::parse::{parse_duration, parse_hex, parse_nbits, UsageError};
+use super::parse::{parse_duration_flag, parse_hex, parse_nbits, UsageError};
 use super::spec::{cpus, AwsSettings, JobSpec, LauncherKind, TransportKind};
 use super::timings::WorkerTimings;
 use aws_transport::ecs::EcsSettings;
@@ -155,7 +155,7 @@ impl SearchRequest {
             return Err(UsageError(format!("--threads {threads} is out of range")));
         }
         spec.threads_per_worker = threads;
-        spec.deadline = self.max_time.as_deref().map(parse_duration).transpose()?;
+        spec.deadline = self.max_time.as_deref().map(|t| parse_duration_flag("max-time", t)).transpose()?;
         spec.transport = match self.transport.as_deref().unwrap_or("memory") {
             "memory" => TransportKind::Memory,
             "aws" => TransportKind::Aws,
@@ -206,9 +206,7 @@ impl SearchRequest {
             TransportKind::Aws => WorkerTimings::aws(),
         };
         let given = |v: &Option<String>, flag: &str| -> Result<Option<Duration>, UsageError> {
-            v.as_deref()
-                .map(|d| parse_duration(d).map_err(|e| UsageError(format!("--{flag}: {e}"))))
-                .transpose()
+            v.as_deref().map(|d| parse_duration_flag(flag, d)).transpose()
         };
         if let Some(h) = given(&self.heartbeat, "heartbeat")? {
             t.heartbeat = h;
