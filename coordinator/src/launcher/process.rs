@@ -119,6 +119,9 @@ impl Launcher for ProcessLauncher {
             let id = creds.worker.clone();
             self.started += 1;
             let mut cmd = std::process::Command::new(&bin);
+            // A process group of its own: Ctrl-C at the terminal reaches the coordinator, which
+            // cancels the job and stops its workers, not the workers behind its back.
+            std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
             cmd.env("NONCE_JOB_ID", w.job.to_string())
                 .envs(creds.env())
                 .env("NONCE_THREADS", w.threads.to_string())
