@@ -5,7 +5,8 @@
 mod common;
 use common::emulator::Emulator;
 use common::http::{
-    free_port, http_request as get, nonced_in, rpc_over_http, sha256_hex as sha, wait_for_listener,
+    free_port, http_exchange, http_request as get, nonced_in, rpc_over_http, sha256_hex as sha,
+    wait_for_listener,
 };
 use common::*;
 use protocol::{codec, Event, EventBody, JobId, Message, WorkerId};
@@ -101,11 +102,7 @@ fn metrics_parse_with_prometheus_client_and_agree_with_the_job() {
     // Admins only: no token 401, a user 403.
     assert_eq!(get(d.port, "GET", "/metrics", None, "").0, 401);
     assert_eq!(get(d.port, "GET", "/metrics", Some(USER), "").0, 403);
-    let (status, text) = get(d.port, "GET", "/metrics", Some(ADMIN), "");
-    assert_eq!(status, 200);
-    let file = d.dir.join("metrics.txt");
-    std::fs::write(&file, &text).expect("write");
-    let m = check(&["exposition", file.to_str().expect("utf-8")]);
+    let (m, text) = scrape(&d);
     let v = |k: &str| m[k].as_f64().unwrap_or_else(|| panic!("no sample {k} in\n{text}"));
     assert_eq!(v(r#"nonce_jobs{state="found"}"#), 1.0);
     assert_eq!(v(r#"nonce_jobs{state="running"}"#), 0.0);
@@ -161,13 +158,39 @@ fn metrics_public_needs_no_token_and_emf_lines_validate_against_the_schema() {
     assert!((searched - total).abs() < 1.0, "EMF lines sum to {searched}, the job searched {total}");
 }
 
-/// Scrapes `/metrics` as the admin and parses it.
+/// Scrapes `/metrics` as the admin, as Prometheus does (OpenMetrics first), and parses it;
+/// scrapes it again in the classic text format, which `promtool check metrics` must pass
+/// without a single problem.
 fn scrape(d: &Daemon) -> (Value, String) {
-    let (status, text) = get(d.port, "GET", "/metrics", Some(ADMIN), "");
+    let accept = ("Accept", "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5");
+    let (status, head, text) = http_exchange(d.port, "GET", "/metrics", Some(ADMIN), &[accept], "");
     assert_eq!(status, 200, "{text}");
+    assert!(head.to_ascii_lowercase().contains("content-type: application/openmetrics-text"), "{head}");
     let file = d.dir.join("metrics.txt");
     std::fs::write(&file, &text).expect("write");
+    let classic = ("Accept", "text/plain;version=0.0.4");
+    let (status, head, plain) = http_exchange(d.port, "GET", "/metrics", Some(ADMIN), &[classic], "");
+    assert_eq!(status, 200, "{plain}");
+    assert!(head.to_ascii_lowercase().contains("content-type: text/plain; version=0.0.4"), "{head}");
+    promtool_check(&plain);
     (check(&["exposition", file.to_str().expect("utf-8")]), text)
+}
+
+/// `promtool check metrics` (Debian's prometheus package) on `text`: no problem at all.
+fn promtool_check(text: &str) {
+    let promtool = std::env::var("NONCE_TEST_PROMTOOL").unwrap_or_else(|_| "promtool".into());
+    let mut child = Command::new(&promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{promtool} is needed (Debian's prometheus package): {e}"));
+    use std::io::Write;
+    child.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("write");
+    let out = child.wait_with_output().expect("promtool ends");
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && said.trim().is_empty(), "promtool check metrics: {said}\n{text}");
 }
 
 /// The value of one sample in a parsed scrape (integers and floats alike).
@@ -211,10 +234,12 @@ fn running_jobs_and_their_workers_have_series_only_while_they_run() {
         std::thread::sleep(Duration::from_millis(250));
     };
     assert_eq!(num(&m, r#"nonce_jobs{state="running"}"#), 1.0, "{text}");
-    assert!(num(&m, format!(r#"nonce_job_hash_rate{{job="{job}"}}"#)) > 0.0, "{text}");
+    assert!(num(&m, format!(r#"nonce_job_hash_rate{{job_id="{job}"}}"#)) > 0.0, "{text}");
     for (key, _) in samples(&m, "nonce_worker_hash_rate") {
-        assert!(key.contains(&format!(r#"job="{job}""#)) && key.contains("worker=\""), "{key}");
+        assert!(key.contains(&format!(r#"job_id="{job}""#)) && key.contains("worker_id=\""), "{key}");
     }
+    // No label a scraper owns: it would rename ours to exported_job.
+    assert!(!text.contains("{job=") && !text.contains(",job=") && !text.contains("instance="), "{text}");
     // Both counted by health (live, unless a starved machine let one fall silent a moment).
     let by_health: f64 = samples(&m, "nonce_workers").iter().map(|(_, n)| n).sum();
     assert_eq!(by_health, 2.0, "{text}");

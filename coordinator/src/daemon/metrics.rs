@@ -119,10 +119,11 @@ pub fn render(metrics: &Metrics, r: &Reading) -> String {
         workers.get_or_create(&vec![("health".into(), h.into())]).set(0);
     }
     for j in &r.running {
-        job_rate.get_or_create(&vec![("job".into(), j.job.clone())]).set(j.rate);
+        // `job_id`, not `job`: the scraper owns `job` (and `instance`), and would rename ours.
+        job_rate.get_or_create(&vec![("job_id".into(), j.job.clone())]).set(j.rate);
         for (w, health, rate) in &j.workers {
             worker_rate
-                .get_or_create(&vec![("job".into(), j.job.clone()), ("worker".into(), w.clone())])
+                .get_or_create(&vec![("job_id".into(), j.job.clone()), ("worker_id".into(), w.clone())])
                 .set(*rate);
             workers.get_or_create(&vec![("health".into(), (*health).into())]).inc();
         }
@@ -171,6 +172,54 @@ pub fn render(metrics: &Metrics, r: &Reading) -> String {
     let mut out = String::new();
     // Writing to a String cannot fail.
     let _ = encode(&mut out, &reg);
+    out
+}
+
+/// The exposition formats a scraper may ask for (its `Accept` header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// OpenMetrics 1.0 (`application/openmetrics-text`): what Prometheus asks for first.
+    OpenMetrics,
+    /// The classic text format 0.0.4 (`text/plain; version=0.0.4`): for every other client.
+    Text,
+}
+
+impl Format {
+    /// From an `Accept` header: OpenMetrics only when it is asked for.
+    pub fn from_accept(accept: Option<&str>) -> Format {
+        match accept {
+            Some(a) if a.contains("application/openmetrics-text") => Format::OpenMetrics,
+            _ => Format::Text,
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            Format::Text => "text/plain; version=0.0.4; charset=utf-8",
+        }
+    }
+}
+
+/// The classic text format of an OpenMetrics exposition: a counter family's HELP and TYPE
+/// name its `_total` sample (else `promtool check metrics` finds counters without help), and
+/// OpenMetrics' `# UNIT` and `# EOF` lines go.
+pub fn to_text_format(openmetrics: &str) -> String {
+    let counters: std::collections::BTreeSet<&str> =
+        openmetrics.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter")).collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line.starts_with("# UNIT ") || line == "# EOF" {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|tag| {
+            let rest = line.strip_prefix(tag)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters.contains(name).then(|| format!("{tag}{name}_total {tail}"))
+        });
+        out.push_str(renamed.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
     out
 }
 

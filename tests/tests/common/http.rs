@@ -51,11 +51,25 @@ pub fn sha256_hex(text: &str) -> String {
 
 /// One request, `Connection: close`: (status, body), the body de-chunked.
 pub fn http_request(port: u16, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
+    let (status, _, body) = http_exchange(port, method, path, token, &[], body);
+    (status, body)
+}
+
+/// One request with `headers` added: (status, the response's head, body de-chunked).
+pub fn http_exchange(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
     let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
     let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Content-Type: application/json\r\n\
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}{extra}Content-Type: application/json\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
@@ -64,9 +78,10 @@ pub fn http_request(port: u16, method: &str, path: &str, token: Option<&str>, bo
     let _ = s.read_to_end(&mut raw);
     let text = String::from_utf8_lossy(&raw).to_string();
     let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    if !text.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-        return (status, body);
+    let (head, body) =
+        text.split_once("\r\n\r\n").map(|(h, b)| (h.to_string(), b.to_string())).unwrap_or_default();
+    if !head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        return (status, head, body);
     }
     let mut out = String::new();
     let mut rest = body.as_str();
@@ -78,7 +93,7 @@ pub fn http_request(port: u16, method: &str, path: &str, token: Option<&str>, bo
         out.push_str(&tail[..n]);
         rest = tail[n..].trim_start_matches("\r\n");
     }
-    (status, out)
+    (status, head, out)
 }
 
 /// A JSON-RPC call over `POST /rpc` with `token`; the reply as JSON (HTTP 200 asserted).

@@ -119,13 +119,19 @@ where
                     }
                 }
                 let source = Arc::clone(&self.shared.metrics);
+                let format = crate::daemon::metrics::Format::from_accept(
+                    req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()),
+                );
                 return Box::pin(async move {
-                    let mut r = Response::new(HttpBody::from(source.exposition().await));
+                    let text = source.exposition().await;
+                    let body = match format {
+                        crate::daemon::metrics::Format::OpenMetrics => text,
+                        crate::daemon::metrics::Format::Text => crate::daemon::metrics::to_text_format(&text),
+                    };
+                    let mut r = Response::new(HttpBody::from(body));
                     r.headers_mut().insert(
                         header::CONTENT_TYPE,
-                        header::HeaderValue::from_static(
-                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                        ),
+                        header::HeaderValue::from_static(format.content_type()),
                     );
                     Ok(r)
                 });
