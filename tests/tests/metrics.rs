@@ -365,3 +365,93 @@ fn aws_requests_ghosts_and_undecodable_events_are_counted_over_the_emulator() {
     assert_eq!(sum("UndecodableEvents"), 2.0, "{lines}");
     assert!(sum("GhostEvents") >= 4.0, "{lines}");
 }
+
+/// A real Prometheus server (Debian's) on loopback, scraping `d` every second with the admin
+/// token from a file, its storage in `d`'s directory; killed on drop.
+struct Prometheus {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Prometheus {
+    fn scraping(d: &Daemon) -> Prometheus {
+        let dir = d.dir.join("prometheus");
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(dir.join("token"), ADMIN).expect("token file");
+        let config = format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: nonced\n    \
+             authorization:\n      type: Bearer\n      credentials_file: {}\n    static_configs:\n      \
+             - targets: ['127.0.0.1:{}']\n",
+            dir.join("token").display(),
+            d.port
+        );
+        std::fs::write(dir.join("prometheus.yml"), config).expect("config");
+        let port = free_port();
+        let bin = std::env::var("NONCE_TEST_PROMETHEUS").unwrap_or_else(|_| "prometheus".into());
+        let child = Command::new(&bin)
+            .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
+            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("prometheus.log")).expect("log"))
+            .spawn()
+            .unwrap_or_else(|e| panic!("{bin} is needed (Debian's prometheus package): {e}"));
+        wait_for_listener(port);
+        Prometheus { child, port }
+    }
+
+    /// An instant query through the HTTP API: its result vector.
+    fn query(&self, promql: &str) -> Vec<Value> {
+        let q: String = promql
+            .bytes()
+            .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
+            .collect();
+        let (status, text) = get(self.port, "GET", &format!("/api/v1/query?query={q}"), None, "");
+        assert_eq!(status, 200, "{promql}: {text}");
+        let v: Value = serde_json::from_str(&text).expect("JSON");
+        v["data"]["result"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+#[test]
+fn a_real_prometheus_scrapes_the_daemon_and_finds_a_running_jobs_rate_by_its_id() {
+    let d = start("prometheus", "");
+    let started = rpc(
+        &d,
+        ADMIN,
+        "search.start",
+        json!({"block": "prometheus scrape", "difficulty": 60, "max_time": "60s", "workers": 1, "threads": 1}),
+    );
+    let job = s(&started["result"]["job_id"]).to_string();
+    let prom = Prometheus::scraping(&d);
+    let promql = format!(r#"nonce_job_hash_rate{{job_id="{job}"}}"#);
+    let t = Instant::now();
+    let found = loop {
+        let r = prom.query(&promql);
+        if r.first()
+            .and_then(|s| s["value"][1].as_str())
+            .and_then(|v| v.parse::<f64>().ok())
+            .is_some_and(|v| v > 0.0)
+        {
+            break r;
+        }
+        let log = std::fs::read_to_string(d.dir.join("prometheus/prometheus.log")).unwrap_or_default();
+        assert!(t.elapsed() < Duration::from_secs(30), "no rate for {job} within 30 s: {r:?}\n{log}");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    // The scraper's own labels are its own: ours came through unrenamed.
+    assert_eq!(found[0]["metric"]["job"], json!("nonced"), "{found:?}");
+    assert_eq!(found[0]["metric"]["job_id"], json!(job), "{found:?}");
+    assert!(found[0]["metric"].get("exported_job").is_none(), "{found:?}");
+    // The scrape itself is healthy (authenticated, parsed).
+    let up = prom.query(r#"up{job="nonced"}"#);
+    assert_eq!(up.first().map(|s| s["value"][1].clone()), Some(json!("1")), "{up:?}");
+    rpc(&d, ADMIN, "search.cancel", json!({"job_id": job}));
+}
