@@ -404,6 +404,12 @@ impl Prometheus {
             .spawn()
             .unwrap_or_else(|e| panic!("{bin} is needed (Debian's prometheus package): {e}"));
         wait_for_listener(port);
+        // It listens before its storage is open: 503 until then.
+        let t = Instant::now();
+        while get(port, "GET", "/-/ready", None, "").0 != 200 {
+            assert!(t.elapsed() < Duration::from_secs(30), "prometheus not ready within 30 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
         Prometheus { child, port }
     }
 

@@ -3,7 +3,7 @@
 //! load test from a second process while a reference search runs.
 
 mod common;
-use common::http::{free_port, http_request, nonced_in, rpc_over_http, sha256_hex};
+use common::http::{free_port, http_exchange, http_request, nonced_in, rpc_over_http, sha256_hex};
 use common::*;
 use serde_json::{json, Value};
 use std::net::TcpStream;
@@ -547,4 +547,84 @@ fn sighup_reloads_users_and_quotas_under_a_plain_listener_and_never_kills_the_da
     assert_eq!(st["result"]["finished"], false, "the first job ran on through every reload: {st}");
     let (status, _) = d.http("POST", "/rpc", Some(BOB), r#"{"jsonrpc":"2.0","id":1,"method":"search.list"}"#);
     assert_eq!(status, 401, "still revoked");
+}
+
+/// The socket's answer to `text` (None for a notification): sent with a sentinel request
+/// after it on the same connection, so "no answer" is seen, not waited for.
+fn socket_answer(socket: &Path, text: &str) -> Option<Value> {
+    use std::io::{BufRead, BufReader, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(socket).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    let sentinel = r#"{"jsonrpc":"2.0","method":"daemon.info","id":"sentinel"}"#;
+    s.write_all(format!("{text}\n{sentinel}\n").as_bytes()).expect("write");
+    let mut answers = Vec::new();
+    for line in BufReader::new(s).lines() {
+        let v: Value = serde_json::from_str(&line.expect("a line")).expect("JSON");
+        if v["id"] == json!("sentinel") {
+            break;
+        }
+        answers.push(v);
+    }
+    assert!(answers.len() <= 1, "one answer at most: {answers:?}");
+    answers.pop()
+}
+
+#[test]
+fn json_rpc_over_http_answers_the_specifications_cases_as_the_socket_does() {
+    let d = Remote::start("spec", "plain = true", "");
+    let socket = d.dir.join("nonced.sock");
+    let cases: &[(&str, Option<i64>)] = &[
+        // (request, the error code expected; None: a result, or no answer at all)
+        (r#"{"jsonrpc":"2.0","method":"search.list","id":1}"#, None),
+        (r#"{"jsonrpc":"2.0","method":"search.list"}"#, None),
+        (r#"[{"jsonrpc":"2.0","method":"search.list"},{"jsonrpc":"2.0","method":"nope"}]"#, None),
+        (r#"{"jsonrpc":"2.0","method":"search.list","id":1.5}"#, None),
+        (r#"{"jsonrpc":"2.0","method":"search.list","id":"abc"}"#, None),
+        (r#"{"jsonrpc":"2.0","method":1,"id":1}"#, Some(-32600)),
+        (r#"{"jsonrpc":"2.0","method":"search.list","params":"x","id":2}"#, Some(-32600)),
+        (r#"{"jsonrpc":"2.0","method":"nope","id":3}"#, Some(-32601)),
+        (r#"{"jsonrpc":"2.0","method":"search.status","params":{"job_id":"zz"},"id":4}"#, Some(-32602)),
+        (r#"{"jsonrpc":"2.0","method":"search.list","params":{},"id":"#, Some(-32700)),
+        (r#"[]"#, Some(-32600)),
+        (r#"{"foo":"bar"}"#, Some(-32600)),
+    ];
+    for (text, code) in cases {
+        let from_socket = socket_answer(&socket, text);
+        let (status, head, body) = http_exchange(d.port, "POST", "/rpc", Some(ADMIN), &[], text);
+        let from_http: Option<Value> = match status {
+            204 => {
+                assert!(body.is_empty(), "{text}: 204 with a body: {body}");
+                None
+            }
+            200 => Some(serde_json::from_str(&body).unwrap_or_else(|e| panic!("{text}: {e}: {body}"))),
+            s => panic!("{text}: HTTP {s}: {head}\n{body}"),
+        };
+        assert_eq!(from_http, from_socket, "{text}: the two listeners differ");
+        if let Some(code) = code {
+            let reply = from_http.unwrap_or_else(|| panic!("{text}: an error reply"));
+            assert_eq!(reply["error"]["code"], json!(code), "{text}: {reply}");
+        }
+    }
+    // Notifications still run: a cancel sent as one cancels.
+    let started = d.rpc(ADMIN, "search.start", long_request());
+    let job = s(&started["result"]["job_id"]).to_string();
+    let note = json!({"jsonrpc": "2.0", "method": "search.cancel", "params": {"job_id": job}}).to_string();
+    assert_eq!(http_exchange(d.port, "POST", "/rpc", Some(ADMIN), &[], &note).0, 204);
+    let done = d.rpc(ADMIN, "search.wait", json!({"job_id": job, "timeout_s": 30}));
+    assert_eq!(done["result"]["result"]["outcome"], json!("cancelled"), "{done}");
+    // As DEPLOY.md shows it: no Content-Type at all is JSON; another type is refused.
+    let list = r#"{"jsonrpc":"2.0","id":1,"method":"search.list"}"#;
+    let mut raw = std::net::TcpStream::connect(("127.0.0.1", d.port)).expect("connect");
+    use std::io::{Read, Write};
+    write!(
+        raw,
+        "POST /rpc HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{list}",
+        list.len()
+    )
+    .expect("send");
+    let mut reply = String::new();
+    let _ = raw.read_to_string(&mut reply);
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    let form = ("Content-Type", "text/plain");
+    assert_eq!(http_exchange(d.port, "POST", "/rpc", Some(ADMIN), &[form], list).0, 415);
 }

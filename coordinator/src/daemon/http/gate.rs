@@ -19,6 +19,9 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// What every connection's gate shares.
 #[derive(Debug)]
 pub struct GateShared {
+    /// What `POST /rpc` calls: the socket's own dispatcher (see `post`).
+    pub methods: super::module::Table,
+    pub max_request_bytes: usize,
     pub users: Arc<LiveUsers>,
     pub throttle: AuthThrottle,
     /// Take the client address from `X-Forwarded-For`'s last hop (behind a load balancer).
@@ -77,7 +80,8 @@ impl<S, B> tower::Service<Request<B>> for Gate<S>
 where
     S: tower::Service<Request<B>, Response = HttpResponse, Error = BoxError> + Clone + Send + 'static,
     S::Future: Send + 'static,
-    B: Send + 'static,
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
 {
     type Response = HttpResponse;
     type Error = BoxError;
@@ -186,6 +190,10 @@ where
                 .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
             r.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
             return ready(r);
+        }
+        if req.uri().path() == "/rpc" {
+            let (methods, limit) = (Arc::clone(&self.shared.methods.0), self.shared.max_request_bytes);
+            return Box::pin(async move { Ok(super::post::answer(req, methods, caller, limit).await) });
         }
         req.extensions_mut().insert(caller);
         let mut rpc = self.rpc.clone();

@@ -13,6 +13,7 @@ pub mod dashboard;
 pub mod gate;
 pub mod idle;
 pub mod module;
+pub mod post;
 pub mod throttle;
 pub mod tickets;
 pub mod tls;
@@ -79,6 +80,7 @@ impl Listener {
         users: Arc<LiveUsers>,
         metrics: Arc<dyn MetricsSource>,
     ) -> Result<(), String> {
+        let for_post = table.clone();
         let module = module::module(table)?;
         let idle = Duration::from_secs(self.table.idle_timeout_s);
         let config = ServerConfig::builder()
@@ -94,6 +96,8 @@ impl Listener {
         // Kept alive for as long as we serve: dropping the handle would stop every connection.
         let (stop, _handle) = stop_channel();
         let shared = Arc::new(GateShared {
+            methods: for_post,
+            max_request_bytes: self.table.max_request_bytes as usize,
             users,
             throttle: throttle::AuthThrottle::new(self.table.auth_failures_per_minute),
             forwarded_for: self.table.forwarded_for,
