@@ -7,7 +7,7 @@
 //!
 //! | layer | modules | what |
 //! |---|---|---|
-//! | programs | [`cli`], [`daemon`], [`experiment`], [`logging`] | what users run: `noncectl`, `nonced` (socket, journal, methods, config), experiments and their plots |
+//! | programs | [`cli`], [`daemon`], [`experiment`], [`logging`], [`output`] | what users run: `noncectl`, `nonced` (socket, journal, methods, config), experiments and their plots; logs, and stdout that may be a closed pipe |
 //! | actors | [`actors`] | the actix shells: the job registry and one `JobSupervisor` per job |
 //! | seams | [`launcher`] above [`transport`] | how workers start (`threads`, `process`, `ecs`) and how commands reach them (`memory`, `pipe`, `aws`) |
 //! | contract | [`request`] | a search as users state it, validated into a `JobSpec`, and its report; input parsing |

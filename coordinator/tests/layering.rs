@@ -14,12 +14,13 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, &[&str])] = &[
     ("request", &[]),
     ("logging", &[]),
+    ("output", &[]),
     ("transport", &["request"]),
     ("launcher", &["transport", "request"]),
     ("actors", &["launcher", "transport", "request"]),
     ("experiment", &["actors", "transport", "request"]),
-    ("daemon", &["actors", "transport", "request", "logging"]),
-    ("cli", &["daemon", "experiment", "actors", "transport", "request", "logging"]),
+    ("daemon", &["actors", "transport", "request", "logging", "output"]),
+    ("cli", &["daemon", "experiment", "actors", "transport", "request", "logging", "output"]),
 ];
 
 fn src() -> PathBuf {

@@ -52,6 +52,16 @@ impl Daemon {
         noncectl_json(&all)
     }
 
+    /// SIGKILLs the daemon and starts another on the same state (its journal) and socket.
+    fn killed_and_restarted(mut self, config: Option<&str>) -> Daemon {
+        self.child.kill().expect("SIGKILL");
+        let _ = self.child.wait();
+        let dir = self.dir.clone();
+        std::mem::forget(self);
+        std::fs::remove_file(dir.join("nonced.sock")).ok();
+        Daemon::start_in(dir, config, &[])
+    }
+
     fn alive(&mut self) -> bool {
         self.child.try_wait().expect("wait").is_none()
     }
@@ -424,7 +434,7 @@ fn quotas_bite_per_user_and_a_days_usage_survives_a_restart() {
     let config =
         "socket_group = \"users\"\n[user_quotas]\nmax_workers_per_job = 2\nmax_concurrent_jobs = 1\n\
                   max_vcpu_seconds_per_day = 3\n[[users]]\nname = \"bob\"\nrole = \"user\"\nuid = 1001\n";
-    let mut d = Daemon::start("quotas", Some(config));
+    let d = Daemon::start("quotas", Some(config));
     let job = |workers: u32| json!({"block": "quota", "difficulty": 200, "workers": workers, "threads": 1});
     let refused = |r: &Value, quota: &str| {
         assert_eq!(r["error"]["code"], -32001, "{r}");
@@ -448,12 +458,7 @@ fn quotas_bite_per_user_and_a_days_usage_survives_a_restart() {
     assert_eq!(done["result"]["result"]["outcome"], "timed_out", "{done}");
     refused(&call_as_uid_1001(&d.socket, "search.start", job(1)), "max_vcpu_seconds_per_day");
     // The day's usage is in the journal: a restarted daemon still refuses.
-    d.child.kill().expect("SIGKILL");
-    let _ = d.child.wait();
-    let dir = d.dir.clone();
-    std::mem::forget(d);
-    std::fs::remove_file(dir.join("nonced.sock")).ok();
-    let d2 = Daemon::start_in(dir, Some(config), &[]);
+    let d2 = d.killed_and_restarted(Some(config));
     refused(&call_as_uid_1001(&d2.socket, "search.start", job(1)), "max_vcpu_seconds_per_day");
 }
 
@@ -536,7 +541,7 @@ fn a_forgotten_jobs_spend_still_counts_against_its_owners_day() {
     // keep_finished = 1: bob's job is forgotten as soon as another one finishes.
     let config = "keep_finished = 1\nsocket_group = \"users\"\n[user_quotas]\nmax_concurrent_jobs = 1\n\
                   max_vcpu_seconds_per_day = 3\n[[users]]\nname = \"bob\"\nrole = \"user\"\nuid = 1001\n";
-    let mut d = Daemon::start("forgotten-quota", Some(config));
+    let d = Daemon::start("forgotten-quota", Some(config));
     let job = json!({"block": "quota", "difficulty": 200, "workers": 1, "threads": 1});
     let refused = |r: &Value| {
         assert_eq!(r["error"]["code"], -32001, "{r}");
@@ -558,12 +563,7 @@ fn a_forgotten_jobs_spend_still_counts_against_its_owners_day() {
     assert_eq!(gone["error"]["code"], -32000, "forgotten: {gone}");
     // ...but what it spent today still counts, before and after a restart.
     refused(&call_as_uid_1001(&d.socket, "search.start", job.clone()));
-    d.child.kill().expect("SIGKILL");
-    let _ = d.child.wait();
-    let dir = d.dir.clone();
-    std::mem::forget(d);
-    std::fs::remove_file(dir.join("nonced.sock")).ok();
-    let d2 = Daemon::start_in(dir, Some(config), &[]);
+    let d2 = d.killed_and_restarted(Some(config));
     refused(&call_as_uid_1001(&d2.socket, "search.start", job));
     let gone = call_as_uid_1001(&d2.socket, "search.status", json!({"job_id": id}));
     assert_eq!(gone["error"]["code"], -32000, "still forgotten after a restart: {gone}");
@@ -583,16 +583,8 @@ fn daemon_commands_with_a_closed_stdout_end_quietly() {
     for args in [vec!["jobs"], vec!["status", &job], vec!["wait", &job], vec!["workers"]] {
         let mut all = args.clone();
         all.extend(["--socket", sock]);
-        let mut child = Command::new(bin("noncectl"))
-            .args(&all)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("noncectl runs");
-        drop(child.stdout.take());
-        let out = child.wait_with_output().expect("noncectl ends");
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let (code, stderr) = with_closed_stdout(&all);
         assert!(!stderr.contains("panicked"), "noncectl {all:?} panicked: {stderr}");
-        assert_eq!(out.status.code(), Some(0), "noncectl {all:?}: {stderr}");
+        assert_eq!(code, Some(0), "noncectl {all:?}: {stderr}");
     }
 }

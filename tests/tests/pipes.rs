@@ -5,20 +5,6 @@ mod common;
 use common::*;
 use std::process::{Command, Stdio};
 
-/// Runs noncectl with its stdout's reader gone before anything is written.
-fn with_closed_stdout(args: &[&str]) -> (Option<i32>, String) {
-    let mut child = Command::new(bin("noncectl"))
-        .args(args)
-        .env("NONCE_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("noncectl runs");
-    drop(child.stdout.take());
-    let out = child.wait_with_output().expect("noncectl ends");
-    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
-}
-
 #[test]
 fn a_closed_stdout_ends_each_commands_output_quietly() {
     let estimate = ["estimate", "--difficulty", "30", "--max-time", "60s", "--confidence", "0.5"];

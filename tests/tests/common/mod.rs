@@ -112,3 +112,18 @@ pub fn stall_then_wake(pid: &str, after: std::time::Duration) {
         let _ = Command::new("kill").args(["-CONT", &pid]).status();
     });
 }
+
+/// Runs noncectl with its stdout's reader gone before anything is written (`| head -0`):
+/// (exit code, stderr).
+pub fn with_closed_stdout(args: &[&str]) -> (Option<i32>, String) {
+    let mut child = Command::new(bin("noncectl"))
+        .args(args)
+        .env("NONCE_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("noncectl runs");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("noncectl ends");
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
