@@ -94,6 +94,21 @@ pub struct Reading {
     pub aws_requests: BTreeMap<String, u64>,
 }
 
+impl Reading {
+    /// Adds one finished job's result (its outcome, nonces and supervision counters).
+    pub fn add_finished(&mut self, result: &Value) {
+        let outcome = result["outcome"].as_str().unwrap_or("failed").to_string();
+        *self.jobs.entry(outcome).or_default() += 1;
+        let n = |k: &str| result[k].as_u64().unwrap_or(0);
+        self.searched += result["searched"].as_f64().unwrap_or(0.0);
+        self.stalls += n("stalls");
+        self.reshards += n("reshards");
+        self.steals += n("steals");
+        self.ghosts += n("ghosts");
+        self.rejected += n("rejected");
+    }
+}
+
 fn counter(n: u64) -> Counter {
     let c = Counter::default();
     c.inc_by(n);

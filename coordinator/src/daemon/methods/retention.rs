@@ -6,9 +6,9 @@
 
 use super::{unix_now, DaemonMethods, JobEntry};
 use crate::daemon::journal::{DayUsage, Record};
+use crate::daemon::metrics::Reading;
 use protocol::JobId;
-use serde_json::Value;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 /// What forgotten jobs leave behind, and which kept job is forgotten next.
 #[derive(Debug, Default)]
@@ -17,35 +17,8 @@ pub(super) struct Forgotten {
     pub order: VecDeque<JobId>,
     /// vCPU-seconds by owner and UTC day.
     pub usage: DayUsage,
-    pub totals: Totals,
-}
-
-/// Sums over finished jobs, for the metrics (whose counters must never go down).
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct Totals {
-    /// Finished jobs by outcome.
-    pub by_outcome: BTreeMap<String, u64>,
-    pub searched: f64,
-    pub stalls: u64,
-    pub reshards: u64,
-    pub steals: u64,
-    pub ghosts: u64,
-    pub rejected: u64,
-}
-
-impl Totals {
-    /// Adds one finished job's result.
-    pub fn add(&mut self, result: &Value) {
-        let outcome = result["outcome"].as_str().unwrap_or("failed").to_string();
-        *self.by_outcome.entry(outcome).or_default() += 1;
-        let n = |k: &str| result[k].as_u64().unwrap_or(0);
-        self.searched += result["searched"].as_f64().unwrap_or(0.0);
-        self.stalls += n("stalls");
-        self.reshards += n("reshards");
-        self.steals += n("steals");
-        self.ghosts += n("ghosts");
-        self.rejected += n("rejected");
-    }
+    /// Their share of the metrics' sums (whose counters must never go down).
+    pub totals: Reading,
 }
 
 impl DaemonMethods {
@@ -79,7 +52,7 @@ impl DaemonMethods {
             let mut f = self.forgotten();
             *f.usage.entry((e.owner.clone(), day)).or_default() += vcpu_seconds;
             if let Some(result) = &e.result {
-                f.totals.add(result);
+                f.totals.add_finished(result);
             }
         }
     }
@@ -89,8 +62,8 @@ impl DaemonMethods {
         self.forgotten().usage.get(&(Some(owner.to_string()), day)).copied().unwrap_or(0.0)
     }
 
-    /// The forgotten jobs' totals.
-    pub(super) fn forgotten_totals(&self) -> Totals {
+    /// The forgotten jobs' share of the metrics.
+    pub(super) fn forgotten_totals(&self) -> Reading {
         self.forgotten().totals.clone()
     }
 }

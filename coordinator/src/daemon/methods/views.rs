@@ -202,16 +202,15 @@ impl DaemonMethods {
     /// The daemon's state for the metrics: jobs by state, running jobs' rates and workers,
     /// and the supervision counters summed over every job known.
     pub async fn reading(&self) -> crate::daemon::metrics::Reading {
-        use crate::daemon::metrics::{Reading, RunningJob};
+        use crate::daemon::metrics::RunningJob;
         let entries: Vec<(JobId, Option<Value>)> =
             self.jobs().iter().map(|(&id, e)| (id, e.result.clone())).collect();
-        let mut r = Reading::default();
         // Finished jobs, forgotten or kept, through one sum.
-        let mut done = self.forgotten_totals();
+        let mut r = self.forgotten_totals();
         for (job, result) in entries {
             let stats = match result {
                 Some(res) => {
-                    done.add(&res);
+                    r.add_finished(&res);
                     continue;
                 }
                 None => {
@@ -235,15 +234,6 @@ impl DaemonMethods {
             r.ghosts += stats.3;
             r.rejected += stats.4;
         }
-        for (outcome, n) in done.by_outcome {
-            *r.jobs.entry(outcome).or_default() += n;
-        }
-        r.searched += done.searched;
-        r.stalls += done.stalls;
-        r.reshards += done.reshards;
-        r.steals += done.steals;
-        r.ghosts += done.ghosts;
-        r.rejected += done.rejected;
         if let Some(a) = &self.aws {
             let st = a.stats();
             // Events of jobs not running here, dropped by the router before any job sees
