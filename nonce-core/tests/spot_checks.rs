@@ -139,3 +139,39 @@ fn a_target_without_leading_zero_bits_still_gets_one_share_bit() {
     let cfg = JobConfig::new(JOB, secret(), puzzle.clone(), Mode::First, puzzle.space(), 1);
     assert_eq!(cfg.share_bits, 1, "at least one bit: a share is never every nonce");
 }
+
+#[test]
+fn a_checker_caught_lying_leaves_its_check_to_another_worker() {
+    let puzzle = Puzzle::append(b"spot".to_vec(), Encoding::Be32, 30).expect("valid");
+    let mut cfg =
+        JobConfig::new(JOB, secret(), puzzle.clone(), Mode::Exhaustive, NonceRange::new(0, 3 << 20), 3);
+    cfg.share_bits = BITS;
+    cfg.spot_check = 1.0;
+    let mut job = Job::new(cfg);
+    let mut voices = Voices::default();
+    let w = launched(&job.handle(Duration::ZERO, Input::Start));
+    let mut own: HashMap<WorkerId, (ShardId, u64, NonceRange)> = HashMap::new();
+    for worker in &w {
+        let out = job.handle(Duration::from_millis(100), voices.hello(JOB, worker));
+        for (to, shard, epoch, range) in assigns(&out) {
+            own.insert(to, (shard, epoch, range));
+        }
+    }
+    let (shard, epoch, range) = own[&w[0]];
+    let proven = NonceRange::new(range.start, range.start + 64);
+    let body = heartbeat(vec![segment(shard, epoch, proven.start, proven.end, shares(&puzzle, proven))]);
+    let out = job.handle(Duration::from_secs(1), voices.say(JOB, &w[0], body));
+    let (checker, id, check_epoch, window) =
+        assigns(&out).into_iter().find(|(to, ..)| *to != w[0]).expect("a check goes out");
+    // The checker answers with a share that is none (its hash lacks the bits).
+    let bogus = (window.start as u64..window.end as u64)
+        .find(|&n| verify(&puzzle, n).leading_zeros < BITS)
+        .expect("a nonce that is no share");
+    let body = heartbeat(vec![segment(id, check_epoch, window.start, window.end, vec![bogus])]);
+    let out = job.handle(Duration::from_secs(2), voices.say(JOB, &checker, body));
+    let v = job.status().verification;
+    assert_eq!(v.suspects.iter().map(|s| &s.worker).collect::<Vec<_>>(), vec![&checker], "{v:?}");
+    let again: Vec<_> = assigns(&out).into_iter().filter(|(to, i, ..)| *i == id && *to != checker).collect();
+    assert!(!again.is_empty(), "the claimant's window goes to another worker: {out:?}");
+    assert_eq!(again[0].3, window);
+}

@@ -276,7 +276,8 @@ impl Job {
         });
         if let Some(&n) = bad {
             let why = format!("spot-check share {n} does not verify or lies outside its segment");
-            self.checks.remove(id);
+            // The checker lied, not the claimant: the window is still to be checked, by another.
+            self.checks.release(id);
             self.suspect(now, checker, why, out);
             self.place_checks(out);
             return;
