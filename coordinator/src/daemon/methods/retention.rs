@@ -4,7 +4,7 @@
 //! and no longer a restart, than one that has run a thousand. What a forgotten job spent
 //! still counts against its owner's day, and the metrics' totals still count it.
 
-use super::{unix_now, DaemonMethods, JobEntry};
+use super::{unix_now, DaemonMethods};
 use crate::daemon::journal::{DayUsage, Record};
 use crate::daemon::metrics::Reading;
 use protocol::JobId;
@@ -26,33 +26,32 @@ impl DaemonMethods {
     /// beyond `keep_finished` are forgotten.
     pub(super) fn keep_finished(&self, job: JobId) {
         let keep = self.config().keep_finished;
-        let forget: Vec<(JobId, JobEntry)> = {
+        let now = unix_now();
+        // Under the same locks as the removal, so a quota check or a scrape never sees a job
+        // gone from the table while its spend and counters are not yet among the forgotten.
+        let forget: Vec<(JobId, Record)> = {
             let mut f = self.forgotten();
             f.order.push_back(job);
             let mut jobs = self.jobs();
             let mut out = Vec::new();
             while f.order.len() > keep {
                 let Some(old) = f.order.pop_front() else { break };
-                if let Some(e) = jobs.remove(&old) {
-                    out.push((old, e));
+                let Some(e) = jobs.remove(&old) else { continue };
+                let day = e.finished_at.unwrap_or(now) / 86_400;
+                let vcpu_seconds = e.vcpu_seconds_on(day, now);
+                *f.usage.entry((e.owner.clone(), day)).or_default() += vcpu_seconds;
+                if let Some(result) = &e.result {
+                    f.totals.add_finished(result);
                 }
+                out.push((old, Record::Forget { job: old.to_string(), owner: e.owner, day, vcpu_seconds }));
             }
             out
         };
-        let now = unix_now();
-        for (id, e) in forget {
-            let day = e.finished_at.unwrap_or(now) / 86_400;
-            let vcpu_seconds = e.vcpu_seconds_on(day, now);
-            let record = Record::Forget { job: id.to_string(), owner: e.owner.clone(), day, vcpu_seconds };
+        for (id, record) in forget {
+            self.timelines().forget(id);
             if let Err(err) = self.journal.append(&record) {
                 // Kept in the journal then: the next start forgets it again.
                 tracing::warn!(job = %id, error = %err, "could not journal forgetting a finished job");
-            }
-            self.timelines().forget(id);
-            let mut f = self.forgotten();
-            *f.usage.entry((e.owner.clone(), day)).or_default() += vcpu_seconds;
-            if let Some(result) = &e.result {
-                f.totals.add_finished(result);
             }
         }
     }
