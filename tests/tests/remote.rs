@@ -522,6 +522,19 @@ fn sighup_reloads_users_and_quotas_under_a_plain_listener_and_never_kills_the_da
     assert_eq!(error_code(&d.rpc(ALICE, "search.start", long_request())), -32001, "alice's quota");
     let (status, _) = d.http("POST", "/rpc", Some(BOB), r#"{"jsonrpc":"2.0","id":1,"method":"search.list"}"#);
     assert_eq!(status, 200, "bob's token works before");
+    // bob also holds a WebSocket open from before the reload.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let endpoint = format!("http://127.0.0.1:{}", d.port);
+    let bob_ws = rt.block_on(async {
+        let c = coordinator::daemon::client::Remote::new(&endpoint, BOB.into(), None)
+            .expect("endpoint")
+            .connect()
+            .within("bob connects")
+            .await
+            .expect("bob connects");
+        c.call("search.list", json!({})).within("bob lists").await.expect("bob's socket works before");
+        c
+    });
     // bob's token revoked, alice's quota raised, and a change that needs a restart.
     let bob_table = config.find("[[users]]\nname = \"bob\"").expect("bob's table");
     let ops_table = config.find("[[users]]\nname = \"ops\"").expect("ops' table");
@@ -537,6 +550,11 @@ fn sighup_reloads_users_and_quotas_under_a_plain_listener_and_never_kills_the_da
     assert!(!log.contains(&sha256_hex(BOB)), "no token hash in the log");
     let (status, _) = d.http("POST", "/rpc", Some(BOB), r#"{"jsonrpc":"2.0","id":1,"method":"search.list"}"#);
     assert_eq!(status, 401, "bob's token no longer works, without a restart");
+    // Nor does the socket he opened before: every connection authenticates again.
+    match rt.block_on(bob_ws.call("search.list", json!({})).within("bob lists again")) {
+        Err(coordinator::daemon::client::CallError::Rpc(e)) => assert_eq!(e.code, -32003, "{e:?}"),
+        other => panic!("a revoked token's open WebSocket still works: {other:?}"),
+    }
     let second = d.rpc(ALICE, "search.start", long_request());
     assert!(second["result"]["job_id"].is_string(), "alice's new quota applies: {second}");
     // A configuration that does not load changes nothing and ends nothing.

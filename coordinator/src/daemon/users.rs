@@ -166,26 +166,37 @@ impl Users {
 
 /// The users a running daemon knows, replaced whole on SIGHUP: a token taken out of the
 /// config stops working at once, without a restart.
+/// Each replacement is a new generation: a WebSocket connection or a ticket authenticated
+/// in an older one must authenticate again (see `http::gate::Session`).
 #[derive(Debug)]
-pub struct LiveUsers(std::sync::RwLock<Arc<Users>>);
+pub struct LiveUsers {
+    current: std::sync::RwLock<Arc<Users>>,
+    generation: std::sync::atomic::AtomicU64,
+}
 
 impl LiveUsers {
     pub fn new(users: Users) -> LiveUsers {
-        LiveUsers(std::sync::RwLock::new(Arc::new(users)))
+        LiveUsers { current: std::sync::RwLock::new(Arc::new(users)), generation: Default::default() }
     }
 
     fn current(&self) -> Arc<Users> {
-        Arc::clone(&self.0.read().unwrap_or_else(|e| e.into_inner()))
+        Arc::clone(&self.current.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// How many times the users were replaced.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Puts `users` in place of the current ones; says who came and went (names only).
     pub fn replace(&self, users: Users) -> (Vec<String>, Vec<String>) {
         let names = |u: &Users| u.entries.iter().map(|(e, _)| e.name.clone()).collect::<Vec<_>>();
-        let mut slot = self.0.write().unwrap_or_else(|e| e.into_inner());
+        let mut slot = self.current.write().unwrap_or_else(|e| e.into_inner());
         let (before, after) = (names(&slot), names(&users));
         let added = after.iter().filter(|n| !before.contains(n)).cloned().collect();
         let removed = before.iter().filter(|n| !after.contains(n)).cloned().collect();
         *slot = Arc::new(users);
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         (added, removed)
     }
 

@@ -33,6 +33,22 @@ pub struct GateShared {
     pub metrics_public: bool,
 }
 
+/// Travels with a WebSocket connection's calls beside its `Caller`: the users' generation
+/// it was authenticated in. After a SIGHUP replaced the users, its calls are refused until it
+/// connects again, so a revoked token or a demoted admin keeps nothing through an open socket.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub generation: u64,
+    pub users: Arc<LiveUsers>,
+}
+
+impl Session {
+    /// Whether the users have not been replaced since.
+    pub fn current(&self) -> bool {
+        self.users.generation() == self.generation
+    }
+}
+
 /// One connection's gate in front of jsonrpsee's service `S`.
 #[derive(Debug, Clone)]
 pub struct Gate<S> {
@@ -149,8 +165,10 @@ where
                     .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("ticket=")).map(str::to_string));
                 if let Some(t) = ticket {
                     return match self.shared.tickets.redeem(&t, now) {
-                        Some(caller) => {
+                        Some((caller, generation)) => {
                             req.extensions_mut().insert(caller);
+                            req.extensions_mut()
+                                .insert(Session { generation, users: Arc::clone(&self.shared.users) });
                             let mut rpc = self.rpc.clone();
                             Box::pin(async move { rpc.call(req).await })
                         }
@@ -175,6 +193,8 @@ where
             r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("60"));
             return ready(r);
         }
+        // Read before the lookup: a reload in between makes the session stale, never current.
+        let generation = self.shared.users.generation();
         let Some(caller) = bearer(&req).and_then(|t| self.shared.users.by_token(t)) else {
             self.shared.throttle.failed(client, now);
             tracing::info!(client = %client, path = req.uri().path(), "authentication failed");
@@ -184,7 +204,7 @@ where
         };
         req.headers_mut().remove(header::AUTHORIZATION);
         if req.uri().path() == "/ticket" {
-            let ticket = self.shared.tickets.issue(caller, now);
+            let ticket = self.shared.tickets.issue(caller, generation, now);
             let mut r = Response::new(HttpBody::from(format!("{{\"ticket\":\"{ticket}\"}}")));
             r.headers_mut()
                 .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
@@ -196,6 +216,7 @@ where
             return Box::pin(async move { Ok(super::post::answer(req, methods, caller, limit).await) });
         }
         req.extensions_mut().insert(caller);
+        req.extensions_mut().insert(Session { generation, users: Arc::clone(&self.shared.users) });
         let mut rpc = self.rpc.clone();
         Box::pin(async move { rpc.call(req).await })
     }

@@ -28,8 +28,16 @@ fn to_error(e: RpcError) -> ErrorObjectOwned {
     ErrorObjectOwned::owned(code, e.message, e.data)
 }
 
-/// The caller the gate put on the request; none means a bug, and nothing is allowed.
+/// The caller the gate put on the request, if the users were not reloaded since it was
+/// authenticated (see `gate::Session`); none means a bug, and nothing is allowed.
 fn caller(ext: &Extensions) -> Result<Caller, ErrorObjectOwned> {
+    if ext.get::<super::gate::Session>().is_none_or(|s| !s.current()) {
+        return Err(ErrorObjectOwned::owned(
+            crate::daemon::rpc::FORBIDDEN as i32,
+            "the daemon's users were reloaded since this connection authenticated: connect again",
+            None::<()>,
+        ));
+    }
     ext.get::<Caller>().cloned().ok_or_else(|| ErrorObjectOwned::owned(-32603, "no caller", None::<()>))
 }
 
