@@ -167,7 +167,7 @@ impl Users {
 /// The users a running daemon knows, replaced whole on SIGHUP: a token taken out of the
 /// config stops working at once, without a restart.
 /// Each replacement is a new generation: a WebSocket connection or a ticket authenticated
-/// in an older one must authenticate again (see `http::gate::Session`).
+/// in an older one must authenticate again (see [`Session`]).
 #[derive(Debug)]
 pub struct LiveUsers {
     current: std::sync::RwLock<Arc<Users>>,
@@ -208,6 +208,22 @@ impl LiveUsers {
     /// See [`Users::by_uid`].
     pub fn by_uid(&self, uid: u32) -> Caller {
         self.current().by_uid(uid)
+    }
+}
+
+/// Travels with a WebSocket connection's calls beside its `Caller`: the users' generation
+/// it was authenticated in. After a SIGHUP replaced the users, its calls are refused until it
+/// connects again, so a revoked token or a demoted admin keeps nothing through an open socket.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub generation: u64,
+    pub users: Arc<LiveUsers>,
+}
+
+impl Session {
+    /// Whether the users have not been replaced since.
+    pub fn current(&self) -> bool {
+        self.users.generation() == self.generation
     }
 }
 

@@ -4,7 +4,7 @@
 //! travels to the methods as a request extension; the token itself goes no further.
 
 use super::throttle::AuthThrottle;
-use crate::daemon::users::LiveUsers;
+use crate::daemon::users::{LiveUsers, Session};
 use http::{header, Method, Request, Response, StatusCode};
 use jsonrpsee::server::{HttpBody, HttpResponse};
 use std::future::Future;
@@ -31,22 +31,6 @@ pub struct GateShared {
     /// What `/metrics` serves, and whether it needs an admin token.
     pub metrics: Arc<dyn super::MetricsSource>,
     pub metrics_public: bool,
-}
-
-/// Travels with a WebSocket connection's calls beside its `Caller`: the users' generation
-/// it was authenticated in. After a SIGHUP replaced the users, its calls are refused until it
-/// connects again, so a revoked token or a demoted admin keeps nothing through an open socket.
-#[derive(Debug, Clone)]
-pub struct Session {
-    pub generation: u64,
-    pub users: Arc<LiveUsers>,
-}
-
-impl Session {
-    /// Whether the users have not been replaced since.
-    pub fn current(&self) -> bool {
-        self.users.generation() == self.generation
-    }
 }
 
 /// One connection's gate in front of jsonrpsee's service `S`.

@@ -29,9 +29,9 @@ fn to_error(e: RpcError) -> ErrorObjectOwned {
 }
 
 /// The caller the gate put on the request, if the users were not reloaded since it was
-/// authenticated (see `gate::Session`); none means a bug, and nothing is allowed.
+/// authenticated (see `users::Session`); none means a bug, and nothing is allowed.
 fn caller(ext: &Extensions) -> Result<Caller, ErrorObjectOwned> {
-    if ext.get::<super::gate::Session>().is_none_or(|s| !s.current()) {
+    if ext.get::<crate::daemon::users::Session>().is_none_or(|s| !s.current()) {
         return Err(ErrorObjectOwned::owned(
             crate::daemon::rpc::FORBIDDEN as i32,
             "the daemon's users were reloaded since this connection authenticated: connect again",
