@@ -133,7 +133,7 @@ fn searches_through_the_daemon_give_the_reference_answers() {
     assert_eq!(code, 0);
     assert!(v.as_array().expect("list").len() >= 10);
     let out = noncectl(&["status", "0123456789abcdef", "--socket", d.socket.to_str().expect("utf-8")]);
-    assert_eq!(out.status.code(), Some(1), "an unknown job");
+    assert_eq!(out.status.code(), Some(4), "an unknown job");
     assert!(String::from_utf8_lossy(&out.stderr).contains("no job 0123456789abcdef"));
 }
 
@@ -587,4 +587,122 @@ fn daemon_commands_with_a_closed_stdout_end_quietly() {
         assert!(!stderr.contains("panicked"), "noncectl {all:?} panicked: {stderr}");
         assert_eq!(code, Some(0), "noncectl {all:?}: {stderr}");
     }
+}
+
+/// `noncectl` against a daemon as an operator uses it: tables for people, `--json` with one
+/// type per field (a whole 64-bit space's `total` exact), flags before or after the command
+/// and a flag beating its environment variable, and one documented exit code per kind of
+/// failure (README, "Exit codes"), each refusal one readable line.
+#[test]
+fn operator_commands_print_tables_take_flags_anywhere_and_exit_distinctly() {
+    let d = Daemon::start("operator", Some("[quotas]\nmax_workers_per_job = 4\n"));
+    let sock = d.socket.to_str().expect("utf-8 path");
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let out = Command::new(bin("noncectl"))
+            .args(args)
+            .env("NONCE_LOG", "error")
+            .envs(env.iter().copied())
+            .output()
+            .expect("noncectl runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, _) = run(&["jobs", "--socket", sock], &[]);
+    assert_eq!((code, out.trim()), (Some(0), "no jobs"), "an empty list says so");
+
+    // One job found, one running over the whole 64-bit space (its total is 2^64).
+    let found = call(&d.socket, "search.start", json!({"block": "tables", "difficulty": 8, "workers": 1}));
+    let found = s(&found["result"]["job_id"]).to_string();
+    call(&d.socket, "search.wait", json!({"job_id": found, "timeout_s": 30}));
+    let big = call(
+        &d.socket,
+        "search.start",
+        json!({"block": "tables", "difficulty": 200, "encoding": "be64", "workers": 1, "threads": 1}),
+    );
+    let big = s(&big["result"]["job_id"]).to_string();
+
+    // Flags before the subcommand, after it, and --json anywhere.
+    for args in [vec!["--socket", sock, "jobs"], vec!["jobs", "--socket", sock]] {
+        let (code, out, err) = run(&args, &[]);
+        assert_eq!(code, Some(0), "{args:?}: {err}");
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(
+            lines[0].starts_with("JOB ") && lines[0].contains("STATE") && lines[0].contains("RATE"),
+            "{out}"
+        );
+        assert_eq!(lines.len(), 3, "a header and two rows: {out}");
+        let row = lines.iter().find(|l| l.starts_with(&big)).expect("the big job's row");
+        assert!(row.contains("running") && row.contains("1/1"), "{row}");
+        let row = lines.iter().find(|l| l.starts_with(&found)).expect("the found job's row");
+        assert!(row.contains("found"), "{row}");
+    }
+    let (code, out, err) = run(&["--json", "jobs", "--socket", sock], &[]);
+    assert_eq!(code, Some(0), "{err}");
+    let jobs: Vec<Value> = serde_json::from_str(&out).expect("a JSON array");
+    let keys = |v: &Value| v.as_object().expect("object").keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(&jobs[0]), keys(&jobs[1]), "every item has every field");
+    for j in &jobs {
+        assert!(j["total"].is_u64() || j["job_id"] == json!(big), "total an integer: {j}");
+        assert!(j["elapsed_s"].is_f64(), "elapsed_s one type: {j}");
+        assert!(j["rate"].is_f64(), "rate one type: {j}");
+    }
+    let big_item = jobs.iter().find(|j| j["job_id"] == json!(big)).expect("listed");
+    assert_eq!(big_item["total"].to_string(), "18446744073709551616", "exact, not a float");
+    // Its status and its workers, as text and as JSON (the status used to fail on 2^64).
+    let (code, out, err) = run(&["status", &big, "--socket", sock], &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.starts_with(&format!("{big}: running")) && out.contains("of 18446744073709551616 nonces"),
+        "{out}"
+    );
+    let (code, out, _) = run(&["status", &big, "--socket", sock, "--json"], &[]);
+    assert_eq!(code, Some(0));
+    let st: Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(st["total"].to_string(), "18446744073709551616");
+    let (code, out, err) = run(&["workers", "--socket", sock], &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.lines().next().is_some_and(|h| h.starts_with("JOB ") && h.contains("HEALTH")), "{out}");
+    assert!(out.lines().nth(1).is_some_and(|r| r.starts_with(&big) && r.contains("live")), "{out}");
+    let (_, out, _) = run(&["status", "--socket", sock], &[]);
+    assert!(out.starts_with("nonced ") && out.contains("1 running, 2 known"), "{out}");
+
+    // A flag on the command line beats its environment variable.
+    let (code, out, err) =
+        run(&["jobs", "--socket", sock, "--json"], &[("NONCE_ENDPOINT", "https://nonced.invalid")]);
+    assert_eq!(code, Some(0), "--socket beats NONCE_ENDPOINT: {err}");
+    assert!(out.starts_with('['));
+    let (code, _, err) =
+        run(&["jobs"], &[("NONCE_SOCKET", sock), ("NONCE_ENDPOINT", "https://nonced.invalid")]);
+    assert_eq!(code, Some(2), "both from the environment is ambiguous: {err}");
+
+    // Exit codes, each failure one line.
+    let one_line = |err: &str| {
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+        assert!(!err.contains('{'), "readable, not a JSON dump: {err}");
+    };
+    let (code, _, err) = run(&["status", "0123456789abcdef", "--socket", sock], &[]);
+    assert_eq!(code, Some(4), "no such job: {err}");
+    one_line(&err);
+    let (code, _, err) = run(&["status", "not-a-job", "--socket", sock], &[]);
+    assert_eq!(code, Some(2), "a malformed id is bad input: {err}");
+    one_line(&err);
+    let (code, _, err) =
+        run(&["search", "--block", "q", "--difficulty", "8", "--workers", "8", "--socket", sock], &[]);
+    assert_eq!(code, Some(6), "a quota refusal: {err}");
+    one_line(&err);
+    assert!(err.contains("max_workers_per_job") && err.contains('8') && err.contains('4'), "{err}");
+    let (code, _, err) = run(&["jobs", "--socket", "/nonexistent/nonced.sock"], &[]);
+    assert_eq!(code, Some(7), "no daemon there: {err}");
+    one_line(&err);
+    // Cancelled: `status` reports it (0); `wait` gives the search's exit code (130).
+    let (code, out, _) = run(&["cancel", &big, "--socket", sock], &[]);
+    assert_eq!((code, out.trim()), (Some(0), format!("cancelling {big}").as_str()));
+    let (code, _, _) = run(&["wait", &big, "--socket", sock], &[]);
+    assert_eq!(code, Some(130));
+    let (code, out, _) = run(&["status", &big, "--socket", sock], &[]);
+    assert_eq!(code, Some(0), "status told: {out}");
+    assert!(out.starts_with("cancelled"), "{out}");
 }

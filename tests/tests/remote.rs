@@ -308,8 +308,17 @@ fn two_users_over_http_and_websocket_each_reach_only_their_own_jobs() {
         .env("NONCE_TOKEN", "wrong")
         .output()
         .expect("runs");
-    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(out.status.code(), Some(5), "refused: the forbidden exit code");
     assert!(String::from_utf8_lossy(&out.stderr).contains("refused the token (HTTP 401)"));
+    // https:// to this plain listener: a hint, not "received corrupt message".
+    let out = Command::new(bin("noncectl"))
+        .args(["jobs", "--endpoint", &format!("https://127.0.0.1:{}", d.port)])
+        .env("NONCE_TOKEN", ALICE)
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(7), "unreachable: {err}");
+    assert!(err.contains("does not speak TLS") && err.contains(&format!("http://127.0.0.1:{}", d.port)), "{err}");
     assert!(!d.log().contains(ALICE) && !d.log().contains("wrong"), "a token reached the log");
 }
 
@@ -423,7 +432,7 @@ fn tls_from_certificate_files_and_a_new_certificate_on_sighup() {
     let ok = jobs_with("first-ca.pem");
     assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
     assert_eq!(String::from_utf8_lossy(&ok.stdout).trim(), "[]");
-    assert_eq!(jobs_with("second-ca.pem").status.code(), Some(3), "another CA's certificate is refused");
+    assert_eq!(jobs_with("second-ca.pem").status.code(), Some(7), "another CA's certificate is refused");
     // Plain HTTP to a TLS port gets nowhere.
     assert_ne!(http_request(d.port, "GET", "/healthz", None, "").0, 200);
 
@@ -437,7 +446,7 @@ fn tls_from_certificate_files_and_a_new_certificate_on_sighup() {
         assert!(t.elapsed() < Duration::from_secs(10), "the new certificate was not served: {}", d.log());
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(jobs_with("first-ca.pem").status.code(), Some(3), "the old certificate is gone");
+    assert_eq!(jobs_with("first-ca.pem").status.code(), Some(7), "the old certificate is gone");
     // A broken certificate on SIGHUP keeps the good one.
     std::fs::write(&live_cert, "not a certificate").expect("write");
     signal("-HUP", &pid);

@@ -23,12 +23,9 @@ pub struct BenchArgs {
     /// reversed hash) instead of the default puzzle (COMSM0010cloud, be32).
     #[arg(long)]
     header: bool,
-    /// Print one JSON object.
-    #[arg(long)]
-    json: bool,
 }
 
-pub fn run(args: BenchArgs) -> Result<u8, UsageError> {
+pub fn run(args: BenchArgs, json: bool) -> Result<u8, UsageError> {
     let threads = args.threads.unwrap_or_else(crate::request::cpus);
     if threads == 0 || threads > 1024 {
         return Err(UsageError(format!("--threads must be 1..=1024, not {threads}")));
@@ -56,7 +53,7 @@ pub fn run(args: BenchArgs) -> Result<u8, UsageError> {
     if !args.header {
         crate::request::calibration::save(r.backend, r.rate / r.threads as f64);
     }
-    if args.json {
+    if json {
         let obj = serde_json::json!({
             "rate": r.rate.round(),
             "per_thread": r.per_thread.iter().map(|x| x.round()).collect::<Vec<_>>(),

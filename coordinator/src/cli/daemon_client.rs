@@ -1,48 +1,26 @@
-//! `noncectl status|jobs|cancel|workers|wait`: talk to `nonced`.
+//! `noncectl status|jobs|cancel|workers|wait`: talk to `nonced`. People get tables and short
+//! lines; `--json` gives the daemon's reply as it is (the `nonce_api` types).
 
-use super::connection::ConnectionArgs;
-use super::{exit, UsageError};
+use super::table::{self, Align, Table};
+use super::{exit, GlobalArgs, UsageError};
 use crate::actors::system;
 use crate::daemon::client::{CallError, DaemonClient};
+use crate::daemon::rpc::{FORBIDDEN, INVALID_PARAMS, INVALID_REQUEST, JOB_NOT_FOUND, QUOTA_EXCEEDED};
 use crate::request::report;
-use clap::{Args, Subcommand};
+use clap::Subcommand;
+use nonce_api::{Cancelling, DaemonInfo, JobState, JobStatus, JobSummary, Progress, WorkerView};
 use serde_json::{json, Value};
-
-/// How to reach the daemon; every daemon subcommand takes these.
-#[derive(Args, Debug, Clone)]
-pub struct DaemonArgs {
-    #[command(flatten)]
-    connection: ConnectionArgs,
-    /// Print JSON.
-    #[arg(long)]
-    json: bool,
-}
 
 #[derive(Subcommand, Debug)]
 pub enum DaemonCommand {
     /// A job's progress (or result), or the daemon's own state with no job.
-    Status {
-        job_id: Option<String>,
-        #[command(flatten)]
-        conn: DaemonArgs,
-    },
-    /// Every job the daemon knows.
-    Jobs {
-        #[command(flatten)]
-        conn: DaemonArgs,
-    },
+    Status { job_id: Option<String> },
+    /// Every job the daemon knows (yours; an admin sees everyone's).
+    Jobs,
     /// Cancel a job.
-    Cancel {
-        job_id: String,
-        #[command(flatten)]
-        conn: DaemonArgs,
-    },
+    Cancel { job_id: String },
     /// Workers of running jobs (or of one).
-    Workers {
-        job_id: Option<String>,
-        #[command(flatten)]
-        conn: DaemonArgs,
-    },
+    Workers { job_id: Option<String> },
     /// Wait for a job to end and print its result (exit code as for search).
     Wait {
         job_id: String,
@@ -50,90 +28,293 @@ pub enum DaemonCommand {
         /// wait). Exit 1 if still running.
         #[arg(long, value_name = "DUR", default_value = "1h")]
         timeout: String,
-        #[command(flatten)]
-        conn: DaemonArgs,
     },
 }
 
-impl DaemonCommand {
-    fn conn(&self) -> &DaemonArgs {
+/// Why a daemon command failed, with its exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error(transparent)]
+    Call(#[from] CallError),
+    #[error("{0}")]
+    Local(String),
+}
+
+impl From<String> for CommandError {
+    fn from(s: String) -> Self {
+        CommandError::Local(s)
+    }
+}
+
+impl CommandError {
+    /// One readable line and the documented exit code.
+    pub fn explain(&self) -> (String, u8) {
         match self {
-            DaemonCommand::Status { conn, .. }
-            | DaemonCommand::Jobs { conn }
-            | DaemonCommand::Cancel { conn, .. }
-            | DaemonCommand::Workers { conn, .. }
-            | DaemonCommand::Wait { conn, .. } => conn,
+            CommandError::Local(s) => (s.clone(), exit::FAILURE),
+            CommandError::Call(CallError::Unreachable(s)) => {
+                (format!("daemon connection: {s}"), exit::UNREACHABLE)
+            }
+            CommandError::Call(CallError::Refused { message, .. }) => (message.clone(), exit::FORBIDDEN),
+            CommandError::Call(CallError::Rpc(e)) => {
+                let data = e.data.as_ref().unwrap_or(&Value::Null);
+                match e.code {
+                    JOB_NOT_FOUND => (e.message.clone(), exit::NOT_FOUND),
+                    FORBIDDEN => (format!("forbidden: {}", e.message), exit::FORBIDDEN),
+                    QUOTA_EXCEEDED => {
+                        let quota = data["quota"].as_str().unwrap_or("a quota");
+                        let line = match (data["requested"].as_f64(), data["limit"].as_f64()) {
+                            (Some(r), Some(l)) => {
+                                format!("refused by the quota {quota}: {r} asked for, {l} allowed")
+                            }
+                            _ => format!("refused: {}", e.message),
+                        };
+                        (line, exit::QUOTA)
+                    }
+                    INVALID_PARAMS | INVALID_REQUEST => {
+                        let why = data["reason"].as_str().unwrap_or(&e.message);
+                        (format!("the daemon refused the request: {why}"), exit::USAGE)
+                    }
+                    _ => (format!("daemon: {}", e.message), exit::FAILURE),
+                }
+            }
         }
     }
 }
 
-pub fn run(cmd: DaemonCommand) -> Result<u8, UsageError> {
-    let args = cmd.conn().clone();
-    let target = args.connection.target()?.ok_or_else(|| {
+/// What a command printed and how it exits.
+struct Done {
+    text: String,
+    json: Value,
+    code: u8,
+}
+
+pub fn run(cmd: DaemonCommand, global: &GlobalArgs) -> Result<u8, UsageError> {
+    let target = global.connection.target()?.ok_or_else(|| {
         UsageError(
             "this command talks to nonced: give --socket PATH (or NONCE_SOCKET), or --endpoint URL with a token"
                 .into(),
         )
     })?;
-    if let DaemonCommand::Wait { timeout, .. } = &cmd {
-        let t = crate::request::parse_duration_flag_or_zero("timeout", timeout)?;
-        if t > std::time::Duration::from_secs(3600) {
-            return Err(UsageError(format!("--timeout: at most an hour, not {timeout:?}")));
+    // Checked here (exit 2) before any connection: a job id is 16 hex digits.
+    let job = match &cmd {
+        DaemonCommand::Status { job_id: Some(j) }
+        | DaemonCommand::Workers { job_id: Some(j) }
+        | DaemonCommand::Cancel { job_id: j }
+        | DaemonCommand::Wait { job_id: j, .. } => Some(j.parse::<protocol::JobId>().map_err(|_| {
+            UsageError(format!("job id {j:?}: expected 16 hex digits (as `noncectl jobs` lists them)"))
+        })?),
+        _ => None,
+    };
+    let job = job.map(|j| j.to_string());
+    let timeout = match &cmd {
+        DaemonCommand::Wait { timeout, .. } => {
+            let t = crate::request::parse_duration_flag_or_zero("timeout", timeout)?;
+            if t > std::time::Duration::from_secs(3600) {
+                return Err(UsageError(format!("--timeout: at most an hour, not {timeout:?}")));
+            }
+            t.as_secs_f64()
         }
-    }
-    let json_out = args.json;
+        _ => 0.0,
+    };
     let result = system().block_on(async move {
         let mut c = DaemonClient::connect(&target).await?;
-        match cmd {
-            DaemonCommand::Status { job_id: None, .. } => {
-                c.call("daemon.info", json!({})).await.map(|v| (v, None))
+        let done = match cmd {
+            DaemonCommand::Status { job_id: None } => {
+                let info: DaemonInfo = c.call_typed("daemon.info", json!({})).await?;
+                Done { text: info_text(&info), json: to_json(&info), code: exit::FOUND }
             }
-            DaemonCommand::Status { job_id: Some(j), .. } => {
-                c.call("search.status", json!({ "job_id": j })).await.map(|v| (v, None))
+            DaemonCommand::Status { .. } => {
+                let st: JobStatus = c.call_typed("search.status", json!({ "job_id": job })).await?;
+                // It answered: done, whatever the job's outcome (`wait` is the one that tells).
+                Done { text: status_text(&st), json: status_json(&st), code: exit::FOUND }
             }
-            DaemonCommand::Jobs { .. } => c.call("search.list", json!({})).await.map(|v| (v, None)),
-            DaemonCommand::Cancel { job_id, .. } => {
-                c.call("search.cancel", json!({ "job_id": job_id })).await.map(|v| (v, None))
+            DaemonCommand::Jobs => {
+                let jobs: Vec<JobSummary> = c.call_typed("search.list", json!({})).await?;
+                Done { text: jobs_table(&jobs), json: to_json(&jobs), code: exit::FOUND }
             }
-            DaemonCommand::Workers { job_id, .. } => {
-                let p = job_id.map_or(json!({}), |j| json!({ "job_id": j }));
-                c.call("workers.list", p).await.map(|v| (v, None))
+            DaemonCommand::Cancel { .. } => {
+                let r: Cancelling = c.call_typed("search.cancel", json!({ "job_id": job })).await?;
+                Done { text: format!("cancelling {}", r.job_id), json: to_json(&r), code: exit::FOUND }
             }
-            DaemonCommand::Wait { job_id, timeout, .. } => {
-                let timeout = crate::request::parse_duration_flag_or_zero("timeout", &timeout)
-                    .map_or(3600.0, |d| d.as_secs_f64());
-                let v = c.call("search.wait", json!({ "job_id": job_id, "timeout_s": timeout })).await?;
-                let code = if v["finished"] == json!(true) { None } else { Some(exit::NONE) };
-                Ok((v, code))
+            DaemonCommand::Workers { .. } => {
+                let p = job.as_ref().map_or(json!({}), |j| json!({ "job_id": j }));
+                let ws: Vec<WorkerView> = c.call_typed("workers.list", p).await?;
+                Done { text: workers_table(&ws), json: to_json(&ws), code: exit::FOUND }
             }
-        }
+            DaemonCommand::Wait { .. } => {
+                let st: JobStatus =
+                    c.call_typed("search.wait", json!({ "job_id": job, "timeout_s": timeout })).await?;
+                Done { text: status_text(&st), json: status_json(&st), code: outcome_code(&st) }
+            }
+        };
+        Ok::<Done, CommandError>(done)
     });
     match result {
-        Ok((v, code)) => {
-            let finished_result = (v["finished"] == json!(true)).then(|| v["result"].clone());
-            match (&finished_result, json_out) {
-                (Some(r), false) => crate::outln!("{}", report::text(r)),
-                (Some(r), true) => crate::outln!("{r}"),
-                (None, _) => crate::outln!("{}", if json_out { v.to_string() } else { pretty(&v) }),
+        Ok(done) => {
+            if global.json {
+                crate::outln!("{}", done.json);
+            } else {
+                crate::outln!("{}", done.text);
             }
-            Ok(code.unwrap_or_else(|| match finished_result.as_ref().and_then(|r| r["outcome"].as_str()) {
-                Some("found") | None => exit::FOUND,
-                Some("exhausted" | "timed_out") => exit::NONE,
-                Some("cancelled") => exit::CANCELLED,
-                Some(_) => exit::FAILURE,
-            }))
-        }
-        Err(CallError::Rpc(e)) if e.code == crate::daemon::rpc::JOB_NOT_FOUND => {
-            eprintln!("error: {}", e.message);
-            Ok(exit::NONE)
+            Ok(done.code)
         }
         Err(e) => {
-            eprintln!("error: {e}");
-            Ok(exit::FAILURE)
+            let (line, code) = e.explain();
+            eprintln!("error: {line}");
+            Ok(code)
         }
     }
 }
 
-fn pretty(v: &Value) -> String {
-    serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
+fn to_json<T: serde::Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+/// `--json` of a finished job is its report, as `search --json` prints it.
+fn status_json(st: &JobStatus) -> Value {
+    match st {
+        JobStatus::Finished(f) => f.result.clone(),
+        JobStatus::Running(p) => to_json(p),
+    }
+}
+
+/// The exit code of a search's end, as `search` gives it; 1 while it runs.
+pub fn outcome_code(st: &JobStatus) -> u8 {
+    use nonce_api::Outcome;
+    match st {
+        JobStatus::Running(_) => exit::NONE,
+        JobStatus::Finished(_) => match st.outcome() {
+            Some(Outcome::Found) => exit::FOUND,
+            Some(Outcome::Exhausted | Outcome::TimedOut) => exit::NONE,
+            Some(Outcome::Cancelled) => exit::CANCELLED,
+            Some(Outcome::Failed) | None => exit::FAILURE,
+        },
+    }
+}
+
+fn status_text(st: &JobStatus) -> String {
+    match st {
+        JobStatus::Finished(f) => report::text(&f.result),
+        JobStatus::Running(p) => progress_text(p),
+    }
+}
+
+fn progress_text(p: &Progress) -> String {
+    let v = &p.verification;
+    let mut s = format!(
+        "{}: running, {} of {} nonces ({})\n",
+        p.job_id,
+        p.searched,
+        p.total,
+        table::percent(p.searched, p.total)
+    );
+    s += &format!(
+        "  rate           {} on {} live\n",
+        report::human_rate(p.rate),
+        report::workers_text(p.workers as u64, None)
+    );
+    s += &format!("  stalls         {} ({} reshards)\n", p.stalls, p.reshards);
+    if let Some(n) = p.lowest_so_far {
+        s += &format!("  lowest so far  {n}\n");
+    }
+    s += &format!(
+        "  verification   {} shares verified ({} expected), {} spot checks, {} suspects",
+        v["shares_verified"],
+        v["shares_expected"],
+        v["spot_checks"],
+        v["suspects"].as_array().map_or(0, Vec::len)
+    );
+    if p.forged > 0 {
+        s += &format!("\n  forged         {} messages refused", p.forged);
+    }
+    s
+}
+
+fn jobs_table(jobs: &[JobSummary]) -> String {
+    if jobs.is_empty() {
+        return "no jobs".into();
+    }
+    let mut t = Table::new(&[
+        ("JOB", Align::Left),
+        ("OWNER", Align::Left),
+        ("STATE", Align::Left),
+        ("MODE", Align::Left),
+        ("WORKERS", Align::Right),
+        ("DONE", Align::Right),
+        ("SEARCHED", Align::Right),
+        ("RATE", Align::Right),
+        ("ELAPSED", Align::Right),
+        ("NONCE", Align::Right),
+        ("PUZZLE", Align::Left),
+    ]);
+    for j in jobs {
+        let state = match (j.state, j.outcome) {
+            (JobState::Finished, Some(o)) => o.name().to_string(),
+            (JobState::Finished, None) => "finished".into(),
+            (JobState::Running, _) => "running".into(),
+        };
+        let workers = match j.workers_live {
+            Some(live) => format!("{live}/{}", j.workers),
+            None => j.workers.to_string(),
+        };
+        t.row(vec![
+            j.job_id.clone(),
+            j.owner.clone().unwrap_or_else(|| "-".into()),
+            state,
+            j.mode.clone(),
+            workers,
+            table::percent(j.searched, j.total),
+            table::count(j.searched),
+            report::human_rate(j.rate),
+            table::duration(j.elapsed_s),
+            j.nonce.map_or_else(|| "-".into(), |n| n.to_string()),
+            j.puzzle.clone(),
+        ]);
+    }
+    t.render()
+}
+
+fn workers_table(workers: &[WorkerView]) -> String {
+    if workers.is_empty() {
+        return "no workers (only running jobs have them)".into();
+    }
+    let mut t = Table::new(&[
+        ("JOB", Align::Left),
+        ("WORKER", Align::Left),
+        ("HEALTH", Align::Left),
+        ("RATE", Align::Right),
+        ("SHARDS", Align::Right),
+        ("SILENT", Align::Right),
+    ]);
+    for w in workers {
+        t.row(vec![
+            w.job_id.clone(),
+            w.worker.clone(),
+            w.health.name().into(),
+            report::human_rate(w.rate),
+            w.shards.to_string(),
+            table::duration(w.silent_s),
+        ]);
+    }
+    t.render()
+}
+
+fn info_text(i: &DaemonInfo) -> String {
+    let q = &i.quotas;
+    let mut s = format!("nonced {}, pid {}, up {}\n", i.version, i.pid, table::duration(i.uptime_s as f64));
+    s += &format!("  socket     {}\n", i.socket);
+    s += &format!("  journal    {}\n", i.journal);
+    s += &format!("  jobs       {} running, {} known\n", i.jobs_running, i.jobs_known);
+    s += &format!("  defaults   transport {}, launcher {}\n", i.transport, i.launcher);
+    s += &format!(
+        "  quotas     {} workers a job, {} jobs at once, {} workers in all, {} vCPU-seconds a job",
+        q.max_workers_per_job, q.max_concurrent_jobs, q.max_fleet, q.max_vcpu_seconds_per_job
+    );
+    if let Some(a) = &i.aws {
+        s += &format!(
+            "\n  aws        prefix {}: {} events, {} ghosts, {} undecodable, {} SQS requests",
+            a.prefix, a.events, a.ghosts, a.undecodable, a.sqs_requests
+        );
+    }
+    s
 }

@@ -52,9 +52,6 @@ pub struct EstimateArgs {
     /// USD per GB-hour.
     #[arg(long = "gb-price", default_value_t = FARGATE_GB_HOUR)]
     gb_price: f64,
-    /// Print one JSON object.
-    #[arg(long)]
-    json: bool,
 }
 
 fn positive(name: &str, v: f64) -> Result<f64, UsageError> {
@@ -146,10 +143,10 @@ pub fn plan_json(i: &PlanInput, p: &Plan, startup: &StartupEstimate) -> serde_js
     })
 }
 
-pub fn run(args: EstimateArgs) -> Result<u8, UsageError> {
+pub fn run(args: EstimateArgs, json: bool) -> Result<u8, UsageError> {
     let (input, startup) = input_from(&args)?;
     let p = plan(&input);
-    if args.json {
+    if json {
         crate::outln!("{}", plan_json(&input, &p, &startup));
     } else {
         crate::outln!("tries needed (k)    {:.0}", p.k);

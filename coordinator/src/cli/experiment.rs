@@ -16,8 +16,6 @@ pub struct Common {
     /// Directory for the CSV and the plots.
     #[arg(long, default_value = "out/experiments")]
     out: PathBuf,
-    #[arg(long)]
-    json: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -82,11 +80,9 @@ pub struct SqsCostArgs {
     /// Directory for the CSV and the plot.
     #[arg(long, default_value = "out/experiments")]
     out: PathBuf,
-    #[arg(long)]
-    json: bool,
 }
 
-fn sqs_cost(a: SqsCostArgs) -> Result<u8, UsageError> {
+fn sqs_cost(a: SqsCostArgs, json: bool) -> Result<u8, UsageError> {
     if a.workers == 0 || a.workers > 64 {
         return Err(UsageError("--workers must be 1..=64".into()));
     }
@@ -111,7 +107,7 @@ fn sqs_cost(a: SqsCostArgs) -> Result<u8, UsageError> {
     };
     match system().block_on(experiment::sqs_cost::sqs_cost(plan)) {
         Ok(r) => {
-            if a.json {
+            if json {
                 crate::outln!("{}", r.json());
             } else {
                 crate::output::or_exit(crate::output::write_text(&r.text()));
@@ -152,16 +148,16 @@ fn planner_startup(
     Ok(Some(experiment::ImposedStartup { dist, scale, percentile }))
 }
 
-pub fn run(cmd: ExperimentCommand) -> Result<u8, UsageError> {
+pub fn run(cmd: ExperimentCommand, json: bool) -> Result<u8, UsageError> {
     match cmd {
-        ExperimentCommand::SqsCost(a) => sqs_cost(a),
+        ExperimentCommand::SqsCost(a) => sqs_cost(a, json),
         ExperimentCommand::Planner {
             trials,
             confidence,
             startup_dist,
             startup_scale,
             startup_percentile,
-            common: Common { seed, out, json },
+            common: Common { seed, out },
         } => {
             if trials == 0 || trials > 100_000 {
                 return Err(UsageError("--trials must be 1..=100000".into()));
@@ -214,12 +210,7 @@ pub fn run(cmd: ExperimentCommand) -> Result<u8, UsageError> {
                 }
             }
         }
-        ExperimentCommand::Scaling {
-            workers,
-            difficulties: d,
-            repeats,
-            common: Common { seed, out, json },
-        } => {
+        ExperimentCommand::Scaling { workers, difficulties: d, repeats, common: Common { seed, out } } => {
             let ds = difficulties(&d)?;
             if workers.is_empty() || workers.iter().any(|&w| w == 0 || w > 64) {
                 return Err(UsageError("--workers must be a list of 1..=64".into()));

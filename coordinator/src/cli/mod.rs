@@ -4,12 +4,13 @@
 //! subcommand; the request and report they share with the daemon are in `crate::request`.
 
 mod bench;
-mod connection;
+pub mod connection;
 mod daemon_client;
 mod estimate;
 mod experiment;
 mod puzzle_args;
 mod search;
+mod table;
 mod verify;
 
 use clap::{Parser, Subcommand};
@@ -17,13 +18,37 @@ use std::process::ExitCode;
 
 pub use puzzle_args::PuzzleArgs;
 
-/// Exit codes of the user contract.
+/// Exit codes of the user contract (README, "Exit codes").
 pub mod exit {
+    /// Found (a search, `wait`), or done (every other command).
     pub const FOUND: u8 = 0;
+    /// No golden nonce: exhausted or timed out (or `wait` gave up while it runs).
     pub const NONE: u8 = 1;
+    /// Bad input: flags checked here, or params the daemon refused.
     pub const USAGE: u8 = 2;
+    /// The search failed, or the daemon could not serve the call.
     pub const FAILURE: u8 = 3;
+    /// No such job (or not yours).
+    pub const NOT_FOUND: u8 = 4;
+    /// The daemon refused you: a bad token, or a call your role may not make.
+    pub const FORBIDDEN: u8 = 5;
+    /// A quota refused the job.
+    pub const QUOTA: u8 = 6;
+    /// No daemon answered at the socket or endpoint, or the connection broke.
+    pub const UNREACHABLE: u8 = 7;
+    /// Cancelled (Ctrl-C, `noncectl cancel`).
     pub const CANCELLED: u8 = 130;
+}
+
+/// Flags every command takes, before or after its name.
+#[derive(clap::Args, Debug, Clone)]
+pub struct GlobalArgs {
+    /// Talk to a nonced daemon (search and the daemon commands).
+    #[command(flatten)]
+    pub connection: connection::ConnectionArgs,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
 }
 
 pub use crate::request::UsageError;
@@ -35,6 +60,8 @@ pub use crate::request::UsageError;
     about = "Find golden nonces: double SHA-256 proof of work, spread over workers."
 )]
 struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -58,21 +85,28 @@ enum Command {
 
 /// Runs `noncectl` with the process arguments.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    use clap::{CommandFactory, FromArgMatches};
+    let parsed = Cli::command().try_get_matches().and_then(|m| {
+        let mut cli = Cli::from_arg_matches(&m)?;
+        cli.global.connection.given = connection::Given::from_matches(&m);
+        Ok(cli)
+    });
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
             return ExitCode::from(if e.use_stderr() { exit::USAGE } else { 0 });
         }
     };
+    let json = cli.global.json;
     crate::logging::init(crate::logging::Audience::Terminal, "warn");
     let code = match cli.command {
-        Command::Search(args) => search::run(*args),
-        Command::Verify(args) => verify::run(args),
-        Command::Bench(args) => bench::run(args),
-        Command::Estimate(args) => estimate::run(args),
-        Command::Experiment(cmd) => experiment::run(cmd),
-        Command::Daemon(cmd) => daemon_client::run(cmd),
+        Command::Search(args) => search::run(*args, &cli.global),
+        Command::Verify(args) => verify::run(args, json),
+        Command::Bench(args) => bench::run(args, json),
+        Command::Estimate(args) => estimate::run(args, json),
+        Command::Experiment(cmd) => experiment::run(cmd, json),
+        Command::Daemon(cmd) => daemon_client::run(cmd, &cli.global),
     };
     match code {
         Ok(code) => ExitCode::from(code),

@@ -1,6 +1,7 @@
 //! `noncectl search`: validate, then run the job on the in-process coordinator or submit it to
 //! `nonced` (`--socket`/`NONCE_SOCKET`, or `--endpoint` with a token); show progress, cancel cleanly on Ctrl-C, report.
 
+use super::daemon_client::CommandError;
 use super::{exit, PuzzleArgs, UsageError};
 use crate::actors::{system, Coordinator, StartJob};
 use crate::actors::{CancelJob, GetStatus, GetTransportCounters, WaitJob};
@@ -13,6 +14,7 @@ use crate::transport::aws::AwsContext;
 use actix::prelude::*;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use nonce_api::JobStatus;
 use nonce_core::job::Outcome;
 use serde_json::{json, Value};
 use std::io::IsTerminal;
@@ -93,12 +95,6 @@ pub struct SearchArgs {
     /// ecs: give tasks a public IP (public subnets without NAT or VPC endpoints).
     #[arg(long = "ecs-public-ip")]
     ecs_public_ip: bool,
-    /// Submit to a nonced daemon (--socket or --endpoint) instead of searching in-process.
-    #[command(flatten)]
-    connection: super::connection::ConnectionArgs,
-    /// Print one JSON object instead of text.
-    #[arg(long)]
-    json: bool,
 }
 
 impl SearchArgs {
@@ -131,25 +127,26 @@ impl SearchArgs {
     }
 }
 
-pub fn run(args: SearchArgs) -> Result<u8, UsageError> {
+pub fn run(args: SearchArgs, global: &super::GlobalArgs) -> Result<u8, UsageError> {
     let request = args.request();
     let spec = request.spec()?; // validate locally first: same errors, exit 2, either way
-    let json = args.json;
-    let result = match args.connection.target()? {
+    let json = global.json;
+    let result = match global.connection.target()? {
         Some(Target::Socket(socket)) => system().block_on(drive_socket(socket, request, json)),
         Some(Target::Remote(remote)) => system().block_on(drive_network(remote, request, json)),
         None => {
             // Flags from the environment (NONCE_AWS_PREFIX, NONCE_ECS_*) only matter over aws.
             let aws =
                 if request.transport.as_deref() == Some("aws") { request.aws_settings()? } else { None };
-            system().block_on(drive_local(spec, aws, json))
+            system().block_on(drive_local(spec, aws, json)).map_err(CommandError::Local)
         }
     };
     match result {
         Ok(code) => Ok(code),
-        Err(msg) => {
-            eprintln!("error: {msg}");
-            Ok(exit::FAILURE)
+        Err(e) => {
+            let (line, code) = e.explain();
+            eprintln!("error: {line}");
+            Ok(code)
         }
     }
 }
@@ -191,9 +188,7 @@ async fn drive_local(spec: JobSpec, aws: Option<AwsSettings>, json: bool) -> Res
             }
             _ = ticker.tick() => {
                 if let (Some(bar), Ok(st)) = (&bar, sup.send(GetStatus).await) {
-                    let total = u64::try_from(st.total).unwrap_or(u64::MAX);
-                    let pos = u64::try_from(st.stats.searched).unwrap_or(u64::MAX);
-                    show(bar, total, pos, st.stats.rate, st.stats.workers_live as u64);
+                    show(bar, &crate::daemon::methods::progress(job, &st));
                 }
             }
         }
@@ -240,47 +235,40 @@ fn interrupts() -> Result<tokio::signal::unix::Signal, String> {
 }
 
 /// Over the network: one WebSocket; progress pushed by the daemon (`search.subscribe`).
-async fn drive_network(remote: Remote, request: SearchRequest, json: bool) -> Result<u8, String> {
-    let client = remote.connect().await.map_err(|e| e.to_string())?;
+async fn drive_network(remote: Remote, request: SearchRequest, json: bool) -> Result<u8, CommandError> {
+    let client = remote.connect().await?;
     let params = serde_json::to_value(&request).map_err(|e| e.to_string())?;
     let mut interrupt = interrupts()?;
-    let started = client.call("search.start", params).await.map_err(|e| e.to_string())?;
-    let job = started["job_id"].as_str().ok_or("the daemon returned no job id")?.to_string();
+    let started = client.call("search.start", params).await?;
+    let job = job_id(&started)?;
     let bar = std::io::stderr().is_terminal().then(|| progress_bar(&job));
-    let mut progress = client.subscribe(&job).await.map_err(|e| e.to_string())?;
+    let mut progress = client.subscribe(&job).await?;
     let mut cancelled = false;
     let result = loop {
         let update = tokio::select! {
             u = progress.next() => u,
             _ = interrupt.recv(), if !cancelled => {
                 cancelled = true;
-                client.call("search.cancel", json!({ "job_id": job })).await.map_err(|e| e.to_string())?;
+                client.call("search.cancel", json!({ "job_id": job })).await?;
                 continue;
             }
         };
         let waited = match update {
             Some(Ok(v)) => v,
-            Some(Err(e)) => return Err(format!("unreadable progress from the daemon: {e}")),
+            Some(Err(e)) => return Err(format!("unreadable progress from the daemon: {e}").into()),
             // The subscription ended without a final word (connection lost): ask once.
-            None => client
-                .call("search.wait", json!({ "job_id": job, "timeout_s": 1 }))
-                .await
-                .map_err(|e| e.to_string())?,
+            None => client.call("search.wait", json!({ "job_id": job, "timeout_s": 1 })).await?,
         };
         if let Some(e) = waited.get("error") {
-            return Err(format!("daemon: {e}"));
+            return Err(format!("daemon: {e}").into());
         }
-        if waited["finished"] == json!(true) {
-            break waited["result"].clone();
-        }
-        if let Some(bar) = &bar {
-            show(
-                bar,
-                waited["total"].as_u64().unwrap_or(u64::MAX),
-                waited["searched"].as_u64().unwrap_or(0),
-                waited["rate"].as_f64().unwrap_or(0.0),
-                waited["workers"].as_u64().unwrap_or(0),
-            );
+        match status(waited)? {
+            JobStatus::Finished(f) => break f.result,
+            JobStatus::Running(p) => {
+                if let Some(bar) = &bar {
+                    show(bar, &p);
+                }
+            }
         }
     };
     if let Some(bar) = bar {
@@ -290,39 +278,33 @@ async fn drive_network(remote: Remote, request: SearchRequest, json: bool) -> Re
 }
 
 /// Over the Unix socket: `search.wait` with a short timeout is the progress poll.
-async fn drive_socket(socket: PathBuf, request: SearchRequest, json: bool) -> Result<u8, String> {
-    let mut client = RpcClient::connect(&socket).await.map_err(|e| e.to_string())?;
+async fn drive_socket(socket: PathBuf, request: SearchRequest, json: bool) -> Result<u8, CommandError> {
+    let mut client = RpcClient::connect(&socket).await?;
     let params = serde_json::to_value(&request).map_err(|e| e.to_string())?;
     let mut interrupt = interrupts()?;
-    let started = client.call("search.start", params).await.map_err(|e| e.to_string())?;
-    let job = started["job_id"].as_str().ok_or("the daemon returned no job id")?.to_string();
+    let started = client.call("search.start", params).await?;
+    let job = job_id(&started)?;
     let bar = std::io::stderr().is_terminal().then(|| progress_bar(&job));
     let mut cancelled = false;
     let result = loop {
         // `search.wait` with a short timeout is both the progress poll and the completion.
         let waited = tokio::select! {
-            r = client.call("search.wait", json!({ "job_id": job, "timeout_s": 0.25 })) => r.map_err(|e| e.to_string())?,
+            r = client.call("search.wait", json!({ "job_id": job, "timeout_s": 0.25 })) => r?,
             _ = interrupt.recv(), if !cancelled => {
                 cancelled = true;
                 // The pending call's reply may still arrive on this connection: cancel on a fresh one.
-                let mut other = RpcClient::connect(&socket).await.map_err(|e| e.to_string())?;
-                other.call("search.cancel", json!({ "job_id": job })).await.map_err(|e| e.to_string())?;
+                let mut other = RpcClient::connect(&socket).await?;
+                other.call("search.cancel", json!({ "job_id": job })).await?;
                 continue;
             }
         };
-        if waited["finished"] == json!(true) {
-            break waited["result"].clone();
-        }
-        if let Some(bar) = &bar {
-            let total = waited["total"].as_u64().unwrap_or(u64::MAX);
-            let pos = waited["searched"].as_u64().unwrap_or(0);
-            show(
-                bar,
-                total,
-                pos,
-                waited["rate"].as_f64().unwrap_or(0.0),
-                waited["workers"].as_u64().unwrap_or(0),
-            );
+        match status(waited)? {
+            JobStatus::Finished(f) => break f.result,
+            JobStatus::Running(p) => {
+                if let Some(bar) = &bar {
+                    show(bar, &p);
+                }
+            }
         }
     };
     if let Some(bar) = bar {
@@ -331,10 +313,23 @@ async fn drive_socket(socket: PathBuf, request: SearchRequest, json: bool) -> Re
     Ok(print_result(&result, json))
 }
 
-fn show(bar: &ProgressBar, total: u64, pos: u64, rate: f64, workers: u64) {
-    bar.set_length(total);
-    bar.set_position(pos);
-    bar.set_message(format!("{} · {workers} workers", human_rate(rate)));
+/// `search.start`'s job id.
+fn job_id(started: &Value) -> Result<String, CommandError> {
+    Ok(started["job_id"].as_str().ok_or("the daemon returned no job id".to_string())?.to_string())
+}
+
+/// A `search.wait` reply or a pushed update, as the API's type.
+fn status(v: Value) -> Result<JobStatus, CommandError> {
+    serde_json::from_value(v)
+        .map_err(|e| CommandError::Local(format!("unreadable progress from the daemon: {e}")))
+}
+
+fn show(bar: &ProgressBar, p: &nonce_api::Progress) {
+    // The bar counts in u64: a whole 64-bit space (2^64) shows as one short of it.
+    let clamp = |n: u128| u64::try_from(n).unwrap_or(u64::MAX);
+    bar.set_length(clamp(p.total));
+    bar.set_position(clamp(p.searched));
+    bar.set_message(format!("{} · {} workers", human_rate(p.rate), p.workers));
 }
 
 fn progress_bar(job: &str) -> ProgressBar {

@@ -11,12 +11,9 @@ pub struct VerifyArgs {
     /// The nonce to check (decimal or 0x hex).
     #[arg(long)]
     nonce: String,
-    /// Print one JSON object.
-    #[arg(long)]
-    json: bool,
 }
 
-pub fn run(args: VerifyArgs) -> Result<u8, UsageError> {
+pub fn run(args: VerifyArgs, json: bool) -> Result<u8, UsageError> {
     let puzzle = args.puzzle.request().puzzle()?;
     let nonce = parse_nonce(&args.nonce)?;
     if u128::from(nonce) >= puzzle.encoding().space_end() {
@@ -28,7 +25,7 @@ pub fn run(args: VerifyArgs) -> Result<u8, UsageError> {
         Target::LeadingZeros(d) => format!("{d} leading zero bits"),
         Target::Compact(bits) => format!("hash <= target of nBits {bits:08x}"),
     };
-    if args.json {
+    if json {
         let obj = serde_json::json!({
             "nonce": nonce,
             "digest": hex::encode(v.digest),

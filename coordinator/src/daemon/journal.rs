@@ -36,12 +36,21 @@ const REJECTED: &str = "journal.rejected";
 /// this many lines beyond what the jobs need.
 pub const COMPACT_AFTER_APPENDS: usize = 10_000;
 
-/// One journal line.
+/// Reads a field through a `serde_json::Value`. An internally tagged enum buffers its fields,
+/// and serde_json's `arbitrary_precision` (the API's exact 2^64 totals) buffers numbers as
+/// maps that a float (or a struct holding one) will not read back; a `Value` reads them.
+fn via_value<'de, D: serde::Deserializer<'de>, T: serde::de::DeserializeOwned>(d: D) -> Result<T, D::Error> {
+    let v = Value::deserialize(d)?;
+    serde_json::from_value(v).map_err(serde::de::Error::custom)
+}
+
+/// One journal line. Fields with numbers inside are read [`via_value`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Record {
     Start {
         job: String,
+        #[serde(deserialize_with = "via_value")]
         request: Box<SearchRequest>,
         /// The user who started it (absent in journals written before users existed).
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -62,7 +71,11 @@ pub enum Record {
         at: Option<u64>,
     },
     /// Ranges known searched and nonces found so far, for resuming after a crash.
-    Progress { job: String, snapshot: Snapshot },
+    Progress {
+        job: String,
+        #[serde(deserialize_with = "via_value")]
+        snapshot: Snapshot,
+    },
     /// A finished job the daemon no longer keeps (it keeps the newest `keep_finished`): it
     /// replays to nothing, and compaction leaves it out. What it spent of its owner's UTC day
     /// still counts against their quota.
@@ -71,6 +84,7 @@ pub enum Record {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         owner: Option<String>,
         day: u64,
+        #[serde(deserialize_with = "via_value")]
         vcpu_seconds: f64,
     },
     /// What compaction keeps of forgotten jobs: the vCPU-seconds an owner's forgotten jobs
@@ -79,6 +93,7 @@ pub enum Record {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         owner: Option<String>,
         day: u64,
+        #[serde(deserialize_with = "via_value")]
         vcpu_seconds: f64,
     },
 }
@@ -511,6 +526,46 @@ fn find<'a>(jobs: &'a mut [Remembered], job: &str) -> Result<&'a mut Remembered,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every kind of line reads back as written, floats inside included (the API's exact big
+    /// integers made serde_json buffer numbers in a way tagged enums' floats did not survive).
+    #[test]
+    fn every_record_kind_reads_back_with_its_floats() {
+        let request = SearchRequest {
+            block: Some("x".into()),
+            difficulty: Some(3),
+            confidence: Some(0.9),
+            spot_check: Some(0.25),
+            ..Default::default()
+        };
+        let records = [
+            Record::Start {
+                job: JobId(1).to_string(),
+                request: Box::new(request),
+                owner: None,
+                at: Some(9),
+                secret: None,
+            },
+            Record::Finish {
+                job: JobId(1).to_string(),
+                result: serde_json::json!({"elapsed_s": 1.5}),
+                at: Some(10),
+            },
+            Record::Progress { job: JobId(1).to_string(), snapshot: Snapshot::default() },
+            Record::Forget {
+                job: JobId(1).to_string(),
+                owner: Some("bob".into()),
+                day: 20_000,
+                vcpu_seconds: 2.5,
+            },
+            Record::Usage { owner: None, day: 20_000, vcpu_seconds: 0.125 },
+        ];
+        for r in records {
+            let line = serde_json::to_string(&r).expect("encodes");
+            let back: Record = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"));
+            assert_eq!(back, r);
+        }
+    }
 
     #[test]
     fn replays_starts_and_finishes_and_survives_a_torn_line() {

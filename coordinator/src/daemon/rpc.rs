@@ -12,17 +12,11 @@ use serde_json::{json, Map, Value};
 use std::future::Future;
 use std::pin::Pin;
 
-pub const PARSE_ERROR: i64 = -32700;
-pub const INVALID_REQUEST: i64 = -32600;
-pub const METHOD_NOT_FOUND: i64 = -32601;
-pub const INVALID_PARAMS: i64 = -32602;
-pub const INTERNAL_ERROR: i64 = -32603;
-/// Application errors.
-pub const JOB_NOT_FOUND: i64 = -32000;
-pub const QUOTA_EXCEEDED: i64 = -32001;
-pub const UNAVAILABLE: i64 = -32002;
-/// The method needs a role the caller does not have (`daemon.info` is for admins).
-pub const FORBIDDEN: i64 = -32003;
+/// The error codes are the API's (`nonce_api::codes`): one list for the daemon and its clients.
+pub use nonce_api::codes::{
+    FORBIDDEN, INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, JOB_NOT_FOUND, METHOD_NOT_FOUND, PARSE_ERROR,
+    QUOTA_EXCEEDED, UNAVAILABLE,
+};
 
 /// Calls in one batch, on every listener (the Unix socket here, the network one through
 /// jsonrpsee's batch limit): a longer batch is refused whole rather than run, so one line

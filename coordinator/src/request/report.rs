@@ -35,6 +35,7 @@ impl SearchReport<'_> {
             "elapsed_s": round3(elapsed),
             "rate": if elapsed > 0.0 { (o.stats.searched as f64 / elapsed).round() } else { 0.0 },
             "workers": self.workers,
+            "workers_started": o.stats.workers_seen,
             "job_id": self.job.to_string(),
             "mode": self.mode.name(),
             "stalls": o.stats.stalls,
@@ -77,11 +78,11 @@ pub fn text(v: &Value) -> String {
         s += &format!("  best hash      {} leading zero bits at nonce {}\n", b["leading_zeros"], b["nonce"]);
     }
     s += &format!(
-        "  searched       {} nonces in {:.2} s ({}) on {} workers\n",
+        "  searched       {} nonces in {:.2} s ({}) on {}\n",
         v["searched"],
         num("elapsed_s"),
         human_rate(num("rate")),
-        v["workers"]
+        workers_text(v["workers"].as_u64().unwrap_or(0), v["workers_started"].as_u64())
     );
     s += &format!(
         "  job {} ({} mode), stalls {}, reshards {}",
@@ -151,6 +152,16 @@ fn round3(x: f64) -> f64 {
 }
 
 /// Nonces per second with an SI prefix.
+/// "1 worker", "16 workers", or "3 of 16 workers (13 never started)": the workers that said
+/// hello, out of those asked for (reports journaled before `workers_started` say only the latter).
+pub fn workers_text(asked: u64, started: Option<u64>) -> String {
+    let plural = |n: u64| if n == 1 { "worker" } else { "workers" };
+    match started {
+        Some(s) if s < asked => format!("{s} of {asked} {} ({} never started)", plural(asked), asked - s),
+        _ => format!("{asked} {}", plural(asked)),
+    }
+}
+
 pub fn human_rate(rate: f64) -> String {
     match rate {
         r if r >= 1e9 => format!("{:.2} G/s", r / 1e9),

@@ -12,20 +12,24 @@ use super::rpc::RpcError;
 use serde_json::Value;
 use std::path::PathBuf;
 
-/// Why a call failed: the connection, or an error reply.
-#[derive(Debug)]
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
 pub enum CallError {
-    Io(String),
+    /// No daemon could be reached, or the connection broke (socket missing, refused, closed,
+    /// unreadable reply).
+    #[error("daemon connection: {0}")]
+    Unreachable(String),
+    /// The daemon would not let us in (a refused token, too many failed attempts).
+    #[error("{message}")]
+    Refused {
+        /// The HTTP status it answered (401, 429).
+        status: u16,
+        /// In the user's words.
+        message: String,
+    },
+    /// An error reply.
+    #[error("daemon: {0}")]
     Rpc(RpcError),
-}
-
-impl std::fmt::Display for CallError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CallError::Io(e) => write!(f, "daemon connection: {e}"),
-            CallError::Rpc(e) => write!(f, "daemon: {e}"),
-        }
-    }
 }
 
 /// Where the daemon is.
@@ -55,5 +59,16 @@ impl DaemonClient {
             DaemonClient::Socket(c) => c.call(method, params).await,
             DaemonClient::Remote(c) => c.call(method, params).await,
         }
+    }
+
+    /// A call whose reply is one of the API's types (`nonce_api`).
+    pub async fn call_typed<T: serde::de::DeserializeOwned>(
+        &mut self,
+        method: &str,
+        params: Value,
+    ) -> Result<T, CallError> {
+        let v = self.call(method, params).await?;
+        serde_json::from_value(v)
+            .map_err(|e| CallError::Unreachable(format!("{method}: a reply this client cannot read ({e})")))
     }
 }

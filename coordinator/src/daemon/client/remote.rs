@@ -90,7 +90,7 @@ impl Remote {
     pub async fn connect(&self) -> Result<RemoteClient, CallError> {
         let mut headers = http::HeaderMap::new();
         let value = http::HeaderValue::from_str(&format!("Bearer {}", self.token))
-            .map_err(|_| CallError::Io("the token cannot go in an HTTP header".into()))?;
+            .map_err(|_| CallError::Unreachable("the token cannot go in an HTTP header".into()))?;
         headers.insert(http::header::AUTHORIZATION, value);
         let mut builder = WsClientBuilder::default()
             .set_headers(headers)
@@ -98,22 +98,42 @@ impl Remote {
             .connection_timeout(CONNECT_TIMEOUT)
             .max_request_size(1 << 20);
         if self.url.starts_with("wss://") {
-            builder = builder.with_custom_cert_store(self.tls().map_err(CallError::Io)?);
+            builder = builder.with_custom_cert_store(self.tls().map_err(CallError::Unreachable)?);
         }
-        let client = builder.build(&self.url).await.map_err(|e| CallError::Io(explain(&self.url, &e)))?;
+        let client = builder.build(&self.url).await.map_err(|e| explain(&self.url, e))?;
         Ok(RemoteClient { client })
     }
 }
 
-/// What a failed connection means, in the user's words.
-fn explain(url: &str, e: &jsonrpsee::core::ClientError) -> String {
-    let text = e.to_string();
-    if text.contains("status code: 401") {
-        format!("{url}: the daemon refused the token (HTTP 401)")
-    } else if text.contains("status code: 429") {
-        format!("{url}: too many failed authentications from this address; wait a minute (HTTP 429)")
-    } else {
-        format!("cannot connect to {url}: {text}")
+/// What a failed connection means, in the user's words, from the transport's typed error.
+fn explain(url: &str, e: jsonrpsee::core::ClientError) -> CallError {
+    use jsonrpsee::client_transport::ws::WsHandshakeError;
+    let handshake = match &e {
+        jsonrpsee::core::ClientError::Transport(t) => t.downcast_ref::<WsHandshakeError>(),
+        _ => None,
+    };
+    match handshake {
+        Some(WsHandshakeError::Rejected { status_code: status @ 401 }) => CallError::Refused {
+            status: *status,
+            message: format!("{url}: the daemon refused the token (HTTP 401)"),
+        },
+        Some(WsHandshakeError::Rejected { status_code: status @ 429 }) => CallError::Refused {
+            status: *status,
+            message: format!(
+                "{url}: too many failed authentications from this address; wait a minute (HTTP 429)"
+            ),
+        },
+        Some(WsHandshakeError::Io(io))
+            if io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()).is_some_and(|t| {
+                matches!(t, rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType))
+            }) =>
+        {
+            CallError::Unreachable(format!(
+                "cannot connect to {url}: the daemon there does not speak TLS (a plain listener?): try {}",
+                url.replacen("wss://", "http://", 1)
+            ))
+        }
+        _ => CallError::Unreachable(format!("cannot connect to {url}: {e}")),
     }
 }
 
@@ -133,7 +153,7 @@ fn call_error(e: jsonrpsee::core::ClientError) -> CallError {
             message: obj.message().to_string(),
             data: obj.data().and_then(|d| serde_json::from_str(d.get()).ok()),
         }),
-        other => CallError::Io(other.to_string()),
+        other => CallError::Unreachable(other.to_string()),
     }
 }
 

@@ -20,7 +20,7 @@ impl RpcClient {
     pub async fn connect(path: &Path) -> Result<Self, CallError> {
         let stream = UnixStream::connect(path)
             .await
-            .map_err(|e| CallError::Io(format!("cannot connect to {}: {e}", path.display())))?;
+            .map_err(|e| CallError::Unreachable(format!("cannot connect to {}: {e}", path.display())))?;
         let (r, w) = stream.into_split();
         Ok(RpcClient { reader: BufReader::new(r), writer: w, next_id: 1 })
     }
@@ -30,14 +30,14 @@ impl RpcClient {
         self.next_id += 1;
         let mut text = json!({ "jsonrpc": "2.0", "method": method, "params": params, "id": id }).to_string();
         text.push('\n');
-        self.writer.write_all(text.as_bytes()).await.map_err(|e| CallError::Io(e.to_string()))?;
+        self.writer.write_all(text.as_bytes()).await.map_err(|e| CallError::Unreachable(e.to_string()))?;
         let mut line = String::new();
-        let n = self.reader.read_line(&mut line).await.map_err(|e| CallError::Io(e.to_string()))?;
+        let n = self.reader.read_line(&mut line).await.map_err(|e| CallError::Unreachable(e.to_string()))?;
         if n == 0 {
-            return Err(CallError::Io("the daemon closed the connection".into()));
+            return Err(CallError::Unreachable("the daemon closed the connection".into()));
         }
-        let reply: Value =
-            serde_json::from_str(&line).map_err(|e| CallError::Io(format!("unreadable reply ({e})")))?;
+        let reply: Value = serde_json::from_str(&line)
+            .map_err(|e| CallError::Unreachable(format!("unreadable reply ({e})")))?;
         if let Some(err) = reply.get("error") {
             return Err(CallError::Rpc(RpcError {
                 code: err["code"].as_i64().unwrap_or(0),

@@ -10,7 +10,7 @@ mod timeline;
 mod views;
 
 pub use table::{Bound, METHOD_NAMES};
-pub use views::status_json;
+pub use views::progress;
 
 use super::config::DaemonConfig;
 use super::journal::{Journal, Record, Remembered};

@@ -1,6 +1,7 @@
 //! The method table: JSON-RPC method names to the daemon's methods, with their typed
 //! params (unknown fields refused). Every listener serves this one table.
 
+use super::views::reply;
 use super::DaemonMethods;
 use crate::actors::CancelJob;
 use crate::daemon::rpc::{params, Methods, RpcError, FORBIDDEN, METHOD_NOT_FOUND};
@@ -84,7 +85,9 @@ impl Methods for Bound {
         Box::pin(async move {
             match method {
                 "search.start" => m.start(caller, params::<SearchRequest>(p)?).await,
-                "search.status" => m.status(m.parse_job(caller, &params::<JobParam>(p)?.job_id)?).await,
+                "search.status" => {
+                    reply(&m.status(m.parse_job(caller, &params::<JobParam>(p)?.job_id)?).await?)
+                }
                 "search.map" => m.space(m.parse_job(caller, &params::<JobParam>(p)?.job_id)?).await,
                 "search.wait" => {
                     let w: WaitParam = params(p)?;
@@ -92,23 +95,23 @@ impl Methods for Bound {
                     if !(timeout.is_finite() && (0.0..=3600.0).contains(&timeout)) {
                         return Err(RpcError::invalid_params("timeout_s must be between 0 and 3600"));
                     }
-                    m.wait(m.parse_job(caller, &w.job_id)?, Duration::from_secs_f64(timeout)).await
+                    reply(&m.wait(m.parse_job(caller, &w.job_id)?, Duration::from_secs_f64(timeout)).await?)
                 }
                 "search.cancel" => {
                     let job = m.parse_job(caller, &params::<JobParam>(p)?.job_id)?;
                     if let Ok(sup) = m.supervisor(job).await {
                         sup.do_send(CancelJob);
                     }
-                    Ok(json!({ "job_id": job.to_string(), "cancelling": true }))
+                    reply(&nonce_api::Cancelling { job_id: job.to_string(), cancelling: true })
                 }
                 "search.list" => {
                     params::<NoParams>(p)?;
-                    m.list(caller).await
+                    reply(&m.list(caller).await?)
                 }
                 "workers.list" => {
                     let w: WorkersParam = params(p)?;
                     let only = w.job_id.as_deref().map(|j| m.parse_job(caller, j)).transpose()?;
-                    m.workers(caller, only).await
+                    reply(&m.workers(caller, only).await?)
                 }
                 "daemon.info" => {
                     params::<NoParams>(p)?;
@@ -116,7 +119,7 @@ impl Methods for Bound {
                         return Err(RpcError::new(FORBIDDEN, "daemon.info needs the admin role")
                             .with_data(json!({ "user": caller.name })));
                     }
-                    Ok(m.info(&self.socket))
+                    reply(&m.info(&self.socket))
                 }
                 other => {
                     Err(RpcError::new(METHOD_NOT_FOUND, "Method not found")

@@ -5,53 +5,76 @@ use super::{unix_now, DaemonMethods, JobEntry};
 use crate::actors::{GetSpaceMap, GetStatus, GetTransportCounters, GetWorkers, WaitJob};
 use crate::daemon::rpc::{RpcError, UNAVAILABLE};
 use crate::daemon::users::Caller;
+use nonce_api::{
+    AwsInfo, DaemonInfo, Finished, Health, JobState, JobStatus, JobSummary, Progress, Quotas, WorkerView,
+};
 use nonce_core::job::MapState;
 use nonce_core::job::Status;
 use protocol::JobId;
 use serde_json::{json, Value};
 use std::time::Duration;
 
-/// The status object of a running job (the fields `noncectl status` shows).
-pub fn status_json(job: JobId, st: &Status) -> Value {
-    json!({
-        "job_id": job.to_string(),
-        "finished": st.finished,
-        "searched": st.stats.searched,
-        "total": st.total,
-        "rate": st.stats.rate.round(),
-        "workers": st.stats.workers_live,
-        "stalls": st.stats.stalls,
-        "reshards": st.stats.reshards,
-        "lowest_so_far": st.lowest,
-        "forged": st.stats.forged,
-        "verification": crate::request::report::verification_json(&st.verification),
-    })
+/// A running job's progress (the fields `noncectl status` shows).
+pub fn progress(job: JobId, st: &Status) -> Progress {
+    Progress {
+        job_id: job.to_string(),
+        finished: false,
+        searched: st.stats.searched,
+        total: st.total,
+        rate: st.stats.rate.round(),
+        workers: st.stats.workers_live,
+        stalls: st.stats.stalls,
+        reshards: st.stats.reshards,
+        lowest_so_far: st.lowest,
+        forged: st.stats.forged,
+        verification: crate::request::report::verification_json(&st.verification),
+        transport: None,
+    }
+}
+
+/// A typed reply as the JSON the listeners send (integers past 2^64 stay exact).
+pub fn reply<T: serde::Serialize>(v: &T) -> Result<Value, RpcError> {
+    serde_json::to_value(v).map_err(|e| RpcError::new(crate::daemon::rpc::INTERNAL_ERROR, e.to_string()))
+}
+
+/// How long a worker may be silent before the dashboard calls it stale: it has missed a
+/// heartbeat (its job's own period, 250 ms in memory or 9 s over SQS), capped by the stall
+/// timeout, past which its shards go to others anyway.
+fn stale_after(timings: &crate::request::WorkerTimings) -> f64 {
+    (timings.heartbeat.as_secs_f64() * 1.5).min(timings.stall_timeout.as_secs_f64())
+}
+
+fn health(name: &str) -> Health {
+    match name {
+        "live" => Health::Live,
+        "stalled" => Health::Stalled,
+        "suspect" => Health::Suspect,
+        _ => Health::Gone,
+    }
 }
 
 impl DaemonMethods {
-    pub(super) async fn status(&self, job: JobId) -> Result<Value, RpcError> {
+    pub(super) async fn status(&self, job: JobId) -> Result<JobStatus, RpcError> {
         if let Some(result) = self.jobs().get(&job).and_then(|e| e.result.clone()) {
-            return Ok(json!({ "job_id": job.to_string(), "finished": true, "result": result }));
+            return Ok(JobStatus::Finished(Finished { job_id: job.to_string(), finished: true, result }));
         }
         let sup = self.supervisor(job).await?;
         let st = sup.send(GetStatus).await.map_err(|e| RpcError::new(UNAVAILABLE, e.to_string()))?;
-        let mut v = status_json(job, &st);
+        let mut p = progress(job, &st);
         if let Ok(Some(c)) = sup.send(GetTransportCounters).await {
-            v["transport"] = c.json();
+            p.transport = Some(c.json());
         }
-        Ok(v)
+        Ok(JobStatus::Running(p))
     }
 
-    pub(super) async fn wait(&self, job: JobId, timeout: Duration) -> Result<Value, RpcError> {
+    pub(super) async fn wait(&self, job: JobId, timeout: Duration) -> Result<JobStatus, RpcError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             if let Some(result) = self.jobs().get(&job).and_then(|e| e.result.clone()) {
-                return Ok(json!({ "job_id": job.to_string(), "finished": true, "result": result }));
+                return Ok(JobStatus::Finished(Finished { job_id: job.to_string(), finished: true, result }));
             }
             if tokio::time::Instant::now() >= deadline {
-                let mut st = self.status(job).await?;
-                st["finished"] = json!(false);
-                return Ok(st);
+                return self.status(job).await;
             }
             // The watcher stores the result moments after the job ends; poll briefly.
             let sup = match self.supervisor(job).await {
@@ -65,7 +88,7 @@ impl DaemonMethods {
         }
     }
 
-    pub(super) async fn list(&self, caller: &Caller) -> Result<Value, RpcError> {
+    pub(super) async fn list(&self, caller: &Caller) -> Result<Vec<JobSummary>, RpcError> {
         let entries: Vec<(JobId, JobEntry)> = self
             .jobs()
             .iter()
@@ -74,62 +97,73 @@ impl DaemonMethods {
             .collect();
         let mut out = Vec::new();
         for (job, e) in entries {
-            let mut item = json!({
-                "job_id": job.to_string(),
-                "mode": e.spec.mode.name(),
-                "puzzle": e.spec.puzzle.describe(),
-                "workers": e.spec.workers,
-                "state": if e.result.is_some() { "finished" } else { "running" },
-                "owner": e.owner,
-                "request": e.request,
-            });
+            let mut item = JobSummary {
+                job_id: job.to_string(),
+                owner: e.owner.clone(),
+                state: if e.result.is_some() { JobState::Finished } else { JobState::Running },
+                mode: e.spec.mode.name().to_string(),
+                puzzle: e.spec.puzzle.describe(),
+                workers: e.spec.workers,
+                workers_live: None,
+                searched: 0,
+                total: e.spec.range.len(),
+                rate: 0.0,
+                elapsed_s: unix_now().saturating_sub(e.started_at) as f64,
+                outcome: None,
+                nonce: None,
+                request: serde_json::to_value(&e.request).unwrap_or(Value::Null),
+            };
             match &e.result {
                 Some(r) => {
-                    for k in ["outcome", "nonce", "searched", "found", "rate", "elapsed_s"] {
-                        item[k] = r[k].clone();
-                    }
-                    item["total"] = json!(e.spec.range.len() as f64);
+                    item.outcome = serde_json::from_value(r["outcome"].clone()).ok();
+                    item.nonce = r["nonce"].as_u64();
+                    item.searched = serde_json::from_value(r["searched"].clone()).unwrap_or(0);
+                    item.rate = r["rate"].as_f64().unwrap_or(0.0);
+                    item.elapsed_s = r["elapsed_s"].as_f64().unwrap_or(0.0);
                 }
                 None => {
-                    if let Ok(st) = self.status(job).await {
-                        for k in ["searched", "total", "rate"] {
-                            item[k] = st[k].clone();
-                        }
-                        item["workers_live"] = st["workers"].clone();
+                    if let Ok(JobStatus::Running(p)) = self.status(job).await {
+                        item.searched = p.searched;
+                        item.rate = p.rate;
+                        item.workers_live = Some(p.workers);
                     }
-                    item["elapsed_s"] = json!(unix_now().saturating_sub(e.started_at));
                 }
             }
             out.push(item);
         }
-        Ok(Value::Array(out))
+        Ok(out)
     }
 
-    pub(super) async fn workers(&self, caller: &Caller, only: Option<JobId>) -> Result<Value, RpcError> {
+    pub(super) async fn workers(
+        &self,
+        caller: &Caller,
+        only: Option<JobId>,
+    ) -> Result<Vec<WorkerView>, RpcError> {
         let mut out = Vec::new();
-        let visible: Vec<JobId> = self
+        let visible: Vec<(JobId, f64)> = self
             .jobs()
             .iter()
             .filter(|(id, e)| {
                 e.result.is_none() && caller.may_see(e.owner.as_deref()) && only.is_none_or(|o| o == **id)
             })
-            .map(|(&id, _)| id)
+            .map(|(&id, e)| (id, stale_after(&e.spec.timings)))
             .collect();
-        for job in visible {
+        for (job, stale_after_s) in visible {
             let Ok(sup) = self.supervisor(job).await else { continue };
             let Ok(list) = sup.send(GetWorkers).await else { continue };
             for w in list {
-                out.push(json!({
-                    "job_id": job.to_string(),
-                    "worker": w.worker.to_string(),
-                    "health": w.health,
-                    "rate": w.rate.round(),
-                    "shards": w.shards,
-                    "silent_s": (w.silent_for.as_secs_f64() * 1000.0).round() / 1000.0,
-                }));
+                out.push(WorkerView {
+                    job_id: job.to_string(),
+                    worker: w.worker.to_string(),
+                    health: health(w.health),
+                    rate: w.rate.round(),
+                    shards: w.shards,
+                    silent_s: (w.silent_for.as_secs_f64() * 1000.0).round() / 1000.0,
+                    stale_after_s,
+                });
             }
         }
-        Ok(Value::Array(out))
+        Ok(out)
     }
 
     /// A job's nonce space (the ledger's intervals and who holds what), its workers and its
@@ -139,11 +173,11 @@ impl DaemonMethods {
         /// Intervals sent at most (the lowest first): a picture needs no more.
         const MAX_INTERVALS: usize = 2048;
         let timeline = self.timelines().get(&job).map_or(Value::Null, |t| t.json());
-        let (launcher, range) = {
+        let (launcher, range, stale_after_s) = {
             let jobs = self.jobs();
             let e =
                 jobs.get(&job).ok_or_else(|| RpcError::new(crate::daemon::rpc::JOB_NOT_FOUND, "no job"))?;
-            (e.spec.launcher.name().to_string(), e.spec.range)
+            (e.spec.launcher.name().to_string(), e.spec.range, stale_after(&e.spec.timings))
         };
         let mut v = json!({
             "job_id": job.to_string(),
@@ -164,7 +198,8 @@ impl DaemonMethods {
         let workers = sup.send(GetWorkers).await.map_err(unavailable)?;
         let st = sup.send(GetStatus).await.map_err(unavailable)?;
         v["finished"] = json!(false);
-        v["status"] = status_json(job, &st);
+        v["status"] = reply(&progress(job, &st))?;
+        v["stale_after_s"] = json!(stale_after_s);
         v["truncated"] = json!(map.truncated);
         v["intervals"] = map
             .intervals
@@ -246,37 +281,37 @@ impl DaemonMethods {
         r
     }
 
-    pub(super) fn info(&self, socket: &str) -> Value {
+    pub(super) fn info(&self, socket: &str) -> DaemonInfo {
         let config = self.config();
-        json!({
-            "version": env!("CARGO_PKG_VERSION"),
-            "pid": std::process::id(),
-            "uptime_s": self.started.elapsed().as_secs(),
-            "transport": config.transport,
-            "launcher": config.launcher,
-            "socket": socket,
-            "journal": self.journal.path().display().to_string(),
-            "jobs_running": self.running().len(),
-            "jobs_known": self.jobs().len(),
-            "quotas": {
-                "max_workers_per_job": config.quotas.max_workers_per_job,
-                "max_concurrent_jobs": config.quotas.max_concurrent_jobs,
-                "max_fleet": config.quotas.max_fleet,
-                "max_vcpu_seconds_per_job": config.quotas.max_vcpu_seconds_per_job,
+        DaemonInfo {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            pid: std::process::id(),
+            uptime_s: self.started.elapsed().as_secs(),
+            transport: config.transport.clone(),
+            launcher: config.launcher.clone(),
+            socket: socket.to_string(),
+            journal: self.journal.path().display().to_string(),
+            jobs_running: self.running().len(),
+            jobs_known: self.jobs().len(),
+            quotas: Quotas {
+                max_workers_per_job: config.quotas.max_workers_per_job,
+                max_concurrent_jobs: config.quotas.max_concurrent_jobs,
+                max_fleet: config.quotas.max_fleet,
+                max_vcpu_seconds_per_job: config.quotas.max_vcpu_seconds_per_job,
             },
             // Since start, all jobs: events routed, ghosts dropped, poison moved to the DLQ.
-            "aws": self.aws.as_ref().map(|a| {
+            aws: self.aws.as_ref().map(|a| {
                 let st = a.stats();
-                json!({
-                    "prefix": a.settings.prefix,
-                    "events_queue": a.fabric.events_url,
-                    "control_topic": a.fabric.topic_arn,
-                    "events": st.delivered,
-                    "ghosts": st.ghosts,
-                    "undecodable": st.undecodable,
-                    "sqs_requests": a.clients.calls.sqs(),
-                })
+                AwsInfo {
+                    prefix: a.settings.prefix.clone(),
+                    events_queue: a.fabric.events_url.clone(),
+                    control_topic: a.fabric.topic_arn.clone(),
+                    events: st.delivered,
+                    ghosts: st.ghosts,
+                    undecodable: st.undecodable,
+                    sqs_requests: a.clients.calls.sqs(),
+                }
             }),
-        })
+        }
     }
 }

@@ -1,0 +1,305 @@
+//! The contract between `nonced` and its clients: the replies of its JSON-RPC methods and
+//! its error codes, as serde types. The daemon builds these and the CLI reads them, so a
+//! field has one name and one type on both sides (`total` is an exact integer everywhere,
+//! 2^64 included, never a float in one reply and an integer in another).
+//!
+//! A finished job's `result` is the search report (`noncectl search --json`), kept as JSON:
+//! it is journaled and read back across versions.
+
+#![warn(missing_docs)]
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// JSON-RPC error codes: the specification's and the daemon's own (-32000 to -32099).
+pub mod codes {
+    /// Invalid JSON.
+    pub const PARSE_ERROR: i64 = -32700;
+    /// Not a request object.
+    pub const INVALID_REQUEST: i64 = -32600;
+    /// No such method.
+    pub const METHOD_NOT_FOUND: i64 = -32601;
+    /// Params of the wrong shape or value.
+    pub const INVALID_PARAMS: i64 = -32602;
+    /// The daemon failed.
+    pub const INTERNAL_ERROR: i64 = -32603;
+    /// No job with that id (or not the caller's).
+    pub const JOB_NOT_FOUND: i64 = -32000;
+    /// A quota refused the request; `data` says which.
+    pub const QUOTA_EXCEEDED: i64 = -32001;
+    /// The daemon cannot serve it now (shutting down, journal unwritable).
+    pub const UNAVAILABLE: i64 = -32002;
+    /// The caller may not do this.
+    pub const FORBIDDEN: i64 = -32003;
+}
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Its workers are searching.
+    Running,
+    /// It has a result.
+    Finished,
+}
+
+/// How a search ended (the report's `outcome`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// A golden nonce, verified.
+    Found,
+    /// The whole range searched, no golden nonce in it.
+    Exhausted,
+    /// The time limit came first.
+    TimedOut,
+    /// Cancelled by its owner or the daemon.
+    Cancelled,
+    /// It could not go on (its `error` says why).
+    Failed,
+}
+
+impl Outcome {
+    /// The name on the wire.
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Found => "found",
+            Outcome::Exhausted => "exhausted",
+            Outcome::TimedOut => "timed_out",
+            Outcome::Cancelled => "cancelled",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+/// One job in `search.list`: every field present in every item, `null` where it does not
+/// apply (a running job has no outcome yet).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobSummary {
+    /// 16 hex digits.
+    pub job_id: String,
+    /// Who started it (`uid-N` over the socket, the user's name over the network).
+    pub owner: Option<String>,
+    /// Running or finished.
+    pub state: JobState,
+    /// `first`, `lowest` or `exhaustive`.
+    pub mode: String,
+    /// The puzzle in words (block length, encoding, difficulty).
+    pub puzzle: String,
+    /// Workers asked for.
+    pub workers: usize,
+    /// Workers heartbeating now (running jobs).
+    pub workers_live: Option<usize>,
+    /// Nonces searched.
+    pub searched: u128,
+    /// Nonces in its range.
+    pub total: u128,
+    /// Nonces a second: now (running) or over its life (finished).
+    pub rate: f64,
+    /// Seconds since it started (running) or that it took (finished).
+    pub elapsed_s: f64,
+    /// How it ended.
+    pub outcome: Option<Outcome>,
+    /// The answer's nonce, if any.
+    pub nonce: Option<u64>,
+    /// The request as given (`search.start`'s params).
+    pub request: Value,
+}
+
+/// A worker's health as its job sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    /// Heartbeating.
+    Live,
+    /// Silent past the stall timeout: its shards went to others.
+    Stalled,
+    /// Said goodbye or was lost.
+    Gone,
+    /// Caught lying about its work: nothing it says counts.
+    Suspect,
+}
+
+impl Health {
+    /// The name on the wire.
+    pub fn name(self) -> &'static str {
+        match self {
+            Health::Live => "live",
+            Health::Stalled => "stalled",
+            Health::Gone => "gone",
+            Health::Suspect => "suspect",
+        }
+    }
+}
+
+/// One worker in `workers.list`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerView {
+    /// Its job.
+    pub job_id: String,
+    /// The worker's name.
+    pub worker: String,
+    /// Live, stalled, gone or suspect.
+    pub health: Health,
+    /// Nonces a second, from its heartbeats.
+    pub rate: f64,
+    /// Shards it holds.
+    pub shards: usize,
+    /// Seconds since it was last heard.
+    pub silent_s: f64,
+    /// Seconds it was silent for its job to call it stale: its own heartbeat period (the
+    /// dashboard greys it past this, well before the stall timeout takes its shards).
+    pub stale_after_s: f64,
+}
+
+/// A running job's progress (`search.status`, `search.wait` before the end).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    /// 16 hex digits.
+    pub job_id: String,
+    /// Always false (see [`JobStatus`]).
+    pub finished: bool,
+    /// Nonces searched.
+    pub searched: u128,
+    /// Nonces in its range.
+    pub total: u128,
+    /// Nonces a second now.
+    pub rate: f64,
+    /// Workers heartbeating.
+    pub workers: usize,
+    /// Workers found silent past the stall timeout.
+    pub stalls: u64,
+    /// Ranges handed to other workers.
+    pub reshards: u64,
+    /// The lowest verified golden nonce so far (`lowest`).
+    pub lowest_so_far: Option<u64>,
+    /// Messages refused for a bad tag.
+    pub forged: u64,
+    /// The checks of its workers' claims so far (the report's `verification`).
+    pub verification: Value,
+    /// The transport's counters (SQS requests and the like), where it has any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<Value>,
+}
+
+/// A finished job (`search.status`, `search.wait`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finished {
+    /// 16 hex digits.
+    pub job_id: String,
+    /// Always true (see [`JobStatus`]).
+    pub finished: bool,
+    /// The search report (`noncectl search --json`).
+    pub result: Value,
+}
+
+/// `search.status` and `search.wait`: a running job's progress or a finished job's report,
+/// told apart by `finished` (one flat object either way).
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobStatus {
+    /// Still searching.
+    Running(Progress),
+    /// Ended.
+    Finished(Finished),
+}
+
+impl JobStatus {
+    /// The report's outcome, once finished.
+    pub fn outcome(&self) -> Option<Outcome> {
+        match self {
+            JobStatus::Running(_) => None,
+            JobStatus::Finished(f) => serde_json::from_value(f.result.get("outcome")?.clone()).ok(),
+        }
+    }
+}
+
+impl Serialize for JobStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            JobStatus::Running(p) => p.serialize(s),
+            JobStatus::Finished(f) => f.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for JobStatus {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        // Through a Value, not an untagged enum: big integers (`total` = 2^64) survive it.
+        let v = Value::deserialize(d)?;
+        match v.get("finished") {
+            Some(Value::Bool(true)) => serde_json::from_value(v).map(JobStatus::Finished),
+            Some(Value::Bool(false)) => serde_json::from_value(v).map(JobStatus::Running),
+            _ => return Err(D::Error::custom("a job status needs \"finished\": true or false")),
+        }
+        .map_err(D::Error::custom)
+    }
+}
+
+/// `search.cancel`'s reply: the job will end as `cancelled` (if it had not ended already).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cancelling {
+    /// 16 hex digits.
+    pub job_id: String,
+    /// Always true: the stop is on its way.
+    pub cancelling: bool,
+}
+
+/// The daemon's limits per user (the `[quotas]` table).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Quotas {
+    /// Workers one job may ask for.
+    pub max_workers_per_job: usize,
+    /// Jobs running at once.
+    pub max_concurrent_jobs: usize,
+    /// Workers of all jobs at once.
+    pub max_fleet: usize,
+    /// Worker-seconds one job may be given.
+    pub max_vcpu_seconds_per_job: f64,
+}
+
+/// The daemon's AWS fabric and its counters since start (all jobs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AwsInfo {
+    /// Resource name prefix.
+    pub prefix: String,
+    /// The events queue's URL.
+    pub events_queue: String,
+    /// The control topic's ARN.
+    pub control_topic: String,
+    /// Events routed to jobs.
+    pub events: u64,
+    /// Events of jobs not running here, dropped.
+    pub ghosts: u64,
+    /// Messages that did not decode (moved to the dead-letter queue).
+    pub undecodable: u64,
+    /// SQS requests made.
+    pub sqs_requests: u64,
+}
+
+/// `daemon.info`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DaemonInfo {
+    /// The daemon's version.
+    pub version: String,
+    /// Its process id.
+    pub pid: u32,
+    /// Seconds since it started.
+    pub uptime_s: u64,
+    /// Default transport of its jobs.
+    pub transport: String,
+    /// Default launcher of its jobs.
+    pub launcher: String,
+    /// Its control socket.
+    pub socket: String,
+    /// Its journal file.
+    pub journal: String,
+    /// Jobs running now.
+    pub jobs_running: usize,
+    /// Jobs it remembers (running and the newest finished).
+    pub jobs_known: usize,
+    /// Its limits.
+    pub quotas: Quotas,
+    /// Its AWS fabric, if it has one.
+    pub aws: Option<AwsInfo>,
+}
