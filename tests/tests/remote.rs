@@ -318,7 +318,10 @@ fn two_users_over_http_and_websocket_each_reach_only_their_own_jobs() {
         .expect("runs");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(7), "unreachable: {err}");
-    assert!(err.contains("does not speak TLS") && err.contains(&format!("http://127.0.0.1:{}", d.port)), "{err}");
+    assert!(
+        err.contains("does not speak TLS") && err.contains(&format!("http://127.0.0.1:{}", d.port)),
+        "{err}"
+    );
     assert!(!d.log().contains(ALICE) && !d.log().contains("wrong"), "a token reached the log");
 }
 

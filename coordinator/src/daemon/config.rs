@@ -23,6 +23,10 @@ pub const ENV_VARS: &[&str] = &[
     "NONCE_MAX_WORKERS_PER_JOB",
     "NONCE_MAX_CONCURRENT_JOBS",
     "NONCE_MAX_FLEET",
+    "NONCE_MAX_VCPU_SECONDS_PER_JOB",
+    "NONCE_USER_MAX_WORKERS_PER_JOB",
+    "NONCE_USER_MAX_CONCURRENT_JOBS",
+    "NONCE_USER_MAX_VCPU_SECONDS_PER_DAY",
     "NONCE_KEEP_FINISHED",
     "NONCE_LOG",
     "NONCE_HTTP_LISTEN",
@@ -49,6 +53,10 @@ pub const REQUIRED_ON_ECS: &[&str] = &[
 /// Finished jobs kept by default: about 10 KB each in memory (request, result) and 1 KB in the
 /// journal, so ~10 MB and a restart that replays a few thousand lines.
 pub const DEFAULT_KEEP_FINISHED: usize = 1000;
+
+/// The largest vCPU-second quota taken: a thousand vCPUs for a year (3.2e10). Beyond it a
+/// budget is no longer a duration (`1e300` made a start request fail on its deadline).
+pub const MAX_VCPU_SECONDS: f64 = 1000.0 * 365.0 * 86_400.0;
 
 /// What to do with running jobs on SIGTERM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -450,6 +458,19 @@ impl DaemonConfig {
         if let Some(n) = number("NONCE_MAX_FLEET")? {
             self.quotas.max_fleet = n;
         }
+        if let Some(n) = number("NONCE_MAX_VCPU_SECONDS_PER_JOB")? {
+            self.quotas.max_vcpu_seconds_per_job = n as f64;
+        }
+        // [user_quotas] for a daemon configured by its environment alone (the ECS service).
+        if let Some(n) = number("NONCE_USER_MAX_WORKERS_PER_JOB")? {
+            self.user_quotas.max_workers_per_job = n;
+        }
+        if let Some(n) = number("NONCE_USER_MAX_CONCURRENT_JOBS")? {
+            self.user_quotas.max_concurrent_jobs = n;
+        }
+        if let Some(n) = number("NONCE_USER_MAX_VCPU_SECONDS_PER_DAY")? {
+            self.user_quotas.max_vcpu_seconds_per_day = n as f64;
+        }
         self.check()
     }
 
@@ -488,15 +509,24 @@ impl DaemonConfig {
             return Err("[metrics] emf_every_s must be between 1 and 3600".into());
         }
         let uq = &self.user_quotas;
-        if uq.max_workers_per_job == 0 || uq.max_concurrent_jobs == 0 || uq.max_vcpu_seconds_per_day < 1.0 {
+        if uq.max_workers_per_job == 0 || uq.max_concurrent_jobs == 0 {
             return Err("user_quotas must be at least 1".into());
+        }
+        // A year of seconds at most: past it a day's budget or a deadline cut from it is not a
+        // duration any more (a start would fail on it), and no day holds more anyway.
+        if !(1.0..=MAX_VCPU_SECONDS).contains(&uq.max_vcpu_seconds_per_day) {
+            return Err(format!(
+                "user_quotas.max_vcpu_seconds_per_day must be between 1 and {MAX_VCPU_SECONDS:e}"
+            ));
         }
         let q = &self.quotas;
         if q.max_workers_per_job == 0 || q.max_concurrent_jobs == 0 || q.max_fleet == 0 {
             return Err("quotas must be at least 1".into());
         }
-        if !(q.max_vcpu_seconds_per_job.is_finite() && q.max_vcpu_seconds_per_job > 0.0) {
-            return Err("quotas.max_vcpu_seconds_per_job must be a positive number".into());
+        if !(q.max_vcpu_seconds_per_job > 0.0 && q.max_vcpu_seconds_per_job <= MAX_VCPU_SECONDS) {
+            return Err(format!(
+                "quotas.max_vcpu_seconds_per_job must be a positive number of at most {MAX_VCPU_SECONDS:e}"
+            ));
         }
         Ok(())
     }
@@ -551,6 +581,125 @@ pub fn user_id() -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The field names a struct's `Deserialize` knows, as serde hands them to a deserializer.
+    fn fields_of<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
+        #[derive(Debug)]
+        struct Stop;
+        impl std::fmt::Display for Stop {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("stop")
+            }
+        }
+        impl std::error::Error for Stop {}
+        impl serde::de::Error for Stop {
+            fn custom<M: std::fmt::Display>(_: M) -> Self {
+                Stop
+            }
+        }
+        struct Probe<'a>(&'a mut &'static [&'static str]);
+        impl<'de> serde::Deserializer<'de> for Probe<'_> {
+            type Error = Stop;
+            fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Stop> {
+                Err(Stop)
+            }
+            fn deserialize_struct<V: serde::de::Visitor<'de>>(
+                self,
+                _: &'static str,
+                fields: &'static [&'static str],
+                _: V,
+            ) -> Result<V::Value, Stop> {
+                *self.0 = fields;
+                Err(Stop)
+            }
+            serde::forward_to_deserialize_any! {
+                bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+                option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+                ignored_any
+            }
+        }
+        let mut fields: &'static [&'static str] = &[];
+        let _ = T::deserialize(Probe(&mut fields));
+        fields
+    }
+
+    /// Keys the example names (set or commented out), by table ("" for the top level).
+    fn example_keys(text: &str) -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+        let mut keys = std::collections::BTreeMap::<String, std::collections::BTreeSet<String>>::new();
+        let mut table = String::new();
+        for line in text.lines() {
+            let l = line.trim_start().trim_start_matches('#').trim();
+            if l.starts_with('[') {
+                table = l.trim_matches(|c| c == '[' || c == ']').to_string();
+                keys.entry(table.clone()).or_default();
+                continue;
+            }
+            let Some((key, value)) = l.split_once('=') else { continue };
+            let key = key.trim();
+            if !key.is_empty() && key.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+                keys.entry(table.clone()).or_default().insert(key.to_string());
+                // An inline table (`quotas = { a = 1, b = 2 }`): its keys, under `table.key`.
+                if let Some(inner) = value.trim().strip_prefix('{') {
+                    for part in inner.trim_end_matches(|c: char| c != '}').trim_end_matches('}').split(',') {
+                        if let Some((k, _)) = part.split_once('=') {
+                            keys.entry(format!("{table}.{key}")).or_default().insert(k.trim().to_string());
+                        }
+                    }
+                }
+            }
+        }
+        keys
+    }
+
+    /// `infra/nonced.example.toml` names every setting the parser knows, in its table, and
+    /// every environment variable the daemon reads: a new setting cannot go undocumented.
+    #[test]
+    fn the_example_names_every_setting_and_environment_variable() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/nonced.example.toml");
+        let text = std::fs::read_to_string(&path).expect("the example");
+        let keys = example_keys(&text);
+        let tables: [(&str, &[&str]); 9] = [
+            ("", fields_of::<DaemonConfig>()),
+            ("quotas", fields_of::<Quotas>()),
+            ("aws", fields_of::<AwsTable>()),
+            ("ecs", fields_of::<EcsTable>()),
+            ("http", fields_of::<HttpTable>()),
+            ("metrics", fields_of::<MetricsTable>()),
+            ("users", fields_of::<super::super::users::UserEntry>()),
+            ("users.quotas", fields_of::<super::super::users::UserQuotasOverride>()),
+            ("user_quotas", fields_of::<super::super::users::UserQuotas>()),
+        ];
+        let mut missing = Vec::new();
+        for (table, fields) in tables {
+            assert!(!fields.is_empty(), "no fields read for [{table}]");
+            for f in fields {
+                let named = keys.get(table).is_some_and(|k| k.contains(*f))
+                    // A table field of the top level is named by its header.
+                    || (table.is_empty() && keys.contains_key(*f));
+                if !named {
+                    missing.push(format!("[{table}] {f}"));
+                }
+            }
+        }
+        for var in ENV_VARS {
+            if !text.contains(var) {
+                missing.push(format!("env {var}"));
+            }
+        }
+        assert!(missing.is_empty(), "infra/nonced.example.toml lacks: {missing:?}");
+    }
+
+    #[test]
+    fn quotas_past_a_duration_are_refused() {
+        let mut c = DaemonConfig::default();
+        c.quotas.max_vcpu_seconds_per_job = 1e300;
+        assert!(c.check().is_err());
+        c.quotas.max_vcpu_seconds_per_job = f64::NAN;
+        assert!(c.check().is_err());
+        let mut c = DaemonConfig::default();
+        c.user_quotas.max_vcpu_seconds_per_day = 1e300;
+        assert!(c.check().is_err());
+    }
 
     #[test]
     fn example_config_parses() {

@@ -11,6 +11,13 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Seconds of a budget as a deadline: never past [`MAX_VCPU_SECONDS`] (a user's own quota
+/// may be any u64; `Duration::from_secs_f64` panics past its range).
+fn budget_duration(seconds: f64) -> Duration {
+    let s = if seconds.is_nan() { 0.0 } else { seconds.clamp(0.0, crate::daemon::config::MAX_VCPU_SECONDS) };
+    Duration::from_secs_f64(s)
+}
+
 impl DaemonMethods {
     pub(super) fn quota_error(quota: &str, limit: f64, requested: f64) -> RpcError {
         RpcError::new(QUOTA_EXCEEDED, format!("quota exceeded: {quota}"))
@@ -61,7 +68,7 @@ impl DaemonMethods {
                 "requested": vcpus,
             })));
         }
-        let allowed = Duration::from_secs_f64(left / vcpus);
+        let allowed = budget_duration(left / vcpus);
         spec.deadline = Some(spec.deadline.map_or(allowed, |d| d.min(allowed)));
         Ok(())
     }
@@ -90,7 +97,7 @@ impl DaemonMethods {
             ));
         }
         let vcpus = (spec.workers * spec.threads_per_worker) as f64;
-        let budget = Duration::from_secs_f64(q.max_vcpu_seconds_per_job / vcpus);
+        let budget = budget_duration(q.max_vcpu_seconds_per_job / vcpus);
         match spec.deadline {
             Some(d) if d.as_secs_f64() * vcpus > q.max_vcpu_seconds_per_job => {
                 return Err(Self::quota_error(
@@ -136,5 +143,21 @@ impl DaemonMethods {
         }
         let job = self.launch(request, spec, None, Some(caller.name.clone()), unix_now()).await?;
         Ok(json!({ "job_id": job.to_string(), "plan": plan }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A user's own quota may be any u64 (or a sum gone NaN): the deadline is bounded, no panic.
+    #[test]
+    fn a_budget_is_a_duration_whatever_the_quota() {
+        assert_eq!(budget_duration(f64::NAN), Duration::ZERO);
+        assert_eq!(budget_duration(-1.0), Duration::ZERO);
+        let max = Duration::from_secs_f64(crate::daemon::config::MAX_VCPU_SECONDS);
+        assert_eq!(budget_duration(u64::MAX as f64), max);
+        assert_eq!(budget_duration(1e300), max);
+        assert_eq!(budget_duration(90.0), Duration::from_secs(90));
     }
 }
