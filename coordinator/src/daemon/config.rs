@@ -636,7 +636,9 @@ mod tests {
             }
             let Some((key, value)) = l.split_once('=') else { continue };
             let key = key.trim();
-            if !key.is_empty() && key.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+            if !key.is_empty()
+                && key.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            {
                 keys.entry(table.clone()).or_default().insert(key.to_string());
                 // An inline table (`quotas = { a = 1, b = 2 }`): its keys, under `table.key`.
                 if let Some(inner) = value.trim().strip_prefix('{') {
@@ -687,6 +689,28 @@ mod tests {
             }
         }
         assert!(missing.is_empty(), "infra/nonced.example.toml lacks: {missing:?}");
+    }
+
+    #[test]
+    fn user_quotas_come_from_the_environment_too() {
+        let env: std::collections::HashMap<&str, &str> = [
+            ("NONCE_USER_MAX_WORKERS_PER_JOB", "3"),
+            ("NONCE_USER_MAX_CONCURRENT_JOBS", "5"),
+            ("NONCE_USER_MAX_VCPU_SECONDS_PER_DAY", "7200"),
+            ("NONCE_MAX_VCPU_SECONDS_PER_JOB", "3600"),
+        ]
+        .into();
+        let mut c = DaemonConfig::default();
+        c.apply_env(|k| env.get(k).map(|v| v.to_string())).expect("valid");
+        assert_eq!((c.user_quotas.max_workers_per_job, c.user_quotas.max_concurrent_jobs), (3, 5));
+        assert_eq!(c.user_quotas.max_vcpu_seconds_per_day, 7200.0);
+        assert_eq!(c.quotas.max_vcpu_seconds_per_job, 3600.0);
+        let bad = |k: &str, v: &str| {
+            let mut c = DaemonConfig::default();
+            c.apply_env(|name| (name == k).then(|| v.to_string())).expect_err(k)
+        };
+        assert!(bad("NONCE_USER_MAX_WORKERS_PER_JOB", "many").contains("NONCE_USER_MAX_WORKERS_PER_JOB"));
+        assert!(bad("NONCE_USER_MAX_CONCURRENT_JOBS", "0").contains("user_quotas"));
     }
 
     #[test]
