@@ -89,6 +89,9 @@ resource "aws_ecs_task_definition" "daemon" {
       { name = "NONCE_MAX_WORKERS_PER_JOB", value = tostring(var.max_workers_per_job) },
       { name = "NONCE_MAX_CONCURRENT_JOBS", value = tostring(var.max_concurrent_jobs) },
       { name = "NONCE_MAX_FLEET", value = tostring(var.max_fleet) },
+      { name = "NONCE_USER_MAX_WORKERS_PER_JOB", value = tostring(var.user_quotas.max_workers_per_job) },
+      { name = "NONCE_USER_MAX_CONCURRENT_JOBS", value = tostring(var.user_quotas.max_concurrent_jobs) },
+      { name = "NONCE_USER_MAX_VCPU_SECONDS_PER_DAY", value = tostring(var.user_quotas.max_vcpu_seconds_per_day) },
       { name = "AWS_REGION", value = var.region },
       { name = "NONCE_LOG", value = "info" },
       # The listener behind the API load balancer, which ends TLS and appends X-Forwarded-For.
@@ -125,7 +128,7 @@ resource "aws_ecs_service" "daemon" {
   name                   = "nonced"
   cluster                = aws_ecs_cluster.main.id
   task_definition        = aws_ecs_task_definition.daemon.arn
-  desired_count          = 1
+  desired_count          = var.daemon_desired_count
   launch_type            = "FARGATE"
   platform_version       = "LATEST"
   enable_execute_command = true # `aws ecs execute-command ... noncectl` reaches the socket

@@ -46,6 +46,14 @@ output "nonced_config" {
     subnets         = ${jsonencode(var.subnet_ids)}
     security_groups = ["${aws_security_group.tasks.id}"]
     assign_public_ip = ${var.assign_public_ip}
+    [quotas]
+    max_workers_per_job = ${var.max_workers_per_job}
+    max_concurrent_jobs = ${var.max_concurrent_jobs}
+    max_fleet           = ${var.max_fleet}
+    [user_quotas]
+    max_workers_per_job      = ${var.user_quotas.max_workers_per_job}
+    max_concurrent_jobs      = ${var.user_quotas.max_concurrent_jobs}
+    max_vcpu_seconds_per_day = ${var.user_quotas.max_vcpu_seconds_per_day}
   EOT
 }
 

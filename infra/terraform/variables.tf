@@ -82,6 +82,34 @@ variable "max_fleet" {
   default     = 256
 }
 
+variable "user_quotas" {
+  description = "What each user (not admins) may use: workers per job, jobs at once, and worker vCPU-seconds per UTC day (the daemon's [user_quotas]; 86400 is one vCPU around the clock, ~$0.97 of Fargate vCPU time a day)."
+  type = object({
+    max_workers_per_job      = number
+    max_concurrent_jobs      = number
+    max_vcpu_seconds_per_day = number
+  })
+  default = {
+    max_workers_per_job      = 16
+    max_concurrent_jobs      = 2
+    max_vcpu_seconds_per_day = 86400
+  }
+  validation {
+    condition     = var.user_quotas.max_workers_per_job >= 1 && var.user_quotas.max_concurrent_jobs >= 1 && var.user_quotas.max_vcpu_seconds_per_day >= 1
+    error_message = "Each user quota must be at least 1."
+  }
+}
+
+variable "daemon_desired_count" {
+  description = "nonced tasks in the ECS service: 1, or 0 when a nonced under systemd elsewhere coordinates this deployment (two coordinators would each drop the other's events as ghosts)."
+  type        = number
+  default     = 1
+  validation {
+    condition     = contains([0, 1], var.daemon_desired_count)
+    error_message = "daemon_desired_count is 0 or 1: one coordinator consumes the events queue."
+  }
+}
+
 variable "log_retention_days" {
   description = "CloudWatch log retention."
   type        = number
