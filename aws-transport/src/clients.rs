@@ -134,7 +134,11 @@ pub fn describe<E: std::error::Error + 'static>(what: &str, err: E) -> String {
     let mut text = format!("{what}: {err}");
     let mut source = err.source();
     while let Some(s) = source {
-        text.push_str(&format!(": {s}"));
+        // The SDK's layers often repeat their cause's words: say each thing once.
+        let said = s.to_string();
+        if !text.contains(&said) {
+            text.push_str(&format!(": {said}"));
+        }
         source = s.source();
     }
     text

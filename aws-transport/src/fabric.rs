@@ -74,7 +74,13 @@ async fn create_queue(
 
 async fn queue_url(clients: &AwsClients, name: &str) -> Result<String, String> {
     let out = clients.sqs.get_queue_url().queue_name(name).send().await.map_err(|e| {
-        describe(&format!("queue {name} not found (deploy infra/terraform, or pass --aws-bootstrap)"), e)
+        // "Not found" only when SQS said so: a refused connection or a bad credential is not
+        // fixed by deploying.
+        if e.as_service_error().is_some_and(|s| s.is_queue_does_not_exist()) {
+            format!("queue {name} not found (deploy infra/terraform, or pass --aws-bootstrap)")
+        } else {
+            describe(&format!("GetQueueUrl {name}"), e)
+        }
     })?;
     Ok(out.queue_url().ok_or("GetQueueUrl answered no URL")?.to_string())
 }

@@ -280,3 +280,28 @@ fn ecs_launcher_runs_tagged_tasks_that_find_the_answer_and_stops_every_one() {
     }
     assert_clean(&em);
 }
+
+/// Why the aws transport cannot start, said once and truly: "not found" only when SQS said
+/// so; a refused connection is named as such (it used to read "queue ... not found").
+#[test]
+fn a_missing_fabric_and_an_unreachable_endpoint_are_told_apart() {
+    let em = Emulator::get("missing");
+    let puzzle = ["search", "--block", "m", "--difficulty", "8", "--workers", "1", "--transport", "aws"];
+    let out =
+        em.noncectl().args(puzzle).args(["--aws-prefix", "nobody-deployed-this"]).output().expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("queue nobody-deployed-this-events not found (deploy infra/terraform"), "{err}");
+    let out = em
+        .noncectl()
+        .args(puzzle)
+        .args(["--aws-prefix", "p"])
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(!err.contains("not found") && err.contains("Connection refused"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert_eq!(err.matches("Connection refused").count(), 1, "said once: {err}");
+}

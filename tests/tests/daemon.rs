@@ -129,6 +129,9 @@ fn searches_through_the_daemon_give_the_reference_answers() {
         .output()
         .expect("runs");
     assert_eq!(missing.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&missing.stderr);
+    assert_eq!(said.trim().lines().count(), 1, "a failed health check says why once: {said}");
+    assert!(missing.stdout.is_empty(), "and logs nothing: {}", String::from_utf8_lossy(&missing.stdout));
     let (code, v) = d.cli(&["jobs"]);
     assert_eq!(code, 0);
     assert!(v.as_array().expect("list").len() >= 10);
@@ -697,6 +700,12 @@ fn operator_commands_print_tables_take_flags_anywhere_and_exit_distinctly() {
     let (code, _, err) = run(&["jobs", "--socket", "/nonexistent/nonced.sock"], &[]);
     assert_eq!(code, Some(7), "no daemon there: {err}");
     one_line(&err);
+    // What the daemon lacks, only its operator can give: no flag to try that it then refuses.
+    let (code, _, err) =
+        run(&["search", "--block", "q", "--difficulty", "8", "--transport", "aws", "--socket", sock], &[]);
+    assert_eq!(code, Some(2), "{err}");
+    one_line(&err);
+    assert!(err.contains("this daemon has no aws transport") && !err.contains("--aws-prefix"), "{err}");
     // Cancelled: `status` reports it (0); `wait` gives the search's exit code (130).
     let (code, out, _) = run(&["cancel", &big, "--socket", sock], &[]);
     assert_eq!((code, out.trim()), (Some(0), format!("cancelling {big}").as_str()));

@@ -22,6 +22,7 @@ use crate::actors::{Coordinator, ListJobs};
 use actix::prelude::*;
 use clap::Parser;
 use config::{DaemonConfig, OnShutdown};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -133,10 +134,18 @@ pub fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // A health check is a one-shot command: its answer is one line on stderr. A daemon that
+        // stops says so on stderr (a terminal, systemd) and in its log (JSON to CloudWatch).
+        Err(e) if health_check_only => {
+            eprintln!("unhealthy: {e}");
+            ExitCode::from(1)
+        }
         Err(e) => {
             eprintln!("error: {e}");
-            tracing::error!(error = %e, "nonced stopped");
-            ExitCode::from(if health_check_only { 1 } else { 3 })
+            if !std::io::stderr().is_terminal() {
+                tracing::error!(error = %e, "nonced stopped");
+            }
+            ExitCode::from(3)
         }
     }
 }

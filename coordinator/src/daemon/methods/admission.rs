@@ -87,6 +87,20 @@ impl DaemonMethods {
         request.transport.get_or_insert_with(|| self.config().transport.clone());
         request.launcher.get_or_insert_with(|| self.config().launcher.clone());
         let mut spec = self.spec_of(&request).map_err(|e| RpcError::invalid_params(e.0))?;
+        // What only the daemon's operator can give it: say so, not which flag to add.
+        let ecs_settings = self.aws.as_ref().and_then(|a| a.settings.ecs.as_ref()).is_some();
+        if spec.transport == crate::request::TransportKind::Aws && self.aws.is_none() {
+            return Err(RpcError::invalid_params(
+                "this daemon has no aws transport: its operator gives it one in its config (an [aws] table, \
+                 or NONCE_TRANSPORT=aws); leave --transport out to use the daemon's own",
+            ));
+        }
+        if spec.launcher == crate::request::LauncherKind::Ecs && !ecs_settings {
+            return Err(RpcError::invalid_params(
+                "this daemon has no ecs launcher: its operator gives it one in its config (an [ecs] table, \
+                 or NONCE_ECS_* settings); leave --launcher out to use the daemon's own",
+            ));
+        }
         let config = self.config();
         let q = &config.quotas;
         if spec.workers > q.max_workers_per_job {

@@ -455,8 +455,13 @@ impl Job {
             },
             verification: self.verification_now(),
         };
-        tracing::info!(job = %self.cfg.job, outcome = outcome.kind.name(), nonce = ?outcome.nonce,
-            searched = %outcome.stats.searched, "job finished");
+        // The nonce as a number, or no field at all: `?` would log `"None"` / `"Some(5)"`.
+        match outcome.nonce {
+            Some(nonce) => tracing::info!(job = %self.cfg.job, outcome = outcome.kind.name(), nonce,
+                searched = %outcome.stats.searched, "job finished"),
+            None => tracing::info!(job = %self.cfg.job, outcome = outcome.kind.name(),
+                searched = %outcome.stats.searched, "job finished"),
+        }
         for w in self.workers.values_mut() {
             w.shards.clear();
         }
