@@ -303,3 +303,118 @@ pub struct DaemonInfo {
     /// Its AWS fabric, if it has one.
     pub aws: Option<AwsInfo>,
 }
+
+/// The best hash a search saw (a `first` or `exhaustive` search without a golden nonce).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Best {
+    /// Its nonce.
+    pub nonce: u64,
+    /// The hash, hex, as it prints.
+    pub hash: String,
+    /// Leading zero bits of the hash.
+    pub leading_zeros: u32,
+}
+
+/// A worker caught lying about its work.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Suspect {
+    /// The worker's name.
+    pub worker: String,
+    /// What gave it away.
+    pub reason: String,
+    /// Nonces of its claims searched again.
+    pub reopened: u128,
+    /// When, seconds into the job.
+    pub at_s: f64,
+}
+
+/// The chance that a worker skipping part of its claims was caught.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CatchChance {
+    /// The share of its claims a worker skipped.
+    pub skipped: f64,
+    /// The probability its shares or the spot checks gave it away.
+    pub caught_probability: f64,
+}
+
+/// What was checked of the workers' claims, and the bound it gives (README, "Trust").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerificationReport {
+    /// Shares prove work with every nonce of at least this many leading zero bits.
+    pub share_bits: u32,
+    /// Shares checked.
+    pub shares_verified: u64,
+    /// Shares the claimed work should have found.
+    pub shares_expected: f64,
+    /// Windows re-searched by another worker.
+    pub spot_checks: u64,
+    /// Nonces in them.
+    pub spot_checked_nonces: u128,
+    /// Windows whose two searches disagreed.
+    pub spot_check_mismatches: u64,
+    /// Windows still waiting for a checker.
+    pub spot_checks_pending: u64,
+    /// Workers caught.
+    pub suspects: Vec<Suspect>,
+    /// The catch chance for a few skipped shares.
+    pub caught_if_skipped: Vec<CatchChance>,
+    /// The chance per job that an honest worker is called a suspect.
+    pub false_alarm_per_job: f64,
+    /// The bound in words.
+    pub bound: Option<String>,
+}
+
+/// A search's result: `noncectl search --json`, a finished job's `result`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// How it ended.
+    pub outcome: Outcome,
+    /// The answer (the lowest golden nonce found).
+    pub nonce: Option<u64>,
+    /// The answer's hash (hex, as it prints).
+    pub hash: Option<String>,
+    /// The answer's digest (hex, in byte order).
+    pub digest: Option<String>,
+    /// The answer's leading zero bits.
+    pub leading_zeros: Option<u32>,
+    /// Golden nonces found (the lowest 100).
+    pub found: Vec<u64>,
+    /// The best hash, where no golden nonce was found.
+    pub best: Option<Best>,
+    /// Nonces searched.
+    pub searched: u128,
+    /// Seconds it took.
+    pub elapsed_s: f64,
+    /// Nonces a second over its life.
+    pub rate: f64,
+    /// Workers asked for.
+    pub workers: usize,
+    /// Workers that said hello (absent in reports journaled before it existed).
+    #[serde(default)]
+    pub workers_started: Option<usize>,
+    /// 16 hex digits.
+    pub job_id: String,
+    /// `first`, `lowest` or `exhaustive`.
+    pub mode: String,
+    /// Workers found silent past the stall timeout.
+    pub stalls: u64,
+    /// Ranges handed to other workers.
+    pub reshards: u64,
+    /// Ranges taken from busy workers for idle ones.
+    pub steals: u64,
+    /// Messages of other jobs or workers, dropped.
+    pub ghosts: u64,
+    /// Claims refused (unverified nonces, bad shares).
+    pub rejected: u64,
+    /// Messages refused for a bad tag.
+    pub forged: u64,
+    /// Messages refused as replays.
+    pub replayed: u64,
+    /// What was checked of the workers' claims.
+    pub verification: VerificationReport,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+    /// The transport's counters (SQS requests and the like), where it has any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<Value>,
+}

@@ -180,15 +180,9 @@ fn status_json(st: &JobStatus) -> Value {
 
 /// The exit code of a search's end, as `search` gives it; 1 while it runs.
 pub fn outcome_code(st: &JobStatus) -> u8 {
-    use nonce_api::Outcome;
     match st {
         JobStatus::Running(_) => exit::NONE,
-        JobStatus::Finished(_) => match st.outcome() {
-            Some(Outcome::Found) => exit::FOUND,
-            Some(Outcome::Exhausted | Outcome::TimedOut) => exit::NONE,
-            Some(Outcome::Cancelled) => exit::CANCELLED,
-            Some(Outcome::Failed) | None => exit::FAILURE,
-        },
+        JobStatus::Finished(_) => st.outcome().map_or(exit::FAILURE, exit::of_outcome),
     }
 }
 

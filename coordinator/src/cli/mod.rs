@@ -38,6 +38,17 @@ pub mod exit {
     pub const UNREACHABLE: u8 = 7;
     /// Cancelled (Ctrl-C, `noncectl cancel`).
     pub const CANCELLED: u8 = 130;
+
+    /// A search's end as an exit code (`search`, `wait`).
+    pub fn of_outcome(outcome: nonce_api::Outcome) -> u8 {
+        use nonce_api::Outcome;
+        match outcome {
+            Outcome::Found => FOUND,
+            Outcome::Exhausted | Outcome::TimedOut => NONE,
+            Outcome::Cancelled => CANCELLED,
+            Outcome::Failed => FAILURE,
+        }
+    }
 }
 
 /// Flags every command takes, before or after its name.

@@ -157,11 +157,9 @@ fn print_result(v: &Value, json: bool) -> u8 {
     } else {
         crate::outln!("{}", report::text(v));
     }
-    match v["outcome"].as_str() {
-        Some("found") => exit::FOUND,
-        Some("exhausted" | "timed_out") => exit::NONE,
-        Some("cancelled") => exit::CANCELLED,
-        _ => exit::FAILURE,
+    match serde_json::from_value::<nonce_api::Report>(v.clone()) {
+        Ok(r) => exit::of_outcome(r.outcome),
+        Err(_) => exit::FAILURE,
     }
 }
 

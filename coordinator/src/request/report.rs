@@ -1,8 +1,9 @@
 //! The result of a search as the user sees it: one JSON object (`--json`) or a short text.
 
-use nonce_core::job::{Outcome, OutcomeKind, Verification};
+use nonce_api::{Best, CatchChance, Outcome, Report, Suspect, VerificationReport};
+use nonce_core::job::{OutcomeKind, Verification};
 use protocol::{verify, JobId, Mode, Puzzle};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// Everything a search report states.
 #[derive(Debug, Clone)]
@@ -11,104 +12,121 @@ pub struct SearchReport<'a> {
     pub puzzle: &'a Puzzle,
     pub mode: Mode,
     pub workers: usize,
-    pub outcome: &'a Outcome,
+    pub outcome: &'a nonce_core::job::Outcome,
 }
 
 impl SearchReport<'_> {
-    pub fn json(&self) -> Value {
+    /// The report as the API's type.
+    pub fn report(&self) -> Report {
         let o = self.outcome;
         let elapsed = o.elapsed.as_secs_f64();
         let v = o.nonce.map(|n| verify(self.puzzle, n));
         let best = o.best.map(|b| {
             let bv = verify(self.puzzle, b.nonce);
-            json!({ "nonce": b.nonce, "hash": hex::encode(bv.hash), "leading_zeros": bv.leading_zeros })
+            Best { nonce: b.nonce, hash: hex::encode(bv.hash), leading_zeros: bv.leading_zeros }
         });
-        json!({
-            "outcome": o.kind.name(),
-            "nonce": o.nonce,
-            "hash": v.map(|v| hex::encode(v.hash)),
-            "digest": v.map(|v| hex::encode(v.digest)),
-            "leading_zeros": v.map(|v| v.leading_zeros),
-            "found": o.found,
-            "best": best,
-            "searched": o.stats.searched,
-            "elapsed_s": round3(elapsed),
-            "rate": if elapsed > 0.0 { (o.stats.searched as f64 / elapsed).round() } else { 0.0 },
-            "workers": self.workers,
-            "workers_started": o.stats.workers_seen,
-            "job_id": self.job.to_string(),
-            "mode": self.mode.name(),
-            "stalls": o.stats.stalls,
-            "reshards": o.stats.reshards,
-            "steals": o.stats.steals,
-            "ghosts": o.stats.ghosts,
-            "rejected": o.stats.rejected,
-            "forged": o.stats.forged,
-            "replayed": o.stats.replayed,
-            "verification": verification_json(&o.verification),
-            "error": match &o.kind { OutcomeKind::Failed(why) => Some(why.clone()), _ => None },
-        })
+        Report {
+            outcome: outcome_of(&o.kind),
+            nonce: o.nonce,
+            hash: v.map(|v| hex::encode(v.hash)),
+            digest: v.map(|v| hex::encode(v.digest)),
+            leading_zeros: v.map(|v| v.leading_zeros),
+            found: o.found.clone(),
+            best,
+            searched: o.stats.searched,
+            elapsed_s: round3(elapsed),
+            rate: if elapsed > 0.0 { (o.stats.searched as f64 / elapsed).round() } else { 0.0 },
+            workers: self.workers,
+            workers_started: Some(o.stats.workers_seen),
+            job_id: self.job.to_string(),
+            mode: self.mode.name().to_string(),
+            stalls: o.stats.stalls,
+            reshards: o.stats.reshards,
+            steals: o.stats.steals,
+            ghosts: o.stats.ghosts,
+            rejected: o.stats.rejected,
+            forged: o.stats.forged,
+            replayed: o.stats.replayed,
+            verification: verification_report(&o.verification),
+            error: match &o.kind {
+                OutcomeKind::Failed(why) => Some(why.clone()),
+                _ => None,
+            },
+            transport: None,
+        }
     }
 
-    pub fn text(&self) -> String {
-        text(&self.json())
+    /// The report as JSON (`--json`, the journal, a finished job's `result`).
+    pub fn json(&self) -> Value {
+        serde_json::to_value(self.report()).unwrap_or(Value::Null)
     }
 }
 
-/// The text report, from the JSON object (so the embedded and daemon paths print alike).
+fn outcome_of(kind: &OutcomeKind) -> Outcome {
+    match kind {
+        OutcomeKind::Found => Outcome::Found,
+        OutcomeKind::Exhausted => Outcome::Exhausted,
+        OutcomeKind::TimedOut => Outcome::TimedOut,
+        OutcomeKind::Cancelled => Outcome::Cancelled,
+        OutcomeKind::Failed(_) => Outcome::Failed,
+    }
+}
+
+/// The text report of a JSON report (a daemon's reply, a journaled result): read as the API's
+/// type, so the embedded and daemon paths print alike; a report this build cannot read is
+/// printed as JSON rather than lost.
 pub fn text(v: &Value) -> String {
-    let num = |k: &str| v[k].as_f64().unwrap_or(0.0);
+    match serde_json::from_value::<Report>(v.clone()) {
+        Ok(r) => report_text(&r),
+        Err(e) => format!("(a report this noncectl cannot read: {e})\n{v}"),
+    }
+}
+
+/// The text report.
+pub fn report_text(r: &Report) -> String {
     let mut s = String::new();
-    let outcome = v["outcome"].as_str().unwrap_or("?");
-    match (outcome, v["nonce"].as_u64()) {
-        ("failed", _) => s += &format!("search failed: {}\n", v["error"].as_str().unwrap_or("unknown error")),
+    match (r.outcome, r.nonce) {
+        (Outcome::Failed, _) => {
+            s += &format!("search failed: {}\n", r.error.as_deref().unwrap_or("unknown error"))
+        }
         (kind, Some(n)) => {
-            s += &format!("{kind}: golden nonce {n} ({n:#x})\n");
-            s += &format!("  hash           {}\n", v["hash"].as_str().unwrap_or(""));
-            s += &format!("  leading zeros  {}\n", v["leading_zeros"]);
-            let found = v["found"].as_array().map_or(0, Vec::len);
-            if found > 1 {
-                s += &format!("  golden nonces  {found} found (lowest {n})\n");
+            s += &format!("{}: golden nonce {n} ({n:#x})\n", kind.name());
+            s += &format!("  hash           {}\n", r.hash.as_deref().unwrap_or(""));
+            if let Some(z) = r.leading_zeros {
+                s += &format!("  leading zeros  {z}\n");
+            }
+            if r.found.len() > 1 {
+                s += &format!("  golden nonces  {} found (lowest {n})\n", r.found.len());
             }
         }
-        ("exhausted", None) => s += "exhausted: no golden nonce exists in this range\n",
-        (kind, None) => s += &format!("{kind}: no golden nonce found\n"),
+        (Outcome::Exhausted, None) => s += "exhausted: no golden nonce exists in this range\n",
+        (kind, None) => s += &format!("{}: no golden nonce found\n", kind.name()),
     }
-    if let (None, Some(b)) = (v["nonce"].as_u64(), v["best"].as_object()) {
-        s += &format!("  best hash      {} leading zero bits at nonce {}\n", b["leading_zeros"], b["nonce"]);
+    if let (None, Some(b)) = (r.nonce, &r.best) {
+        s += &format!("  best hash      {} leading zero bits at nonce {}\n", b.leading_zeros, b.nonce);
     }
     s += &format!(
         "  searched       {} nonces in {:.2} s ({}) on {}\n",
-        v["searched"],
-        num("elapsed_s"),
-        human_rate(num("rate")),
-        workers_text(v["workers"].as_u64().unwrap_or(0), v["workers_started"].as_u64())
+        r.searched,
+        r.elapsed_s,
+        human_rate(r.rate),
+        workers_text(r.workers as u64, r.workers_started.map(|w| w as u64))
     );
+    s += &format!("  job {} ({} mode), stalls {}, reshards {}", r.job_id, r.mode, r.stalls, r.reshards);
+    let ver = &r.verification;
     s += &format!(
-        "  job {} ({} mode), stalls {}, reshards {}",
-        v["job_id"].as_str().unwrap_or("?"),
-        v["mode"].as_str().unwrap_or("?"),
-        v["stalls"],
-        v["reshards"]
+        "\n  verified       {} shares ({} bits), {} spot checks, {} suspect(s), {} forged messages dropped",
+        ver.shares_verified,
+        ver.share_bits,
+        ver.spot_checks,
+        ver.suspects.len(),
+        r.forged
     );
-    let ver = &v["verification"];
-    let suspects = ver["suspects"].as_array().map_or(0, Vec::len);
-    if ver.is_object() {
-        s += &format!(
-            "\n  verified       {} shares ({} bits), {} spot checks, {} suspect(s), {} forged messages dropped",
-            ver["shares_verified"], ver["share_bits"], ver["spot_checks"], suspects, v["forged"]
-        );
-    }
     s
 }
 
 /// The `verification` object: what was checked of the workers' work, and the bound it gives.
-pub fn verification_json(v: &Verification) -> Value {
-    let catch: Vec<Value> = v
-        .catch_if_skipped
-        .iter()
-        .map(|&(skipped, p)| json!({ "skipped": skipped, "caught_probability": p }))
-        .collect();
+pub fn verification_report(v: &Verification) -> VerificationReport {
     let bound = v.catch_if_skipped.iter().find(|(q, _)| *q <= 0.5).map(|&(q, p)| {
         format!(
             "a worker that skipped {:.0}% of what it claimed would have been caught with probability >= {}",
@@ -116,24 +134,37 @@ pub fn verification_json(v: &Verification) -> Value {
             format_probability(p)
         )
     });
-    json!({
-        "share_bits": v.share_bits,
-        "shares_verified": v.shares_verified,
-        "shares_expected": (v.shares_expected * 10.0).round() / 10.0,
-        "spot_checks": v.spot_checks,
-        "spot_checked_nonces": v.spot_checked_nonces,
-        "spot_check_mismatches": v.spot_check_mismatches,
-        "spot_checks_pending": v.spot_checks_pending,
-        "suspects": v.suspects.iter().map(|s| json!({
-            "worker": s.worker.0,
-            "reason": s.reason,
-            "reopened": s.reopened,
-            "at_s": round3(s.at.as_secs_f64()),
-        })).collect::<Vec<_>>(),
-        "caught_if_skipped": catch,
-        "false_alarm_per_job": v.false_alarm,
-        "bound": bound,
-    })
+    VerificationReport {
+        share_bits: v.share_bits,
+        shares_verified: v.shares_verified,
+        shares_expected: (v.shares_expected * 10.0).round() / 10.0,
+        spot_checks: v.spot_checks,
+        spot_checked_nonces: v.spot_checked_nonces,
+        spot_check_mismatches: v.spot_check_mismatches,
+        spot_checks_pending: v.spot_checks_pending,
+        suspects: v
+            .suspects
+            .iter()
+            .map(|s| Suspect {
+                worker: s.worker.0.clone(),
+                reason: s.reason.clone(),
+                reopened: s.reopened,
+                at_s: round3(s.at.as_secs_f64()),
+            })
+            .collect(),
+        caught_if_skipped: v
+            .catch_if_skipped
+            .iter()
+            .map(|&(skipped, caught_probability)| CatchChance { skipped, caught_probability })
+            .collect(),
+        false_alarm_per_job: v.false_alarm,
+        bound,
+    }
+}
+
+/// [`verification_report`] as JSON.
+pub fn verification_json(v: &Verification) -> Value {
+    serde_json::to_value(verification_report(v)).unwrap_or(Value::Null)
 }
 
 /// 1 - 1e-12 reads better as "1 - 1e-12" than as "0.999999999999".
@@ -168,5 +199,69 @@ pub fn human_rate(rate: f64) -> String {
         r if r >= 1e6 => format!("{:.2} M/s", r / 1e6),
         r if r >= 1e3 => format!("{:.1} k/s", r / 1e3),
         r => format!("{r:.0} /s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nonce_core::job::{Outcome as JobOutcome, Stats};
+    use std::time::Duration;
+
+    /// The `--json` object keeps its fields (README, "Output") and reads back as the API's
+    /// type, so the text of a daemon's report is the text of an embedded one.
+    #[test]
+    fn the_report_keeps_its_fields_and_reads_back_typed() {
+        let layout = protocol::Layout::Append {
+            block: b"COMSM0010cloud".to_vec(),
+            encoding: protocol::Encoding::Be32,
+        };
+        let puzzle = Puzzle::new(layout, protocol::Target::LeadingZeros(24)).expect("puzzle");
+        let outcome = JobOutcome {
+            kind: OutcomeKind::Found,
+            nonce: Some(30_074_393),
+            found: vec![30_074_393],
+            best: None,
+            stats: Stats { searched: 1 << 64, workers_seen: 1, ..Stats::default() },
+            elapsed: Duration::from_millis(1500),
+            startups: vec![],
+            unstarted: vec![],
+            verification: Verification::default(),
+        };
+        let r =
+            SearchReport { job: JobId(7), puzzle: &puzzle, mode: Mode::First, workers: 2, outcome: &outcome };
+        let v = r.json();
+        let keys: Vec<&str> = v.as_object().expect("object").keys().map(String::as_str).collect();
+        for k in [
+            "outcome",
+            "nonce",
+            "hash",
+            "digest",
+            "leading_zeros",
+            "found",
+            "best",
+            "searched",
+            "elapsed_s",
+            "rate",
+            "workers",
+            "job_id",
+            "mode",
+            "stalls",
+            "reshards",
+            "steals",
+            "ghosts",
+            "rejected",
+            "forged",
+            "replayed",
+            "verification",
+        ] {
+            assert!(keys.contains(&k), "{k} missing from {v}");
+        }
+        assert_eq!(v["searched"].to_string(), "18446744073709551616", "exact past 2^64");
+        let back: Report = serde_json::from_value(v.clone()).expect("reads back");
+        assert_eq!(back, r.report());
+        let t = text(&v);
+        assert!(t.starts_with("found: golden nonce 30074393"), "{t}");
+        assert!(t.contains("on 1 of 2 workers (1 never started)"), "{t}");
     }
 }
