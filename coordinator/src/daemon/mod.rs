@@ -221,7 +221,9 @@ pub async fn run(config: DaemonConfig, reload: Reload) -> Result<(), String> {
             }
         })
     });
-    let serving = tokio::spawn(socket::serve(listener, bound, users));
+    // Shutdown is said once, here; the socket's listener and each connection watch it.
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let serving = tokio::spawn(socket::serve(listener, bound, users, stopping));
     match http_addr {
         Some(addr) => {
             tracing::info!(socket = %socket.display(), http = %addr, state = %state.display(), "nonced ready")
@@ -245,7 +247,11 @@ pub async fn run(config: DaemonConfig, reload: Reload) -> Result<(), String> {
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
     }
     notify(&[sd_notify::NotifyState::Stopping, sd_notify::NotifyState::Status("stopping")]);
-    serving.abort();
+    // No new connections; the calls in flight finish (or are told the daemon is stopping).
+    let _ = stop.send(true);
+    if tokio::time::timeout(socket::SHUTDOWN_GRACE + Duration::from_secs(1), serving).await.is_err() {
+        tracing::warn!("socket connections still open after the grace: closing them");
+    }
     watchdog.abort();
     for task in [http_serving, reloading, emf].into_iter().flatten() {
         task.abort();

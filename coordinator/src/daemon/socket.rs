@@ -1,6 +1,6 @@
 //! The control socket: a Unix listener, one task per connection, one JSON text per line.
 
-use super::rpc::{handle_text, Methods, INVALID_REQUEST};
+use super::rpc::{handle_text, Methods, INVALID_REQUEST, UNAVAILABLE};
 use super::users::{Caller, LiveUsers};
 use serde_json::json;
 use std::os::unix::fs::PermissionsExt;
@@ -67,13 +67,35 @@ fn group_id(name: &str) -> Result<u32, String> {
         .ok_or_else(|| format!("no group named {name:?}"))
 }
 
-/// Accepts connections until the listener fails or the task is dropped. Each connection acts
-/// as the user its peer's uid maps to (the kernel's SO_PEERCRED: nothing the client says).
-pub async fn serve(listener: UnixListener, methods: Arc<dyn Methods>, users: Arc<LiveUsers>) {
+/// How long a call in flight at shutdown may take to finish before it is answered "shutting
+/// down": a `search.start` or `search.status` takes milliseconds; a `search.wait` may wait an
+/// hour and must not hold the daemon up.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Accepts connections until `shutdown` says stop (or the listener fails), then waits for
+/// every connection to finish (mini-redis's listener/handler/shutdown split): a call in flight
+/// gets its answer (or, after [`SHUTDOWN_GRACE`], an error saying the daemon is stopping),
+/// never a connection cut mid-reply. Each connection acts as the user its peer's uid maps to
+/// (the kernel's SO_PEERCRED: nothing the client says).
+pub async fn serve(
+    listener: UnixListener,
+    methods: Arc<dyn Methods>,
+    users: Arc<LiveUsers>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
-        let Ok(permit) = Arc::clone(&slots).acquire_owned().await else { return };
-        match listener.accept().await {
+        let permit = tokio::select! {
+            permit = Arc::clone(&slots).acquire_owned() => permit.ok(),
+            _ = shutdown.wait_for(|&stop| stop) => None,
+        };
+        let Some(permit) = permit else { break };
+        let accepted = tokio::select! {
+            a = listener.accept() => Some((permit, a)),
+            _ = shutdown.wait_for(|&stop| stop) => None,
+        };
+        let Some((permit, accepted)) = accepted else { break };
+        match accepted {
             Ok((stream, _)) => {
                 let methods = Arc::clone(&methods);
                 let caller = match stream.peer_cred() {
@@ -83,8 +105,9 @@ pub async fn serve(listener: UnixListener, methods: Arc<dyn Methods>, users: Arc
                         continue;
                     }
                 };
+                let stop = shutdown.clone();
                 tokio::spawn(async move {
-                    connection(stream, methods, caller).await;
+                    connection(stream, methods, caller, stop).await;
                     drop(permit);
                 });
             }
@@ -94,17 +117,30 @@ pub async fn serve(listener: UnixListener, methods: Arc<dyn Methods>, users: Arc
             }
         }
     }
+    drop(listener);
+    // Every connection holds a slot: all slots back means all connections ended.
+    let _ = slots.acquire_many(MAX_CONNECTIONS as u32).await;
 }
 
-async fn connection(stream: UnixStream, methods: Arc<dyn Methods>, caller: Caller) {
+async fn connection(
+    stream: UnixStream,
+    methods: Arc<dyn Methods>,
+    caller: Caller,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
     let (r, mut w) = stream.into_split();
     let mut reader = BufReader::new(r);
     let mut line = Vec::new();
     loop {
         line.clear();
-        let n = match (&mut reader).take(MAX_REQUEST_BYTES as u64 + 1).read_until(b'\n', &mut line).await {
-            Ok(n) => n,
-            Err(_) => return,
+        let mut limited = (&mut reader).take(MAX_REQUEST_BYTES as u64 + 1);
+        let n = tokio::select! {
+            n = limited.read_until(b'\n', &mut line) => match n {
+                Ok(n) => n,
+                Err(_) => return,
+            },
+            // Between requests: nothing is lost by closing now.
+            _ = shutdown.wait_for(|&stop| stop) => return,
         };
         if n == 0 {
             return; // the client hung up
@@ -120,7 +156,27 @@ async fn connection(stream: UnixStream, methods: Arc<dyn Methods>, caller: Calle
         if text.trim().is_empty() {
             continue;
         }
-        if let Some(mut reply) = handle_text(methods.as_ref(), &caller, text.trim()).await {
+        let call = handle_text(methods.as_ref(), &caller, text.trim());
+        tokio::pin!(call);
+        let stopping = async {
+            let _ = shutdown.wait_for(|&stop| stop).await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        };
+        let reply = tokio::select! {
+            reply = &mut call => reply,
+            _ = stopping => {
+                // The call outlived the grace: answer it (its id is in the text), then close.
+                let id = serde_json::from_str::<serde_json::Value>(text.trim())
+                    .ok()
+                    .and_then(|v| v.get("id").cloned())
+                    .unwrap_or(serde_json::Value::Null);
+                let err = json!({"jsonrpc": "2.0", "id": id,
+                    "error": {"code": UNAVAILABLE, "message": "the daemon is shutting down"}});
+                let _ = w.write_all(format!("{err}\n").as_bytes()).await;
+                return;
+            }
+        };
+        if let Some(mut reply) = reply {
             reply.push('\n');
             if w.write_all(reply.as_bytes()).await.is_err() {
                 return;
@@ -174,7 +230,8 @@ mod tests {
         let listener = bind(&path, None).await.expect("binds");
         let methods = Arc::new(Counting::default());
         let users = Arc::new(LiveUsers::new(Users::new(&[], super::super::users::own_uid()).expect("users")));
-        let serving = tokio::spawn(serve(listener, Arc::clone(&methods) as Arc<dyn Methods>, users));
+        let (_stop, stopped) = tokio::sync::watch::channel(false);
+        let serving = tokio::spawn(serve(listener, Arc::clone(&methods) as Arc<dyn Methods>, users, stopped));
         let mut stream = BufReader::new(UnixStream::connect(&path).await.expect("connects"));
 
         let reply = batch(&mut stream, LIMIT).await;
@@ -190,6 +247,71 @@ mod tests {
             assert_eq!(methods.0.load(Ordering::SeqCst), LIMIT, "none of the {n} calls ran");
         }
         serving.abort();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Sleeps as many milliseconds as its params say, then answers them.
+    struct Slow;
+    impl Methods for Slow {
+        fn call<'a>(
+            &'a self,
+            _: &'a Caller,
+            _: &'a str,
+            params: Value,
+        ) -> Pin<Box<dyn Future<Output = Result<Value, RpcError>> + Send + 'a>> {
+            Box::pin(async move {
+                let ms = params[0].as_u64().unwrap_or(0);
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                Ok(params)
+            })
+        }
+    }
+
+    async fn send(stream: &mut BufReader<UnixStream>, id: u64, ms: u64) {
+        let call = json!({"jsonrpc": "2.0", "method": "sleep", "params": [ms], "id": id});
+        stream.get_mut().write_all(format!("{call}\n").as_bytes()).await.expect("send");
+    }
+
+    async fn reply(stream: &mut BufReader<UnixStream>) -> Value {
+        let mut line = String::new();
+        stream.read_line(&mut line).await.expect("reply");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line:?}: {e}"))
+    }
+
+    /// Shutdown waits for the calls in flight: a short one is answered, one that would outlive
+    /// the grace is told the daemon is stopping, and only then does `serve` return.
+    #[tokio::test]
+    async fn shutdown_answers_the_calls_in_flight_then_returns() {
+        let dir = std::env::temp_dir().join(format!("nonced-socket-shutdown-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("nonced.sock");
+        let listener = bind(&path, None).await.expect("binds");
+        let users = Arc::new(LiveUsers::new(Users::new(&[], super::super::users::own_uid()).expect("users")));
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let serving = tokio::spawn(serve(listener, Arc::new(Slow) as Arc<dyn Methods>, users, stopped));
+        let mut short = BufReader::new(UnixStream::connect(&path).await.expect("connects"));
+        let mut long = BufReader::new(UnixStream::connect(&path).await.expect("connects"));
+        let mut idle = BufReader::new(UnixStream::connect(&path).await.expect("connects"));
+        send(&mut short, 1, 300).await;
+        send(&mut long, 2, 3_600_000).await;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let t = std::time::Instant::now();
+        stop.send(true).expect("serving");
+
+        let r = reply(&mut short).await;
+        assert_eq!((r["id"].clone(), r["result"].clone()), (json!(1), json!([300])), "answered: {r}");
+        let r = reply(&mut long).await;
+        assert_eq!(r["id"], json!(2), "{r}");
+        assert_eq!(r["error"]["code"], json!(UNAVAILABLE), "told, not cut: {r}");
+        let waited = t.elapsed();
+        assert!(waited >= SHUTDOWN_GRACE && waited < SHUTDOWN_GRACE * 3, "{waited:?}");
+        let mut rest = String::new();
+        assert_eq!(idle.read_line(&mut rest).await.expect("eof"), 0, "an idle connection is closed");
+        tokio::time::timeout(std::time::Duration::from_secs(2), serving)
+            .await
+            .expect("serve returns once its connections ended")
+            .expect("no panic");
+        assert!(UnixStream::connect(&path).await.is_err(), "no new connections");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
