@@ -201,6 +201,10 @@ pub async fn run(config: DaemonConfig, reload: Reload) -> Result<(), String> {
     let listener = socket::bind(&socket, config.socket_group.as_deref()).await?;
     let methods = methods::DaemonMethods::new(coordinator.clone(), config, journal, aws.clone());
     methods.restore(remembered).await;
+    tokio::spawn({
+        let methods = Arc::clone(&methods);
+        async move { methods.calibrate().await }
+    });
     let bound = methods::Bound { methods: Arc::clone(&methods), socket: socket.display().to_string() };
     let users =
         Arc::new(users::LiveUsers::new(users::Users::new(&methods.config().users, users::own_uid())?));

@@ -103,6 +103,9 @@ pub fn saved_rate(backend: Backend) -> Option<f64> {
         .map(|s| s.per_thread)
 }
 
+/// The rate assumed before any measurement: about one AVX-512 or SHA-NI core (50 M nonces/s).
+pub const DEFAULT_PER_THREAD: f64 = 50e6;
+
 /// Nonces per second of one hashing thread on this machine: saved, or measured now (0.3 s).
 pub fn per_thread_rate(backend: Backend) -> f64 {
     if let Some(r) = saved_rate(backend) {

@@ -85,6 +85,32 @@ pub const DEFAULT_AWS_PREFIX: &str = "nonce-cloud";
 /// The worker container's name in the task definition when none is given.
 pub const DEFAULT_ECS_CONTAINER: &str = "nonce-worker";
 
+/// What the planner knows that a request does not say: start-up histories and the hash rate.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Knowledge<'a> {
+    /// Start-ups per launcher (the daemon's history); `None`: the CLI's cache.
+    pub startups: Option<&'a StartupBook>,
+    /// One hashing thread's rate for a backend, measured already (the daemon calibrates at
+    /// start, off the request path); `None`: the saved figure, else a 0.3 s measurement now
+    /// (a one-shot CLI can afford it; a daemon answering requests cannot).
+    pub rate: Option<(worker_actor::Backend, f64)>,
+}
+
+impl Knowledge<'_> {
+    /// Nonces a second of one thread of `backend`.
+    pub fn per_thread_rate(&self, backend: worker_actor::Backend) -> f64 {
+        match self.rate {
+            Some((b, r)) if b == backend => r,
+            // Known but for another backend: the saved figure or the documented default,
+            // never a measurement on this path.
+            Some(_) => {
+                super::calibration::saved_rate(backend).unwrap_or(super::calibration::DEFAULT_PER_THREAD)
+            }
+            None => super::calibration::per_thread_rate(backend),
+        }
+    }
+}
+
 impl SearchRequest {
     /// The puzzle named by the block and goal fields.
     pub fn puzzle(&self) -> Result<Puzzle, UsageError> {
@@ -130,12 +156,12 @@ impl SearchRequest {
     /// The validated job spec, with embedded defaults for what is not given. With
     /// `confidence`, the fleet is planned with the CLI's start-up history.
     pub fn spec(&self) -> Result<JobSpec, UsageError> {
-        self.spec_with(None)
+        self.spec_with(Knowledge::default())
     }
 
-    /// As [`Self::spec`], planning with `startups` (the daemon's history) instead of the
-    /// CLI's cache (read only when `confidence` needs it).
-    pub fn spec_with(&self, startups: Option<&StartupBook>) -> Result<JobSpec, UsageError> {
+    /// As [`Self::spec`], planning with what the daemon knows instead of the CLI's caches
+    /// (read only when `confidence` needs them).
+    pub fn spec_with(&self, known: Knowledge<'_>) -> Result<JobSpec, UsageError> {
         let puzzle = self.puzzle()?;
         let mode: Mode = self.mode.as_deref().unwrap_or("first").parse().map_err(UsageError)?;
         let space = puzzle.space();
@@ -176,7 +202,7 @@ impl SearchRequest {
             self.aws_settings()?;
         }
         if let Some(p) = self.confidence {
-            self.plan_fleet(&mut spec, p, startups)?;
+            self.plan_fleet(&mut spec, p, known)?;
         }
         spec.share_bits = match self.share_bits {
             Some(b) if (1..=64).contains(&b) => Some(b),
@@ -290,7 +316,7 @@ impl SearchRequest {
         &self,
         spec: &mut JobSpec,
         confidence: f64,
-        startups: Option<&StartupBook>,
+        known: Knowledge<'_>,
     ) -> Result<(), UsageError> {
         if !(confidence > 0.0 && confidence < 1.0) {
             return Err(UsageError(format!(
@@ -309,7 +335,7 @@ impl SearchRequest {
             protocol::Target::Compact(_) => leading_zero_bits_of_target(&spec.puzzle),
         };
         let launcher = spec.launcher.name();
-        let startup = match startups {
+        let startup = match known.startups {
             Some(book) => book.estimate(launcher),
             None => super::startup::load(&super::startup::cli_path()).estimate(launcher),
         }
@@ -318,7 +344,7 @@ impl SearchRequest {
             difficulty,
             max_time: deadline.as_secs_f64(),
             confidence,
-            rate: super::calibration::per_thread_rate(spec.backend) * spec.threads_per_worker as f64,
+            rate: known.per_thread_rate(spec.backend) * spec.threads_per_worker as f64,
             startup: startup.seconds,
             space: spec.range.len() as f64,
             // Local workers share this machine's CPUs; Fargate tasks bring their own (the

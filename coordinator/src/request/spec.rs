@@ -142,7 +142,8 @@ impl JobSpec {
     /// `nonce_core::proof`).
     pub fn share_bits(&self) -> u32 {
         self.share_bits.unwrap_or_else(|| {
-            let per_thread = super::calibration::saved_rate(self.backend).unwrap_or(50e6);
+            let per_thread = super::calibration::saved_rate(self.backend)
+                .unwrap_or(super::calibration::DEFAULT_PER_THREAD);
             let rate = per_thread * self.threads_per_worker as f64;
             nonce_core::proof::share_bits_for_job(
                 rate,

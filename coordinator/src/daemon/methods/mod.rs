@@ -89,6 +89,10 @@ pub struct DaemonMethods {
     metrics: Arc<crate::daemon::metrics::Metrics>,
     /// Finished jobs in the order they will be forgotten, and what forgotten ones left.
     forgotten: Mutex<retention::Forgotten>,
+    /// One hashing thread's rate on this host, for the planner: the saved figure (or the
+    /// default) until [`DaemonMethods::calibrate`] has measured it, at start, off the
+    /// request path.
+    rate: Mutex<(worker_actor::Backend, f64)>,
 }
 
 impl DaemonMethods {
@@ -109,7 +113,11 @@ impl DaemonMethods {
         };
         tracing::info!(path = %startups_path.display(),
             samples = book.launchers.values().map(|h| h.len()).sum::<usize>(), "start-up history loaded");
+        let backend = worker_actor::Backend::detect();
+        let rate = crate::request::calibration::saved_rate(backend)
+            .unwrap_or(crate::request::calibration::DEFAULT_PER_THREAD);
         Arc::new(DaemonMethods {
+            rate: Mutex::new((backend, rate)),
             startups: Mutex::new(book),
             startups_path,
             coordinator,
@@ -163,7 +171,25 @@ impl DaemonMethods {
     /// Validates a request into a spec, planning `confidence` with the daemon's history.
     fn spec_of(&self, request: &SearchRequest) -> Result<JobSpec, crate::request::UsageError> {
         let book = self.startups().clone();
-        request.spec_with(Some(&book))
+        let rate = *self.rate.lock().unwrap_or_else(|e| e.into_inner());
+        request.spec_with(crate::request::Knowledge { startups: Some(&book), rate: Some(rate) })
+    }
+
+    /// Measures this host's hash rate (0.3 s of hashing, on a blocking thread) unless a figure
+    /// for this binary is saved: called once at start, so no `search.start` waits for it.
+    pub async fn calibrate(self: &Arc<Self>) {
+        let backend = self.rate.lock().unwrap_or_else(|e| e.into_inner()).0;
+        if crate::request::calibration::saved_rate(backend).is_some() {
+            return;
+        }
+        match tokio::task::spawn_blocking(move || crate::request::calibration::per_thread_rate(backend)).await
+        {
+            Ok(rate) => {
+                tracing::info!(backend = backend.name(), rate, "calibrated the hash rate");
+                *self.rate.lock().unwrap_or_else(|e| e.into_inner()) = (backend, rate);
+            }
+            Err(e) => tracing::warn!(error = %e, "calibration failed: planning with the default rate"),
+        }
     }
 
     /// Adds a finished job's start-ups to the history and saves it.
