@@ -106,3 +106,27 @@ fn every_kernel_backend_gives_the_reference_answer() {
         }
     }
 }
+
+/// A `first` search that finds at once still reports the work before its find (the worker's
+/// progress goes out ahead of its `Found`, and the job credits it before it ends): it used to
+/// say "searched 0 nonces ... (0 /s)".
+#[test]
+fn a_quick_find_reports_the_work_before_it() {
+    let (code, v) = noncectl_json(&[
+        "search",
+        "--block",
+        "COMSM0010cloud",
+        "--difficulty",
+        "22",
+        "--workers",
+        "1",
+        "--threads",
+        "1",
+    ]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["nonce"], 1_027_827, "the first golden nonce from 0: {v}");
+    let searched = v["searched"].as_u64().expect("searched");
+    // One thread hashes in order: all but its last chunk (at most 2^16) before the find is done.
+    assert!(searched >= 1_027_827 - (1 << 16), "searched {searched}: {v}");
+    assert!(v["rate"].as_f64().is_some_and(|r| r > 0.0), "{v}");
+}

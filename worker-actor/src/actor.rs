@@ -164,6 +164,8 @@ pub struct WorkerActor {
     incarnation: Option<u64>,
     /// Checks (orphan, failed threads) run every tick; a heartbeat goes every `beat_every` ticks.
     ticks: u64,
+    /// `first` shards whose progress went out ahead of their first find.
+    flushed: std::collections::BTreeSet<ShardId>,
 }
 
 /// How often a worker checks on itself, whatever its heartbeat interval (which may be a
@@ -195,6 +197,7 @@ impl WorkerActor {
             known: false,
             incarnation: None,
             ticks: 0,
+            flushed: std::collections::BTreeSet::new(),
         }
     }
 
@@ -266,6 +269,11 @@ impl WorkerActor {
         if !self.ticks.is_multiple_of(beat_every) {
             return;
         }
+        self.beat();
+    }
+
+    /// One heartbeat: the rate, each shard's newest segment with its shares, the best hash.
+    fn beat(&mut self) {
         let now = Instant::now();
         let total = self.hashed.load(Ordering::Relaxed);
         let secs = now.duration_since(self.rate_mark.0).as_secs_f64();
@@ -312,8 +320,15 @@ impl WorkerActor {
             None => {}
         }
         let (sink, sealer) = (Arc::clone(&self.sink), Arc::clone(&self.sealer));
+        // In `first` mode a find ends the job: the work before it goes out first (through the
+        // actor, as a heartbeat), or the report would say nothing was searched.
+        let (me, first) = (ctx.address(), *mode == protocol::Mode::First);
         let report = move |e: SearchEvent| {
             let body = match e {
+                SearchEvent::Golden(nonce) if first => {
+                    me.do_send(GoldenFound { shard, epoch, nonce });
+                    return;
+                }
                 SearchEvent::Golden(nonce) => EventBody::Found { shard, epoch, nonce },
                 SearchEvent::Finished { best, from, end, found, shares } => {
                     EventBody::ShardDone { shard, epoch, best, from, end, found, shares }
@@ -363,6 +378,27 @@ impl Actor for WorkerActor {
         if let Some(hook) = self.on_exit.take() {
             hook(self.exit);
         }
+    }
+}
+
+/// A golden nonce of a `first` shard, from its hashing thread.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct GoldenFound {
+    shard: ShardId,
+    epoch: Epoch,
+    nonce: u64,
+}
+
+impl Handler<GoldenFound> for WorkerActor {
+    type Result = ();
+
+    fn handle(&mut self, f: GoldenFound, _: &mut Context<Self>) {
+        // Once a shard: later finds of it follow at once (the job is ending anyway).
+        if self.shards.get(&f.shard).is_some_and(|s| s.epoch == f.epoch) && self.flushed.insert(f.shard) {
+            self.beat();
+        }
+        self.emit(EventBody::Found { shard: f.shard, epoch: f.epoch, nonce: f.nonce });
     }
 }
 

@@ -69,28 +69,43 @@ impl Job {
                     if self.workers.get(&worker).is_some_and(|w| w.health == Health::Suspect) {
                         break;
                     }
-                    // Finds first, then the segment that covers them.
-                    for &nonce in &p.found {
-                        self.take_found(now, nonce, out);
+                    // Finds first, then the segment that covers them: a `lowest` answer is
+                    // never below a range marked done without its finds. A `first` job ends
+                    // on its find, so there the segment goes first, or the work before the
+                    // find would be missing from the report.
+                    let first = self.cfg.mode == protocol::Mode::First;
+                    if !first {
+                        for &nonce in &p.found {
+                            self.take_found(now, nonce, out);
+                        }
                     }
                     if self.is_check_of(&worker, p.shard, p.epoch) {
                         self.check_progress(now, &worker, p.shard, p.from, p.watermark, &p.shares, None, out);
-                        continue;
-                    }
-                    match self.owned_shard(&worker, p.shard, p.epoch) {
-                        Some(_) => {
-                            let segment =
-                                Segment { from: p.from, to: p.watermark, found: &p.found, shares: &p.shares };
-                            self.credit(now, &worker, p.shard, segment, out);
+                    } else {
+                        match self.owned_shard(&worker, p.shard, p.epoch) {
+                            Some(_) => {
+                                let segment = Segment {
+                                    from: p.from,
+                                    to: p.watermark,
+                                    found: &p.found,
+                                    shares: &p.shares,
+                                };
+                                self.credit(now, &worker, p.shard, segment, out);
+                            }
+                            None => {
+                                // Work we no longer want (revoked while the worker was away).
+                                self.stats.stale += 1;
+                                self.send(
+                                    &worker,
+                                    Command::Revoke { job: self.cfg.job, shard: p.shard, epoch: p.epoch },
+                                    out,
+                                );
+                            }
                         }
-                        None => {
-                            // Work we no longer want (revoked while the worker was away).
-                            self.stats.stale += 1;
-                            self.send(
-                                &worker,
-                                Command::Revoke { job: self.cfg.job, shard: p.shard, epoch: p.epoch },
-                                out,
-                            );
+                    }
+                    if first {
+                        for &nonce in &p.found {
+                            self.take_found(now, nonce, out);
                         }
                     }
                 }
