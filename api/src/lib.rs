@@ -241,8 +241,11 @@ impl<'de> Deserialize<'de> for JobStatus {
 pub struct Cancelling {
     /// 16 hex digits.
     pub job_id: String,
-    /// Always true: the stop is on its way.
+    /// The stop is on its way (false: the job had ended already).
     pub cancelling: bool,
+    /// How it had ended, when it had.
+    #[serde(default)]
+    pub outcome: Option<Outcome>,
 }
 
 /// The daemon's limits per user (the `[quotas]` table).

@@ -444,6 +444,14 @@ fn quotas_bite_per_user_and_a_days_usage_survives_a_restart() {
         assert_eq!(r["error"]["data"]["quota"], format!("user bob: {quota}"), "{r}");
     };
     refused(&call_as_uid_1001(&d.socket, "search.start", job(3)), "max_workers_per_job");
+    // Past the daemon's limit too: still the user's own limit, as a count.
+    let r = call_as_uid_1001(&d.socket, "search.start", job(100));
+    refused(&r, "max_workers_per_job");
+    assert_eq!(
+        (r["error"]["data"]["limit"].clone(), r["error"]["data"]["requested"].clone()),
+        (json!(2), json!(100)),
+        "{r}"
+    );
     // Three vCPU-seconds a day on one thread: the job's deadline is cut to 3 s.
     let first = call_as_uid_1001(&d.socket, "search.start", job(1));
     let deadline = first["result"]["plan"]["deadline_s"].as_f64().expect("a deadline");
@@ -627,6 +635,18 @@ fn operator_commands_print_tables_take_flags_anywhere_and_exit_distinctly() {
     );
     let big = s(&big["result"]["job_id"]).to_string();
 
+    // A request's durations take a number of seconds as well as text (as flags do).
+    let timed = call(
+        &d.socket,
+        "search.start",
+        json!({"block": "tables", "difficulty": 200, "workers": 1, "max_time": 0.5}),
+    );
+    let timed = s(&timed["result"]["job_id"]).to_string();
+    let waited = call(&d.socket, "search.wait", json!({"job_id": timed, "timeout_s": 30}));
+    assert_eq!(waited["result"]["result"]["outcome"], "timed_out", "{waited}");
+    let bad = call(&d.socket, "search.start", json!({"block": "t", "difficulty": 8, "max_time": true}));
+    assert_eq!(bad["error"]["code"], -32602, "{bad}");
+
     // Flags before the subcommand, after it, and --json anywhere.
     for args in [vec!["--socket", sock, "jobs"], vec!["jobs", "--socket", sock]] {
         let (code, out, err) = run(&args, &[]);
@@ -636,7 +656,7 @@ fn operator_commands_print_tables_take_flags_anywhere_and_exit_distinctly() {
             lines[0].starts_with("JOB ") && lines[0].contains("STATE") && lines[0].contains("RATE"),
             "{out}"
         );
-        assert_eq!(lines.len(), 3, "a header and two rows: {out}");
+        assert_eq!(lines.len(), 4, "a header and three rows: {out}");
         let row = lines.iter().find(|l| l.starts_with(&big)).expect("the big job's row");
         assert!(row.contains("running") && row.contains("1/1"), "{row}");
         let row = lines.iter().find(|l| l.starts_with(&found)).expect("the found job's row");
@@ -647,6 +667,7 @@ fn operator_commands_print_tables_take_flags_anywhere_and_exit_distinctly() {
     let jobs: Vec<Value> = serde_json::from_str(&out).expect("a JSON array");
     let keys = |v: &Value| v.as_object().expect("object").keys().cloned().collect::<Vec<_>>();
     assert_eq!(keys(&jobs[0]), keys(&jobs[1]), "every item has every field");
+    assert_eq!(keys(&jobs[1]), keys(&jobs[2]), "every item has every field");
     for j in &jobs {
         assert!(j["total"].is_u64() || j["job_id"] == json!(big), "total an integer: {j}");
         assert!(j["elapsed_s"].is_f64(), "elapsed_s one type: {j}");
@@ -670,7 +691,7 @@ fn operator_commands_print_tables_take_flags_anywhere_and_exit_distinctly() {
     assert!(out.lines().next().is_some_and(|h| h.starts_with("JOB ") && h.contains("HEALTH")), "{out}");
     assert!(out.lines().nth(1).is_some_and(|r| r.starts_with(&big) && r.contains("live")), "{out}");
     let (_, out, _) = run(&["status", "--socket", sock], &[]);
-    assert!(out.starts_with("nonced ") && out.contains("1 running, 2 known"), "{out}");
+    assert!(out.starts_with("nonced ") && out.contains("1 running, 3 known"), "{out}");
 
     // A flag on the command line beats its environment variable.
     let (code, out, err) =
@@ -714,4 +735,6 @@ fn operator_commands_print_tables_take_flags_anywhere_and_exit_distinctly() {
     let (code, out, _) = run(&["status", &big, "--socket", sock], &[]);
     assert_eq!(code, Some(0), "status told: {out}");
     assert!(out.starts_with("cancelled"), "{out}");
+    let (code, out, _) = run(&["cancel", &found, "--socket", sock], &[]);
+    assert_eq!((code, out.trim()), (Some(0), format!("{found} had already ended: found").as_str()));
 }

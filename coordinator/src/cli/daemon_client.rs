@@ -134,7 +134,11 @@ pub fn run(cmd: DaemonCommand, global: &GlobalArgs) -> Result<u8, UsageError> {
             }
             DaemonCommand::Cancel { .. } => {
                 let r: Cancelling = c.call_typed("search.cancel", json!({ "job_id": job })).await?;
-                Done { text: format!("cancelling {}", r.job_id), json: to_json(&r), code: exit::FOUND }
+                let text = match r.outcome {
+                    Some(o) if !r.cancelling => format!("{} had already ended: {}", r.job_id, o.name()),
+                    _ => format!("cancelling {}", r.job_id),
+                };
+                Done { text, json: to_json(&r), code: exit::FOUND }
             }
             DaemonCommand::Workers { .. } => {
                 let p = job.as_ref().map_or(json!({}), |j| json!({ "job_id": j }));

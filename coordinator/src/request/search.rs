@@ -37,7 +37,7 @@ pub struct SearchRequest {
     pub workers: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threads: Option<usize>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "duration_text")]
     pub max_time: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confidence: Option<f64>,
@@ -49,11 +49,11 @@ pub struct SearchRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replacements: Option<usize>,
     /// Liveness timings (durations like `1s`): defaults suit the transport.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "duration_text")]
     pub heartbeat: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "duration_text")]
     pub stall_timeout: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "duration_text")]
     pub orphan_timeout: Option<String>,
     /// Share bits (default: about 8 shares per heartbeat per worker).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -84,6 +84,20 @@ pub struct SearchRequest {
 pub const DEFAULT_AWS_PREFIX: &str = "nonce-cloud";
 /// The worker container's name in the task definition when none is given.
 pub const DEFAULT_ECS_CONTAINER: &str = "nonce-worker";
+
+/// A duration field of a request: text in the duration grammar (`"90s"`, `"1m30s"`), or a JSON
+/// number of seconds (`90`, `1.5`), as a bare number is on the command line.
+fn duration_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    // Through a Value: an untagged enum would lose the number (exact numbers are buffered).
+    match Option::<serde_json::Value>::deserialize(d)? {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(text)) => Ok(Some(text)),
+        Some(serde_json::Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(other) => Err(serde::de::Error::custom(format!(
+            "expected a duration (text like \"90s\" or a number of seconds), not {other}"
+        ))),
+    }
+}
 
 /// What the planner knows that a request does not say: start-up histories and the hash rate.
 #[derive(Debug, Clone, Copy, Default)]

@@ -11,6 +11,15 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// A count as an integer in JSON (`64`, not `64.0`); other numbers as they are.
+fn whole(x: f64) -> Value {
+    if x.fract() == 0.0 && x.abs() < 9.0e15 {
+        json!(x as i64)
+    } else {
+        json!(x)
+    }
+}
+
 /// Seconds of a budget as a deadline: never past [`MAX_VCPU_SECONDS`] (a user's own quota
 /// may be any u64; `Duration::from_secs_f64` panics past its range).
 fn budget_duration(seconds: f64) -> Duration {
@@ -21,7 +30,21 @@ fn budget_duration(seconds: f64) -> Duration {
 impl DaemonMethods {
     pub(super) fn quota_error(quota: &str, limit: f64, requested: f64) -> RpcError {
         RpcError::new(QUOTA_EXCEEDED, format!("quota exceeded: {quota}"))
-            .with_data(json!({ "quota": quota, "limit": limit, "requested": requested }))
+            .with_data(json!({ "quota": quota, "limit": whole(limit), "requested": whole(requested) }))
+    }
+
+    /// A user's own workers-per-job limit, checked before the daemon's (usually larger): the
+    /// refusal names the limit that is theirs.
+    fn check_user_workers(&self, caller: &Caller, spec: &JobSpec) -> Result<(), RpcError> {
+        let uq = self.config().quotas_for(&caller.name);
+        if spec.workers > uq.max_workers_per_job {
+            return Err(Self::quota_error(
+                &format!("user {}: max_workers_per_job", caller.name),
+                uq.max_workers_per_job as f64,
+                spec.workers as f64,
+            ));
+        }
+        Ok(())
     }
 
     /// A user's own limits (admins have only the daemon's): workers per job, jobs at once,
@@ -30,13 +53,7 @@ impl DaemonMethods {
     pub(super) fn check_user_quotas(&self, caller: &Caller, spec: &mut JobSpec) -> Result<(), RpcError> {
         let uq = self.config().quotas_for(&caller.name);
         let named = |quota: &str| format!("user {}: {quota}", caller.name);
-        if spec.workers > uq.max_workers_per_job {
-            return Err(Self::quota_error(
-                &named("max_workers_per_job"),
-                uq.max_workers_per_job as f64,
-                spec.workers as f64,
-            ));
-        }
+        self.check_user_workers(caller, spec)?;
         let (now, mine) = (unix_now(), caller.name.as_str());
         let (running, used) = {
             let jobs = self.jobs();
@@ -100,6 +117,9 @@ impl DaemonMethods {
                 "this daemon has no ecs launcher: its operator gives it one in its config (an [ecs] table, \
                  or NONCE_ECS_* settings); leave --launcher out to use the daemon's own",
             ));
+        }
+        if !caller.is_admin() {
+            self.check_user_workers(caller, &spec)?;
         }
         let config = self.config();
         let q = &config.quotas;

@@ -254,6 +254,13 @@ impl DaemonMethods {
         }
     }
 
+    /// How `job` ended, if it has (and is still remembered).
+    fn outcome_of(&self, job: JobId) -> Option<nonce_api::Outcome> {
+        let jobs = self.jobs();
+        let result = jobs.get(&job)?.result.as_ref()?;
+        serde_json::from_value(result.get("outcome")?.clone()).ok()
+    }
+
     /// Ids of jobs still running.
     pub fn running(&self) -> Vec<JobId> {
         self.jobs().iter().filter(|(_, e)| e.result.is_none()).map(|(&id, _)| id).collect()

@@ -99,10 +99,18 @@ impl Methods for Bound {
                 }
                 "search.cancel" => {
                     let job = m.parse_job(caller, &params::<JobParam>(p)?.job_id)?;
-                    if let Ok(sup) = m.supervisor(job).await {
-                        sup.do_send(CancelJob);
+                    // A job that has ended is not cancelled again: say how it ended instead.
+                    let ended = m.outcome_of(job);
+                    if ended.is_none() {
+                        if let Ok(sup) = m.supervisor(job).await {
+                            sup.do_send(CancelJob);
+                        }
                     }
-                    reply(&nonce_api::Cancelling { job_id: job.to_string(), cancelling: true })
+                    reply(&nonce_api::Cancelling {
+                        job_id: job.to_string(),
+                        cancelling: ended.is_none(),
+                        outcome: ended,
+                    })
                 }
                 "search.list" => {
                     params::<NoParams>(p)?;
