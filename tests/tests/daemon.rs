@@ -335,10 +335,20 @@ fn sigkill_mid_job_then_restart_resumes_from_the_journal_with_the_right_answer()
     let d2 = Daemon::start_in(dir, None, &[]);
     // The resumed job starts from the journaled progress, not from zero.
     let resumed = call(&d2.socket, "search.status", json!({"job_id": job}));
-    assert!(resumed["result"]["searched"].as_u64().unwrap_or(u64::MAX) > 0, "{resumed}");
+    let resumed_from = resumed["result"]["searched"].as_u64().unwrap_or(u64::MAX);
+    assert!(resumed_from > 0, "{resumed}");
     let r = call(&d2.socket, "search.wait", json!({"job_id": job, "timeout_s": 120}));
     assert_eq!(r["result"]["finished"], true, "{r}");
-    assert_eq!(r["result"]["result"]["nonce"], 213_623_294u64, "{r}");
+    let result = &r["result"]["result"];
+    assert_eq!(result["nonce"], 213_623_294u64, "{r}");
+    // Its rate is this life's: the resumed nonces are not counted as hashed in this life's time.
+    let (searched, rate, elapsed) = (
+        result["searched"].as_u64().expect("searched") as f64,
+        result["rate"].as_f64().expect("rate"),
+        result["elapsed_s"].as_f64().expect("elapsed"),
+    );
+    // (Before, rate x elapsed was all lives' nonces: `searched`.)
+    assert!(rate * elapsed < searched - resumed_from as f64 / 2.0, "{result}");
 }
 
 #[test]

@@ -35,7 +35,13 @@ impl SearchReport<'_> {
             best,
             searched: o.stats.searched,
             elapsed_s: round3(elapsed),
-            rate: if elapsed > 0.0 { (o.stats.searched as f64 / elapsed).round() } else { 0.0 },
+            // This life's nonces over this life's time: a resumed job's earlier work is not
+            // this run's speed.
+            rate: if elapsed > 0.0 {
+                (o.stats.searched.saturating_sub(o.stats.resumed) as f64 / elapsed).round()
+            } else {
+                0.0
+            },
             workers: self.workers,
             workers_started: Some(o.stats.workers_seen),
             job_id: self.job.to_string(),

@@ -35,6 +35,9 @@ impl OutcomeKind {
 pub struct Stats {
     /// Nonces known searched (Done in the ledger).
     pub searched: u128,
+    /// Of those, the nonces an earlier life of the job had searched (a resumed job): this
+    /// life's rate leaves them out.
+    pub resumed: u128,
     pub stalls: u64,
     pub reshards: u64,
     /// Messages of other jobs, dropped.

@@ -350,6 +350,7 @@ impl Job {
             return;
         }
         self.started_at = Some(now);
+        self.stats.resumed = self.ledger.done_len();
         self.last_keepalive = now;
         self.last_live = now;
         tracing::info!(job = %self.cfg.job, puzzle = %self.cfg.puzzle.describe(), range = %self.cfg.range,
