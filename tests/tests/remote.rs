@@ -435,7 +435,19 @@ fn tls_from_certificate_files_and_a_new_certificate_on_sighup() {
     let ok = jobs_with("first-ca.pem");
     assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
     assert_eq!(String::from_utf8_lossy(&ok.stdout).trim(), "[]");
-    assert_eq!(jobs_with("second-ca.pem").status.code(), Some(7), "another CA's certificate is refused");
+    let refused = jobs_with("second-ca.pem");
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(7), "another CA's certificate is refused: {err}");
+    assert!(err.contains(&endpoint) && !err.contains("wss://"), "names the endpoint as given: {err}");
+    assert!(err.contains("not trusted") && err.contains("--ca-file"), "says what to do: {err}");
+    // http:// to this TLS listener: a hint, not "http parser error".
+    let out = Command::new(bin("noncectl"))
+        .args(["jobs", "--endpoint", &endpoint.replacen("https", "http", 1), "--token-file", &tf])
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(7), "{err}");
+    assert!(err.contains("a TLS listener?") && err.contains(&endpoint), "{err}");
     // Plain HTTP to a TLS port gets nowhere.
     assert_ne!(http_request(d.port, "GET", "/healthz", None, "").0, 200);
 

@@ -22,6 +22,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 pub struct Remote {
     /// `ws://` or `wss://` URL of the daemon's `/ws`.
     url: String,
+    /// The address as the user gave it (`https://host:port`): what messages name.
+    shown: String,
     token: String,
     ca_file: Option<PathBuf>,
 }
@@ -58,7 +60,8 @@ impl Remote {
         if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
             return Err("the token is empty or not printable ASCII".into());
         }
-        Ok(Remote { url: format!("{ws}://{host}/ws"), token, ca_file })
+        let shown = format!("{}://{host}", if ws == "wss" { "https" } else { "http" });
+        Ok(Remote { url: format!("{ws}://{host}/ws"), shown, token, ca_file })
     }
 
     fn tls(&self) -> Result<rustls::ClientConfig, String> {
@@ -100,40 +103,73 @@ impl Remote {
         if self.url.starts_with("wss://") {
             builder = builder.with_custom_cert_store(self.tls().map_err(CallError::Unreachable)?);
         }
-        let client = builder.build(&self.url).await.map_err(|e| explain(&self.url, e))?;
+        let client = builder.build(&self.url).await.map_err(|e| explain(&self.shown, e))?;
         Ok(RemoteClient { client })
     }
 }
 
 /// What a failed connection means, in the user's words, from the transport's typed error.
-fn explain(url: &str, e: jsonrpsee::core::ClientError) -> CallError {
+/// `shown` is the endpoint as the user gave it (`https://host:port`).
+fn explain(shown: &str, e: jsonrpsee::core::ClientError) -> CallError {
     use jsonrpsee::client_transport::ws::WsHandshakeError;
     let handshake = match &e {
         jsonrpsee::core::ClientError::Transport(t) => t.downcast_ref::<WsHandshakeError>(),
         _ => None,
     };
+    let tls = |io: &std::io::Error| io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()).cloned();
+    let unreachable = |why: String| CallError::Unreachable(format!("cannot connect to {shown}: {why}"));
     match handshake {
         Some(WsHandshakeError::Rejected { status_code: status @ 401 }) => CallError::Refused {
             status: *status,
-            message: format!("{url}: the daemon refused the token (HTTP 401)"),
+            message: format!("{shown}: the daemon refused the token (HTTP 401)"),
         },
         Some(WsHandshakeError::Rejected { status_code: status @ 429 }) => CallError::Refused {
             status: *status,
             message: format!(
-                "{url}: too many failed authentications from this address; wait a minute (HTTP 429)"
+                "{shown}: too many failed authentications from this address; wait a minute (HTTP 429)"
             ),
         },
-        Some(WsHandshakeError::Io(io))
-            if io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()).is_some_and(|t| {
-                matches!(t, rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType))
-            }) =>
-        {
-            CallError::Unreachable(format!(
-                "cannot connect to {url}: the daemon there does not speak TLS (a plain listener?): try {}",
-                url.replacen("wss://", "http://", 1)
-            ))
+        Some(WsHandshakeError::Io(io)) => match tls(io) {
+            Some(rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType)) => {
+                unreachable(format!(
+                    "the daemon there does not speak TLS (a plain listener?): try {}",
+                    shown.replacen("https://", "http://", 1)
+                ))
+            }
+            Some(rustls::Error::InvalidCertificate(c)) => unreachable(certificate_problem(&c)),
+            _ => unreachable(e.to_string()),
+        },
+        // An HTTP parser meeting a TLS handshake's bytes.
+        Some(WsHandshakeError::Transport(_)) if shown.starts_with("http://") => unreachable(format!(
+            "the daemon did not answer HTTP (a TLS listener?): try {}",
+            shown.replacen("http://", "https://", 1)
+        )),
+        _ => unreachable(e.to_string()),
+    }
+}
+
+/// Why the daemon's certificate was refused, and what to do.
+fn certificate_problem(c: &rustls::CertificateError) -> String {
+    use rustls::CertificateError as C;
+    match c {
+        C::Expired | C::ExpiredContext { .. } => "the daemon's certificate has expired".into(),
+        C::NotValidYet | C::NotValidYetContext { .. } => {
+            "the daemon's certificate is not valid yet (clocks?)".into()
         }
-        _ => CallError::Unreachable(format!("cannot connect to {url}: {e}")),
+        C::NotValidForName | C::NotValidForNameContext { .. } => {
+            "the daemon's certificate is not for this host name (connect by the name it was issued for)"
+                .into()
+        }
+        // webpki's CaUsedAsEndEntity comes through as an opaque error: its name is all there is.
+        C::Other(o) if format!("{o:?}").contains("CaUsedAsEndEntity") => {
+            "the daemon's certificate is a CA certificate, not a server's: make it with \
+             basicConstraints=critical,CA:FALSE (README, \"network listener\")"
+                .into()
+        }
+        _ => format!(
+            "the daemon's certificate is not trusted ({c:?}): pass --ca-file with the certificate of \
+             the CA that signed it (a self-signed one: the certificate itself)"
+        ),
     }
 }
 
