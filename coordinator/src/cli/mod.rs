@@ -68,7 +68,9 @@ pub use crate::request::UsageError;
 #[command(
     name = "noncectl",
     version,
-    about = "Find golden nonces: double SHA-256 proof of work, spread over workers."
+    about = "Find golden nonces: double SHA-256 proof of work, spread over workers.",
+    after_help = "Exit codes: 0 found (or done), 1 none found / still running, 2 bad input, 3 failure, \
+4 no such job, 5 refused (token, role), 6 quota, 7 daemon unreachable, 130 cancelled."
 )]
 struct Cli {
     #[command(flatten)]

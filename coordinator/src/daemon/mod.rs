@@ -35,7 +35,8 @@ use std::time::Duration;
     about = "The nonce-cloud coordinator daemon (JSON-RPC 2.0 on a Unix socket, and over HTTPS/WebSocket with [http] listen)."
 )]
 struct Args {
-    /// TOML configuration file (see infra/nonced.example.toml).
+    /// TOML configuration file (see infra/nonced.example.toml). Default: under systemd,
+    /// $CONFIGURATION_DIRECTORY/nonced.toml (ConfigurationDirectory=nonced: /etc/nonced).
     #[arg(long, env = "NONCE_CONFIG")]
     config: Option<PathBuf>,
     /// Control socket path.
