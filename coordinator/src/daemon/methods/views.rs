@@ -53,6 +53,53 @@ fn health(name: &str) -> Health {
     }
 }
 
+/// What a job has cost so far, for the dashboard.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct JobCost {
+    /// Worker vCPU-seconds, counted as the daily quota counts them (workers x threads, from
+    /// the job's first start to now, or its run time once finished).
+    vcpu_seconds: f64,
+    /// At the launcher's price: 0 where the workers run on the daemon's own host.
+    usd: f64,
+    /// `fargate` (priced) or `local` (this host's CPUs: nothing billed per job).
+    basis: &'static str,
+    usd_per_vcpu_second: Option<f64>,
+}
+
+impl JobCost {
+    fn of(e: &JobEntry, now: u64) -> JobCost {
+        let vcpus = (e.spec.workers * e.spec.threads_per_worker) as f64;
+        let seconds = match &e.result {
+            Some(r) => r["elapsed_s"].as_f64().unwrap_or(0.0),
+            None => now.saturating_sub(e.started_at) as f64,
+        };
+        let vcpu_seconds = seconds * vcpus;
+        match usd_per_vcpu_second(e.spec.launcher) {
+            Some(price) => JobCost {
+                vcpu_seconds,
+                usd: vcpu_seconds * price,
+                basis: "fargate",
+                usd_per_vcpu_second: Some(price),
+            },
+            None => JobCost { vcpu_seconds, usd: 0.0, basis: "local", usd_per_vcpu_second: None },
+        }
+    }
+}
+
+/// USD per worker vCPU-second: the default worker task at the planner's Fargate list prices
+/// (per vCPU and per GB, so its memory counts too); `None` for launchers that run on the
+/// daemon's host, whose CPUs are not billed per job.
+fn usd_per_vcpu_second(launcher: crate::request::LauncherKind) -> Option<f64> {
+    use crate::request::LauncherKind;
+    use nonce_core::pricing::{fargate_per_minute, DEFAULT_WORKER_GB, DEFAULT_WORKER_VCPUS};
+    match launcher {
+        LauncherKind::Ecs => {
+            Some(fargate_per_minute(DEFAULT_WORKER_VCPUS, DEFAULT_WORKER_GB) / 60.0 / DEFAULT_WORKER_VCPUS)
+        }
+        LauncherKind::Threads | LauncherKind::Process => None,
+    }
+}
+
 impl DaemonMethods {
     pub(super) async fn status(&self, job: JobId) -> Result<JobStatus, RpcError> {
         if let Some(result) = self.jobs().get(&job).and_then(|e| e.result.clone()) {
@@ -168,24 +215,44 @@ impl DaemonMethods {
 
     /// A job's nonce space (the ledger's intervals and who holds what), its workers and its
     /// history: everything the dashboard draws for one job. Numbers of the space are decimal
-    /// strings (they may pass 2^53).
+    /// strings (they may pass 2^53). Also what the page must not decide for itself: when a
+    /// worker is stale (`stale_after_s`), what the job has cost (`cost_usd`, at its launcher's
+    /// price), and its rate in this daemon's life (`rate`: a resumed job's earlier nonces were
+    /// not searched in this life's time).
     pub(super) async fn space(&self, job: JobId) -> Result<Value, RpcError> {
         /// Intervals sent at most (the lowest first): a picture needs no more.
         const MAX_INTERVALS: usize = 2048;
         let timeline = self.timelines().get(&job).map_or(Value::Null, |t| t.json());
-        let (launcher, range, stale_after_s) = {
+        let (launcher, range, stale_after_s, cost, resumed, result) = {
             let jobs = self.jobs();
             let e =
                 jobs.get(&job).ok_or_else(|| RpcError::new(crate::daemon::rpc::JOB_NOT_FOUND, "no job"))?;
-            (e.spec.launcher.name().to_string(), e.spec.range, stale_after(&e.spec.timings))
+            let resumed: u128 = e.spec.resume.as_ref().map_or(0, |s| s.done.iter().map(|r| r.len()).sum());
+            (
+                e.spec.launcher.name().to_string(),
+                e.spec.range,
+                stale_after(&e.spec.timings),
+                JobCost::of(e, unix_now()),
+                resumed,
+                e.result.clone(),
+            )
         };
         let mut v = json!({
             "job_id": job.to_string(),
             "range": [range.start.to_string(), range.end.to_string()],
             "launcher": launcher,
             "timeline": timeline,
+            "stale_after_s": stale_after_s,
+            "vcpu_seconds": cost.vcpu_seconds,
+            "cost_usd": cost.usd,
+            "cost_basis": cost.basis,
+            "usd_per_vcpu_second": cost.usd_per_vcpu_second,
+            "prices_as_of": nonce_core::pricing::PRICES_AS_OF,
+            "resumed_searched": resumed.to_string(),
         });
-        if let Some(result) = self.jobs().get(&job).and_then(|e| e.result.clone()) {
+        if let Some(result) = result {
+            // The report's rate is this life's already (`Stats::resumed` is left out).
+            v["rate"] = result["rate"].clone();
             v["finished"] = json!(true);
             v["result"] = result;
             v["intervals"] = json!([]);
@@ -199,7 +266,8 @@ impl DaemonMethods {
         let st = sup.send(GetStatus).await.map_err(unavailable)?;
         v["finished"] = json!(false);
         v["status"] = reply(&progress(job, &st))?;
-        v["stale_after_s"] = json!(stale_after_s);
+        // The live workers' own rates: this life's already, whatever was resumed.
+        v["rate"] = json!(st.stats.rate.round());
         v["truncated"] = json!(map.truncated);
         v["intervals"] = map
             .intervals
@@ -313,5 +381,20 @@ impl DaemonMethods {
                 }
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::LauncherKind;
+
+    #[test]
+    fn fargate_workers_cost_the_default_task_per_vcpu_second_and_local_ones_nothing() {
+        // (0.04048 + 2 x 0.004445) / 3600 USD per second for the 1-vCPU, 2 GB task.
+        let fargate = usd_per_vcpu_second(LauncherKind::Ecs).expect("priced");
+        assert!((fargate - 0.049_37 / 3600.0).abs() < 1e-12, "{fargate}");
+        assert_eq!(usd_per_vcpu_second(LauncherKind::Threads), None);
+        assert_eq!(usd_per_vcpu_second(LauncherKind::Process), None);
     }
 }
