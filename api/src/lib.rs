@@ -297,6 +297,12 @@ pub struct DaemonInfo {
     pub socket: String,
     /// Its journal file.
     pub journal: String,
+    /// The network listener's address (`[http] listen`), if it has one.
+    pub http_listen: Option<String>,
+    /// Whether that listener speaks TLS itself (false: plain, TLS ends in front of it).
+    pub http_tls: bool,
+    /// `[[users]]` configured (token or uid users; local uids without an entry are users too).
+    pub users: usize,
     /// Jobs running now.
     pub jobs_running: usize,
     /// Jobs it remembers (running and the newest finished).

@@ -702,6 +702,7 @@ fn operator_commands_print_tables_take_flags_anywhere_and_exit_distinctly() {
     assert!(out.lines().nth(1).is_some_and(|r| r.starts_with(&big) && r.contains("live")), "{out}");
     let (_, out, _) = run(&["status", "--socket", sock], &[]);
     assert!(out.starts_with("nonced ") && out.contains("1 running, 3 known"), "{out}");
+    assert!(out.contains("http       off") && out.contains("users      0 configured"), "{out}");
 
     // A flag on the command line beats its environment variable.
     let (code, out, err) =

@@ -302,6 +302,16 @@ fn info_text(i: &DaemonInfo) -> String {
     let mut s = format!("nonced {}, pid {}, up {}\n", i.version, i.pid, table::duration(i.uptime_s as f64));
     s += &format!("  socket     {}\n", i.socket);
     s += &format!("  journal    {}\n", i.journal);
+    match &i.http_listen {
+        Some(l) => {
+            s += &format!(
+                "  http       {l} ({})\n",
+                if i.http_tls { "TLS" } else { "plain: TLS ends in front" }
+            )
+        }
+        None => s += "  http       off (no [http] listen)\n",
+    }
+    s += &format!("  users      {} configured\n", i.users);
     s += &format!("  jobs       {} running, {} known\n", i.jobs_running, i.jobs_known);
     s += &format!("  defaults   transport {}, launcher {}\n", i.transport, i.launcher);
     s += &format!(

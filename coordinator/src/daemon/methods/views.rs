@@ -359,6 +359,9 @@ impl DaemonMethods {
             launcher: config.launcher.clone(),
             socket: socket.to_string(),
             journal: self.journal.path().display().to_string(),
+            http_listen: config.http.listen.clone(),
+            http_tls: config.http.listen.is_some() && !config.http.plain,
+            users: config.users.len(),
             jobs_running: self.running().len(),
             jobs_known: self.jobs().len(),
             quotas: Quotas {
