@@ -60,6 +60,11 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// The `outcome` of a report kept as JSON (a finished job's `result`), if it has one.
+    pub fn of_report(report: &Value) -> Option<Outcome> {
+        serde_json::from_value(report.get("outcome")?.clone()).ok()
+    }
+
     /// The name on the wire.
     pub fn name(self) -> &'static str {
         match self {
@@ -208,7 +213,7 @@ impl JobStatus {
     pub fn outcome(&self) -> Option<Outcome> {
         match self {
             JobStatus::Running(_) => None,
-            JobStatus::Finished(f) => serde_json::from_value(f.result.get("outcome")?.clone()).ok(),
+            JobStatus::Finished(f) => Outcome::of_report(&f.result),
         }
     }
 }

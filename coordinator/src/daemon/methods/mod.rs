@@ -49,12 +49,23 @@ struct JobEntry {
 }
 
 impl JobEntry {
+    /// Worker threads x seconds this job has used in all: its run time once finished, else
+    /// since it started.
+    fn vcpu_seconds(&self, now: u64) -> f64 {
+        let vcpus = (self.spec.workers * self.spec.threads_per_worker) as f64;
+        let seconds = match &self.result {
+            Some(r) => r["elapsed_s"].as_f64().unwrap_or(0.0),
+            None => now.saturating_sub(self.started_at) as f64,
+        };
+        seconds * vcpus
+    }
+
     /// Worker threads x seconds this job used on UTC day `day` (whole days since 1970): a
     /// finished job counts on the day it ended, a running one from the day's start.
     fn vcpu_seconds_on(&self, day: u64, now: u64) -> f64 {
         let vcpus = (self.spec.workers * self.spec.threads_per_worker) as f64;
         match (&self.result, self.finished_at) {
-            (Some(r), Some(end)) if end / 86_400 == day => r["elapsed_s"].as_f64().unwrap_or(0.0) * vcpus,
+            (Some(_), Some(end)) if end / 86_400 == day => self.vcpu_seconds(now),
             (Some(_), _) => 0.0,
             (None, _) => now.saturating_sub(self.started_at.max(day * 86_400)) as f64 * vcpus,
         }
@@ -257,8 +268,7 @@ impl DaemonMethods {
     /// How `job` ended, if it has (and is still remembered).
     fn outcome_of(&self, job: JobId) -> Option<nonce_api::Outcome> {
         let jobs = self.jobs();
-        let result = jobs.get(&job)?.result.as_ref()?;
-        serde_json::from_value(result.get("outcome")?.clone()).ok()
+        nonce_api::Outcome::of_report(jobs.get(&job)?.result.as_ref()?)
     }
 
     /// Ids of jobs still running.

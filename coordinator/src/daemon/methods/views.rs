@@ -68,12 +68,7 @@ struct JobCost {
 
 impl JobCost {
     fn of(e: &JobEntry, now: u64) -> JobCost {
-        let vcpus = (e.spec.workers * e.spec.threads_per_worker) as f64;
-        let seconds = match &e.result {
-            Some(r) => r["elapsed_s"].as_f64().unwrap_or(0.0),
-            None => now.saturating_sub(e.started_at) as f64,
-        };
-        let vcpu_seconds = seconds * vcpus;
+        let vcpu_seconds = e.vcpu_seconds(now);
         match usd_per_vcpu_second(e.spec.launcher) {
             Some(price) => JobCost {
                 vcpu_seconds,
@@ -162,7 +157,7 @@ impl DaemonMethods {
             };
             match &e.result {
                 Some(r) => {
-                    item.outcome = serde_json::from_value(r["outcome"].clone()).ok();
+                    item.outcome = nonce_api::Outcome::of_report(r);
                     item.nonce = r["nonce"].as_u64();
                     item.searched = serde_json::from_value(r["searched"].clone()).unwrap_or(0);
                     item.rate = r["rate"].as_f64().unwrap_or(0.0);
