@@ -44,6 +44,17 @@ fn via_value<'de, D: serde::Deserializer<'de>, T: serde::de::DeserializeOwned>(d
     serde_json::from_value(v).map_err(serde::de::Error::custom)
 }
 
+/// vCPU-seconds of a usage line: read [`via_value`], and a finite count (a `1e400` line is
+/// refused like any other bad line, not counted as an infinite spend).
+fn vcpu_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let v: f64 = via_value(d)?;
+    if v.is_finite() && v >= 0.0 {
+        Ok(v)
+    } else {
+        Err(serde::de::Error::custom(format!("vcpu_seconds {v} is not a finite count")))
+    }
+}
+
 /// One journal line. Fields with numbers inside are read [`via_value`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -84,7 +95,7 @@ pub enum Record {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         owner: Option<String>,
         day: u64,
-        #[serde(deserialize_with = "via_value")]
+        #[serde(deserialize_with = "vcpu_seconds")]
         vcpu_seconds: f64,
     },
     /// What compaction keeps of forgotten jobs: the vCPU-seconds an owner's forgotten jobs
@@ -93,7 +104,7 @@ pub enum Record {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         owner: Option<String>,
         day: u64,
-        #[serde(deserialize_with = "via_value")]
+        #[serde(deserialize_with = "vcpu_seconds")]
         vcpu_seconds: f64,
     },
 }
@@ -560,6 +571,12 @@ mod tests {
             },
             Record::Usage { owner: None, day: 20_000, vcpu_seconds: 0.125 },
         ];
+        for bad in [
+            r#"{"type":"forget","job":"0000000000000001","day":1,"vcpu_seconds":1e400}"#,
+            r#"{"type":"usage","day":1,"vcpu_seconds":-1}"#,
+        ] {
+            assert!(serde_json::from_str::<Record>(bad).is_err(), "{bad}");
+        }
         for r in records {
             let line = serde_json::to_string(&r).expect("encodes");
             let back: Record = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"));

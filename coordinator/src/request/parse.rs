@@ -45,7 +45,12 @@ pub fn parse_duration(text: &str) -> Result<Duration, UsageError> {
     if seconds >= 1e9 {
         return Err(UsageError(format!("{text:?} is too long (at most ~31 years)")));
     }
-    Ok(Duration::from_secs_f64(seconds))
+    // Below a nanosecond is zero once it is a Duration: refused like zero, not a deadline of 0.
+    let d = Duration::from_secs_f64(seconds);
+    if d.is_zero() {
+        return Err(UsageError(format!("{text:?} is no time at all: give at least a nanosecond")));
+    }
+    Ok(d)
 }
 
 /// `parse_duration` for a flag: its errors name the flag.
@@ -132,6 +137,9 @@ mod duration_tests {
             assert!(e.contains("is not a duration"), "{bad}: {e}");
         }
         assert!(secs("0s").expect_err("zero").contains("no time at all"));
+        for tiny in ["1e-30", "0.0000000001"] {
+            assert!(secs(tiny).expect_err(tiny).contains("no time at all"), "{tiny}");
+        }
         assert!(secs("40000d").expect_err("long").contains("too long"));
         let e = parse_duration_flag("max-time", "soon").expect_err("bad");
         assert!(e.0.starts_with("--max-time: "), "{}", e.0);
