@@ -176,6 +176,9 @@ pub struct Progress {
     pub stalls: u64,
     /// Ranges handed to other workers.
     pub reshards: u64,
+    /// Workers their platform stopped mid-work (a Fargate Spot interruption, SIGTERM).
+    #[serde(default)]
+    pub interruptions: u64,
     /// The lowest verified golden nonce so far (`lowest`).
     pub lowest_so_far: Option<u64>,
     /// Messages refused for a bad tag.
@@ -414,6 +417,10 @@ pub struct Report {
     pub stalls: u64,
     /// Ranges handed to other workers.
     pub reshards: u64,
+    /// Workers their platform stopped mid-work (a Fargate Spot interruption, SIGTERM): their
+    /// last progress kept, the rest re-sharded (absent in reports journaled before it existed).
+    #[serde(default)]
+    pub interruptions: u64,
     /// Ranges taken from busy workers for idle ones.
     pub steals: u64,
     /// Messages of other jobs or workers, dropped.

@@ -115,7 +115,9 @@ impl AwsClients {
         let calls = ApiCalls::default();
         let sqs_cfg = aws_sdk_sqs::config::Builder::from(&cfg).interceptor(calls.clone()).build();
         let sns_cfg = aws_sdk_sns::config::Builder::from(&cfg).interceptor(calls.clone()).build();
-        // ECS throttles RunTask hard: more attempts, the SDK's exponential backoff with jitter.
+        // StopTask and DescribeTasks: more attempts, the SDK's exponential backoff with
+        // jitter (a fleet must not dangle for a throttle). RunTask turns these off: the
+        // launcher paces and retries it itself (`ecs::run_task`).
         let ecs_cfg = aws_sdk_ecs::config::Builder::from(&cfg)
             .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(8))
             .interceptor(calls.clone())

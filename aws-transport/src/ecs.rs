@@ -1,12 +1,12 @@
 //! The ECS calls the `ecs` launcher makes: RunTask one task a call (each task's override
-//! carries that worker's own name and key, which a batch would share), with the SDK's
-//! exponential backoff and jitter on throttling; DescribeTasks to notice tasks that stopped;
+//! carries that worker's own name and key, which a batch would share), each outcome told
+//! apart (started, throttled, no capacity, failed) for the launcher's pacing and retries; DescribeTasks to notice tasks that stopped;
 //! StopTask for every task when the job ends (or for one evicted worker).
 
 use crate::clients::describe;
 use aws_sdk_ecs::types::{
-    AssignPublicIp, AwsVpcConfiguration, ContainerOverride, KeyValuePair, LaunchType, NetworkConfiguration,
-    Tag, TaskOverride,
+    AssignPublicIp, AwsVpcConfiguration, CapacityProviderStrategyItem, ContainerOverride, KeyValuePair,
+    LaunchType, NetworkConfiguration, Tag, TaskOverride,
 };
 
 /// DescribeTasks takes at most this many tasks per call.
@@ -60,44 +60,64 @@ impl std::fmt::Debug for TaskLaunch {
     }
 }
 
-/// Starts one task per launch, in order. Answers each one's task ARN or why it did not start;
-/// after a failed call the rest are not tried (they fail with the same reason).
-pub async fn run_tasks(
-    ecs: &aws_sdk_ecs::Client,
-    settings: &EcsSettings,
-    launches: &[TaskLaunch],
-) -> Vec<Result<String, String>> {
-    let mut results: Vec<Result<String, String>> = Vec::with_capacity(launches.len());
-    for launch in launches {
-        let r = match results.last() {
-            Some(Err(e)) => Err(e.clone()),
-            _ => match run_batch(ecs, settings, 1, launch).await {
-                Ok((arns, failure)) => match arns.into_iter().next() {
-                    Some(arn) => Ok(arn),
-                    None => Err(failure.unwrap_or_else(|| "RunTask started no task".into())),
-                },
-                Err(e) => Err(e),
-            },
-        };
-        results.push(r);
-    }
-    let started = results.iter().filter(|r| r.is_ok()).count();
-    tracing::info!(started, of = launches.len(), "ecs tasks launched");
-    results
+/// Which Fargate capacity a task runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    /// On-demand (`FARGATE`).
+    Fargate,
+    /// Spare capacity at a discount, interrupted with a SIGTERM two minutes ahead
+    /// (`FARGATE_SPOT`: the cluster must list it among its capacity providers).
+    FargateSpot,
 }
 
-async fn run_batch(
+impl Provider {
+    /// The capacity provider's name in ECS.
+    pub fn name(self) -> &'static str {
+        match self {
+            Provider::Fargate => "FARGATE",
+            Provider::FargateSpot => "FARGATE_SPOT",
+        }
+    }
+}
+
+/// What one RunTask call came to, told apart by what the launcher does next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// The task's ARN.
+    Started(String),
+    /// The account's request rate was exceeded: wait for the bucket and retry.
+    Throttled(String),
+    /// The call did not get an answer (a timeout, a dropped connection, a 5xx): retry.
+    Transient(String),
+    /// Fargate had no capacity for it now ("Capacity is unavailable at this time"): retry
+    /// later, for a while.
+    NoCapacity(String),
+    /// Anything else (a missing task definition, denied permissions): retrying would not help.
+    Failed(String),
+}
+
+/// Error codes ECS answers when a caller exceeds its rate.
+const THROTTLING_CODES: &[&str] =
+    &["ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"];
+
+/// Starts one task (each task's override carries its own worker's name and key, which a
+/// batch would share).
+pub async fn run_task(
     ecs: &aws_sdk_ecs::Client,
     s: &EcsSettings,
-    n: usize,
     launch: &TaskLaunch,
-) -> Result<(Vec<String>, Option<String>), String> {
-    let vpc = AwsVpcConfiguration::builder()
+    provider: Provider,
+) -> RunOutcome {
+    use aws_sdk_ecs::error::ProvideErrorMetadata;
+    let vpc = match AwsVpcConfiguration::builder()
         .set_subnets(Some(s.subnets.clone()))
         .set_security_groups(Some(s.security_groups.clone()))
         .assign_public_ip(if s.assign_public_ip { AssignPublicIp::Enabled } else { AssignPublicIp::Disabled })
         .build()
-        .map_err(|e| format!("network configuration: {e}"))?;
+    {
+        Ok(v) => v,
+        Err(e) => return RunOutcome::Failed(format!("network configuration: {e}")),
+    };
     let env = launch.env.iter().map(|(k, v)| KeyValuePair::builder().name(k).value(v).build()).collect();
     let overrides = TaskOverride::builder()
         .container_overrides(
@@ -108,24 +128,66 @@ async fn run_batch(
     for (k, v) in &launch.tags {
         tags.push(Tag::builder().key(k).value(v).build());
     }
-    let out = ecs
+    let call = ecs
         .run_task()
         .cluster(&s.cluster)
         .task_definition(&s.task_definition)
-        .launch_type(LaunchType::Fargate)
-        .count(n as i32)
+        .count(1)
         .network_configuration(NetworkConfiguration::builder().awsvpc_configuration(vpc).build())
         .overrides(overrides)
         .set_tags(Some(tags))
-        .started_by(&launch.started_by)
-        .send()
-        .await
-        .map_err(|e| describe("RunTask", e))?;
-    let arns = out.tasks().iter().filter_map(|t| t.task_arn().map(str::to_string)).collect();
-    let failure = out.failures().first().map(|f| {
-        format!("RunTask: {} ({})", f.reason().unwrap_or("unknown"), f.detail().unwrap_or("no detail"))
-    });
-    Ok((arns, failure))
+        .started_by(&launch.started_by);
+    // A launch type and a capacity provider strategy exclude each other; on-demand keeps the
+    // launch type, so clusters without capacity providers still work.
+    let call = match provider {
+        Provider::Fargate => call.launch_type(LaunchType::Fargate),
+        Provider::FargateSpot => {
+            match CapacityProviderStrategyItem::builder().capacity_provider(provider.name()).weight(1).build()
+            {
+                Ok(item) => call.capacity_provider_strategy(item),
+                Err(e) => return RunOutcome::Failed(format!("capacity provider strategy: {e}")),
+            }
+        }
+    };
+    // No retries inside the SDK: a retry it sent would bypass the launcher's pacing (and
+    // spend a token of the account's bucket the launcher does not know of). The launcher
+    // retries throttles and transient failures itself, through its gate.
+    let once =
+        aws_sdk_ecs::config::Builder::default().retry_config(aws_config::retry::RetryConfig::disabled());
+    let out = match call.customize().config_override(once).send().await {
+        Ok(out) => out,
+        Err(e) => {
+            use aws_sdk_ecs::error::SdkError;
+            let throttled = e.code().is_some_and(|c| THROTTLING_CODES.contains(&c));
+            let server = e.raw_response().is_some_and(|r| r.status().is_server_error());
+            let transient = matches!(
+                e,
+                SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_)
+            );
+            let text = describe("RunTask", e);
+            return if throttled {
+                RunOutcome::Throttled(text)
+            } else if transient || server {
+                RunOutcome::Transient(text)
+            } else {
+                RunOutcome::Failed(text)
+            };
+        }
+    };
+    if let Some(arn) = out.tasks().iter().find_map(|t| t.task_arn()) {
+        return RunOutcome::Started(arn.to_string());
+    }
+    let Some(f) = out.failures().first() else {
+        return RunOutcome::Failed("RunTask started no task and said nothing why".into());
+    };
+    let reason = f.reason().unwrap_or("unknown");
+    let text = format!("RunTask: {reason} ({})", f.detail().unwrap_or("no detail"));
+    // Fargate's wording for a pool with nothing free; RESOURCE:* are EC2 capacity's.
+    if reason.contains("Capacity is unavailable") || reason.starts_with("RESOURCE:") {
+        RunOutcome::NoCapacity(text)
+    } else {
+        RunOutcome::Failed(text)
+    }
 }
 
 /// The tasks among `arns` that have stopped or are stopping, with the reason ECS gives.

@@ -46,6 +46,9 @@ output "nonced_config" {
     subnets         = ${jsonencode(var.subnet_ids)}
     security_groups = ["${aws_security_group.tasks.id}"]
     assign_public_ip = ${var.assign_public_ip}
+    capacity         = "${var.worker_capacity}"
+    task_quota       = "${var.launch_quotas.tasks}"
+    call_quota       = "${var.launch_quotas.run_task_calls}"
     [quotas]
     max_workers_per_job = ${var.max_workers_per_job}
     max_concurrent_jobs = ${var.max_concurrent_jobs}

@@ -100,6 +100,32 @@ variable "user_quotas" {
   }
 }
 
+variable "worker_capacity" {
+  description = "Fargate capacity of jobs that do not choose: fargate (on-demand), spot (Fargate Spot, about half the price, interrupted with two minutes' notice; a worker's SIGTERM sends its progress), mixed (every other worker on Spot), or auto (the planner's cheapest that keeps a --confidence promise)."
+  type        = string
+  default     = "fargate"
+  validation {
+    condition     = contains(["fargate", "spot", "mixed", "auto"], var.worker_capacity)
+    error_message = "worker_capacity must be fargate, spot, mixed or auto."
+  }
+}
+
+variable "launch_quotas" {
+  description = "The account's Fargate launch quotas as BURST:RATE (per second), which the ecs launcher paces RunTask to: tasks launched (AWS's default 100:20) and RunTask calls (20:20). Raise them only after AWS raised the account's."
+  type = object({
+    tasks          = string
+    run_task_calls = string
+  })
+  default = {
+    tasks          = "100:20"
+    run_task_calls = "20:20"
+  }
+  validation {
+    condition     = can(regex("^[0-9.]+:[0-9.]+$", var.launch_quotas.tasks)) && can(regex("^[0-9.]+:[0-9.]+$", var.launch_quotas.run_task_calls))
+    error_message = "Each launch quota is BURST:RATE, e.g. 100:20."
+  }
+}
+
 variable "daemon_desired_count" {
   description = "nonced tasks in the ECS service: 1, or 0 when a nonced under systemd elsewhere coordinates this deployment (two coordinators would each drop the other's events as ghosts)."
   type        = number

@@ -20,6 +20,7 @@
 //! code the daemon runs.
 
 pub mod job;
+pub mod launch_quota;
 pub mod ledger;
 pub mod planner;
 pub mod pricing;

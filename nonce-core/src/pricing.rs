@@ -17,6 +17,27 @@ pub const SQS_REQUEST_USD: f64 = 0.40e-6;
 /// USD per SNS publish ($0.50 per million).
 pub const SNS_PUBLISH_USD: f64 = 0.50e-6;
 
+/// Fargate Spot, USD per vCPU-hour and GB-hour. AWS moves Spot's price with supply and
+/// demand between 50% and 70% off on-demand (the Fargate pricing page's "current Spot price"
+/// table); these are the 50%-off end, so a Spot cost the planner states is a ceiling.
+pub const FARGATE_SPOT_VCPU_HOUR: f64 = FARGATE_VCPU_HOUR * 0.5;
+pub const FARGATE_SPOT_GB_HOUR: f64 = FARGATE_GB_HOUR * 0.5;
+
+/// Spot interruptions the planner allows for, per task-hour. AWS publishes no rate for
+/// Fargate Spot; EC2's Spot Instance Advisor puts most pools under 5% *a month*. An hour's
+/// 5% is far more cautious, and still costs a plan only ~2.5% of an hour's hashing.
+pub const SPOT_INTERRUPTIONS_PER_HOUR: f64 = 0.05;
+
+/// The planner's terms for a fleet with `share` of its workers on Spot.
+pub fn spot_terms(share: f64) -> crate::planner::SpotTerms {
+    crate::planner::SpotTerms {
+        share,
+        vcpu_hour: FARGATE_SPOT_VCPU_HOUR,
+        gb_hour: FARGATE_SPOT_GB_HOUR,
+        interruptions_per_hour: SPOT_INTERRUPTIONS_PER_HOUR,
+    }
+}
+
 /// The default worker task (`infra/terraform`: `worker_cpu = 1024`, `worker_memory = 2048`).
 pub const DEFAULT_WORKER_VCPUS: f64 = 1.0;
 pub const DEFAULT_WORKER_GB: f64 = 2.0;

@@ -342,7 +342,7 @@ impl Sim {
             }
             Command::Stop { .. } => {
                 self.workers[w].stopped = true;
-                self.event(w, EventBody::Bye);
+                self.event(w, EventBody::Bye { reason: protocol::ByeReason::Stopped });
             }
             Command::KeepAlive { incarnation, .. } => {
                 if self.workers[w].incarnation.is_some_and(|i| i != incarnation) {

@@ -146,8 +146,23 @@ pub enum EventBody {
     },
     /// Answer to `Shrink`: the shard now ends at `end` (never below what was already claimed).
     ShrinkAck { shard: ShardId, epoch: Epoch, end: u128 },
-    /// The worker is exiting.
-    Bye,
+    /// The worker is exiting, and why. Its last heartbeat went out just before, so nothing
+    /// it searched is lost.
+    Bye { reason: ByeReason },
+}
+
+/// Why a worker leaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ByeReason {
+    /// Told to stop (the job ended), or its launcher stopped it.
+    Stopped,
+    /// Its platform stopped it (SIGTERM: a Fargate Spot interruption, a StopTask, a host
+    /// shutting down) while it still had work.
+    Terminated,
+    /// The coordinator went silent past the orphan timeout.
+    Orphaned,
+    /// It could not hash (a thread failed).
+    Failed,
 }
 
 impl EventBody {
@@ -158,7 +173,7 @@ impl EventBody {
             EventBody::Found { .. } => "found",
             EventBody::ShardDone { .. } => "shard_done",
             EventBody::ShrinkAck { .. } => "shrink_ack",
-            EventBody::Bye => "bye",
+            EventBody::Bye { .. } => "bye",
         }
     }
 }

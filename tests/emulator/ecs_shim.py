@@ -15,6 +15,14 @@ the ECS container credentials endpoint (`AWS_CONTAINER_CREDENTIALS_FULL_URI`, fr
 emulator's STS AssumeRole), with no other credentials in the environment. `/creds/<role
 name>` serves any role's credentials the same way (the test gives the daemon its own).
 
+With --front it also stands in front of the emulator's ECS API as Fargate's limits would: a
+proxy (its URL is `ecs_endpoint` in the settings line; give it to the launcher as
+`AWS_ENDPOINT_URL_ECS`) that keeps the account's RunTask token bucket (`--quota BURST:RATE`,
+a call beyond it gets a ThrottlingException, as AWS answers) and injects faults besides: every
+Nth call throttled (`--throttle-every`), every Mth call answered "Capacity is unavailable at
+this time" (`--no-capacity-every`). Everything else passes through. `--interrupt N` plays
+Fargate Spot: the first N tasks get a SIGTERM `--interrupt-after` seconds after they start.
+
 Protocol with the test: first line on stdout is a JSON object with the settings to pass to
 `noncectl` (cluster, task_definition, subnets, security_groups). When stdin closes, it stops
 what still runs and prints a JSON report of every task: arn, env, tags, startedBy,
@@ -29,6 +37,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 
 import boto3
@@ -40,6 +49,12 @@ def main():
     ap.add_argument("--cluster", required=True)
     ap.add_argument("--worker-bin", required=True)
     ap.add_argument("--task-definition", help="use this applied worker task definition (family)")
+    ap.add_argument("--front", action="store_true", help="serve a rate-limiting, fault-injecting ECS proxy")
+    ap.add_argument("--quota", default="20:20", help="the RunTask bucket the proxy keeps, BURST:RATE")
+    ap.add_argument("--throttle-every", type=int, default=0)
+    ap.add_argument("--no-capacity-every", type=int, default=0)
+    ap.add_argument("--interrupt", type=int, default=0, help="SIGTERM the first N tasks, as Spot does")
+    ap.add_argument("--interrupt-after", type=float, default=2.0)
     args = ap.parse_args()
 
     # Keep tasks RUNNING until StopTask (moto would otherwise advance them on every read).
@@ -121,14 +136,85 @@ def main():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     port = server.server_address[1]
 
-    print(json.dumps({"cluster": args.cluster, "task_definition": family, "subnets": [subnet], "security_groups": [group],
-                      "credentials": f"http://127.0.0.1:{port}/creds/"}), flush=True)
+    front = {"calls": 0, "accepted": [], "bucket_throttles": 0, "injected_throttles": 0, "no_capacity": 0,
+             "strategies": {}}
+    front_lock = threading.Lock()
+    burst, rate = (float(x) for x in args.quota.split(":"))
+    bucket = {"tokens": burst, "at": time.monotonic(), "start": None}
+
+    class Front(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            target = self.headers.get("X-Amz-Target", "")
+            if target.endswith(".RunTask"):
+                with front_lock:
+                    now = time.monotonic()
+                    if bucket["start"] is None:
+                        bucket["start"] = now
+                    bucket["tokens"] = min(burst, bucket["tokens"] + (now - bucket["at"]) * rate)
+                    bucket["at"] = now
+                    front["calls"] += 1
+                    n = front["calls"]
+                    if bucket["tokens"] < 1.0:
+                        front["bucket_throttles"] += 1
+                        return self.reply(400, {"__type": "ThrottlingException", "message": "Rate exceeded"})
+                    bucket["tokens"] -= 1.0
+                    if args.throttle_every and n % args.throttle_every == 0:
+                        front["injected_throttles"] += 1
+                        return self.reply(400, {"__type": "ThrottlingException", "message": "Rate exceeded"})
+                    if args.no_capacity_every and n % args.no_capacity_every == 0:
+                        front["no_capacity"] += 1
+                        reason = "Capacity is unavailable at this time. Please try again later or in a different availability zone"
+                        return self.reply(200, {"tasks": [], "failures": [{"reason": reason}]})
+                    front["accepted"].append(round(now - bucket["start"], 3))
+                    request = json.loads(body or b"{}")
+                    worker = next((kv["value"] for o in request.get("overrides", {}).get("containerOverrides", [])
+                                   for kv in o.get("environment", []) if kv["name"] == "NONCE_WORKER_ID"), None)
+                    strategy = request.get("capacityProviderStrategy") or []
+                    front["strategies"][worker] = strategy[0]["capacityProvider"] if strategy else request.get("launchType")
+            forward = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length", "connection")}
+            req = urllib.request.Request(args.endpoint + self.path, data=body, headers=forward, method="POST")
+            try:
+                with urllib.request.urlopen(req) as r:
+                    status, data, ctype = r.status, r.read(), r.headers.get("Content-Type", "application/x-amz-json-1.1")
+            except urllib.error.HTTPError as e:
+                status, data, ctype = e.code, e.read(), e.headers.get("Content-Type", "application/x-amz-json-1.1")
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def reply(self, status, obj):
+            data = json.dumps(obj).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/x-amz-json-1.1")
+            if status >= 400:
+                self.send_header("x-amzn-ErrorType", obj["__type"])
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *a):
+            pass
+
+    settings = {"cluster": args.cluster, "task_definition": family, "subnets": [subnet], "security_groups": [group],
+                "credentials": f"http://127.0.0.1:{port}/creds/"}
+    if args.front:
+        proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Front)
+        threading.Thread(target=proxy.serve_forever, daemon=True).start()
+        settings["ecs_endpoint"] = f"http://127.0.0.1:{proxy.server_address[1]}"
+    print(json.dumps(settings), flush=True)
 
     done = threading.Event()
     threading.Thread(target=lambda: (sys.stdin.read(), done.set()), daemon=True).start()
 
     tasks = {}  # arn -> record
     procs = {}  # arn -> Popen
+    started_at = {}  # arn -> when its process started
+    interrupted = set()
     while True:
         finishing = done.is_set()
         listed = []
@@ -148,8 +234,10 @@ def main():
                         "tags": {x["key"]: x["value"] for x in t.get("tags", [])},
                         "startedBy": t.get("startedBy"),
                         "launchType": t.get("launchType"),
+                        "capacityProviderName": t.get("capacityProviderName"),
                         "stop_called": False,
                         "exit_code": None,
+                        "interrupted": False,
                     }
                     task_id = arn.rsplit("/", 1)[-1]
                     arns[task_id] = arn
@@ -166,6 +254,7 @@ def main():
                     tasks[arn]["credentials_uri"] = child_env.get("AWS_CONTAINER_CREDENTIALS_FULL_URI")
                     tasks[arn]["static_keys"] = "AWS_ACCESS_KEY_ID" in child_env
                     procs[arn] = subprocess.Popen([args.worker_bin, *command], env=child_env, stdin=subprocess.DEVNULL)
+                    started_at[arn] = time.monotonic()
                 if t.get("desiredStatus") == "STOPPED" and not tasks[arn]["stop_called"]:
                     tasks[arn]["stop_called"] = True
                     p = procs.get(arn)
@@ -174,6 +263,12 @@ def main():
         for arn, p in procs.items():
             if p.poll() is not None:
                 tasks[arn]["exit_code"] = p.returncode
+            elif (len(interrupted) < args.interrupt and arn not in interrupted and not tasks[arn]["stop_called"]
+                  and time.monotonic() - started_at[arn] >= args.interrupt_after):
+                # Fargate Spot taking its capacity back: SIGTERM, two minutes before the end.
+                interrupted.add(arn)
+                tasks[arn]["interrupted"] = True
+                p.send_signal(signal.SIGTERM)
         if finishing:
             break
         time.sleep(0.2)
@@ -188,7 +283,11 @@ def main():
                 p.wait()
         if tasks[arn]["exit_code"] is None:
             tasks[arn]["exit_code"] = p.returncode
-    print(json.dumps({"tasks": list(tasks.values())}), flush=True)
+    report = {"tasks": list(tasks.values())}
+    if args.front:
+        with front_lock:
+            report["front"] = front
+    print(json.dumps(report), flush=True)
     server.shutdown()
 
 

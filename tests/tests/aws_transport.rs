@@ -155,7 +155,7 @@ fn stale_messages_of_another_job_change_nothing() {
             rate: 1e9,
             best: None,
         }));
-        bodies.push(ev(EventBody::Bye));
+        bodies.push(ev(EventBody::Bye { reason: protocol::ByeReason::Stopped }));
     }
     let stale = bodies.len() as u64;
     em.send_bodies(&fabric.events_url, bodies);
@@ -183,7 +183,8 @@ fn garbage_bodies_end_in_the_dead_letter_queue_and_the_job_finishes() {
     let command =
         codec::encode_text(&Message::Command(key.seal_command(1, 1, protocol::Command::Stop { job: None })))
             .expect("encodes");
-    let mut truncated = body_of(JobId(1), &WorkerId("w".into()), EventBody::Bye);
+    let mut truncated =
+        body_of(JobId(1), &WorkerId("w".into()), EventBody::Bye { reason: protocol::ByeReason::Stopped });
     truncated.truncate(truncated.len() / 2);
     let garbage = vec![
         "not base64 at all!".to_string(),

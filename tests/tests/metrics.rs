@@ -283,7 +283,8 @@ fn aws_requests_ghosts_and_undecodable_events_are_counted_over_the_emulator() {
         .map(|i| {
             let worker = WorkerId(format!("ghost-{i}"));
             let key = protocol::auth::JobSecret::from_bytes([7; 32]).worker_key(earlier, &worker);
-            let ev = Event { job: earlier, worker, body: EventBody::Bye };
+            let ev =
+                Event { job: earlier, worker, body: EventBody::Bye { reason: protocol::ByeReason::Stopped } };
             codec::encode_text(&Message::Event(key.seal_event(1, ev))).expect("encodes")
         })
         .collect();

@@ -12,7 +12,7 @@ use crate::search::{SearchEvent, ShardSearch};
 use actix::prelude::*;
 use protocol::auth::{BroadcastVerifier, ReplayWindow, WorkerKey};
 use protocol::{
-    Command, Epoch, Event, EventBody, JobId, SealedCommand, SealedEvent, ShardId, ShardProgress,
+    ByeReason, Command, Epoch, Event, EventBody, JobId, SealedCommand, SealedEvent, ShardId, ShardProgress,
     SignedBroadcast, WorkerId,
 };
 use std::collections::BTreeMap;
@@ -36,9 +36,14 @@ pub enum Inbox {
 
 /// Stop, from inside the worker's own process (a signal, a closed pipe, the launcher of
 /// in-process workers): needs no key, since it never crossed a network.
-#[derive(Debug, Clone, Copy, Message)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Message)]
 #[rtype(result = "()")]
-pub struct Shutdown;
+pub enum Shutdown {
+    /// The job or the launcher is done with us (a closed pipe, `stop_all`).
+    Stopped,
+    /// The platform is stopping us: SIGTERM (a Fargate Spot interruption, StopTask) or SIGINT.
+    Terminated,
+}
 
 /// Decodes one command as a transport carries it (a stdin line, an SQS body) and hands it to
 /// the actor. Answers false for anything else: the caller counts it; nothing is fatal.
@@ -133,6 +138,8 @@ pub struct WorkerConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitReason {
     Stopped,
+    /// A signal from the platform (see [`Shutdown::Terminated`]).
+    Terminated,
     Orphaned,
     /// A hashing thread panicked.
     Failed,
@@ -371,10 +378,23 @@ impl Actor for WorkerActor {
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
-        for (_, s) in std::mem::take(&mut self.shards) {
-            s.search.join();
+        // The threads stop after their chunk; what they searched since the last heartbeat
+        // goes out in a final one, so a worker interrupted mid-shard (Fargate Spot's SIGTERM
+        // gives two minutes) loses no work, and the Bye right after re-shards only the rest.
+        for s in self.shards.values_mut() {
+            s.search.halt();
         }
-        self.emit(EventBody::Bye);
+        if !self.shards.is_empty() {
+            self.beat();
+        }
+        self.shards.clear();
+        let reason = match self.exit {
+            ExitReason::Stopped => ByeReason::Stopped,
+            ExitReason::Terminated => ByeReason::Terminated,
+            ExitReason::Orphaned => ByeReason::Orphaned,
+            ExitReason::Failed => ByeReason::Failed,
+        };
+        self.emit(EventBody::Bye { reason });
         if let Some(hook) = self.on_exit.take() {
             hook(self.exit);
         }
@@ -405,7 +425,10 @@ impl Handler<GoldenFound> for WorkerActor {
 impl Handler<Shutdown> for WorkerActor {
     type Result = ();
 
-    fn handle(&mut self, _: Shutdown, ctx: &mut Context<Self>) {
+    fn handle(&mut self, why: Shutdown, ctx: &mut Context<Self>) {
+        if why == Shutdown::Terminated && self.exit == ExitReason::Stopped {
+            self.exit = ExitReason::Terminated;
+        }
         ctx.stop();
     }
 }

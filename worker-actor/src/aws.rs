@@ -65,11 +65,11 @@ pub async fn serve_through(
         let (link, actor) = (Arc::clone(&link), actor.clone());
         async move { pump_inbox(&link, actor, touch_every).await }
     });
-    tokio::select! {
-        _ = stop => {}
-        _ = wait_stopped(actor.clone()) => {}
-    }
-    actor.do_send(Shutdown);
+    let signalled = tokio::select! {
+        _ = stop => true,
+        _ = wait_stopped(actor.clone()) => false,
+    };
+    actor.do_send(if signalled { Shutdown::Terminated } else { Shutdown::Stopped });
     // The actor's `stopped` joins the hashing threads and says Bye.
     wait_stopped(actor).await;
     pump.abort();

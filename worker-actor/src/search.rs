@@ -222,6 +222,12 @@ impl ShardSearch {
 
     /// Cancels and waits for the threads.
     pub fn join(mut self) {
+        self.halt();
+    }
+
+    /// Cancels and waits for the threads, keeping what they searched for a last
+    /// [`ShardSearch::take_segment`].
+    pub fn halt(&mut self) {
         self.cancel();
         for t in self.threads.drain(..) {
             let _ = t.join();

@@ -99,6 +99,8 @@ impl Handler<StartJob> for Coordinator {
                 events: ctx.address().recipient(),
                 gone: ctx.address().recipient(),
                 launch_failed: ctx.address().recipient(),
+                launch_sent: ctx.address().recipient(),
+                capacity: spec.capacity,
                 threads: spec.threads_per_worker,
                 timings: spec.timings.clone(),
                 backend: spec.backend,

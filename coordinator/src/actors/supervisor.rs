@@ -1,7 +1,7 @@
 //! `JobSupervisor`: the actor that owns one [`Job`], feeds it events and ticks, and carries
 //! out what it decides. All decisions are the `Job`'s; this shell only moves messages.
 
-use crate::launcher::{LaunchFailed, Launcher, WorkerGone};
+use crate::launcher::{LaunchFailed, LaunchSent, Launcher, WorkerGone};
 use crate::transport::seal::Seal;
 use crate::transport::{Transport, TransportCounters, WorkerEvent};
 use actix::prelude::*;
@@ -173,6 +173,13 @@ impl Handler<LaunchFailed> for JobSupervisor {
     type Result = ();
     fn handle(&mut self, LaunchFailed { workers, reason }: LaunchFailed, ctx: &mut Context<Self>) {
         self.feed(Input::LaunchFailed { workers, reason }, ctx);
+    }
+}
+
+impl Handler<LaunchSent> for JobSupervisor {
+    type Result = ();
+    fn handle(&mut self, LaunchSent { workers }: LaunchSent, ctx: &mut Context<Self>) {
+        self.feed(Input::LaunchSent { workers }, ctx);
     }
 }
 

@@ -4,8 +4,9 @@ use super::{exit, UsageError};
 use crate::request::calibration;
 use crate::request::cpus;
 use crate::request::startup;
+use crate::request::{CapacityKind, SearchRequest};
 use clap::Args;
-use nonce_core::planner::{plan, Plan, PlanInput, FARGATE_GB_HOUR, FARGATE_VCPU_HOUR};
+use nonce_core::planner::{cheapest, Plan, PlanInput, FARGATE_GB_HOUR, FARGATE_VCPU_HOUR};
 use nonce_core::startup::{StartupEstimate, StartupSource};
 use protocol::{Encoding, NonceRange};
 use worker_actor::Backend;
@@ -38,8 +39,8 @@ pub struct EstimateArgs {
     #[arg(long, default_value = "threads")]
     launcher: String,
     /// Most workers that add speed (default: CPUs here; 1000 for ecs, Fargate's usual vCPU quota).
-    #[arg(long)]
-    capacity: Option<usize>,
+    #[arg(long = "max-workers", value_name = "N")]
+    max_workers: Option<usize>,
     /// vCPUs per worker (ecs), for rate and cost.
     #[arg(long = "worker-vcpus", default_value_t = 1.0)]
     worker_vcpus: f64,
@@ -52,6 +53,15 @@ pub struct EstimateArgs {
     /// USD per GB-hour.
     #[arg(long = "gb-price", default_value_t = FARGATE_GB_HOUR)]
     gb_price: f64,
+    /// Fargate capacity (ecs): fargate, spot, mixed, or auto (the cheapest that keeps the promise).
+    #[arg(long, default_value = "fargate")]
+    capacity: String,
+    /// The account's task launch quota (ecs), BURST:RATE.
+    #[arg(long = "task-quota", value_name = "BURST:RATE")]
+    task_quota: Option<String>,
+    /// The account's RunTask call quota (ecs), BURST:RATE.
+    #[arg(long = "call-quota", value_name = "BURST:RATE")]
+    call_quota: Option<String>,
 }
 
 fn positive(name: &str, v: f64) -> Result<f64, UsageError> {
@@ -62,8 +72,11 @@ fn positive(name: &str, v: f64) -> Result<f64, UsageError> {
     }
 }
 
-/// The plan's input, and the start-up it used with where that came from.
-pub fn input_from(args: &EstimateArgs) -> Result<(PlanInput, StartupEstimate), UsageError> {
+/// The plan's inputs (one per capacity weighed), and the start-up they use with where that
+/// came from.
+pub fn input_from(
+    args: &EstimateArgs,
+) -> Result<(Vec<(CapacityKind, PlanInput)>, StartupEstimate), UsageError> {
     if args.difficulty > 256 {
         return Err(UsageError(format!("difficulty {} is over the maximum of 256 bits", args.difficulty)));
     }
@@ -97,8 +110,8 @@ pub fn input_from(args: &EstimateArgs) -> Result<(PlanInput, StartupEstimate), U
         Some(r) => positive("--rate", r)?,
         None => calibration::per_thread_rate(Backend::detect()) * vcpus,
     };
-    let capacity = match (args.capacity, args.launcher.as_str()) {
-        (Some(0), _) => return Err(UsageError("--capacity must be at least 1".into())),
+    let capacity = match (args.max_workers, args.launcher.as_str()) {
+        (Some(0), _) => return Err(UsageError("--max-workers must be at least 1".into())),
         (Some(c), _) => c,
         (None, "ecs") => 1000,
         (None, _) => cpus(),
@@ -115,11 +128,44 @@ pub fn input_from(args: &EstimateArgs) -> Result<(PlanInput, StartupEstimate), U
         worker_memory_gb: positive("--worker-memory-gb", args.worker_memory_gb)?,
         vcpu_hour: positive("--vcpu-price", args.vcpu_price)?,
         gb_hour: positive("--gb-price", args.gb_price)?,
+        ramp: None,
+        spot: None,
     };
-    Ok((input, startup))
+    let fargate = CapacityKind::parse(&args.capacity).map_err(UsageError)?;
+    let ecs = args.launcher == "ecs";
+    if !ecs && (fargate != CapacityKind::Fargate || args.task_quota.is_some() || args.call_quota.is_some()) {
+        return Err(UsageError(
+            "--capacity, --task-quota and --call-quota are about Fargate: they need --launcher ecs".into(),
+        ));
+    }
+    if !ecs {
+        return Ok((vec![(CapacityKind::Fargate, input)], startup));
+    }
+    // Fargate's launch quotas ramp the fleet up; the request's quotas if raised.
+    let quotas = SearchRequest {
+        ecs_task_quota: args.task_quota.clone(),
+        ecs_call_quota: args.call_quota.clone(),
+        ..Default::default()
+    }
+    .launch_pacing()?
+    .quotas;
+    let options = fargate
+        .weighed()
+        .iter()
+        .map(|&k| {
+            let spot = (k.spot_share() > 0.0).then(|| nonce_core::pricing::spot_terms(k.spot_share()));
+            (k, PlanInput { ramp: Some(quotas), spot, ..input.clone() })
+        })
+        .collect();
+    Ok((options, startup))
 }
 
-pub fn plan_json(i: &PlanInput, p: &Plan, startup: &StartupEstimate) -> serde_json::Value {
+pub fn plan_json(
+    i: &PlanInput,
+    p: &Plan,
+    startup: &StartupEstimate,
+    capacity: CapacityKind,
+) -> serde_json::Value {
     let (percentile, samples) = match startup.source {
         StartupSource::Measured { percentile, samples } => (Some(percentile), Some(samples)),
         StartupSource::Default | StartupSource::Given => (None, None),
@@ -140,20 +186,39 @@ pub fn plan_json(i: &PlanInput, p: &Plan, startup: &StartupEstimate) -> serde_js
         "startup_percentile": percentile,
         "startup_samples": samples,
         "capacity": i.capacity,
+        "launch_ramp_s": (p.launch_ramp_s * 1000.0).round() / 1000.0,
+        "fargate_capacity": capacity.name(),
+        "spot_share": i.spot.map_or(0.0, |s| s.share),
     })
 }
 
 pub fn run(args: EstimateArgs, json: bool) -> Result<u8, UsageError> {
-    let (input, startup) = input_from(&args)?;
-    let p = plan(&input);
+    let (options, startup) = input_from(&args)?;
+    let inputs: Vec<PlanInput> = options.iter().map(|(_, i)| i.clone()).collect();
+    let Some((chosen, p)) = cheapest(&inputs) else {
+        return Err(UsageError("nothing to plan".into()));
+    };
+    let (kind, input) = (options[chosen].0, &inputs[chosen]);
     if json {
-        crate::outln!("{}", plan_json(&input, &p, &startup));
+        crate::outln!("{}", plan_json(input, &p, &startup, kind));
     } else {
         crate::outln!("tries needed (k)    {:.0}", p.k);
         crate::outln!("workers             {}", p.workers);
         crate::outln!("expected time       {:.2} s", p.expected_seconds);
         crate::outln!("probability by {:.1} s: {:.4}", input.max_time, p.probability);
         crate::outln!("cost                ${:.6} at most (${:.6} expected)", p.cost, p.cost_expected);
+        if input.ramp.is_some() {
+            crate::outln!(
+                "capacity            {}{}",
+                kind.name(),
+                if options.len() > 1 { " (the cheapest that keeps the promise)" } else { "" }
+            );
+            crate::outln!(
+                "launch ramp         {:.2} s until the last worker's launch ({})",
+                p.launch_ramp_s,
+                input.ramp.unwrap_or_default().describe()
+            );
+        }
         let shown = if input.startup < 0.1 {
             format!("{:.2} ms", input.startup * 1000.0)
         } else {

@@ -101,7 +101,12 @@ fn sqs_cost(a: SqsCostArgs, json: bool) -> Result<u8, UsageError> {
         workers: a.workers,
         duration,
         stop_at,
-        aws: AwsSettings { prefix: a.aws_prefix, bootstrap: a.aws_bootstrap, ecs: None },
+        aws: AwsSettings {
+            prefix: a.aws_prefix,
+            bootstrap: a.aws_bootstrap,
+            ecs: None,
+            launch: Default::default(),
+        },
         out: a.out,
         call_log,
     };

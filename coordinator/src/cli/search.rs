@@ -95,6 +95,20 @@ pub struct SearchArgs {
     /// ecs: give tasks a public IP (public subnets without NAT or VPC endpoints).
     #[arg(long = "ecs-public-ip")]
     ecs_public_ip: bool,
+    /// ecs: Fargate capacity: fargate (on-demand), spot (about half the price, interruptible),
+    /// mixed (every other worker on Spot), or auto (the planner's cheapest that keeps the
+    /// promise; needs --confidence).
+    #[arg(long, value_name = "KIND")]
+    capacity: Option<String>,
+    /// ecs: the account's task launch quota when raised, BURST:RATE (default 100:20).
+    #[arg(long = "ecs-task-quota", value_name = "BURST:RATE")]
+    ecs_task_quota: Option<String>,
+    /// ecs: the account's RunTask call quota when raised, BURST:RATE (default 20:20).
+    #[arg(long = "ecs-call-quota", value_name = "BURST:RATE")]
+    ecs_call_quota: Option<String>,
+    /// ecs: how long a worker whose task finds no Fargate capacity is retried (default 5m).
+    #[arg(long = "ecs-capacity-retry", value_name = "DUR")]
+    ecs_capacity_retry: Option<String>,
 }
 
 impl SearchArgs {
@@ -122,6 +136,10 @@ impl SearchArgs {
             ecs_security_groups: self.ecs_security_groups.clone(),
             ecs_container: self.ecs_container.clone(),
             ecs_public_ip: self.ecs_public_ip.then_some(true),
+            capacity: self.capacity.clone(),
+            ecs_task_quota: self.ecs_task_quota.clone(),
+            ecs_call_quota: self.ecs_call_quota.clone(),
+            ecs_capacity_retry: self.ecs_capacity_retry.clone(),
             ..self.puzzle.request()
         }
     }

@@ -20,6 +20,10 @@ pub const ENV_VARS: &[&str] = &[
     "NONCE_ECS_SECURITY_GROUPS",
     "NONCE_ECS_CONTAINER",
     "NONCE_ECS_PUBLIC_IP",
+    "NONCE_ECS_TASK_QUOTA",
+    "NONCE_ECS_CALL_QUOTA",
+    "NONCE_ECS_CAPACITY_RETRY",
+    "NONCE_ECS_CAPACITY",
     "NONCE_MAX_WORKERS_PER_JOB",
     "NONCE_MAX_CONCURRENT_JOBS",
     "NONCE_MAX_FLEET",
@@ -122,6 +126,37 @@ pub struct EcsTable {
     pub container: String,
     #[serde(default)]
     pub assign_public_ip: bool,
+    /// The account's Fargate task launch quota, `BURST:RATE` (default 100:20, AWS's).
+    #[serde(default)]
+    pub task_quota: Option<String>,
+    /// The account's RunTask call quota, `BURST:RATE` (default 20:20, AWS's).
+    #[serde(default)]
+    pub call_quota: Option<String>,
+    /// How long a worker whose task finds no Fargate capacity is retried (default 5m).
+    #[serde(default)]
+    pub capacity_retry: Option<String>,
+    /// Capacity of jobs that do not choose: fargate (default), spot, mixed or auto.
+    #[serde(default)]
+    pub capacity: Option<String>,
+}
+
+impl EcsTable {
+    /// The launch pacing these settings give (checked by [`DaemonConfig::check`]).
+    pub fn launch_pacing(&self) -> Result<crate::request::LaunchPacing, String> {
+        let request = crate::request::SearchRequest {
+            ecs_task_quota: self.task_quota.clone(),
+            ecs_call_quota: self.call_quota.clone(),
+            ecs_capacity_retry: self.capacity_retry.clone(),
+            ..Default::default()
+        };
+        let strip = |e: crate::request::UsageError| {
+            e.0.replace("--ecs-", "[ecs] ")
+                .replace("task-quota", "task_quota")
+                .replace("call-quota", "call_quota")
+                .replace("capacity-retry", "capacity_retry")
+        };
+        request.launch_pacing().map_err(strip)
+    }
 }
 
 fn default_container() -> String {
@@ -381,6 +416,10 @@ impl DaemonConfig {
                 security_groups: vec![],
                 container: default_container(),
                 assign_public_ip: false,
+                task_quota: None,
+                call_quota: None,
+                capacity_retry: None,
+                capacity: None,
             });
             if let Some(v) = text("NONCE_ECS_CLUSTER") {
                 ecs.cluster = v;
@@ -396,6 +435,18 @@ impl DaemonConfig {
             }
             if let Some(v) = text("NONCE_ECS_CONTAINER") {
                 ecs.container = v;
+            }
+            if let Some(v) = text("NONCE_ECS_TASK_QUOTA") {
+                ecs.task_quota = Some(v);
+            }
+            if let Some(v) = text("NONCE_ECS_CALL_QUOTA") {
+                ecs.call_quota = Some(v);
+            }
+            if let Some(v) = text("NONCE_ECS_CAPACITY_RETRY") {
+                ecs.capacity_retry = Some(v);
+            }
+            if let Some(v) = text("NONCE_ECS_CAPACITY") {
+                ecs.capacity = Some(v);
             }
             if let Some(v) = text("NONCE_ECS_PUBLIC_IP") {
                 ecs.assign_public_ip = match v.as_str() {
@@ -503,6 +554,12 @@ impl DaemonConfig {
                 ecs.check().map_err(|e| format!("[ecs]: {e}"))?;
             }
         }
+        if let Some(ecs) = &self.ecs {
+            ecs.launch_pacing()?;
+            if let Some(c) = &ecs.capacity {
+                crate::request::CapacityKind::parse(c).map_err(|e| format!("[ecs] capacity: {e}"))?;
+            }
+        }
         super::users::Users::new(&self.users, super::users::own_uid())?;
         self.http.check()?;
         if !(1..=3600).contains(&self.metrics.emf_every_s) {
@@ -545,7 +602,9 @@ impl DaemonConfig {
             container: e.container.clone(),
             assign_public_ip: e.assign_public_ip,
         });
-        Some(crate::request::AwsSettings { prefix: table.prefix, bootstrap: table.bootstrap, ecs })
+        // Checked by `check` before anything asks for these.
+        let launch = self.ecs.as_ref().and_then(|e| e.launch_pacing().ok()).unwrap_or_default();
+        Some(crate::request::AwsSettings { prefix: table.prefix, bootstrap: table.bootstrap, ecs, launch })
     }
 
     /// The socket path: flag/env/config, else systemd's RuntimeDirectory, else a per-user /tmp path.

@@ -84,6 +84,7 @@ pub struct Reading {
     pub searched: f64,
     pub stalls: u64,
     pub reshards: u64,
+    pub interruptions: u64,
     pub steals: u64,
     /// The jobs' own ghosts, plus (aws) the events router's since the daemon started.
     pub ghosts: u64,
@@ -103,6 +104,7 @@ impl Reading {
         self.searched += result["searched"].as_f64().unwrap_or(0.0);
         self.stalls += n("stalls");
         self.reshards += n("reshards");
+        self.interruptions += n("interruptions");
         self.steals += n("steals");
         self.ghosts += n("ghosts");
         self.rejected += n("rejected");
@@ -148,6 +150,11 @@ pub fn render(metrics: &Metrics, r: &Reading) -> String {
     reg.register("workers", "Workers of running jobs, by health", workers);
     reg.register("stalls", "Workers found silent past their stall timeout", counter(r.stalls));
     reg.register("reshards", "Ranges of stalled or dead workers given to others", counter(r.reshards));
+    reg.register(
+        "interruptions",
+        "Workers their platform stopped mid-work (Fargate Spot interruptions), progress kept",
+        counter(r.interruptions),
+    );
     reg.register("steals", "Ranges taken from busy workers for idle ones", counter(r.steals));
     reg.register(
         "ghost_events",

@@ -157,6 +157,8 @@ pub async fn planner(
             worker_memory_gb: 0.0,
             vcpu_hour: 0.0,
             gb_hour: 0.0,
+            ramp: None,
+            spot: None,
         };
         let p = plan(&input);
         if imposed.is_some() && p.impossible.is_some() {

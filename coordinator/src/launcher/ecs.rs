@@ -1,12 +1,14 @@
 //! The `ecs` launcher: workers as Fargate tasks. RunTask (one task a call: each task's
-//! container override carries its own worker name and key) with tags naming the job;
+//! container override carries its own worker name and key) with tags naming the job, paced
+//! to the account's launch quotas and retried through throttles and capacity shortfalls
+//! (`pacing.rs`), on on-demand Fargate or Fargate Spot as the job's capacity says;
 //! DescribeTasks to notice tasks that stopped (their workers are gone at once, not after the
 //! stall timeout); StopTask for every task when the job ends, or for one evicted worker. The
 //! launcher remembers which task runs which worker.
 
-use super::{LaunchFailed, Launcher, WorkerCredentials, WorkerGone, WorkerWiring};
+use super::{pacing, LaunchFailed, LaunchSent, Launcher, WorkerCredentials, WorkerGone, WorkerWiring};
 use crate::transport::aws::AwsContext;
-use aws_transport::ecs::{self, EcsSettings, TaskLaunch};
+use aws_transport::ecs::{self, EcsSettings, Provider, TaskLaunch};
 use protocol::WorkerId;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,8 +21,8 @@ pub const PREFIX_TAG: &str = "nonce-cloud:prefix";
 struct TaskBook {
     /// Every task started, for StopTask at the end.
     all: Vec<String>,
-    /// Tasks not yet seen stopped, with their workers.
-    live: Vec<(String, WorkerId)>,
+    /// Tasks not yet seen stopped, with their workers and capacity.
+    live: Vec<(String, WorkerId, Provider)>,
     /// The job has ended: tasks whose RunTask answers now are stopped at once.
     stopping: bool,
 }
@@ -32,6 +34,8 @@ pub struct EcsLauncher {
     settings: EcsSettings,
     book: Arc<Mutex<TaskBook>>,
     watcher: Option<tokio::task::JoinHandle<()>>,
+    /// Workers asked for so far (a `mixed` fleet alternates its capacity by this count).
+    launched: usize,
 }
 
 impl std::fmt::Debug for EcsLauncher {
@@ -48,7 +52,7 @@ impl EcsLauncher {
         let settings =
             ctx.settings.ecs.clone().ok_or("the ecs launcher needs ECS settings (--ecs-cluster, ...)")?;
         settings.check()?;
-        Ok(EcsLauncher { wiring, ctx, settings, book: Arc::default(), watcher: None })
+        Ok(EcsLauncher { wiring, ctx, settings, book: Arc::default(), watcher: None, launched: 0 })
     }
 
     fn book(book: &Mutex<TaskBook>) -> std::sync::MutexGuard<'_, TaskBook> {
@@ -70,7 +74,7 @@ impl EcsLauncher {
         self.watcher = Some(tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
-                let live: Vec<String> = Self::book(&book).live.iter().map(|(a, _)| a.clone()).collect();
+                let live: Vec<String> = Self::book(&book).live.iter().map(|(a, _, _)| a.clone()).collect();
                 if live.is_empty() {
                     continue;
                 }
@@ -78,9 +82,9 @@ impl EcsLauncher {
                     Ok(stopped) => {
                         let mut b = Self::book(&book);
                         for (arn, reason) in stopped {
-                            let Some(i) = b.live.iter().position(|(a, _)| *a == arn) else { continue };
-                            let (_, worker) = b.live.swap_remove(i);
-                            tracing::info!(task = %arn, %worker, %reason, "ecs task stopped");
+                            let Some(i) = b.live.iter().position(|(a, _, _)| *a == arn) else { continue };
+                            let (_, worker, provider) = b.live.swap_remove(i);
+                            tracing::info!(task = %arn, %worker, capacity = provider.name(), %reason, "ecs task stopped");
                             gone.do_send(WorkerGone(worker));
                         }
                     }
@@ -97,59 +101,96 @@ impl Launcher for EcsLauncher {
         let tags =
             vec![(JOB_TAG.into(), w.job.to_string()), (PREFIX_TAG.into(), self.ctx.settings.prefix.clone())];
         let env = self.ctx.worker_env(w.job, &w.timings);
-        let launches: Vec<TaskLaunch> = workers
-            .iter()
-            .map(|c| TaskLaunch {
-                env: env.iter().cloned().chain(c.env()).collect(),
-                tags: tags.clone(),
-                started_by: format!("nonce-cloud/{}", w.job),
+        let items: Vec<(WorkerId, TaskLaunch, Provider)> = workers
+            .into_iter()
+            .map(|c| {
+                let provider = w.capacity.provider_of(self.launched);
+                self.launched += 1;
+                let launch = TaskLaunch {
+                    env: env.iter().cloned().chain(c.env()).collect(),
+                    tags: tags.clone(),
+                    started_by: format!("nonce-cloud/{}", w.job),
+                };
+                (c.worker, launch, provider)
             })
             .collect();
-        let ids: Vec<WorkerId> = workers.into_iter().map(|c| c.worker).collect();
-        let (ecs, settings, book, failed) = (
+        let (ecs, settings, book, failed, sent) = (
             self.ctx.clients.ecs.clone(),
             self.settings.clone(),
             Arc::clone(&self.book),
             w.launch_failed.clone(),
+            w.launch_sent.clone(),
         );
+        let (gate, policy, ctx, job) =
+            (self.ctx.gate.clone(), self.ctx.settings.launch.retry.clone(), self.ctx.clone(), w.job);
+        let count = items.len();
         tokio::spawn(async move {
-            let results = ecs::run_tasks(&ecs, &settings, &launches).await;
-            let mut started = vec![];
-            let mut lost = vec![];
-            let mut reason = None;
-            for (id, r) in ids.into_iter().zip(results) {
-                match r {
-                    Ok(arn) => started.push((arn, id)),
-                    Err(e) => {
-                        reason.get_or_insert(e);
-                        lost.push(id);
-                    }
-                }
-            }
-            let late = {
-                let mut b = Self::book(&book);
-                b.all.extend(started.iter().map(|(a, _)| a.clone()));
-                if b.stopping {
-                    started.iter().map(|(a, _)| a.clone()).collect()
-                } else {
-                    b.live.extend(started);
-                    vec![]
+            let stopping = {
+                let book = Arc::clone(&book);
+                move || Self::book(&book).stopping
+            };
+            let call = {
+                let (ecs, settings) = (ecs.clone(), settings.clone());
+                move |(_, launch, provider): &(WorkerId, TaskLaunch, Provider)| {
+                    let (ecs, settings, launch, provider) =
+                        (ecs.clone(), settings.clone(), launch.clone(), *provider);
+                    async move { ecs::run_task(&ecs, &settings, &launch, provider).await }
                 }
             };
-            if !late.is_empty() {
-                ecs::stop_tasks(&ecs, &settings.cluster, &late, "nonce-cloud: the job ended").await;
-            }
-            if let Some(reason) = reason {
-                failed.do_send(LaunchFailed { workers: lost, reason });
-            }
+            let tally = pacing::launch_paced(
+                items,
+                &gate,
+                &policy,
+                stopping,
+                call,
+                |(id, _, _)| sent.do_send(LaunchSent { workers: vec![id.clone()] }),
+                |(id, _, provider), result| match result {
+                    Ok(arn) => {
+                        let late = {
+                            let mut b = Self::book(&book);
+                            b.all.push(arn.clone());
+                            if !b.stopping {
+                                b.live.push((arn.clone(), id, provider));
+                            }
+                            b.stopping
+                        };
+                        if late {
+                            // Started after the job ended: stopped at once.
+                            let (ecs, cluster, guard) =
+                                (ecs.clone(), settings.cluster.clone(), ctx.cleanup_guard());
+                            tokio::spawn(async move {
+                                ecs::stop_tasks(&ecs, &cluster, &[arn], "nonce-cloud: the job ended").await;
+                                drop(guard);
+                            });
+                        }
+                    }
+                    Err(reason) => failed.do_send(LaunchFailed { workers: vec![id], reason }),
+                },
+            )
+            .await;
+            tracing::info!(
+                %job,
+                asked = count,
+                started = tally.started,
+                calls = tally.calls,
+                throttled = tally.throttled,
+                no_capacity = tally.no_capacity,
+                given_up = tally.given_up,
+                failed = tally.failed,
+                "ecs launch done"
+            );
         });
         self.watch();
         Ok(())
     }
 
     fn evict(&mut self, worker: &WorkerId) {
-        let arns: Vec<String> =
-            Self::book(&self.book).live.iter().filter(|(_, w)| w == worker).map(|(a, _)| a.clone()).collect();
+        let arns: Vec<String> = Self::book(&self.book)
+            .live
+            .iter()
+            .filter(|(_, w, _)| w == worker)
+            .map(|(a, _, _)| a.clone())
+            .collect();
         if arns.is_empty() {
             return;
         }

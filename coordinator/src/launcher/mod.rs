@@ -7,6 +7,7 @@
 //! [`LaunchFailed`], and `actors::registry` picks it for a job.
 
 pub mod ecs;
+pub mod pacing;
 pub mod process;
 pub mod threads;
 
@@ -25,6 +26,14 @@ pub use threads::ThreadsLauncher;
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
 pub struct WorkerGone(pub WorkerId);
+
+/// Tells a job's supervisor that these workers' launch requests went out just now (a launcher
+/// that paces them: `ecs`): their start-ups count from here.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct LaunchSent {
+    pub workers: Vec<WorkerId>,
+}
 
 /// Tells a job's supervisor that workers it asked for could not be started (launchers that
 /// start asynchronously, like `ecs`, learn it late).
@@ -56,7 +65,10 @@ pub struct WorkerWiring {
     pub events: Recipient<WorkerEvent>,
     pub gone: Recipient<WorkerGone>,
     pub launch_failed: Recipient<LaunchFailed>,
+    pub launch_sent: Recipient<LaunchSent>,
     pub threads: usize,
+    /// Fargate capacity (`ecs` only).
+    pub capacity: crate::request::CapacityKind,
     pub timings: WorkerTimings,
     pub backend: Backend,
     /// Wait this long before starting each worker (`threads` only; the planner experiment's

@@ -124,7 +124,7 @@ impl Launcher for ThreadsLauncher {
             ThreadsRoute::Memory { started, .. } => {
                 let s = started.lock().unwrap_or_else(|e| e.into_inner());
                 for (_, addr) in s.actors.iter().filter(|(id, _)| id == worker) {
-                    addr.do_send(worker_actor::Shutdown);
+                    addr.do_send(worker_actor::Shutdown::Stopped);
                 }
             }
             ThreadsRoute::Aws { stops, .. } => {
@@ -141,7 +141,7 @@ impl Launcher for ThreadsLauncher {
                 let mut s = started.lock().unwrap_or_else(|e| e.into_inner());
                 s.stopped = true;
                 for (_, addr) in s.actors.drain(..) {
-                    addr.do_send(worker_actor::Shutdown);
+                    addr.do_send(worker_actor::Shutdown::Stopped);
                 }
             }
             ThreadsRoute::Aws { stops, .. } => {

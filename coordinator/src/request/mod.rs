@@ -19,5 +19,8 @@ pub mod timings;
 pub use parse::{parse_duration, parse_duration_flag, parse_duration_flag_or_zero, UsageError};
 pub use report::SearchReport;
 pub use search::{Knowledge, SearchRequest, DEFAULT_AWS_PREFIX, DEFAULT_ECS_CONTAINER, MAX_LOCAL_WORKERS};
-pub use spec::{cpus, AwsSettings, JobSpec, LaunchDelay, LauncherKind, TransportKind};
+pub use spec::{
+    cpus, AwsSettings, CapacityKind, JobSpec, LaunchDelay, LaunchPacing, LauncherKind, RetryPolicy,
+    TransportKind,
+};
 pub use timings::WorkerTimings;

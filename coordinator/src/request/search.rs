@@ -2,9 +2,10 @@
 //! flags or from a JSON-RPC `search.start`. One validation path for both.
 
 use super::parse::{parse_duration_flag, parse_hex, parse_nbits, UsageError};
-use super::spec::{cpus, AwsSettings, JobSpec, LauncherKind, TransportKind};
+use super::spec::{cpus, AwsSettings, CapacityKind, JobSpec, LaunchPacing, LauncherKind, TransportKind};
 use super::timings::WorkerTimings;
 use aws_transport::ecs::EcsSettings;
+use nonce_core::pricing;
 use nonce_core::startup::{StartupBook, StartupEstimate, StartupSource};
 use protocol::{Encoding, Layout, Mode, NonceRange, Puzzle, Target};
 use serde::{Deserialize, Serialize};
@@ -78,6 +79,17 @@ pub struct SearchRequest {
     pub ecs_container: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ecs_public_ip: Option<bool>,
+    /// The account's launch quotas when raised, `BURST:RATE` (tasks launched; RunTask calls)
+    /// and how long a launch without capacity is retried: CLI only, like the other ecs settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ecs_task_quota: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ecs_call_quota: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "duration_text")]
+    pub ecs_capacity_retry: Option<String>,
+    /// Fargate capacity of an `ecs` job: fargate, spot, mixed or auto.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<String>,
 }
 
 /// The resource prefix when none is given.
@@ -108,6 +120,9 @@ pub struct Knowledge<'a> {
     /// start, off the request path); `None`: the saved figure, else a 0.3 s measurement now
     /// (a one-shot CLI can afford it; a daemon answering requests cannot).
     pub rate: Option<(worker_actor::Backend, f64)>,
+    /// The account's launch quotas (the daemon's `[ecs]`); `None`: the request's, else
+    /// Fargate's documented ones.
+    pub quotas: Option<nonce_core::launch_quota::LaunchQuotas>,
 }
 
 impl Knowledge<'_> {
@@ -209,6 +224,17 @@ impl SearchRequest {
             other => return Err(UsageError(format!("unknown launcher {other:?} (threads, process or ecs)"))),
         };
         spec.timings = self.timings(spec.transport)?;
+        spec.capacity = match self.capacity.as_deref() {
+            None => CapacityKind::Fargate,
+            Some(c) => CapacityKind::parse(c).map_err(UsageError)?,
+        };
+        if self.capacity.is_some() && spec.launcher != LauncherKind::Ecs {
+            return Err(UsageError("--capacity chooses Fargate capacity: it needs --launcher ecs".into()));
+        }
+        if spec.capacity == CapacityKind::Auto && self.confidence.is_none() {
+            // Nothing to weigh Spot's risk against: on-demand.
+            spec.capacity = CapacityKind::Fargate;
+        }
         // Settings a request carries must be whole; a request without any (to a daemon, whose
         // config supplies them) is checked where they are chosen: `aws_settings` in-process,
         // the daemon's config check in nonced.
@@ -285,6 +311,29 @@ impl SearchRequest {
             || self.ecs_security_groups.is_some()
             || self.ecs_container.is_some()
             || self.ecs_public_ip.is_some()
+            || self.ecs_task_quota.is_some()
+            || self.ecs_call_quota.is_some()
+            || self.ecs_capacity_retry.is_some()
+    }
+
+    /// How fast `ecs` may launch (the request's quotas, else Fargate's documented ones) and how
+    /// long it retries.
+    pub fn launch_pacing(&self) -> Result<LaunchPacing, UsageError> {
+        let mut p = LaunchPacing::default();
+        let bucket = |flag: &str, v: &Option<String>, into: &mut nonce_core::launch_quota::Bucket| {
+            if let Some(text) = v {
+                *into = nonce_core::launch_quota::Bucket::parse(text)
+                    .map_err(|e| UsageError(format!("--{flag}: {e}")))?;
+            }
+            Ok::<(), UsageError>(())
+        };
+        bucket("ecs-task-quota", &self.ecs_task_quota, &mut p.quotas.tasks)?;
+        bucket("ecs-call-quota", &self.ecs_call_quota, &mut p.quotas.calls)?;
+        p.quotas.validate().map_err(UsageError)?;
+        if let Some(d) = &self.ecs_capacity_retry {
+            p.retry.give_up_after = super::parse::parse_duration_flag_or_zero("ecs-capacity-retry", d)?;
+        }
+        Ok(p)
     }
 
     /// The aws settings this request asks for (`None` with the memory transport).
@@ -322,7 +371,8 @@ impl SearchRequest {
         }
         let prefix = self.aws_prefix.clone().unwrap_or_else(|| DEFAULT_AWS_PREFIX.into());
         aws_transport::ResourceNames::new(&prefix).map_err(UsageError)?;
-        Ok(Some(AwsSettings { prefix, bootstrap: self.aws_bootstrap.unwrap_or(false), ecs }))
+        let launch = self.launch_pacing()?;
+        Ok(Some(AwsSettings { prefix, bootstrap: self.aws_bootstrap.unwrap_or(false), ecs, launch }))
     }
 
     /// `--max-time T --confidence P`: the planner picks the fleet; the deadline ends the job.
@@ -354,7 +404,8 @@ impl SearchRequest {
             None => super::startup::load(&super::startup::cli_path()).estimate(launcher),
         }
         .unwrap_or(StartupEstimate { seconds: 0.1, source: StartupSource::Default });
-        let input = nonce_core::planner::PlanInput {
+        let ecs = spec.launcher == LauncherKind::Ecs;
+        let base = nonce_core::planner::PlanInput {
             difficulty,
             max_time: deadline.as_secs_f64(),
             confidence,
@@ -367,13 +418,32 @@ impl SearchRequest {
                 LauncherKind::Ecs => MAX_LOCAL_WORKERS,
                 LauncherKind::Threads | LauncherKind::Process => (cpus() / spec.threads_per_worker).max(1),
             },
-            worker_vcpus: spec.threads_per_worker as f64,
-            worker_memory_gb: 0.0,
-            vcpu_hour: 0.0,
-            gb_hour: 0.0,
+            // Fargate's price for the default worker task; local work is not priced.
+            worker_vcpus: if ecs { pricing::DEFAULT_WORKER_VCPUS } else { spec.threads_per_worker as f64 },
+            worker_memory_gb: if ecs { pricing::DEFAULT_WORKER_GB } else { 0.0 },
+            vcpu_hour: if ecs { nonce_core::planner::FARGATE_VCPU_HOUR } else { 0.0 },
+            gb_hour: if ecs { nonce_core::planner::FARGATE_GB_HOUR } else { 0.0 },
+            // Fargate tasks start as fast as the account's launch quotas allow.
+            ramp: match (ecs, known.quotas) {
+                (false, _) => None,
+                (true, Some(q)) => Some(q),
+                (true, None) => Some(self.launch_pacing()?.quotas),
+            },
+            spot: None,
         };
-        let plan = nonce_core::planner::plan(&input);
-        if let Some(why) = plan.impossible {
+        let kinds = spec.capacity.weighed();
+        let options: Vec<nonce_core::planner::PlanInput> = kinds
+            .iter()
+            .map(|k| nonce_core::planner::PlanInput {
+                spot: (k.spot_share() > 0.0).then(|| pricing::spot_terms(k.spot_share())),
+                ..base.clone()
+            })
+            .collect();
+        let Some((chosen, plan)) = nonce_core::planner::cheapest(&options) else {
+            return Err(UsageError("no capacity to plan for".into()));
+        };
+        spec.capacity = kinds[chosen];
+        if let Some(why) = &plan.impossible {
             return Err(UsageError(format!(
                 "cannot promise a golden nonce with probability {confidence}: {why}"
             )));
@@ -384,10 +454,13 @@ impl SearchRequest {
             expected_s = plan.expected_seconds,
             startup_s = startup.seconds,
             startup_from = %startup.source.describe(),
+            launch_ramp_s = plan.launch_ramp_s,
+            capacity = spec.capacity.name(),
             "planned the fleet"
         );
         spec.workers = plan.workers;
         spec.startup = Some(startup);
+        spec.planned = Some(plan);
         Ok(())
     }
 }

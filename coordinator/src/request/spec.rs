@@ -32,6 +32,73 @@ impl LauncherKind {
     }
 }
 
+/// Which Fargate capacity an `ecs` job's workers run on (`--capacity`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum CapacityKind {
+    /// On-demand Fargate: never interrupted.
+    #[default]
+    Fargate,
+    /// Fargate Spot: about half the price or less, and interrupted with two minutes' notice
+    /// (a worker's SIGTERM sends its progress and leaves; its range is re-sharded).
+    Spot,
+    /// Every other worker on Spot: half the saving, and an interruption never takes more
+    /// than half the fleet.
+    Mixed,
+    /// The planner's choice: the cheapest of the three that keeps the promise (`--max-time`
+    /// with `--confidence`); on-demand without a plan.
+    Auto,
+}
+
+impl CapacityKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            CapacityKind::Fargate => "fargate",
+            CapacityKind::Spot => "spot",
+            CapacityKind::Mixed => "mixed",
+            CapacityKind::Auto => "auto",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "fargate" | "on-demand" => Ok(CapacityKind::Fargate),
+            "spot" => Ok(CapacityKind::Spot),
+            "mixed" => Ok(CapacityKind::Mixed),
+            "auto" => Ok(CapacityKind::Auto),
+            _ => Err(format!("unknown capacity {s:?} (fargate, spot, mixed or auto)")),
+        }
+    }
+
+    /// The capacities a plan weighs: all three for `Auto`, else this one.
+    pub fn weighed(self) -> &'static [CapacityKind] {
+        match self {
+            CapacityKind::Auto => &[CapacityKind::Fargate, CapacityKind::Spot, CapacityKind::Mixed],
+            CapacityKind::Fargate => &[CapacityKind::Fargate],
+            CapacityKind::Spot => &[CapacityKind::Spot],
+            CapacityKind::Mixed => &[CapacityKind::Mixed],
+        }
+    }
+
+    /// The share of the fleet on Spot.
+    pub fn spot_share(self) -> f64 {
+        match self {
+            CapacityKind::Fargate | CapacityKind::Auto => 0.0,
+            CapacityKind::Spot => 1.0,
+            CapacityKind::Mixed => 0.5,
+        }
+    }
+
+    /// Where the job's `n`-th launched worker runs.
+    pub fn provider_of(self, n: usize) -> aws_transport::ecs::Provider {
+        use aws_transport::ecs::Provider;
+        match self {
+            CapacityKind::Spot => Provider::FargateSpot,
+            CapacityKind::Mixed if n % 2 == 1 => Provider::FargateSpot,
+            CapacityKind::Fargate | CapacityKind::Mixed | CapacityKind::Auto => Provider::Fargate,
+        }
+    }
+}
+
 /// How coordinator and workers talk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TransportKind {
@@ -80,6 +147,10 @@ pub struct JobSpec {
     pub share_bits: Option<u32>,
     /// Fraction of claimed work spot-checked; `None`: the defaults of `nonce_core::proof`.
     pub spot_check: Option<f64>,
+    /// Fargate capacity of an `ecs` job (resolved from `Auto` by the planner).
+    pub capacity: CapacityKind,
+    /// The planner's plan, when `--confidence` asked for one.
+    pub planned: Option<nonce_core::planner::Plan>,
 }
 
 /// A source of per-worker start delays, drawn once per launched worker. It exists so the
@@ -128,6 +199,8 @@ impl JobSpec {
             secret: None,
             share_bits: None,
             spot_check: None,
+            capacity: CapacityKind::Fargate,
+            planned: None,
         }
     }
 
@@ -170,6 +243,7 @@ impl JobSpec {
         cfg.incarnation = rand::random();
         cfg.keepalive = self.timings.keepalive();
         cfg.stall_timeout = self.timings.stall_timeout;
+        cfg.paced_launches = self.launcher == LauncherKind::Ecs;
         if self.transport == TransportKind::Aws {
             // About a minute of one hashing thread: a few requests per shard stay cheap.
             cfg.min_shard = 1 << 30;
@@ -185,7 +259,7 @@ pub fn cpus() -> usize {
 }
 
 /// How the aws transport is set up: CLI flags or the daemon's `[aws]` and `[ecs]` tables.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AwsSettings {
     /// Resource name prefix (`--aws-prefix`).
     pub prefix: String,
@@ -193,10 +267,51 @@ pub struct AwsSettings {
     pub bootstrap: bool,
     /// Settings of the `ecs` launcher, when it is used.
     pub ecs: Option<EcsSettings>,
+    /// How fast the `ecs` launcher may launch, and how long it retries.
+    pub launch: LaunchPacing,
+}
+
+/// The account's launch quotas and the retry bounds (`[ecs]` in the daemon's config).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LaunchPacing {
+    pub quotas: nonce_core::launch_quota::LaunchQuotas,
+    pub retry: RetryPolicy,
+}
+
+/// How failed launches are tried again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    /// A worker whose launch has found no capacity (or stayed throttled) this long after its
+    /// first try is given up.
+    pub give_up_after: Duration,
+    /// The first wait after "no capacity", doubled each time up to `max_backoff`.
+    pub first_backoff: Duration,
+    pub max_backoff: Duration,
+    /// Calls in flight at once.
+    pub in_flight: usize,
+}
+
+/// Capacity comes back in minutes, not seconds; past five, a job is better off with the
+/// workers it has (its deadline is usually minutes too). 20 calls in flight cover the
+/// documented 20 calls a second at a call's ~1 s worst latency.
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            give_up_after: Duration::from_secs(300),
+            first_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(30),
+            in_flight: 20,
+        }
+    }
 }
 
 impl Default for AwsSettings {
     fn default() -> Self {
-        AwsSettings { prefix: "nonce-cloud".into(), bootstrap: false, ecs: None }
+        AwsSettings {
+            prefix: "nonce-cloud".into(),
+            bootstrap: false,
+            ecs: None,
+            launch: LaunchPacing::default(),
+        }
     }
 }

@@ -46,6 +46,8 @@ pub struct AwsShared {
     cleanup: Arc<AtomicUsize>,
     /// Workers the running jobs may have at once: the event pollers follow it.
     fleet: AtomicUsize,
+    /// The account's launch buckets, shared by every job's `ecs` launches.
+    pub gate: super::launch_gate::SharedGate,
 }
 
 impl AwsContext {
@@ -56,6 +58,7 @@ impl AwsContext {
         if let Some(ecs) = &settings.ecs {
             ecs.check()?;
         }
+        settings.launch.quotas.validate()?;
         let clients = AwsClients::from_env().await?;
         let fabric = Fabric::open(&clients, names, settings.bootstrap).await?;
         tracing::info!(events = %fabric.events_url, topic = %fabric.topic_arn, "aws transport ready");
@@ -66,9 +69,10 @@ impl AwsContext {
             fabric,
             router,
             sender,
-            settings,
             cleanup: Arc::default(),
             fleet: AtomicUsize::new(0),
+            gate: super::launch_gate::SharedGate::new(settings.launch.quotas),
+            settings,
         })))
     }
 

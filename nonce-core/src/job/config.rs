@@ -32,6 +32,10 @@ pub struct JobConfig {
     /// With no worker live, none starting and no launches left for this long, the job fails
     /// (so it never waits forever); a launch that never says Hello is written off after it.
     pub abandon_after: Duration,
+    /// The launcher sends each launch request when the account's quotas allow (the `ecs`
+    /// launcher) and says so with [`crate::job::Input::LaunchSent`]: until then a launch is
+    /// queued, neither timed nor written off; its start-up counts from the request.
+    pub paced_launches: bool,
     /// Progress from an earlier run of this job, to resume from.
     pub resume: Option<Snapshot>,
     /// Which life of the coordinator this is; sent in keep-alives so workers that outlived
@@ -104,6 +108,7 @@ impl JobConfig {
             min_steal: 1 << 18,
             min_shard: 1 << 16,
             abandon_after: Duration::from_secs(60),
+            paced_launches: false,
             resume: None,
             incarnation: 1,
             secret,

@@ -17,6 +17,9 @@ pub enum Input {
     Tick,
     /// The user cancelled.
     Cancel,
+    /// The launcher has just sent these workers' launch requests (only launchers that pace
+    /// them: see [`super::JobConfig::paced_launches`]).
+    LaunchSent { workers: Vec<WorkerId> },
     /// The launcher could not start these workers.
     LaunchFailed { workers: Vec<WorkerId>, reason: String },
     /// The launcher knows this worker is gone (process exit, task stopped).

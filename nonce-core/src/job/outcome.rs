@@ -52,6 +52,9 @@ pub struct Stats {
     /// Messages seen before (same worker, same sequence number): dropped.
     pub replayed: u64,
     pub steals: u64,
+    /// Workers that left with work in hand because their platform stopped them (SIGTERM: a
+    /// Fargate Spot interruption); their final progress was kept, the rest re-sharded.
+    pub interruptions: u64,
     pub launched: usize,
     pub workers_live: usize,
     pub workers_seen: usize,

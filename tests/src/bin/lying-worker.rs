@@ -79,7 +79,7 @@ impl EventSink for Liar {
             EventBody::ShardDone { shard, from, end, shares, found, .. } => {
                 self.segment(*shard, *from, *end, shares, found);
             }
-            EventBody::Hello { .. } | EventBody::ShrinkAck { .. } | EventBody::Bye => {}
+            EventBody::Hello { .. } | EventBody::ShrinkAck { .. } | EventBody::Bye { .. } => {}
         }
         self.inner.send(self.key.seal_event(seq, event));
     }

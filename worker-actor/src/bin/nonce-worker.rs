@@ -47,7 +47,7 @@ fn main() -> ExitCode {
         }),
     };
     match result {
-        Ok(ExitReason::Stopped) => ExitCode::SUCCESS,
+        Ok(ExitReason::Stopped | ExitReason::Terminated) => ExitCode::SUCCESS,
         Ok(ExitReason::Orphaned) => ExitCode::from(4),
         Ok(ExitReason::Failed) => ExitCode::from(3),
         Err(e) => {
@@ -69,12 +69,15 @@ async fn run_stdio(cfg: WorkerConfig) -> ExitReason {
     std::thread::spawn(move || {
         let _ = closed_tx.send(stdio::pump_stdin(pump));
     });
-    tokio::select! {
-        _ = signals() => {}
-        _ = stdin_closed => tracing::info!("the coordinator closed the pipe: stopping"),
-        _ = wait_stopped(actor.clone()) => {}
-    }
-    actor.do_send(Shutdown);
+    let why = tokio::select! {
+        _ = signals() => Shutdown::Terminated,
+        _ = stdin_closed => {
+            tracing::info!("the coordinator closed the pipe: stopping");
+            Shutdown::Stopped
+        }
+        _ = wait_stopped(actor.clone()) => Shutdown::Stopped,
+    };
+    actor.do_send(why);
     wait_stopped(actor).await;
     let r = *reason.lock().unwrap_or_else(|e| e.into_inner());
     r

@@ -103,6 +103,9 @@ impl DaemonMethods {
         // What the request leaves open, the daemon's config decides (and the journal records).
         request.transport.get_or_insert_with(|| self.config().transport.clone());
         request.launcher.get_or_insert_with(|| self.config().launcher.clone());
+        if request.launcher.as_deref() == Some("ecs") && request.capacity.is_none() {
+            request.capacity = self.config().ecs.as_ref().and_then(|e| e.capacity.clone());
+        }
         let mut spec = self.spec_of(&request).map_err(|e| RpcError::invalid_params(e.0))?;
         // What only the daemon's operator can give it: say so, not which flag to add.
         let ecs_settings = self.aws.as_ref().and_then(|a| a.settings.ecs.as_ref()).is_some();

@@ -183,7 +183,11 @@ impl DaemonMethods {
     fn spec_of(&self, request: &SearchRequest) -> Result<JobSpec, crate::request::UsageError> {
         let book = self.startups().clone();
         let rate = *self.rate.lock().unwrap_or_else(|e| e.into_inner());
-        request.spec_with(crate::request::Knowledge { startups: Some(&book), rate: Some(rate) })
+        request.spec_with(crate::request::Knowledge {
+            startups: Some(&book),
+            rate: Some(rate),
+            quotas: self.aws.as_ref().map(|a| a.settings.launch.quotas),
+        })
     }
 
     /// Measures this host's hash rate (0.3 s of hashing, on a blocking thread) unless a figure

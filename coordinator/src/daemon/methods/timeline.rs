@@ -97,6 +97,7 @@ impl Timeline {
             for (kind, now, before) in [
                 ("stall", stats.stalls, last.stalls),
                 ("reshard", stats.reshards, last.reshards),
+                ("interruption", stats.interruptions, last.interruptions),
                 ("steal", stats.steals, last.steals),
                 ("launch", launched, 0),
                 ("ghost", stats.ghosts, last.ghosts),

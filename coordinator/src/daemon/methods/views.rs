@@ -25,6 +25,7 @@ pub fn progress(job: JobId, st: &Status) -> Progress {
         workers: st.stats.workers_live,
         stalls: st.stats.stalls,
         reshards: st.stats.reshards,
+        interruptions: st.stats.interruptions,
         lowest_so_far: st.lowest,
         forged: st.stats.forged,
         verification: crate::request::report::verification_json(&st.verification),
@@ -323,6 +324,7 @@ impl DaemonMethods {
                         workers: workers.iter().map(|w| (w.worker.to_string(), w.health, w.rate)).collect(),
                     });
                     let s = &st.stats;
+                    r.interruptions += s.interruptions;
                     (s.stalls, s.reshards, s.steals, s.ghosts, s.rejected)
                 }
             };

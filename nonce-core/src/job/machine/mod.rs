@@ -91,6 +91,8 @@ pub struct Job {
     best: Option<(Best, [u8; 32])>,
     /// Workers launched that have not said Hello yet (nor failed), with their launch times.
     pending: BTreeMap<WorkerId, Duration>,
+    /// Launches a paced launcher has not sent yet (see `JobConfig::paced_launches`).
+    queued: BTreeSet<WorkerId>,
     /// Workers this life of the coordinator has named (for the next id).
     named: u64,
     /// Shares and spot checks, for the outcome.
@@ -164,6 +166,7 @@ impl Job {
             found,
             best: None,
             pending: BTreeMap::new(),
+            queued: BTreeSet::new(),
             startups: Vec::new(),
             last_live: Duration::ZERO,
             shard_len,
@@ -318,10 +321,18 @@ impl Job {
             Input::Event(ev) => self.on_event(now, ev, &mut out),
             Input::Tick => self.on_tick(now, &mut out),
             Input::Cancel => self.finish(now, OutcomeKind::Cancelled, &mut out),
+            Input::LaunchSent { workers } => {
+                for w in workers {
+                    if self.queued.remove(&w) {
+                        self.pending.insert(w, now);
+                    }
+                }
+            }
             Input::LaunchFailed { workers, reason } => {
                 tracing::warn!(job = %self.cfg.job, count = workers.len(), %reason, "launch failed");
                 for w in &workers {
                     self.pending.remove(w);
+                    self.queued.remove(w);
                 }
                 self.replace_lost(&mut out);
                 if self.no_way_forward() {
@@ -372,7 +383,11 @@ impl Job {
             self.stats.launched += count;
             let workers: Vec<WorkerId> = (0..count).map(|_| self.name_worker()).collect();
             for w in &workers {
-                self.pending.insert(w.clone(), self.now);
+                if self.cfg.paced_launches {
+                    self.queued.insert(w.clone());
+                } else {
+                    self.pending.insert(w.clone(), self.now);
+                }
             }
             out.push(Output::Launch { workers });
         }
@@ -391,7 +406,7 @@ impl Job {
     /// Launches replacements so live + starting workers reach the planned fleet again.
     fn replace_lost(&mut self, out: &mut Vec<Output>) {
         let live = self.workers.values().filter(|w| w.health == Health::Live).count();
-        let missing = self.cfg.workers.saturating_sub(live + self.pending.len());
+        let missing = self.cfg.workers.saturating_sub(live + self.pending.len() + self.queued.len());
         if missing > 0 && !self.remaining_work_is_empty() {
             self.launch(missing, out);
         }
@@ -408,6 +423,7 @@ impl Job {
         self.cfg.resume.is_none()
             && self.workers.values().all(|w| matches!(w.health, Health::Dead | Health::Suspect))
             && self.pending.is_empty()
+            && self.queued.is_empty()
             && self.stats.launched >= self.cfg.max_launches
     }
 

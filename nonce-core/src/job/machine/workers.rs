@@ -5,7 +5,7 @@ use super::proof::Segment;
 use super::{Health, Job, Shard, WorkerState};
 use crate::job::{OutcomeKind, Output};
 use protocol::auth::ReplayWindow;
-use protocol::{Command, Epoch, EventBody, NonceRange, SealedEvent, ShardId, WorkerId};
+use protocol::{ByeReason, Command, Epoch, EventBody, NonceRange, SealedEvent, ShardId, WorkerId};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -141,7 +141,18 @@ impl Job {
                     self.stats.stale += 1;
                 }
             }
-            EventBody::Bye => self.lose_worker(&worker, Health::Dead),
+            EventBody::Bye { reason } => {
+                // Interrupted with work in hand (Fargate Spot's SIGTERM, mostly): counted, and
+                // its range re-sharded at once, from the final progress it sent before.
+                let busy = self
+                    .workers
+                    .get(&worker)
+                    .is_some_and(|w| !w.shards.is_empty() && w.health == Health::Live);
+                if reason == ByeReason::Terminated && busy {
+                    self.stats.interruptions += 1;
+                }
+                self.lose_worker(&worker, Health::Dead)
+            }
             EventBody::Hello { .. } => {}
         }
         self.assign_idle(now, out);
@@ -187,6 +198,8 @@ impl Job {
         }
         let startup = match self.pending.remove(&worker) {
             Some(launched) => Some(now.saturating_sub(launched)),
+            // Its request's `LaunchSent` has not come yet (it is on its way): no sample.
+            None if self.queued.remove(&worker) => None,
             // Not launched by this life: adopted from a previous one (only a resumed job
             // has those), or a key that leaked from somewhere it should not have.
             None if self.cfg.resume.is_some() => None,
@@ -246,7 +259,8 @@ impl Job {
         // Launches that never said Hello are written off, so they can be replaced.
         let patience = self.cfg.abandon_after.max(self.cfg.stall_timeout * 10);
         self.pending.retain(|_, &mut at| now <= at + patience);
-        if self.workers.values().any(|w| w.health == Health::Live) || !self.pending.is_empty() {
+        let starting = !self.pending.is_empty() || !self.queued.is_empty();
+        if self.workers.values().any(|w| w.health == Health::Live) || starting {
             self.last_live = now;
         } else if now > self.last_live + patience && self.stats.launched >= self.cfg.max_launches {
             // No worker alive, none starting, none may be launched, and none back for long.
