@@ -101,6 +101,7 @@ impl Handler<StartJob> for Coordinator {
                 launch_failed: ctx.address().recipient(),
                 launch_sent: ctx.address().recipient(),
                 capacity: spec.capacity,
+                launch_gate: spec.launch_gate.clone(),
                 threads: spec.threads_per_worker,
                 timings: spec.timings.clone(),
                 backend: spec.backend,

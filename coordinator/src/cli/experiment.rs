@@ -36,6 +36,11 @@ pub enum ExperimentCommand {
         /// The percentile of the measured start-ups the planner uses (estimate uses 95).
         #[arg(long = "startup-percentile", default_value_t = nonce_core::startup::PERCENTILE)]
         startup_percentile: u8,
+        /// Launch every worker through one token bucket of BURST:RATE (modelled seconds,
+        /// scaled like --startup-dist), as Fargate's launch quotas do; the planner plans the
+        /// ramp it gives (e.g. 1:0.025 makes a 2-worker fleet ramp like a 1,000-task one).
+        #[arg(long = "launch-quota", value_name = "BURST:RATE")]
+        launch_quota: Option<String>,
         #[command(flatten)]
         common: Common,
     },
@@ -162,8 +167,16 @@ pub fn run(cmd: ExperimentCommand, json: bool) -> Result<u8, UsageError> {
             startup_dist,
             startup_scale,
             startup_percentile,
+            launch_quota,
             common: Common { seed, out },
         } => {
+            let quota = launch_quota
+                .map(|q| {
+                    nonce_core::launch_quota::Bucket::parse(&q)
+                        .map(|b| nonce_core::launch_quota::LaunchQuotas { tasks: b, calls: b })
+                        .map_err(|e| UsageError(format!("--launch-quota: {e}")))
+                })
+                .transpose()?;
             if trials == 0 || trials > 100_000 {
                 return Err(UsageError("--trials must be 1..=100000".into()));
             }
@@ -171,7 +184,7 @@ pub fn run(cmd: ExperimentCommand, json: bool) -> Result<u8, UsageError> {
                 return Err(UsageError("--confidence must be between 0 and 1 (exclusive)".into()));
             }
             let imposed = planner_startup(startup_dist.as_deref(), startup_scale, startup_percentile)?;
-            let r = system().block_on(experiment::planner(trials, confidence, seed, &out, imposed));
+            let r = system().block_on(experiment::planner(trials, confidence, seed, &out, imposed, quota));
             match r {
                 Ok(s) => {
                     if json {

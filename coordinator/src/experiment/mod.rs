@@ -10,8 +10,10 @@ pub mod startup_dist;
 use crate::actors::WaitJob;
 use crate::actors::{Coordinator, StartJob};
 use crate::request::{cpus, JobSpec, LaunchDelay};
+use crate::transport::launch_gate::SharedGate;
 use actix::prelude::*;
 use nonce_core::job::{Outcome, OutcomeKind};
+use nonce_core::launch_quota::{Bucket, LaunchQuotas};
 use nonce_core::planner::default_startup;
 use nonce_core::planner::{plan, tries, PlanInput};
 use nonce_core::startup::{StartupHistory, PERCENTILE};
@@ -94,12 +96,19 @@ fn csv(path: &Path, header: &str, rows: &[String]) -> Result<(), String> {
 /// With `imposed`, every worker's start is delayed by a draw from that distribution (the
 /// `threads` launcher really waits), and the planner plans with the p95 of the start-ups it has
 /// measured in the earlier trials (the scaled `ecs` default before the first one).
+///
+/// With `quota` (an account's launch quotas, in modelled seconds, scaled like the start-ups),
+/// every worker is launched through one real token bucket of those quotas, shared by the whole
+/// run like an account's: it waits for its token, then for its start-up, and the planner plans
+/// each fleet with the ramp the bucket gives it. A fleet past the burst is what a 1,000-task
+/// Fargate fleet is to its 20-call bucket, on the CPUs this machine has.
 pub async fn planner(
     trials: usize,
     confidence: f64,
     seed: u64,
     out: &Path,
     imposed: Option<ImposedStartup>,
+    quota: Option<LaunchQuotas>,
 ) -> Result<PlannerSummary, String> {
     std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     let coordinator = Coordinator::default().start();
@@ -121,12 +130,21 @@ pub async fn planner(
     // Room for start-up in the deadlines drawn: anywhere from the median start-up to its 99th
     // percentile, so start-up eats a varying, often large, part of each deadline.
     let room = imposed.map_or((default, default), |i| (i.dist.median() * i.scale, i.dist.p99() * i.scale));
+    // The bucket in local seconds: the same burst, its rate sped up as the start-ups are.
+    let scale = imposed.map_or(1.0, |i| i.scale);
+    let ramp = quota.map(|q| LaunchQuotas {
+        tasks: Bucket { per_second: q.tasks.per_second / scale, ..q.tasks },
+        calls: Bucket { per_second: q.calls.per_second / scale, ..q.calls },
+    });
+    let gate = ramp.map(SharedGate::new);
     let mut refused = 0;
     let mut rows = Vec::new();
     let mut records = Vec::new(); // (difficulty, deadline, workers, found, elapsed, startup used, measured)
     let mut learning = Vec::new(); // (trial, planned start-up, slowest start-up of the trial)
     for trial in 0..trials {
-        let difficulty = 18 + (trial % 4) as u32;
+        // With a launch quota, hashing of seconds (difficulty 24-26), which a late second
+        // worker's ramp really eats into; tens of milliseconds otherwise.
+        let difficulty = if quota.is_some() { 24 + (trial % 3) as u32 } else { 18 + (trial % 4) as u32 };
         let k = tries(difficulty, confidence);
         let (startup, measured) = match imposed.and_then(|i| history.percentile(i.percentile)) {
             Some(p) => (p, true),
@@ -136,8 +154,11 @@ pub async fn planner(
             // Tight deadlines, where the promise is at stake: hashing time that some fleet of
             // 1..=capacity workers just covers (k / (w x rate), up to 20% more), plus room
             // for a start-up between its median and its 99th percentile.
-            let w = rng.gen_range(1..=capacity) as f64;
-            k / (w * rate) * rng.gen_range(1.0..1.2) + rng.gen_range(room.0..=room.1)
+            // (and, with a launch quota, for the ramp that fleet's last worker waits).
+            let n = rng.gen_range(1..=capacity);
+            let w = n as f64;
+            let ramp_room = ramp.map_or(0.0, |q| q.earliest(n - 1));
+            k / (w * rate) * rng.gen_range(1.0..1.2) + rng.gen_range(room.0..=room.1) + ramp_room
         } else {
             // Deadlines from "the whole machine just suffices" to "one worker suffices, with room".
             let lo = room.0 + k / (capacity as f64 * rate) * 1.1;
@@ -157,7 +178,7 @@ pub async fn planner(
             worker_memory_gb: 0.0,
             vcpu_hour: 0.0,
             gb_hour: 0.0,
-            ramp: None,
+            ramp,
             spot: None,
         };
         let p = plan(&input);
@@ -179,6 +200,7 @@ pub async fn planner(
         spec.workers = p.workers;
         spec.deadline = Some(Duration::from_secs_f64(deadline));
         spec.launch_delay = delays.clone();
+        spec.launch_gate = gate.clone();
         let o = run_job(&coordinator, spec).await?;
         let found = o.kind == OutcomeKind::Found;
         let elapsed = o.elapsed.as_secs_f64();
@@ -214,7 +236,7 @@ pub async fn planner(
         Some(i) if i.percentile != PERCENTILE => format!("planner-startup-p{}", i.percentile),
         Some(_) => "planner-startup".to_string(),
         None => "planner".to_string(),
-    };
+    } + if quota.is_some() { "-ramp" } else { "" };
     let csv_path = out.join(format!("{name}.csv"));
     let mut header = String::from(
         "trial,block_hex,difficulty,max_time_s,confidence,workers,planned_probability,outcome,elapsed_s,searched",

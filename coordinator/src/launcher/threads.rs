@@ -1,7 +1,7 @@
 //! The `threads` launcher: worker actors inside this process, each with its own hashing
 //! threads, reached by actor messages or, over `aws`, through their own SQS inboxes.
 
-use super::{Launcher, WorkerCredentials, WorkerGone, WorkerWiring};
+use super::{LaunchSent, Launcher, WorkerCredentials, WorkerGone, WorkerWiring};
 use crate::transport::aws::AwsContext;
 use crate::transport::{MemoryNetwork, MemorySink};
 use actix::prelude::*;
@@ -80,6 +80,7 @@ impl Launcher for ThreadsLauncher {
                         exit_net.unregister(&exit_inbox);
                         gone.do_send(WorkerGone(exit_id));
                     });
+                    let start_id = id.clone();
                     let (network, started, started_id) = (network.clone(), started.clone(), id);
                     let start = move || {
                         let mut s = started.lock().unwrap_or_else(|e| e.into_inner());
@@ -90,7 +91,19 @@ impl Launcher for ThreadsLauncher {
                         network.register(inbox, addr.clone().recipient());
                         s.actors.push((started_id, addr));
                     };
-                    match w.launch_delay.as_ref().map(|d| d.draw()) {
+                    let delay = w.launch_delay.as_ref().map(|d| d.draw());
+                    if let Some(gate) = w.launch_gate.clone() {
+                        // Queued on the bucket like an ecs launch, then its start-up.
+                        let (sent, who) = (w.launch_sent.clone(), start_id.clone());
+                        actix::spawn(async move {
+                            gate.acquire().await;
+                            sent.do_send(LaunchSent { workers: vec![who] });
+                            actix::clock::sleep(delay.unwrap_or_default()).await;
+                            start();
+                        });
+                        continue;
+                    }
+                    match delay {
                         Some(delay) if !delay.is_zero() => {
                             actix::spawn(async move {
                                 actix::clock::sleep(delay).await;

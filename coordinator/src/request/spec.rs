@@ -151,6 +151,9 @@ pub struct JobSpec {
     pub capacity: CapacityKind,
     /// The planner's plan, when `--confidence` asked for one.
     pub planned: Option<nonce_core::planner::Plan>,
+    /// Launches of in-process workers through this (simulated) account's launch buckets
+    /// (`experiment planner --launch-quota`); `None` everywhere else.
+    pub launch_gate: Option<crate::transport::launch_gate::SharedGate>,
 }
 
 /// A source of per-worker start delays, drawn once per launched worker. It exists so the
@@ -201,6 +204,7 @@ impl JobSpec {
             spot_check: None,
             capacity: CapacityKind::Fargate,
             planned: None,
+            launch_gate: None,
         }
     }
 
@@ -243,7 +247,7 @@ impl JobSpec {
         cfg.incarnation = rand::random();
         cfg.keepalive = self.timings.keepalive();
         cfg.stall_timeout = self.timings.stall_timeout;
-        cfg.paced_launches = self.launcher == LauncherKind::Ecs;
+        cfg.paced_launches = self.launcher == LauncherKind::Ecs || self.launch_gate.is_some();
         if self.transport == TransportKind::Aws {
             // About a minute of one hashing thread: a few requests per shard stay cheap.
             cfg.min_shard = 1 << 30;

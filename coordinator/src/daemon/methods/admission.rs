@@ -178,6 +178,16 @@ impl DaemonMethods {
             plan["startup_s"] = json!(st.seconds);
             plan["startup_source"] = json!(st.source.describe());
         }
+        if spec.launcher == crate::request::LauncherKind::Ecs {
+            plan["capacity"] = json!(spec.capacity.name());
+        }
+        if let Some(p) = &spec.planned {
+            // What the planner promised, the launch quotas' ramp included.
+            plan["probability"] = json!(p.probability);
+            plan["expected_s"] = json!((p.expected_seconds * 1000.0).round() / 1000.0);
+            plan["launch_ramp_s"] = json!((p.launch_ramp_s * 1000.0).round() / 1000.0);
+            plan["cost_usd"] = json!(p.cost);
+        }
         let job = self.launch(request, spec, None, Some(caller.name.clone()), unix_now()).await?;
         Ok(json!({ "job_id": job.to_string(), "plan": plan }))
     }
