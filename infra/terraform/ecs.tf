@@ -7,7 +7,7 @@ resource "aws_ecs_cluster" "main" {
 }
 
 resource "aws_ecs_cluster_capacity_providers" "main" {
-  cluster_name       = aws_ecs_cluster.main.name
+  cluster_name = aws_ecs_cluster.main.name
   # FARGATE_SPOT too: a job may run its workers there (`--capacity spot|mixed|auto`, or the
   # daemon's default below) at about half the price, interrupted with two minutes' notice.
   capacity_providers = ["FARGATE", "FARGATE_SPOT"]
