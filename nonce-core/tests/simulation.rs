@@ -6,7 +6,7 @@
 //!
 //! `NONCE_SIM_SEEDS=100000` runs more seeds; `NONCE_SIM_SEED=N` replays one.
 
-use nonce_core::job::{InboxRule, Input, Job, JobConfig, OutcomeKind, Output, MAX_FOUND};
+use nonce_core::job::{InboxRule, Input, Job, JobConfig, OutcomeKind, Output, Snapshot, MAX_FOUND};
 use protocol::auth::JobSecret;
 use protocol::{
     verify, Command, Encoding, Event, EventBody, JobId, Mode, NonceRange, Puzzle, SealedEvent, ShardId,
@@ -121,6 +121,9 @@ struct Sim {
     starts: BTreeMap<(usize, ShardId), u128>,
     /// Step at which the coordinator restarts from its snapshot (its workers die with it).
     restart_at: Option<u64>,
+    /// The newest snapshot the job handed out to keep (`Output::Persist`): all a restarted
+    /// coordinator has, as the daemon's journal is.
+    kept: Snapshot,
 }
 
 impl Sim {
@@ -140,6 +143,9 @@ impl Sim {
         cfg.spot_check_lowest = 1.0;
         cfg.stall_timeout = Duration::from_millis(rng.gen_range(300..1500));
         cfg.keepalive = Duration::from_millis(500);
+        // Ticks every 50 ms (5 steps), when the job's `poll_timeout` says.
+        cfg.heartbeat = Duration::from_millis(100);
+        cfg.persist_every = Duration::from_millis(rng.gen_range(10..500));
         cfg.min_steal = rng.gen_range(1..2000);
         cfg.max_launches = workers * rng.gen_range(1..4);
         let restart = rng.gen_bool(0.25);
@@ -170,6 +176,7 @@ impl Sim {
             launched: 0,
             starts: BTreeMap::new(),
             restart_at,
+            kept: Snapshot::default(),
         }
     }
 
@@ -250,6 +257,7 @@ impl Sim {
                         self.workers[i].health = Health::Crashed;
                     }
                 }
+                Output::Persist(snapshot) => self.kept = snapshot,
                 Output::StopWorkers | Output::Finish(_) => {}
             }
         }
@@ -488,15 +496,19 @@ impl Sim {
                     },
                 }
             }
-            if self.step.is_multiple_of(5) {
+            if self.job.poll_timeout().is_some_and(|at| self.now() >= at) {
                 self.feed(Input::Tick);
             }
             if self.restart_at == Some(self.step) && self.job.outcome().is_none() {
                 // The coordinator dies and comes back from its journal. Some workers die with it
                 // (pipes, threads); the others (as on AWS) outlive it and must be adopted.
                 let mut cfg = self.job.config().clone();
-                let snapshot = self.job.snapshot();
-                // Claims whose spot checks were still out are not kept: searched again.
+                // It resumes from what it last handed out to keep, not from its memory: the
+                // progress since is searched again, but no verified nonce may be missing.
+                let snapshot = self.kept.clone();
+                if let Some(n) = self.job.snapshot().found.iter().find(|n| !snapshot.found.contains(n)) {
+                    return Err(format!("golden nonce {n} verified but never handed out to keep"));
+                }
                 self.done_before = snapshot.done.iter().map(|r| r.len()).sum();
                 cfg.resume = Some(snapshot);
                 cfg.incarnation += 1;

@@ -11,8 +11,8 @@ pub mod supervisor;
 
 pub use registry::{Coordinator, FindJob, ListJobs, StartJob};
 pub use supervisor::{
-    CancelJob, GetSnapshot, GetSpaceMap, GetStatus, GetTransportCounters, GetWorkers, JobEnded,
-    JobSupervisor, WaitJob, LINGER,
+    CancelJob, GetSpaceMap, GetStatus, GetTransportCounters, GetWorkers, JobEnded, JobSupervisor, JobWatch,
+    WaitJob, WatchJob, LINGER,
 };
 
 /// A multi-thread tokio runtime under an actix system, as the coordinator needs.

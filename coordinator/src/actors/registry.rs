@@ -14,7 +14,6 @@ use actix::prelude::*;
 use nonce_core::job::{InboxRule, Job};
 use protocol::JobId;
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 /// Start a job (under a given id when resuming one); answers its id and supervisor.
 #[derive(Debug, Message)]
@@ -83,7 +82,6 @@ impl Handler<StartJob> for Coordinator {
         };
         // Each job its own network: its broadcasts reach its own workers and no one else's.
         let network = MemoryNetwork::default();
-        let tick = (spec.timings.heartbeat / 2).max(Duration::from_millis(20));
         // Where each worker's inbox must be: a Hello naming another is refused.
         let inbox = match (&aws, spec.launcher) {
             (Some(ctx), _) => ctx.inbox_rule(),
@@ -93,7 +91,7 @@ impl Handler<StartJob> for Coordinator {
         let config = spec.config(job, spec.secret(), inbox);
         let incarnation = config.incarnation;
         let registry = ctx.address().recipient();
-        let addr = JobSupervisor::launch(Job::new(config), tick, Some(registry), move |ctx| {
+        let addr = JobSupervisor::launch(Job::new(config), Some(registry), move |ctx| {
             let wiring = WorkerWiring {
                 job,
                 events: ctx.address().recipient(),

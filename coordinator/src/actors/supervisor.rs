@@ -1,5 +1,8 @@
 //! `JobSupervisor`: the actor that owns one [`Job`], feeds it events and ticks, and carries
-//! out what it decides. All decisions are the `Job`'s; this shell only moves messages.
+//! out what it decides. All decisions are the `Job`'s, its timing too: the shell keeps one
+//! timer, set to the job's [`Job::poll_timeout`] after every input, and publishes what the
+//! job hands out to keep ([`Output::Persist`]) and its progress on a [`JobWatch`], so those
+//! who keep or show it wait for changes instead of asking.
 
 use crate::launcher::{LaunchFailed, LaunchSent, Launcher, WorkerGone};
 use crate::transport::seal::Seal;
@@ -7,7 +10,7 @@ use crate::transport::{Transport, TransportCounters, WorkerEvent};
 use actix::prelude::*;
 use nonce_core::job::{Input, Job, Outcome, Output, Snapshot, SpaceMap, Status, WorkerInfo};
 use std::time::{Duration, Instant};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 /// Cancel the job.
 #[derive(Debug, Message)]
@@ -19,10 +22,21 @@ pub struct CancelJob;
 #[rtype(result = "Status")]
 pub struct GetStatus;
 
-/// The job's progress, for the journal.
+/// Subscribe to what the job publishes.
 #[derive(Debug, Message)]
-#[rtype(result = "Snapshot")]
-pub struct GetSnapshot;
+#[rtype(result = "JobWatch")]
+pub struct WatchJob;
+
+/// What a job's actor publishes, each the newest value only (a watcher that is slow misses
+/// values in between, never the last): the snapshot the job last handed out to keep, and its
+/// progress after each of its looks at its workers. Both end (`changed()` fails) when the
+/// actor stops.
+#[derive(Debug, Clone)]
+pub struct JobWatch {
+    /// `None` until the job first hands one out.
+    pub kept: watch::Receiver<Option<Snapshot>>,
+    pub status: watch::Receiver<Status>,
+}
 
 /// List the job's workers.
 #[derive(Debug, Message)]
@@ -56,11 +70,13 @@ pub struct JobSupervisor {
     registry: Option<Recipient<JobEnded>>,
     seal: Seal,
     origin: Instant,
-    tick: Duration,
     transport: Box<dyn Transport>,
     launcher: Box<dyn Launcher>,
     waiters: Vec<oneshot::Sender<Outcome>>,
-    ticker: Option<SpawnHandle>,
+    /// The one timer: when it fires (job time) and its handle.
+    timer: Option<(Duration, SpawnHandle)>,
+    kept: watch::Sender<Option<Snapshot>>,
+    status: watch::Sender<Status>,
 }
 
 impl std::fmt::Debug for JobSupervisor {
@@ -74,7 +90,6 @@ impl JobSupervisor {
     /// supervisor's own address (for events and exits).
     pub fn launch(
         job: Job,
-        tick: Duration,
         registry: Option<Recipient<JobEnded>>,
         wire: impl FnOnce(&mut Context<Self>) -> (Box<dyn Transport>, Box<dyn Launcher>),
     ) -> Addr<Self> {
@@ -82,22 +97,26 @@ impl JobSupervisor {
             let (transport, launcher) = wire(ctx);
             let cfg = job.config();
             let seal = Seal::new(cfg.job, cfg.secret.clone(), cfg.incarnation);
+            let (status, _) = watch::channel(job.status());
+            let (kept, _) = watch::channel(None);
             JobSupervisor {
                 job,
                 registry,
                 seal,
                 origin: Instant::now(),
-                tick,
                 transport,
                 launcher,
                 waiters: vec![],
-                ticker: None,
+                timer: None,
+                kept,
+                status,
             }
         })
     }
 
     fn feed(&mut self, input: Input, ctx: &mut Context<Self>) {
         let now = self.origin.elapsed();
+        let tick = matches!(input, Input::Tick);
         let mut queue = vec![input];
         while let Some(input) = queue.pop() {
             for output in self.job.handle(now, input) {
@@ -116,14 +135,14 @@ impl JobSupervisor {
                         self.launcher.evict(&worker);
                         self.seal.forget(&worker);
                     }
+                    Output::Persist(snapshot) => {
+                        self.kept.send_replace(Some(snapshot));
+                    }
                     Output::StopWorkers => self.launcher.stop_all(),
                     Output::Finish(outcome) => {
                         self.transport.finished();
                         for w in self.waiters.drain(..) {
                             let _ = w.send(outcome.clone());
-                        }
-                        if let Some(t) = self.ticker.take() {
-                            ctx.cancel_future(t);
                         }
                         // Then the actor ends, and with it the job's state, transport and
                         // launcher: a daemon's memory does not grow with the jobs it finished.
@@ -132,6 +151,30 @@ impl JobSupervisor {
                 }
             }
         }
+        if tick || self.job.outcome().is_some() {
+            self.status.send_replace(self.job.status());
+        }
+        self.arm(ctx);
+    }
+
+    /// Sets the one timer to the job's `poll_timeout`, unless it is set there already (most
+    /// inputs leave it where it was); none once the job has finished.
+    fn arm(&mut self, ctx: &mut Context<Self>) {
+        let wanted = self.job.poll_timeout();
+        if self.timer.as_ref().map(|(at, _)| *at) == wanted {
+            return;
+        }
+        if let Some((_, handle)) = self.timer.take() {
+            ctx.cancel_future(handle);
+        }
+        if let Some(at) = wanted {
+            let wait = at.saturating_sub(self.origin.elapsed());
+            let handle = ctx.run_later(wait, |act, ctx| {
+                act.timer = None;
+                act.feed(Input::Tick, ctx)
+            });
+            self.timer = Some((at, handle));
+        }
     }
 }
 
@@ -139,11 +182,6 @@ impl Actor for JobSupervisor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        self.ticker = Some(ctx.run_interval(self.tick, |act, ctx| act.feed(Input::Tick, ctx)));
-        if let Some(deadline) = self.job.config().deadline {
-            // An exact timer, so a deadline is kept to the millisecond rather than the tick.
-            ctx.run_later(deadline, |act, ctx| act.feed(Input::Tick, ctx));
-        }
         self.feed(Input::Start, ctx);
     }
 
@@ -197,10 +235,10 @@ impl Handler<GetStatus> for JobSupervisor {
     }
 }
 
-impl Handler<GetSnapshot> for JobSupervisor {
-    type Result = MessageResult<GetSnapshot>;
-    fn handle(&mut self, _: GetSnapshot, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.job.snapshot())
+impl Handler<WatchJob> for JobSupervisor {
+    type Result = MessageResult<WatchJob>;
+    fn handle(&mut self, _: WatchJob, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(JobWatch { kept: self.kept.subscribe(), status: self.status.subscribe() })
     }
 }
 

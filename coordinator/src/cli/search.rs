@@ -4,7 +4,7 @@
 use super::daemon_client::CommandError;
 use super::{exit, PuzzleArgs, UsageError};
 use crate::actors::{system, Coordinator, StartJob};
-use crate::actors::{CancelJob, GetStatus, GetTransportCounters, WaitJob};
+use crate::actors::{CancelJob, GetTransportCounters, WaitJob, WatchJob};
 use crate::daemon::client::{Remote, RpcClient, Target};
 use crate::request::report::{self, human_rate, SearchReport};
 use crate::request::AwsSettings;
@@ -191,9 +191,9 @@ async fn drive_local(spec: JobSpec, aws: Option<AwsSettings>, json: bool) -> Res
     let mut interrupt = interrupts()?;
     let (job, sup) = coordinator.send(StartJob(spec, None)).await.map_err(|e| e.to_string())??;
     let bar = std::io::stderr().is_terminal().then(|| progress_bar(&job.to_string()));
+    let mut status = sup.send(WatchJob).await.map_err(|e| e.to_string())?.status;
     let wait = sup.send(WaitJob);
     tokio::pin!(wait);
-    let mut ticker = tokio::time::interval(Duration::from_millis(200));
     let mut cancelled = false;
     let outcome: Outcome = loop {
         tokio::select! {
@@ -202,8 +202,9 @@ async fn drive_local(spec: JobSpec, aws: Option<AwsSettings>, json: bool) -> Res
                 cancelled = true;
                 sup.do_send(CancelJob);
             }
-            _ = ticker.tick() => {
-                if let (Some(bar), Ok(st)) = (&bar, sup.send(GetStatus).await) {
+            Ok(()) = status.changed() => {
+                let st = status.borrow_and_update().clone();
+                if let Some(bar) = &bar {
                     show(bar, &crate::daemon::methods::progress(job, &st));
                 }
             }

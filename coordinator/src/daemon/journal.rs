@@ -36,6 +36,19 @@ const REJECTED: &str = "journal.rejected";
 /// this many lines beyond what the jobs need.
 pub const COMPACT_AFTER_APPENDS: usize = 10_000;
 
+impl Record {
+    /// The record's type, as its line names it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Record::Start { .. } => "start",
+            Record::Finish { .. } => "finish",
+            Record::Progress { .. } => "progress",
+            Record::Forget { .. } => "forget",
+            Record::Usage { .. } => "usage",
+        }
+    }
+}
+
 /// Reads a field through a `serde_json::Value`. An internally tagged enum buffers its fields,
 /// and serde_json's `arbitrary_precision` (the API's exact 2^64 totals) buffers numbers as
 /// maps that a float (or a struct holding one) will not read back; a `Value` reads them.
@@ -144,6 +157,8 @@ pub struct Journal {
     compact_after: usize,
     /// What forgotten jobs had spent when the journal was opened.
     usage_at_open: DayUsage,
+    /// Syncs done (one a batch), for tests of the writer's batching.
+    syncs: std::sync::atomic::AtomicU64,
 }
 
 /// The open journal file and what it holds, under one lock.
@@ -188,6 +203,7 @@ impl Journal {
             latency: None,
             compact_after: COMPACT_AFTER_APPENDS,
             usage_at_open,
+            syncs: Default::default(),
         };
         Ok((journal, jobs))
     }
@@ -203,28 +219,48 @@ impl Journal {
 
     /// Appends and syncs one record; every [`COMPACT_AFTER_APPENDS`] appends, compacts.
     pub fn append(&self, record: &Record) -> Result<(), String> {
-        let mut line = serde_json::to_string(record).map_err(|e| e.to_string())?;
-        line.push('\n');
+        self.append_all(std::slice::from_ref(record))
+    }
+
+    /// Appends `records` in order and syncs once for all of them (the [`writer`] batches
+    /// what arrived while the last sync ran); every [`COMPACT_AFTER_APPENDS`] appends,
+    /// compacts. On an error none of them is known durable.
+    ///
+    /// [`writer`]: super::journal_writer
+    pub fn append_all(&self, records: &[Record]) -> Result<(), String> {
+        let mut lines = Vec::new();
+        for record in records {
+            lines.extend(serde_json::to_vec(record).map_err(|e| e.to_string())?);
+            lines.push(b'\n');
+        }
         let started = std::time::Instant::now();
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         let written = open
             .file
-            .write_all(line.as_bytes())
+            .write_all(&lines)
             .and_then(|_| open.file.sync_data())
             .map_err(|e| format!("journal write failed: {e}"));
         if let Some(h) = &self.latency {
             h.observe(started.elapsed().as_secs_f64());
         }
+        self.syncs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         written?;
-        open.lines += 1;
-        open.appended += 1;
-        if let Err(why) = apply(&mut open.contents, record.clone()) {
-            tracing::debug!(why = %why, "journaled a record that changes no job");
+        for record in records {
+            open.lines += 1;
+            open.appended += 1;
+            if let Err(why) = apply(&mut open.contents, record.clone()) {
+                tracing::debug!(why = %why, "journaled a record that changes no job");
+            }
         }
         if open.appended >= self.compact_after {
             open.compact(&self.path);
         }
         Ok(())
+    }
+
+    /// Writes synced so far (each covers one batch of appends).
+    pub fn syncs(&self) -> u64 {
+        self.syncs.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Observes every append's latency in `h`.
@@ -582,6 +618,37 @@ mod tests {
             let back: Record = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"));
             assert_eq!(back, r);
         }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_writer_batches_what_queued_during_a_sync_and_keeps_the_order() {
+        let dir = std::env::temp_dir().join(format!("nonced-journal-writer-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (j, _) = Journal::open(&dir).expect("opens");
+        let writer = super::super::journal_writer::JournalWriter::start(j).expect("starts");
+        let req = SearchRequest { block: Some("x".into()), difficulty: Some(3), ..Default::default() };
+        let start = |id: u64| Record::Start {
+            job: JobId(id).to_string(),
+            request: Box::new(req.clone()),
+            owner: None,
+            at: Some(id),
+            secret: None,
+        };
+        // A slow disk: the file is held while 50 records queue up behind the first.
+        let held = writer.journal().open.lock().expect("lock");
+        writer.submit(start(1));
+        for id in 2..=51 {
+            writer.submit(start(id));
+        }
+        drop(held);
+        writer.append(start(52)).await.expect("durable");
+        // The first alone, the 50 queued behind it at once, the last alone or with them.
+        assert!(writer.journal().syncs() <= 3, "{} syncs for 52 records", writer.journal().syncs());
+        // Durable once answered, in the order given: a second open replays all of them.
+        let (_, jobs) = Journal::open(&dir).expect("reopens");
+        let ids: Vec<u64> = jobs.iter().map(|r| r.job.0).collect();
+        assert_eq!(ids, (1..=52).collect::<Vec<_>>());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

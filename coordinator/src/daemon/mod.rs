@@ -11,6 +11,7 @@ pub mod client;
 pub mod config;
 pub mod http;
 pub mod journal;
+pub mod journal_writer;
 pub mod methods;
 pub mod metrics;
 pub mod rpc;
@@ -200,7 +201,8 @@ pub async fn run(config: DaemonConfig, reload: Reload) -> Result<(), String> {
     let coordinator = Coordinator::with_aws(aws.clone()).start();
     let on_shutdown = config.on_shutdown;
     let listener = socket::bind(&socket, config.socket_group.as_deref()).await?;
-    let methods = methods::DaemonMethods::new(coordinator.clone(), config, journal, aws.clone());
+    let methods = methods::DaemonMethods::new(coordinator.clone(), config, journal, aws.clone())
+        .map_err(|e| format!("cannot start the journal writer: {e}"))?;
     methods.restore(remembered).await;
     tokio::spawn({
         let methods = Arc::clone(&methods);

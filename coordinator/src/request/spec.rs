@@ -247,6 +247,7 @@ impl JobSpec {
         cfg.incarnation = rand::random();
         cfg.keepalive = self.timings.keepalive();
         cfg.stall_timeout = self.timings.stall_timeout;
+        cfg.heartbeat = self.timings.heartbeat;
         cfg.paced_launches = self.launcher == LauncherKind::Ecs || self.launch_gate.is_some();
         if self.transport == TransportKind::Aws {
             // About a minute of one hashing thread: a few requests per shard stay cheap.

@@ -22,6 +22,13 @@ pub struct JobConfig {
     pub stall_timeout: Duration,
     /// How often the coordinator broadcasts that it is alive.
     pub keepalive: Duration,
+    /// How often workers report. The job looks at its workers (stalls, lost shrinks,
+    /// keep-alives, idle workers) every half of it: see [`crate::job::Job::poll_timeout`].
+    pub heartbeat: Duration,
+    /// Progress is handed to the shell to keep ([`crate::job::Output::Persist`]) at most this
+    /// often, a new golden nonce at once: a coordinator that dies loses at most this much
+    /// searching, and a journal is not written on every heartbeat.
+    pub persist_every: Duration,
     /// End the job as `timed_out` at this time after the start.
     pub deadline: Option<Duration>,
     /// Smallest piece worth stealing from a busy worker.
@@ -103,6 +110,8 @@ impl JobConfig {
             max_launches: workers * 2,
             stall_timeout: Duration::from_secs(3),
             keepalive: Duration::from_millis(500),
+            heartbeat: Duration::from_millis(250),
+            persist_every: Duration::from_secs(1),
             deadline: None,
             // Above a worker's chunk (2^16) so a steal frees real work, not a claimed chunk.
             min_steal: 1 << 18,

@@ -14,9 +14,10 @@ pub use views::progress;
 
 use super::config::DaemonConfig;
 use super::journal::{Journal, Record, Remembered};
+use super::journal_writer::JournalWriter;
 use super::rpc::{RpcError, JOB_NOT_FOUND, UNAVAILABLE};
 use super::users::Caller;
-use crate::actors::{CancelJob, GetSnapshot, GetTransportCounters, JobSupervisor, WaitJob};
+use crate::actors::{CancelJob, GetTransportCounters, JobSupervisor, JobWatch, WaitJob, WatchJob};
 use crate::actors::{Coordinator, FindJob, StartJob};
 use crate::request::report::SearchReport;
 use crate::request::startup;
@@ -31,9 +32,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// How often a running job's progress is journaled: with the 9 s heartbeat over SQS, the
-/// journal is then at most ~10 s behind the workers.
-const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+/// A running job's timeline gets a point at most this often.
+const TIMELINE_EVERY: Duration = Duration::from_secs(1);
 
 /// A job the daemon knows: its request, its spec, and its result once finished.
 #[derive(Debug, Clone)]
@@ -83,7 +83,7 @@ pub struct DaemonMethods {
     coordinator: Addr<Coordinator>,
     /// Replaced whole on SIGHUP (its reloadable parts: users, quotas, `keep_finished`).
     config: std::sync::RwLock<Arc<DaemonConfig>>,
-    journal: Journal,
+    journal: JournalWriter,
     jobs: Mutex<BTreeMap<JobId, JobEntry>>,
     start_lock: tokio::sync::Mutex<()>,
     started: Instant,
@@ -112,7 +112,7 @@ impl DaemonMethods {
         config: DaemonConfig,
         mut journal: Journal,
         aws: Option<crate::transport::aws::AwsContext>,
-    ) -> Arc<Self> {
+    ) -> std::io::Result<Arc<Self>> {
         // The history lives beside the journal, in the state directory.
         let startups_path = journal.path().with_file_name(startup::FILE);
         let book = startup::load(&startups_path);
@@ -127,7 +127,8 @@ impl DaemonMethods {
         let backend = worker_actor::Backend::detect();
         let rate = crate::request::calibration::saved_rate(backend)
             .unwrap_or(crate::request::calibration::DEFAULT_PER_THREAD);
-        Arc::new(DaemonMethods {
+        let journal = JournalWriter::start(journal)?;
+        Ok(Arc::new(DaemonMethods {
             rate: Mutex::new((backend, rate)),
             startups: Mutex::new(book),
             startups_path,
@@ -141,7 +142,7 @@ impl DaemonMethods {
             timelines: Mutex::new(timeline::Timelines::default()),
             metrics,
             forgotten: Mutex::new(forgotten),
-        })
+        }))
     }
 
     /// Time since the daemon started.
@@ -320,13 +321,14 @@ impl DaemonMethods {
             .map_err(|e| RpcError::new(UNAVAILABLE, e))?;
         if id.is_none() {
             self.journal
-                .append(&Record::Start {
+                .append(Record::Start {
                     job: job.to_string(),
                     request: Box::new(request.clone()),
                     owner: owner.clone(),
                     at: Some(started_at),
                     secret: Some(secret.to_hex()),
                 })
+                .await
                 .map_err(|e| RpcError::new(UNAVAILABLE, e))?;
         }
         let entry =
@@ -334,26 +336,30 @@ impl DaemonMethods {
         self.jobs().insert(job, entry);
         let me = Arc::clone(self);
         tokio::spawn(async move {
-            // Journal progress every couple of seconds while the job runs, so a crash costs at
-            // most that much work; then the result.
-            let mut last = spec.resume.clone().unwrap_or_default();
+            // Journal what the job hands out to keep, as it does (at most every second, a
+            // golden nonce at once), and its progress for the timeline; then the result.
+            let Ok(JobWatch { mut kept, mut status }) = sup.send(WatchJob).await else { return };
             let since = Instant::now();
+            let mut last_point: Option<Instant> = None;
+            let wait = sup.send(WaitJob);
+            tokio::pin!(wait);
             let outcome = loop {
-                match tokio::time::timeout(PROGRESS_EVERY, sup.send(WaitJob)).await {
-                    Ok(Ok(Ok(outcome))) => break outcome,
-                    Ok(_) => return,
-                    Err(_) => {
-                        if let Ok(st) = sup.send(crate::actors::GetStatus).await {
-                            me.timelines().entry(job).record(since.elapsed().as_secs_f64(), &st.stats);
-                        }
-                        let Ok(snapshot) = sup.send(GetSnapshot).await else { return };
-                        if snapshot != last {
-                            let record =
-                                Record::Progress { job: job.to_string(), snapshot: snapshot.clone() };
-                            if let Err(e) = me.journal.append(&record) {
-                                tracing::error!(%job, error = %e, "could not journal progress");
-                            }
-                            last = snapshot;
+                tokio::select! {
+                    biased;
+                    ended = &mut wait => match ended {
+                        Ok(Ok(outcome)) => break outcome,
+                        _ => return,
+                    },
+                    Ok(()) = kept.changed() => {
+                        let Some(snapshot) = kept.borrow_and_update().clone() else { continue };
+                        // Not waited for: the next snapshot replaces it anyway.
+                        me.journal.submit(Record::Progress { job: job.to_string(), snapshot });
+                    }
+                    Ok(()) = status.changed() => {
+                        let stats = status.borrow_and_update().stats.clone();
+                        if last_point.is_none_or(|at| at.elapsed() >= TIMELINE_EVERY) {
+                            last_point = Some(Instant::now());
+                            me.timelines().entry(job).record(since.elapsed().as_secs_f64(), &stats);
                         }
                     }
                 }
@@ -376,11 +382,11 @@ impl DaemonMethods {
                 result["transport"] = c.json();
             }
             let ended = unix_now();
-            if let Err(e) = me.journal.append(&Record::Finish {
-                job: job.to_string(),
-                result: result.clone(),
-                at: Some(ended),
-            }) {
+            if let Err(e) = me
+                .journal
+                .append(Record::Finish { job: job.to_string(), result: result.clone(), at: Some(ended) })
+                .await
+            {
                 tracing::error!(%job, error = %e, "could not journal a result");
             }
             if let Some(entry) = me.jobs().get_mut(&job) {

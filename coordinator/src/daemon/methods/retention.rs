@@ -49,10 +49,9 @@ impl DaemonMethods {
         };
         for (id, record) in forget {
             self.timelines().forget(id);
-            if let Err(err) = self.journal.append(&record) {
-                // Kept in the journal then: the next start forgets it again.
-                tracing::warn!(job = %id, error = %err, "could not journal forgetting a finished job");
-            }
+            // Not waited for; should it fail (logged), the job stays in the journal and the
+            // next start forgets it again.
+            self.journal.submit(record);
         }
     }
 

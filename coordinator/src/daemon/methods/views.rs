@@ -355,7 +355,7 @@ impl DaemonMethods {
             transport: config.transport.clone(),
             launcher: config.launcher.clone(),
             socket: socket.to_string(),
-            journal: self.journal.path().display().to_string(),
+            journal: self.journal.journal().path().display().to_string(),
             http_listen: config.http.listen.clone(),
             http_tls: config.http.listen.is_some() && !config.http.plain,
             users: config.users.len(),

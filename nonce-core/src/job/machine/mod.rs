@@ -108,6 +108,13 @@ pub struct Job {
     shard_len: u128,
     started_at: Option<Duration>,
     last_keepalive: Duration,
+    /// When the job last looked at its workers (`Input::Tick`).
+    last_tick: Duration,
+    /// The snapshot last handed out to keep, and when.
+    persisted: Snapshot,
+    last_persist: Duration,
+    /// A new golden nonce: hand the snapshot out at once.
+    persist_now: bool,
     stats: Stats,
     finished: Option<Outcome>,
     /// Time of the input being handled.
@@ -172,11 +179,39 @@ impl Job {
             shard_len,
             started_at: None,
             last_keepalive: Duration::ZERO,
+            last_tick: Duration::ZERO,
+            persisted: Snapshot::default(),
+            last_persist: Duration::ZERO,
+            persist_now: false,
             stats: Stats::default(),
             finished: None,
             now: Duration::ZERO,
             idle_dirty: true,
         }
+    }
+
+    /// The period of the job's look at its workers: half a heartbeat, so a stall is seen
+    /// within half a heartbeat of its timeout and a lost `Shrink` within as much of its grace
+    /// (never under 20 ms: a busy loop buys nothing).
+    pub fn tick_period(&self) -> Duration {
+        (self.cfg.heartbeat / 2).max(Duration::from_millis(20))
+    }
+
+    /// When the job next needs an `Input::Tick`, in the time of `handle`'s `now`: the next
+    /// look at its workers, or its deadline if that comes first (kept to the instant, not to a
+    /// tick). `None` before `Start` and once it has finished: a shell with no timeout to keep
+    /// waits for the next input, and one whose job finished stops its timer for good. Inputs
+    /// other than ticks never move it later; a tick fed early is no harm.
+    pub fn poll_timeout(&self) -> Option<Duration> {
+        if self.finished.is_some() {
+            return None;
+        }
+        let started = self.started_at?;
+        let look = self.last_tick + self.tick_period();
+        Some(match self.cfg.deadline {
+            Some(d) => look.min(started + d),
+            None => look,
+        })
     }
 
     pub fn id(&self) -> JobId {
@@ -353,7 +388,27 @@ impl Job {
                 }
             }
         }
+        self.persist(now, &mut out);
         out
+    }
+
+    /// Hands out the snapshot to keep when it has changed: at once for a new golden nonce,
+    /// otherwise once `persist_every` has passed since the last (checked on every input, so
+    /// a job fed only events still persists; ticks bound the wait).
+    fn persist(&mut self, now: Duration, out: &mut Vec<Output>) {
+        if self.finished.is_some() || self.started_at.is_none() {
+            return;
+        }
+        if !self.persist_now && now < self.last_persist + self.cfg.persist_every {
+            return;
+        }
+        self.persist_now = false;
+        self.last_persist = now;
+        let snapshot = self.snapshot();
+        if snapshot != self.persisted {
+            self.persisted = snapshot.clone();
+            out.push(Output::Persist(snapshot));
+        }
     }
 
     fn start(&mut self, now: Duration, out: &mut Vec<Output>) {
@@ -363,6 +418,10 @@ impl Job {
         self.started_at = Some(now);
         self.stats.resumed = self.ledger.done_len();
         self.last_keepalive = now;
+        self.last_tick = now;
+        self.last_persist = now;
+        // What the job resumed from is kept already.
+        self.persisted = self.snapshot();
         self.last_live = now;
         tracing::info!(job = %self.cfg.job, puzzle = %self.cfg.puzzle.describe(), range = %self.cfg.range,
             mode = %self.cfg.mode, workers = self.cfg.workers, resumed_done = %self.ledger.done_len(), "job started");

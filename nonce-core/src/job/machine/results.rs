@@ -27,6 +27,7 @@ impl Job {
         self.offer_best(nonce);
         let new_lowest = self.found.first().is_none_or(|&low| nonce < low);
         if self.found.insert(nonce) {
+            self.persist_now = true;
             tracing::info!(job = %self.cfg.job, nonce, hash = %hex::encode(v.hash), "golden nonce verified");
         }
         if self.found.len() > MAX_FOUND {

@@ -254,6 +254,7 @@ impl Job {
         if self.started_at.is_none() {
             return;
         }
+        self.last_tick = now;
         // A periodic look at idle workers bounds any missed wake-up to one tick.
         self.idle_dirty = true;
         // Launches that never said Hello are written off, so they can be replaced.
