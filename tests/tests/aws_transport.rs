@@ -2,11 +2,11 @@
 //! the answer, clean cancellation, ghost messages, poison messages and the `ecs` launcher.
 
 mod common;
+use common::ecs_shim::EcsShim;
 use common::emulator::Emulator;
 use common::*;
 use protocol::{codec, Best, Event, EventBody, JobId, Message, ShardId, ShardProgress, WorkerId};
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -209,47 +209,11 @@ fn garbage_bodies_end_in_the_dead_letter_queue_and_the_job_finishes() {
 #[test]
 fn ecs_launcher_runs_tagged_tasks_that_find_the_answer_and_stops_every_one() {
     let em = Emulator::get("ecs");
-    let python = std::env::var("NONCE_TEST_PYTHON").unwrap_or_else(|_| {
-        panic!(
-            "NONCE_TEST_PYTHON is not set: the ECS shim needs the emulator's Python (scripts/test sets it)"
-        )
-    });
-    let shim = concat!(env!("CARGO_MANIFEST_DIR"), "/emulator/ecs_shim.py");
-    let mut proc = Command::new(python)
-        .arg(shim)
-        .args(["--endpoint", &em.endpoint, "--cluster", &format!("{}-cluster", em.prefix)])
-        .args(["--worker-bin", &bin("nonce-worker").display().to_string()])
-        .envs(em.env())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("the ECS shim starts");
-    let mut lines = BufReader::new(proc.stdout.take().expect("shim stdout")).lines();
-    let settings: Value = serde_json::from_str(&lines.next().expect("settings line").expect("readable"))
-        .expect("settings JSON");
-    let join = |k: &str| {
-        settings[k].as_array().expect(k).iter().map(|s| s.as_str().expect("id")).collect::<Vec<_>>().join(",")
-    };
-    let (subnets, groups) = (join("subnets"), join("security_groups"));
-    let (code, v) = aws_search(
-        &em,
-        &[
-            "--launcher",
-            "ecs",
-            "--ecs-cluster",
-            s(&settings["cluster"]),
-            "--ecs-task-definition",
-            s(&settings["task_definition"]),
-            "--ecs-subnets",
-            &subnets,
-            "--ecs-security-groups",
-            &groups,
-        ],
-    );
-    drop(proc.stdin.take()); // the shim reports and ends
-    let report: Value =
-        serde_json::from_str(&lines.next().expect("report line").expect("readable")).expect("report JSON");
-    let _ = proc.wait();
+    let shim = EcsShim::start(&em, &[]);
+    let mut flags = vec!["--launcher".to_string(), "ecs".to_string()];
+    flags.extend(shim.ecs_flags());
+    let (code, v) = aws_search(&em, &flags.iter().map(String::as_str).collect::<Vec<_>>());
+    let report = shim.report();
     assert_eq!(code, 0, "{v}");
     assert_eq!(&v["nonce"], reference(), "{v}");
     let job = s(&v["job_id"]);

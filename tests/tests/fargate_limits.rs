@@ -6,11 +6,10 @@
 //! `FARGATE_SPOT`, two of them interrupted (SIGTERM) mid-job, and nothing searched is lost.
 
 mod common;
+use common::ecs_shim::EcsShim;
 use common::emulator::Emulator;
 use common::*;
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Lines};
-use std::process::{Child, ChildStdout, Command, Stdio};
 
 /// 2^28 nonces at difficulty 24: about 16 golden ones, and long enough (several seconds on
 /// two cores) that the last paced workers join while there is work.
@@ -26,69 +25,26 @@ const PUZZLE: [&str; 9] = [
     "0..268435456",
 ];
 
-struct Shim {
-    proc: Child,
-    lines: Lines<BufReader<ChildStdout>>,
-    settings: Value,
-}
-
-impl Shim {
-    fn start(em: &Emulator, extra: &[&str]) -> Shim {
-        let python = std::env::var("NONCE_TEST_PYTHON").unwrap_or_else(|_| {
-            panic!("NONCE_TEST_PYTHON is not set: the ECS shim needs the emulator's Python (scripts/test sets it)")
-        });
-        let mut proc = Command::new(python)
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/emulator/ecs_shim.py"))
-            .args(["--endpoint", &em.endpoint, "--cluster", &format!("{}-cluster", em.prefix)])
-            .args(["--worker-bin", &bin("nonce-worker").display().to_string()])
-            .arg("--front")
-            .args(extra)
-            .envs(em.env())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("the ECS shim starts");
-        let mut lines = BufReader::new(proc.stdout.take().expect("shim stdout")).lines();
-        let settings: Value = serde_json::from_str(&lines.next().expect("settings line").expect("readable"))
-            .expect("settings JSON");
-        Shim { proc, lines, settings }
-    }
-
-    /// Runs the search through the shim's ECS front; answers the exit code, the report and
-    /// the shim's record of the tasks and the calls.
-    fn search(mut self, em: &Emulator, extra: &[&str]) -> (i32, Value, Value) {
-        let join = |k: &str| {
-            self.settings[k]
-                .as_array()
-                .expect(k)
-                .iter()
-                .map(|s| s.as_str().expect("id"))
-                .collect::<Vec<_>>()
-                .join(",")
-        };
-        let out = em
-            .noncectl()
-            .args(PUZZLE)
-            .args(["--json", "--launcher", "ecs", "--heartbeat", "2s"])
-            .args(em.aws_flags())
-            .args(["--ecs-cluster", s(&self.settings["cluster"])])
-            .args(["--ecs-task-definition", s(&self.settings["task_definition"])])
-            .args(["--ecs-subnets", &join("subnets"), "--ecs-security-groups", &join("security_groups")])
-            .args(extra)
-            // Only the launcher's ECS calls go through the front; SQS and SNS go straight on.
-            .env("AWS_ENDPOINT_URL_ECS", s(&self.settings["ecs_endpoint"]))
-            .output()
-            .expect("noncectl runs");
-        drop(self.proc.stdin.take()); // the shim reports and ends
-        let report: Value = serde_json::from_str(&self.lines.next().expect("report line").expect("readable"))
-            .expect("report JSON");
-        let _ = self.proc.wait();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let v: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
-            panic!("not one JSON object ({e}): {stdout:?}; stderr: {}", String::from_utf8_lossy(&out.stderr))
-        });
-        (out.status.code().expect("an exit code"), v, report)
-    }
+/// Runs the search through the shim's ECS front; answers the exit code, the report and the
+/// shim's record of the tasks and the calls.
+fn search(shim: EcsShim, em: &Emulator, extra: &[&str]) -> (i32, Value, Value) {
+    let out = em
+        .noncectl()
+        .args(PUZZLE)
+        .args(["--json", "--launcher", "ecs", "--heartbeat", "2s"])
+        .args(em.aws_flags())
+        .args(shim.ecs_flags())
+        .args(extra)
+        // Only the launcher's ECS calls go through the front; SQS and SNS go straight on.
+        .env("AWS_ENDPOINT_URL_ECS", s(&shim.settings["ecs_endpoint"]))
+        .output()
+        .expect("noncectl runs");
+    let report = shim.report();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let v: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!("not one JSON object ({e}): {stdout:?}; stderr: {}", String::from_utf8_lossy(&out.stderr))
+    });
+    (out.status.code().expect("an exit code"), v, report)
 }
 
 /// The embedded run's golden nonces (the embedded run agrees with the brute force on every
@@ -103,8 +59,12 @@ fn reference() -> Value {
 #[test]
 fn a_fleet_past_the_burst_keeps_to_the_bucket_through_throttles_and_capacity_failures() {
     let em = Emulator::get("paced");
-    let shim = Shim::start(&em, &["--quota", "3:2", "--throttle-every", "4", "--no-capacity-every", "5"]);
-    let (code, v, report) = shim.search(
+    let shim = EcsShim::start(
+        &em,
+        &["--front", "--quota", "3:2", "--throttle-every", "4", "--no-capacity-every", "5"],
+    );
+    let (code, v, report) = search(
+        shim,
         &em,
         &[
             "--workers",
@@ -146,8 +106,8 @@ fn a_fleet_past_the_burst_keeps_to_the_bucket_through_throttles_and_capacity_fai
 #[test]
 fn spot_workers_interrupted_mid_job_lose_no_searched_work() {
     let em = Emulator::get("spot");
-    let shim = Shim::start(&em, &["--interrupt", "2", "--interrupt-after", "3"]);
-    let (code, v, report) = shim.search(&em, &["--workers", "4", "--capacity", "spot"]);
+    let shim = EcsShim::start(&em, &["--front", "--interrupt", "2", "--interrupt-after", "3"]);
+    let (code, v, report) = search(shim, &em, &["--workers", "4", "--capacity", "spot"]);
     assert_eq!(code, 0, "{v}");
     assert_eq!(v["outcome"], "found", "exhaustive, with golden nonces: {v}");
     assert_eq!(v["found"], reference(), "{v}");

@@ -1,6 +1,7 @@
 //! Helpers shared by the end-to-end tests: find the workspace's binaries and run them.
 #![allow(dead_code)]
 
+pub mod ecs_shim;
 pub mod emulator;
 pub mod http;
 
