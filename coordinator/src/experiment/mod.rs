@@ -9,8 +9,8 @@ pub mod startup_dist;
 
 use crate::actors::WaitJob;
 use crate::actors::{Coordinator, StartJob};
+use crate::request::launch_gate::SharedGate;
 use crate::request::{cpus, JobSpec, LaunchDelay};
-use crate::transport::launch_gate::SharedGate;
 use actix::prelude::*;
 use nonce_core::job::{Outcome, OutcomeKind};
 use nonce_core::launch_quota::{Bucket, LaunchQuotas};

@@ -69,7 +69,7 @@ pub struct WorkerWiring {
     pub threads: usize,
     /// Start each in-process worker only when this gate's buckets allow (`threads` only: the
     /// planner experiment's simulated launch quota), saying so with `LaunchSent`.
-    pub launch_gate: Option<crate::transport::launch_gate::SharedGate>,
+    pub launch_gate: Option<crate::request::launch_gate::SharedGate>,
     /// Fargate capacity (`ecs` only).
     pub capacity: crate::request::CapacityKind,
     pub timings: WorkerTimings,

@@ -8,8 +8,8 @@
 //! again with exponential backoff for a bounded time, after which those workers are given up
 //! and the job goes on with the ones it has.
 
+pub use crate::request::launch_gate::SharedGate;
 pub use crate::request::RetryPolicy;
-pub use crate::transport::launch_gate::SharedGate;
 use aws_transport::ecs::RunOutcome;
 use std::collections::VecDeque;
 use std::future::Future;

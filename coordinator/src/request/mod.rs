@@ -9,6 +9,7 @@
 //! planner uses ([`calibration`]), and the start-up histories it learns ([`startup`]).
 
 pub mod calibration;
+pub mod launch_gate;
 pub mod parse;
 pub mod report;
 pub mod search;

@@ -153,7 +153,7 @@ pub struct JobSpec {
     pub planned: Option<nonce_core::planner::Plan>,
     /// Launches of in-process workers through this (simulated) account's launch buckets
     /// (`experiment planner --launch-quota`); `None` everywhere else.
-    pub launch_gate: Option<crate::transport::launch_gate::SharedGate>,
+    pub launch_gate: Option<crate::request::launch_gate::SharedGate>,
 }
 
 /// A source of per-worker start delays, drawn once per launched worker. It exists so the

@@ -47,7 +47,7 @@ pub struct AwsShared {
     /// Workers the running jobs may have at once: the event pollers follow it.
     fleet: AtomicUsize,
     /// The account's launch buckets, shared by every job's `ecs` launches.
-    pub gate: super::launch_gate::SharedGate,
+    pub gate: crate::request::launch_gate::SharedGate,
 }
 
 impl AwsContext {
@@ -71,7 +71,7 @@ impl AwsContext {
             sender,
             cleanup: Arc::default(),
             fleet: AtomicUsize::new(0),
-            gate: super::launch_gate::SharedGate::new(settings.launch.quotas),
+            gate: crate::request::launch_gate::SharedGate::new(settings.launch.quotas),
             settings,
         })))
     }

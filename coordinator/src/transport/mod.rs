@@ -6,7 +6,6 @@
 //! control topic). A new transport implements it, and `actors::registry` wires it to a job.
 
 pub mod aws;
-pub mod launch_gate;
 pub mod memory;
 pub mod pipe;
 pub mod seal;
