@@ -4,13 +4,20 @@
 //! miscompute (drop shares and golden nonces); a forger without keys; launches that fail.
 //! Invariants are checked after every step, and the answer must equal the truth.
 //!
+//! Both ends are the real logic: the coordinator's `Job`, and each worker's
+//! `protocol::worker::WorkerMachine` (which commands to believe, what to search, shrink and
+//! cancel, when to beat, say Hello again or leave), every command sealed as the supervisor
+//! seals it. Only the hashing (a cursor over precomputed answers) and a worker's conduct
+//! (what it reports of its segments) are simulated.
+//!
 //! `NONCE_SIM_SEEDS=100000` runs more seeds; `NONCE_SIM_SEED=N` replays one.
 
 use nonce_core::job::{InboxRule, Input, Job, JobConfig, OutcomeKind, Output, Snapshot, MAX_FOUND};
 use protocol::auth::JobSecret;
+use protocol::worker::{Delivery, WorkerInput, WorkerMachine, WorkerOutput, WorkerRules};
 use protocol::{
-    verify, Command, Encoding, Event, EventBody, JobId, Mode, NonceRange, Puzzle, SealedEvent, ShardId,
-    ShardProgress, WorkerId,
+    verify, Encoding, Event, EventBody, JobId, Mode, NonceRange, Puzzle, SealedEvent, ShardId, ShardProgress,
+    WorkerId,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -23,6 +30,8 @@ const JOB: JobId = JobId(0x51);
 /// Shares of 2 bits: ~7,500 per run. Simulated claims are tiny, so the share count alone
 /// gives little evidence; every claim is spot-checked instead (see `Sim::new`).
 const SHARE_BITS: u32 = 2;
+/// The simulation's wall clock at step 0 (broadcasts carry it; workers check its freshness).
+const EPOCH_MS: u64 = 1_800_000_000_000;
 
 /// A few puzzles with their golden and share sets, computed once (hashing is the expensive part).
 struct World {
@@ -82,15 +91,14 @@ struct SimWorker {
     seq: u64,
     hello_at: u64,
     said_hello: bool,
-    /// A direct command arrived: the coordinator knows this worker.
-    known: bool,
-    incarnation: Option<u64>,
-    inbox: Vec<Command>,
+    /// Its protocol logic, the real one.
+    machine: WorkerMachine,
+    inbox: Vec<Delivery>,
 }
 
 enum Msg {
     ToJob(SealedEvent),
-    ToWorker(usize, Command),
+    ToWorker(usize, Delivery),
 }
 
 struct Faults {
@@ -124,6 +132,8 @@ struct Sim {
     /// The newest snapshot the job handed out to keep (`Output::Persist`): all a restarted
     /// coordinator has, as the daemon's journal is.
     kept: Snapshot,
+    /// Sequence numbers of the coordinator's sealed commands and broadcasts.
+    command_seq: u64,
 }
 
 impl Sim {
@@ -177,11 +187,16 @@ impl Sim {
             starts: BTreeMap::new(),
             restart_at,
             kept: Snapshot::default(),
+            command_seq: 0,
         }
     }
 
     fn now(&self) -> Duration {
         STEP * self.step as u32
+    }
+
+    fn unix_ms(&self) -> u64 {
+        EPOCH_MS + self.now().as_millis() as u64
     }
 
     /// Puts a message on the network, maybe losing, duplicating or delaying it.
@@ -195,7 +210,7 @@ impl Sim {
             self.seq += 1;
             let m = match &msg {
                 Msg::ToJob(e) => Msg::ToJob(e.clone()), // a duplicate: same seq, a replay
-                Msg::ToWorker(w, c) => Msg::ToWorker(*w, c.clone()),
+                Msg::ToWorker(w, c) => Msg::ToWorker(*w, c.clone()), // a duplicate: a replay
             };
             self.net.push((due, self.seq, m));
         }
@@ -205,14 +220,31 @@ impl Sim {
         let outs = self.job.handle(self.now(), input);
         for o in outs {
             match o {
+                // Sealed as the supervisor seals them: the worker's key or the job's signature,
+                // this coordinator life's stream.
                 Output::Send { worker, command, .. } => {
                     if let Some(i) = self.workers.iter().position(|w| w.id == worker) {
-                        self.send(Msg::ToWorker(i, command));
+                        self.command_seq += 1;
+                        let stream = self.job.config().incarnation;
+                        let sealed = self.secret.worker_key(JOB, &worker).seal_command(
+                            stream,
+                            self.command_seq,
+                            command,
+                        );
+                        self.send(Msg::ToWorker(i, Delivery::Direct(sealed)));
                     }
                 }
                 Output::Broadcast(command) => {
+                    self.command_seq += 1;
+                    let stream = self.job.config().incarnation;
+                    let signed = self.secret.broadcast_signer(JOB).sign(
+                        stream,
+                        self.command_seq,
+                        self.unix_ms(),
+                        command,
+                    );
                     for i in 0..self.workers.len() {
-                        self.send(Msg::ToWorker(i, command.clone()));
+                        self.send(Msg::ToWorker(i, Delivery::Broadcast(signed.clone())));
                     }
                 }
                 Output::Launch { workers } => {
@@ -231,6 +263,16 @@ impl Sim {
                             3 => Conduct::Miscomputes,
                             _ => Conduct::Honest,
                         };
+                        let machine = WorkerMachine::new(WorkerRules {
+                            id: id.clone(),
+                            job: JOB,
+                            inbox: format!("sim://{id}"),
+                            cpus: 1,
+                            heartbeat: Duration::from_millis(250),
+                            orphan_timeout: Duration::from_secs(10),
+                            key: self.secret.worker_key(JOB, &id),
+                            broadcast: self.secret.broadcast_signer(JOB).verifier(),
+                        });
                         self.workers.push(SimWorker {
                             id,
                             shards: BTreeMap::new(),
@@ -245,8 +287,7 @@ impl Sim {
                             seq: 0,
                             hello_at: self.step + self.rng.gen_range(0..50),
                             said_hello: false,
-                            known: false,
-                            incarnation: None,
+                            machine,
                             inbox: Vec::new(),
                         });
                     }
@@ -320,45 +361,38 @@ impl Sim {
         self.reported(w, all, from, to)
     }
 
-    fn on_command(&mut self, w: usize, cmd: Command) {
-        if matches!(cmd, Command::Assign { .. } | Command::Shrink { .. } | Command::Revoke { .. }) {
-            self.workers[w].known = true;
-        }
-        match cmd {
-            Command::Assign { shard, epoch, range, .. } => {
-                self.starts.entry((w, shard)).or_insert(range.start);
-                self.workers[w].shards.entry(shard).or_insert(SimShard {
-                    epoch,
-                    cursor: range.start,
-                    end: range.end,
-                    reported: range.start,
-                });
-            }
-            Command::Shrink { shard, epoch, new_end, .. } => {
-                let ack = self.workers[w].shards.get_mut(&shard).filter(|s| s.epoch == epoch).map(|s| {
-                    s.end = new_end.max(s.cursor).min(s.end);
-                    s.end
-                });
-                if let Some(end) = ack {
-                    self.event(w, EventBody::ShrinkAck { shard, epoch, end });
+    /// Feeds worker `w`'s machine and carries out what it asks, as the worker actor does.
+    fn drive(&mut self, w: usize, input: WorkerInput) {
+        let now = self.now();
+        let outs = self.workers[w].machine.handle(now, input);
+        for o in outs {
+            match o {
+                WorkerOutput::Emit(body) => self.event(w, body),
+                WorkerOutput::Search { shard, epoch, range, .. } => {
+                    self.starts.entry((w, shard)).or_insert(range.start);
+                    self.workers[w].shards.insert(
+                        shard,
+                        SimShard { epoch, cursor: range.start, end: range.end, reported: range.start },
+                    );
                 }
-            }
-            Command::Revoke { shard, epoch, .. } => {
-                if self.workers[w].shards.get(&shard).is_some_and(|s| s.epoch == epoch) {
+                WorkerOutput::Cancel(shard) => {
                     self.workers[w].shards.remove(&shard);
                 }
-            }
-            Command::Stop { .. } => {
-                self.workers[w].stopped = true;
-                self.event(w, EventBody::Bye { reason: protocol::ByeReason::Stopped });
-            }
-            Command::KeepAlive { incarnation, .. } => {
-                if self.workers[w].incarnation.is_some_and(|i| i != incarnation) {
-                    self.workers[w].known = false;
-                    let inbox = format!("sim://{}", self.workers[w].id);
-                    self.event(w, EventBody::Hello { inbox, cpus: 1 });
+                WorkerOutput::Shrink { shard, epoch, new_end } => {
+                    let ack = self.workers[w].shards.get_mut(&shard).filter(|s| s.epoch == epoch).map(|s| {
+                        s.end = new_end.max(s.cursor).min(s.end);
+                        s.end
+                    });
+                    if let Some(end) = ack {
+                        self.event(w, EventBody::ShrinkAck { shard, epoch, end });
+                    }
                 }
-                self.workers[w].incarnation = Some(incarnation);
+                WorkerOutput::Beat => self.beat(w),
+                WorkerOutput::Halt | WorkerOutput::Refused(_) => {}
+                WorkerOutput::Exit(_) => {
+                    self.workers[w].stopped = true;
+                    self.workers[w].shards.clear();
+                }
             }
         }
     }
@@ -381,8 +415,7 @@ impl Sim {
         if !self.workers[w].said_hello {
             if self.step >= self.workers[w].hello_at {
                 self.workers[w].said_hello = true;
-                let inbox = format!("sim://{}", self.workers[w].id);
-                self.event(w, EventBody::Hello { inbox, cpus: 1 });
+                self.drive(w, WorkerInput::Start);
             }
             return;
         }
@@ -400,8 +433,9 @@ impl Sim {
             return;
         }
         let pending = std::mem::take(&mut self.workers[w].inbox);
-        for cmd in pending {
-            self.on_command(w, cmd);
+        for delivery in pending {
+            let unix_ms = self.unix_ms();
+            self.drive(w, WorkerInput::Delivered { delivery, unix_ms });
         }
         if self.workers[w].stopped {
             return;
@@ -436,6 +470,7 @@ impl Sim {
                     shares,
                 };
                 self.event(w, body);
+                self.drive(w, WorkerInput::ShardFinished(id));
             }
         }
         if self.forger && self.rng.gen_bool(0.01) {
@@ -445,27 +480,29 @@ impl Sim {
             let nonce = self.rng.gen_range(0..1_000_000u64);
             self.event(w, EventBody::Found { shard: ShardId(0), epoch: 0, nonce });
         }
-        if self.step % 25 == (w as u64 % 25) {
-            let segments: Vec<(ShardId, u64, u128, u128)> = self.workers[w]
-                .shards
-                .iter_mut()
-                .map(|(&shard, s)| {
-                    let from = std::mem::replace(&mut s.reported, s.cursor);
-                    (shard, s.epoch, from, s.cursor)
-                })
-                .collect();
-            let mut shards = Vec::new();
-            for (shard, epoch, from, cursor) in segments {
-                let found = self.shard_found(w, shard, cursor);
-                let shares = self.segment_shares(w, from, cursor);
-                shards.push(ShardProgress { shard, epoch, from, watermark: cursor, found, shares });
-            }
-            if !self.workers[w].known {
-                let inbox = format!("sim://{}", self.workers[w].id);
-                self.event(w, EventBody::Hello { inbox, cpus: 1 });
-            }
-            self.event(w, EventBody::Heartbeat { shards, rate: 1000.0, best: None });
+        if self.workers[w].machine.poll_timeout().is_some_and(|at| self.now() >= at) {
+            self.drive(w, WorkerInput::Tick);
         }
+    }
+
+    /// A heartbeat, as the actor builds one from its searches: each shard's newest segment
+    /// with what this worker's conduct reports of it.
+    fn beat(&mut self, w: usize) {
+        let segments: Vec<(ShardId, u64, u128, u128)> = self.workers[w]
+            .shards
+            .iter_mut()
+            .map(|(&shard, s)| {
+                let from = std::mem::replace(&mut s.reported, s.cursor);
+                (shard, s.epoch, from, s.cursor)
+            })
+            .collect();
+        let mut shards = Vec::new();
+        for (shard, epoch, from, cursor) in segments {
+            let found = self.shard_found(w, shard, cursor);
+            let shares = self.segment_shares(w, from, cursor);
+            shards.push(ShardProgress { shard, epoch, from, watermark: cursor, found, shares });
+        }
+        self.event(w, EventBody::Heartbeat { shards, rate: 1000.0, best: None });
     }
 
     fn run(&mut self) -> Result<(), String> {
@@ -597,8 +634,12 @@ impl Sim {
                         .iter()
                         .map(|w| {
                             format!(
-                                "{}:{:?} hello={} known={} stopped={}",
-                                w.id, w.health, w.said_hello, w.known, w.stopped
+                                "{}:{:?} hello={} exited={:?} stopped={}",
+                                w.id,
+                                w.health,
+                                w.said_hello,
+                                w.machine.exited(),
+                                w.stopped
                             )
                         })
                         .collect();

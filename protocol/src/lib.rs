@@ -9,6 +9,7 @@ pub mod auth;
 pub mod codec;
 pub mod message;
 pub mod pow;
+pub mod worker;
 
 pub use message::*;
 pub use pow::{verify, Encoding, Layout, Mode, NonceRange, Puzzle, PuzzleError, Target, Verdict};

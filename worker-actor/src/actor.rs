@@ -1,20 +1,18 @@
-//! The worker actor: takes commands from its inbox, runs shard searches on hashing threads,
-//! and reports Hello, heartbeats, finds and completions through an [`EventSink`].
+//! The worker actor: the shell around [`WorkerMachine`] (`protocol::worker`), which makes
+//! every decision (which commands to believe, what to search, shrink, cancel and report,
+//! when to say Hello again, when it is orphaned, how it says goodbye). The actor holds the
+//! shard searches on their hashing threads and the transport, feeds the machine its inputs
+//! and the time, keeps one timer at its `poll_timeout`, and carries out its outputs.
 //!
-//! It never hashes on the actor thread. It stops itself when the coordinator goes silent for
-//! longer than the orphan timeout, so a dead coordinator never leaves a fleet running.
-//!
-//! Everything it sends is sealed with its key; a command is obeyed only if it opens with the
-//! same key (to its inbox) or the job's broadcast key (on the topic), and was not seen before.
+//! It never hashes on the actor thread. Everything it sends is sealed with its key.
 
 use crate::kernel::Backend;
 use crate::search::{SearchEvent, ShardSearch};
 use actix::prelude::*;
-use protocol::auth::{BroadcastVerifier, ReplayWindow, WorkerKey};
-use protocol::{
-    ByeReason, Command, Epoch, Event, EventBody, JobId, SealedCommand, SealedEvent, ShardId, ShardProgress,
-    SignedBroadcast, WorkerId,
-};
+use protocol::auth::{BroadcastVerifier, WorkerKey};
+use protocol::worker::{Delivery, WorkerInput, WorkerMachine, WorkerOutput, WorkerRules};
+pub use protocol::worker::{ExitReason, Shutdown, BROADCAST_SKEW};
+use protocol::{Epoch, Event, EventBody, JobId, SealedEvent, ShardId, ShardProgress, WorkerId};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -26,35 +24,27 @@ pub trait EventSink: Send + Sync + 'static {
     fn send(&self, event: SealedEvent);
 }
 
-/// A command as it arrived at the worker, still sealed: the actor opens it.
+/// A command as it arrived at the worker, still sealed: the machine opens it.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
-pub enum Inbox {
-    Direct(SealedCommand),
-    Broadcast(SignedBroadcast),
-}
+pub struct Inbox(pub Delivery);
 
 /// Stop, from inside the worker's own process (a signal, a closed pipe, the launcher of
 /// in-process workers): needs no key, since it never crossed a network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Message)]
 #[rtype(result = "()")]
-pub enum Shutdown {
-    /// The job or the launcher is done with us (a closed pipe, `stop_all`).
-    Stopped,
-    /// The platform is stopping us: SIGTERM (a Fargate Spot interruption, StopTask) or SIGINT.
-    Terminated,
-}
+pub struct LocalStop(pub Shutdown);
 
 /// Decodes one command as a transport carries it (a stdin line, an SQS body) and hands it to
 /// the actor. Answers false for anything else: the caller counts it; nothing is fatal.
 pub fn deliver_text(actor: &Addr<WorkerActor>, text: &str) -> bool {
     match protocol::codec::decode_text(text) {
         Ok(protocol::Message::Command(cmd)) => {
-            actor.do_send(Inbox::Direct(cmd));
+            actor.do_send(Inbox(Delivery::Direct(cmd)));
             true
         }
         Ok(protocol::Message::Broadcast(b)) => {
-            actor.do_send(Inbox::Broadcast(b));
+            actor.do_send(Inbox(Delivery::Broadcast(b)));
             true
         }
         Ok(protocol::Message::Event(_)) => false,
@@ -86,36 +76,6 @@ impl Sealer {
     }
 }
 
-/// The replay windows of the streams (coordinator lives) a worker has heard from: a few, so
-/// an adopting coordinator's commands are taken while an old life's replays still are not.
-#[derive(Debug, Default)]
-struct Streams(Vec<(u64, ReplayWindow)>);
-
-impl Streams {
-    const KEPT: usize = 4;
-
-    fn accept(&mut self, stream: u64, seq: u64) -> bool {
-        if let Some((_, w)) = self.0.iter_mut().find(|(s, _)| *s == stream) {
-            return w.accept(seq);
-        }
-        if self.0.len() == Self::KEPT {
-            self.0.remove(0);
-        }
-        let mut w = ReplayWindow::default();
-        let ok = w.accept(seq);
-        self.0.push((stream, w));
-        ok
-    }
-}
-
-/// How far a broadcast's clock may be from ours: beyond it, a keep-alive could be a capture
-/// replayed to keep an orphaned fleet running.
-pub const BROADCAST_SKEW: Duration = Duration::from_secs(60);
-
-fn unix_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
-
 /// How one worker behaves.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -134,54 +94,48 @@ pub struct WorkerConfig {
     pub broadcast: BroadcastVerifier,
 }
 
-/// Why a worker actor stopped; given to the `on_exit` hook.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExitReason {
-    Stopped,
-    /// A signal from the platform (see [`Shutdown::Terminated`]).
-    Terminated,
-    Orphaned,
-    /// A hashing thread panicked.
-    Failed,
-}
-
 struct RunningShard {
     epoch: Epoch,
     search: ShardSearch,
 }
 
+impl WorkerConfig {
+    fn rules(&self) -> WorkerRules {
+        WorkerRules {
+            id: self.id.clone(),
+            job: self.job,
+            inbox: self.inbox.clone(),
+            cpus: self.threads as u32,
+            heartbeat: self.heartbeat,
+            orphan_timeout: self.orphan_timeout,
+            key: self.key.clone(),
+            broadcast: self.broadcast.clone(),
+        }
+    }
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
 /// The actor. See the module docs.
 pub struct WorkerActor {
     cfg: WorkerConfig,
+    machine: WorkerMachine,
     sink: Arc<dyn EventSink>,
     sealer: Arc<Sealer>,
-    direct: Streams,
-    broadcasts: Streams,
-    /// Commands refused: tags that did not open, replays, broadcasts far from our clock.
-    refused: u64,
-    shards: BTreeMap<ShardId, RunningShard>,
+    searches: BTreeMap<ShardId, RunningShard>,
     hashed: Arc<AtomicU64>,
-    last_heard: Instant,
+    origin: Instant,
     rate_mark: (Instant, u64),
-    exit: ExitReason,
+    /// The one timer: when it fires (machine time) and its handle.
+    timer: Option<(Duration, SpawnHandle)>,
     on_exit: Option<Box<dyn FnOnce(ExitReason) + Send>>,
-    /// A direct command has arrived, so the coordinator knows us: stop repeating Hello.
-    known: bool,
-    /// The coordinator's incarnation from its keep-alives.
-    incarnation: Option<u64>,
-    /// Checks (orphan, failed threads) run every tick; a heartbeat goes every `beat_every` ticks.
-    ticks: u64,
-    /// `first` shards whose progress went out ahead of their first find.
-    flushed: std::collections::BTreeSet<ShardId>,
 }
-
-/// How often a worker checks on itself, whatever its heartbeat interval (which may be a
-/// minute over SQS): the orphan timeout is kept to this precision.
-const CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 impl std::fmt::Debug for WorkerActor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WorkerActor").field("id", &self.cfg.id).field("shards", &self.shards.len()).finish()
+        f.debug_struct("WorkerActor").field("id", &self.cfg.id).field("shards", &self.searches.len()).finish()
     }
 }
 
@@ -189,22 +143,16 @@ impl WorkerActor {
     pub fn new(cfg: WorkerConfig, sink: Arc<dyn EventSink>) -> Self {
         let sealer = Arc::new(Sealer::new(cfg.key.clone(), cfg.job, cfg.id.clone()));
         WorkerActor {
+            machine: WorkerMachine::new(cfg.rules()),
             cfg,
             sink,
             sealer,
-            direct: Streams::default(),
-            broadcasts: Streams::default(),
-            refused: 0,
-            shards: BTreeMap::new(),
+            searches: BTreeMap::new(),
             hashed: Arc::new(AtomicU64::new(0)),
-            last_heard: Instant::now(),
+            origin: Instant::now(),
             rate_mark: (Instant::now(), 0),
-            exit: ExitReason::Stopped,
+            timer: None,
             on_exit: None,
-            known: false,
-            incarnation: None,
-            ticks: 0,
-            flushed: std::collections::BTreeSet::new(),
         }
     }
 
@@ -218,65 +166,93 @@ impl WorkerActor {
         self.sink.send(self.sealer.seal(body));
     }
 
-    /// Opens a command, or says why not (and counts it).
-    fn open(&mut self, delivery: Inbox) -> Option<Command> {
-        let (ok, what) = match &delivery {
-            Inbox::Direct(c) => {
-                if !self.cfg.key.opens_command(c) {
-                    (false, "a command whose tag does not open with our key")
-                } else if !self.direct.accept(c.stream, c.seq) {
-                    (false, "a replayed command")
-                } else {
-                    (true, "")
+    /// Feeds the machine one input and carries out what it asks, in order; inputs that
+    /// carrying out produces (a search that cannot start) are fed next.
+    fn feed(&mut self, input: WorkerInput, ctx: &mut Context<Self>) {
+        let mut queue = vec![input];
+        while let Some(input) = queue.pop() {
+            let now = self.origin.elapsed();
+            for output in self.machine.handle(now, input) {
+                match output {
+                    WorkerOutput::Emit(body) => self.emit(body),
+                    WorkerOutput::Search { shard, epoch, puzzle, range, mode, share_bits } => {
+                        if let Err(e) = self.search(shard, epoch, &puzzle, range, mode, share_bits, ctx) {
+                            // Leave: the coordinator re-shards our range to workers that can hash.
+                            tracing::error!(worker = %self.cfg.id, error = %e, "cannot hash; leaving the job");
+                            queue.push(WorkerInput::Failed);
+                        }
+                    }
+                    WorkerOutput::Cancel(shard) => {
+                        if let Some(s) = self.searches.remove(&shard) {
+                            s.search.cancel();
+                        }
+                    }
+                    WorkerOutput::Shrink { shard, epoch, new_end } => {
+                        if let Some(s) = self.searches.get(&shard).filter(|s| s.epoch == epoch) {
+                            let end = s.search.shrink(new_end);
+                            self.emit(EventBody::ShrinkAck { shard, epoch, end });
+                        }
+                    }
+                    WorkerOutput::Beat => self.beat(),
+                    WorkerOutput::Halt => {
+                        for s in self.searches.values_mut() {
+                            s.search.halt();
+                        }
+                    }
+                    WorkerOutput::Refused(what) => {
+                        tracing::warn!(worker = %self.cfg.id, refused = self.machine.refused(), "dropped {what}");
+                    }
+                    WorkerOutput::Exit(reason) => {
+                        match reason {
+                            ExitReason::Orphaned => tracing::warn!(worker = %self.cfg.id,
+                                "coordinator silent past the orphan timeout; stopping"),
+                            ExitReason::Failed => {
+                                tracing::error!(worker = %self.cfg.id, "a hashing thread failed; leaving the job")
+                            }
+                            ExitReason::Stopped | ExitReason::Terminated => {}
+                        }
+                        self.searches.clear();
+                        ctx.stop();
+                    }
                 }
             }
-            Inbox::Broadcast(b) => {
-                let skew = unix_ms().abs_diff(b.sent_at_ms);
-                if !self.cfg.broadcast.opens(b) {
-                    (false, "a broadcast not signed with the job's key")
-                } else if skew > BROADCAST_SKEW.as_millis() as u64 {
-                    (false, "a broadcast whose clock is far from ours")
-                } else if !self.broadcasts.accept(b.stream, b.seq) {
-                    (false, "a replayed broadcast")
-                } else {
-                    (true, "")
-                }
-            }
-        };
-        if !ok {
-            self.refused += 1;
-            tracing::warn!(worker = %self.cfg.id, refused = self.refused, "dropped {what}");
-            return None;
         }
-        Some(match delivery {
-            Inbox::Direct(c) => c.command,
-            Inbox::Broadcast(b) => b.command,
-        })
+        self.arm(ctx);
     }
 
+    /// Sets the one timer to the machine's `poll_timeout`, unless it is set there already.
+    fn arm(&mut self, ctx: &mut Context<Self>) {
+        let wanted = self.machine.poll_timeout();
+        if self.timer.as_ref().map(|(at, _)| *at) == wanted {
+            return;
+        }
+        if let Some((_, handle)) = self.timer.take() {
+            ctx.cancel_future(handle);
+        }
+        if let Some(at) = wanted {
+            let wait = at.saturating_sub(self.origin.elapsed());
+            let handle = ctx.run_later(wait, |act, ctx| {
+                act.timer = None;
+                act.tick(ctx);
+            });
+            self.timer = Some((at, handle));
+        }
+    }
+
+    /// The machine's look at itself, with what the searches have to say first: a failed
+    /// thread, shards that ended by themselves (their `ShardDone` already went out).
     fn tick(&mut self, ctx: &mut Context<Self>) {
-        if self.last_heard.elapsed() > self.cfg.orphan_timeout {
-            tracing::warn!(worker = %self.cfg.id, "coordinator silent past the orphan timeout; stopping");
-            self.exit = ExitReason::Orphaned;
-            ctx.stop();
+        if self.searches.values().any(|s| s.search.failed()) {
+            self.feed(WorkerInput::Failed, ctx);
             return;
         }
-        if self.shards.values().any(|s| s.search.failed()) {
-            // Leave, so the coordinator re-shards the range instead of waiting on it forever.
-            tracing::error!(worker = %self.cfg.id, "a hashing thread failed; leaving the job");
-            self.exit = ExitReason::Failed;
-            ctx.stop();
-            return;
+        let finished: Vec<ShardId> =
+            self.searches.iter().filter(|(_, s)| s.search.is_finished()).map(|(&id, _)| id).collect();
+        for shard in finished {
+            self.searches.remove(&shard);
+            self.feed(WorkerInput::ShardFinished(shard), ctx);
         }
-        // Finished shards already reported ShardDone from their last thread.
-        self.shards.retain(|_, s| !s.search.is_finished());
-        self.ticks += 1;
-        let check = self.cfg.heartbeat.min(CHECK_INTERVAL);
-        let beat_every = (self.cfg.heartbeat.as_millis() / check.as_millis().max(1)).max(1) as u64;
-        if !self.ticks.is_multiple_of(beat_every) {
-            return;
-        }
-        self.beat();
+        self.feed(WorkerInput::Tick, ctx);
     }
 
     /// One heartbeat: the rate, each shard's newest segment with its shares, the best hash.
@@ -287,7 +263,7 @@ impl WorkerActor {
         let rate = if secs > 0.0 { (total - self.rate_mark.1) as f64 / secs } else { 0.0 };
         self.rate_mark = (now, total);
         let shards = self
-            .shards
+            .searches
             .iter()
             .map(|(&shard, s)| {
                 // The segment first, then the finds: every golden nonce below it is then listed.
@@ -302,34 +278,29 @@ impl WorkerActor {
                 }
             })
             .collect();
-        let best = self.shards.values().filter_map(|s| s.search.best()).max_by_key(|b| b.leading_zeros);
-        if !self.known {
-            // Until the coordinator answers, our Hello may have been lost: say it again.
-            self.emit(EventBody::Hello { inbox: self.cfg.inbox.clone(), cpus: self.cfg.threads as u32 });
-        }
+        let best = self.searches.values().filter_map(|s| s.search.best()).max_by_key(|b| b.leading_zeros);
         self.emit(EventBody::Heartbeat { shards, rate, best });
         // A finished shard whose shares outran its segments ends after the last of them.
-        for s in self.shards.values() {
+        for s in self.searches.values() {
             s.search.finish_drained();
         }
     }
 
-    fn assign(&mut self, shard: ShardId, epoch: Epoch, cmd: &Command, ctx: &mut Context<Self>) {
-        let Command::Assign { puzzle, range, mode, share_bits, .. } = cmd else { return };
-        match self.shards.get(&shard) {
-            Some(s) if s.epoch == epoch => return, // a duplicate delivery
-            Some(_) => {
-                // Same id from another coordinator life: the new assignment wins.
-                if let Some(old) = self.shards.remove(&shard) {
-                    old.search.cancel();
-                }
-            }
-            None => {}
-        }
+    #[allow(clippy::too_many_arguments)]
+    fn search(
+        &mut self,
+        shard: ShardId,
+        epoch: Epoch,
+        puzzle: &protocol::Puzzle,
+        range: protocol::NonceRange,
+        mode: protocol::Mode,
+        share_bits: u32,
+        ctx: &mut Context<Self>,
+    ) -> Result<(), String> {
         let (sink, sealer) = (Arc::clone(&self.sink), Arc::clone(&self.sealer));
         // In `first` mode a find ends the job: the work before it goes out first (through the
-        // actor, as a heartbeat), or the report would say nothing was searched.
-        let (me, first) = (ctx.address(), *mode == protocol::Mode::First);
+        // machine, as a heartbeat), or the report would say nothing was searched.
+        let (me, first) = (ctx.address(), mode == protocol::Mode::First);
         let report = move |e: SearchEvent| {
             let body = match e {
                 SearchEvent::Golden(nonce) if first => {
@@ -344,27 +315,18 @@ impl WorkerActor {
             sink.send(sealer.seal(body));
         };
         tracing::debug!(worker = %self.cfg.id, %shard, %range, "assigned");
-        let started = ShardSearch::start(
+        let search = ShardSearch::start(
             puzzle,
-            *range,
-            *mode,
-            *share_bits,
+            range,
+            mode,
+            share_bits,
             self.cfg.threads,
             self.cfg.backend,
             Arc::clone(&self.hashed),
             Box::new(report),
-        );
-        match started {
-            Ok(search) => {
-                self.shards.insert(shard, RunningShard { epoch, search });
-            }
-            Err(e) => {
-                // Leave: the coordinator re-shards our range to workers that can hash.
-                tracing::error!(worker = %self.cfg.id, error = %e, "cannot hash; leaving the job");
-                self.exit = ExitReason::Failed;
-                ctx.stop();
-            }
-        }
+        )?;
+        self.searches.insert(shard, RunningShard { epoch, search });
+        Ok(())
     }
 }
 
@@ -372,31 +334,22 @@ impl Actor for WorkerActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        self.last_heard = Instant::now();
-        self.emit(EventBody::Hello { inbox: self.cfg.inbox.clone(), cpus: self.cfg.threads as u32 });
-        ctx.run_interval(self.cfg.heartbeat.min(CHECK_INTERVAL), |act, ctx| act.tick(ctx));
+        self.origin = Instant::now();
+        self.feed(WorkerInput::Start, ctx);
     }
 
-    fn stopped(&mut self, _ctx: &mut Context<Self>) {
-        // The threads stop after their chunk; what they searched since the last heartbeat
-        // goes out in a final one, so a worker interrupted mid-shard (Fargate Spot's SIGTERM
-        // gives two minutes) loses no work, and the Bye right after re-shards only the rest.
-        for s in self.shards.values_mut() {
-            s.search.halt();
+    fn stopped(&mut self, ctx: &mut Context<Self>) {
+        // Stopped from outside the machine (the actix system going down): it still says
+        // goodbye with its last progress.
+        if self.machine.exited().is_none() {
+            self.feed(WorkerInput::Shutdown(Shutdown::Stopped), ctx);
         }
-        if !self.shards.is_empty() {
-            self.beat();
+        for s in self.searches.values() {
+            s.search.cancel();
         }
-        self.shards.clear();
-        let reason = match self.exit {
-            ExitReason::Stopped => ByeReason::Stopped,
-            ExitReason::Terminated => ByeReason::Terminated,
-            ExitReason::Orphaned => ByeReason::Orphaned,
-            ExitReason::Failed => ByeReason::Failed,
-        };
-        self.emit(EventBody::Bye { reason });
+        self.searches.clear();
         if let Some(hook) = self.on_exit.take() {
-            hook(self.exit);
+            hook(self.machine.exited().unwrap_or(ExitReason::Stopped));
         }
     }
 }
@@ -413,68 +366,23 @@ struct GoldenFound {
 impl Handler<GoldenFound> for WorkerActor {
     type Result = ();
 
-    fn handle(&mut self, f: GoldenFound, _: &mut Context<Self>) {
-        // Once a shard: later finds of it follow at once (the job is ending anyway).
-        if self.shards.get(&f.shard).is_some_and(|s| s.epoch == f.epoch) && self.flushed.insert(f.shard) {
-            self.beat();
-        }
-        self.emit(EventBody::Found { shard: f.shard, epoch: f.epoch, nonce: f.nonce });
+    fn handle(&mut self, f: GoldenFound, ctx: &mut Context<Self>) {
+        self.feed(WorkerInput::FirstFound { shard: f.shard, epoch: f.epoch, nonce: f.nonce }, ctx);
     }
 }
 
-impl Handler<Shutdown> for WorkerActor {
+impl Handler<LocalStop> for WorkerActor {
     type Result = ();
 
-    fn handle(&mut self, why: Shutdown, ctx: &mut Context<Self>) {
-        if why == Shutdown::Terminated && self.exit == ExitReason::Stopped {
-            self.exit = ExitReason::Terminated;
-        }
-        ctx.stop();
+    fn handle(&mut self, LocalStop(why): LocalStop, ctx: &mut Context<Self>) {
+        self.feed(WorkerInput::Shutdown(why), ctx);
     }
 }
 
 impl Handler<Inbox> for WorkerActor {
     type Result = ();
 
-    fn handle(&mut self, delivery: Inbox, ctx: &mut Context<Self>) {
-        let Some(cmd) = self.open(delivery) else { return };
-        match cmd.job() {
-            Some(job) if job != self.cfg.job => return, // another job's message: not ours
-            _ => self.last_heard = Instant::now(),
-        }
-        if matches!(cmd, Command::Assign { .. } | Command::Shrink { .. } | Command::Revoke { .. }) {
-            self.known = true;
-        }
-        match &cmd {
-            Command::Assign { shard, epoch, .. } => self.assign(*shard, *epoch, &cmd, ctx),
-            Command::Shrink { shard, epoch, new_end, .. } => {
-                // An unknown shard has finished (or was revoked): its end stands as it was, and
-                // ShardDone (already sent) tells the coordinator so.
-                if let Some(s) = self.shards.get(shard).filter(|s| s.epoch == *epoch) {
-                    let end = s.search.shrink(*new_end);
-                    self.emit(EventBody::ShrinkAck { shard: *shard, epoch: *epoch, end });
-                }
-            }
-            Command::Revoke { shard, epoch, .. } => {
-                if self.shards.get(shard).is_some_and(|s| s.epoch == *epoch) {
-                    if let Some(s) = self.shards.remove(shard) {
-                        s.search.cancel();
-                    }
-                }
-            }
-            Command::Stop { .. } => ctx.stop(),
-            Command::KeepAlive { incarnation, .. } => {
-                if self.incarnation.is_some_and(|i| i != *incarnation) {
-                    // The coordinator restarted without us: introduce ourselves to the new one.
-                    tracing::info!(worker = %self.cfg.id, "coordinator restarted; saying Hello again");
-                    self.known = false;
-                    self.emit(EventBody::Hello {
-                        inbox: self.cfg.inbox.clone(),
-                        cpus: self.cfg.threads as u32,
-                    });
-                }
-                self.incarnation = Some(*incarnation);
-            }
-        }
+    fn handle(&mut self, Inbox(delivery): Inbox, ctx: &mut Context<Self>) {
+        self.feed(WorkerInput::Delivered { delivery, unix_ms: unix_ms() }, ctx);
     }
 }

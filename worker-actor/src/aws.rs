@@ -1,7 +1,7 @@
 //! The `aws` transport on the worker's side: events to the SQS events queue through an
 //! [`EventSender`], commands from the worker's own inbox queue.
 
-use crate::actor::{EventSink, ExitReason, Shutdown, WorkerActor, WorkerConfig};
+use crate::actor::{EventSink, ExitReason, LocalStop, Shutdown, WorkerActor, WorkerConfig};
 use actix::{Actor, Addr};
 use aws_transport::{AwsClients, EventSender, ResourceNames, WorkerLink};
 use protocol::{codec, Message, SealedEvent};
@@ -69,7 +69,7 @@ pub async fn serve_through(
         _ = stop => true,
         _ = wait_stopped(actor.clone()) => false,
     };
-    actor.do_send(if signalled { Shutdown::Terminated } else { Shutdown::Stopped });
+    actor.do_send(LocalStop(if signalled { Shutdown::Terminated } else { Shutdown::Stopped }));
     // The actor's `stopped` joins the hashing threads and says Bye.
     wait_stopped(actor).await;
     pump.abort();

@@ -10,6 +10,7 @@ pub mod kernel;
 pub mod search;
 pub mod stdio;
 
-pub use actor::{EventSink, ExitReason, Inbox, Sealer, Shutdown, WorkerActor, WorkerConfig};
+pub use actor::{EventSink, ExitReason, Inbox, LocalStop, Sealer, Shutdown, WorkerActor, WorkerConfig};
 pub use kernel::{Backend, Kernel};
+pub use protocol::worker::Delivery;
 pub use search::{SearchEvent, Segment, ShardSearch};

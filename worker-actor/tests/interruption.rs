@@ -9,7 +9,7 @@ use protocol::{
 };
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use worker_actor::{Backend, EventSink, Inbox, Shutdown, WorkerActor, WorkerConfig};
+use worker_actor::{Backend, Delivery, EventSink, Inbox, LocalStop, Shutdown, WorkerActor, WorkerConfig};
 
 #[derive(Default, Clone)]
 struct Kept(Arc<Mutex<Vec<SealedEvent>>>);
@@ -52,9 +52,9 @@ fn run(why: Shutdown) -> Vec<EventBody> {
             mode: Mode::Exhaustive,
             share_bits: 20,
         };
-        actor.do_send(Inbox::Direct(sealing.seal_command(1, 1, assign)));
+        actor.do_send(Inbox(Delivery::Direct(sealing.seal_command(1, 1, assign))));
         tokio::time::sleep(Duration::from_millis(600)).await;
-        actor.do_send(why);
+        actor.do_send(LocalStop(why));
         let t = Instant::now();
         while actor.connected() && t.elapsed() < Duration::from_secs(10) {
             tokio::time::sleep(Duration::from_millis(20)).await;

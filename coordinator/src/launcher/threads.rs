@@ -137,7 +137,7 @@ impl Launcher for ThreadsLauncher {
             ThreadsRoute::Memory { started, .. } => {
                 let s = started.lock().unwrap_or_else(|e| e.into_inner());
                 for (_, addr) in s.actors.iter().filter(|(id, _)| id == worker) {
-                    addr.do_send(worker_actor::Shutdown::Stopped);
+                    addr.do_send(worker_actor::LocalStop(worker_actor::Shutdown::Stopped));
                 }
             }
             ThreadsRoute::Aws { stops, .. } => {
@@ -154,7 +154,7 @@ impl Launcher for ThreadsLauncher {
                 let mut s = started.lock().unwrap_or_else(|e| e.into_inner());
                 s.stopped = true;
                 for (_, addr) in s.actors.drain(..) {
-                    addr.do_send(worker_actor::Shutdown::Stopped);
+                    addr.do_send(worker_actor::LocalStop(worker_actor::Shutdown::Stopped));
                 }
             }
             ThreadsRoute::Aws { stops, .. } => {

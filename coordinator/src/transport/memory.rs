@@ -6,7 +6,7 @@ use actix::prelude::*;
 use protocol::{SealedCommand, SealedEvent, SignedBroadcast};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use worker_actor::{EventSink, Inbox};
+use worker_actor::{Delivery, EventSink, Inbox};
 
 /// In-process transport: inboxes are actor addresses, keyed by inbox name.
 #[derive(Clone, Default)]
@@ -41,14 +41,14 @@ impl MemoryNetwork {
 impl Transport for MemoryNetwork {
     fn send(&self, inbox: &str, command: SealedCommand) {
         if let Some(r) = self.with(|m| m.get(inbox).cloned()) {
-            r.do_send(Inbox::Direct(command));
+            r.do_send(Inbox(Delivery::Direct(command)));
         }
     }
 
     fn broadcast(&self, broadcast: SignedBroadcast) {
         let all: Vec<_> = self.with(|m| m.values().cloned().collect());
         for r in all {
-            r.do_send(Inbox::Broadcast(broadcast.clone()));
+            r.do_send(Inbox(Delivery::Broadcast(broadcast.clone())));
         }
     }
 }

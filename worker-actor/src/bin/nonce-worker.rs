@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use worker_actor::aws::{self, wait_stopped, AwsEndpoints};
 use worker_actor::env_config::{self, TransportEnv};
-use worker_actor::{stdio, ExitReason, Shutdown, WorkerActor, WorkerConfig};
+use worker_actor::{stdio, ExitReason, LocalStop, Shutdown, WorkerActor, WorkerConfig};
 
 fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_env("NONCE_LOG").unwrap_or_else(|_| {
@@ -77,7 +77,7 @@ async fn run_stdio(cfg: WorkerConfig) -> ExitReason {
         }
         _ = wait_stopped(actor.clone()) => Shutdown::Stopped,
     };
-    actor.do_send(why);
+    actor.do_send(LocalStop(why));
     wait_stopped(actor).await;
     let r = *reason.lock().unwrap_or_else(|e| e.into_inner());
     r
