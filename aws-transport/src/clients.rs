@@ -32,10 +32,9 @@ impl ApiCalls {
         self.0.by_operation.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Appends one JSON line with this process's counts to the file named by
-    /// [`CALL_LOG_VAR`], if set: how tools and tests collect the counts of worker processes.
-    pub fn append_to_call_log(&self, role: &str, seconds: f64) {
-        let Some(path) = std::env::var_os(CALL_LOG_VAR) else { return };
+    /// Appends one JSON line with this process's counts to `path` (a program's
+    /// [`CALL_LOG_VAR`]): how tools and tests collect the counts of worker processes.
+    pub fn append_to_call_log(&self, path: &std::path::Path, role: &str, seconds: f64) {
         let line = serde_json::json!({
             "pid": std::process::id(),
             "role": role,
@@ -45,10 +44,10 @@ impl ApiCalls {
         let written = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(&path)
+            .open(path)
             .and_then(|mut f| std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes()));
         if let Err(e) = written {
-            tracing::warn!(path = %std::path::Path::new(&path).display(), error = %e, "cannot write the call log");
+            tracing::warn!(path = %path.display(), error = %e, "cannot write the call log");
         }
     }
 }

@@ -13,11 +13,14 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where an `aws` worker connects (from `NONCE_AWS_PREFIX`, `NONCE_EVENTS_QUEUE_URL`,
 /// `NONCE_CONTROL_TOPIC_ARN`, or from the coordinator's own set-up for in-process workers).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AwsEndpoints {
     pub prefix: String,
     pub events_url: String,
     pub topic_arn: String,
+    /// A file to append this worker's AWS request counts to when it ends
+    /// (`NONCE_AWS_CALL_LOG`: tools and tests collect them so).
+    pub call_log: Option<std::path::PathBuf>,
 }
 
 /// Runs one worker over SQS and SNS: opens its inbox, runs the actor until it stops (a
@@ -90,7 +93,9 @@ pub async fn serve_through(
         per_minute = format!("{:.2}", requests as f64 / minutes.max(1e-9)),
         "worker done"
     );
-    clients.calls.append_to_call_log("worker", started.elapsed().as_secs_f64());
+    if let Some(path) = &ends.call_log {
+        clients.calls.append_to_call_log(path, "worker", started.elapsed().as_secs_f64());
+    }
     let r = *reason.lock().unwrap_or_else(|e| e.into_inner());
     Ok(r)
 }

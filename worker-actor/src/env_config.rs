@@ -49,6 +49,7 @@ pub const REQUIRED: &[&str] = &[
     "NONCE_CONTROL_TOPIC_ARN",
 ];
 
+use crate::aws::AwsEndpoints;
 use crate::kernel::Backend;
 use crate::WorkerConfig;
 use protocol::auth::{BroadcastVerifier, WorkerKey};
@@ -59,7 +60,7 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TransportEnv {
     Stdio,
-    Aws { prefix: String, events_url: String, topic_arn: String },
+    Aws(AwsEndpoints),
 }
 
 /// Reads the worker's configuration from `get` (the process environment in production).
@@ -93,11 +94,14 @@ pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<(WorkerConfig, T
     };
     let transport = match get("NONCE_TRANSPORT").as_deref().unwrap_or("stdio") {
         "stdio" => TransportEnv::Stdio,
-        "aws" => TransportEnv::Aws {
+        "aws" => TransportEnv::Aws(AwsEndpoints {
             prefix: required("NONCE_AWS_PREFIX")?,
             events_url: required("NONCE_EVENTS_QUEUE_URL")?,
             topic_arn: required("NONCE_CONTROL_TOPIC_ARN")?,
-        },
+            call_log: get("NONCE_AWS_CALL_LOG")
+                .filter(|v| !v.trim().is_empty())
+                .map(std::path::PathBuf::from),
+        }),
         other => return Err(format!("NONCE_TRANSPORT={other:?}: expected stdio or aws")),
     };
     let number = |name: &str, default: u64, max: u64| -> Result<u64, String> {
@@ -126,7 +130,7 @@ pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<(WorkerConfig, T
     };
     let inbox = match &transport {
         TransportEnv::Stdio => format!("stdio://{id}"),
-        TransportEnv::Aws { .. } => String::new(),
+        TransportEnv::Aws(_) => String::new(),
     };
     Ok((
         WorkerConfig {
@@ -184,7 +188,12 @@ mod tests {
             ("NONCE_EVENTS_QUEUE_URL", "http://q"),
             ("NONCE_CONTROL_TOPIC_ARN", "arn:aws:sns:r:1:nc-control"),
         ];
-        assert!(matches!(with(&aws).expect("valid").1, TransportEnv::Aws { .. }));
+        let TransportEnv::Aws(ends) = with(&aws).expect("valid").1 else { panic!("aws") };
+        assert_eq!((ends.prefix.as_str(), ends.call_log), ("nc", None));
+        // The call log is configuration like the rest, read here and passed in.
+        let logged = [aws.as_slice(), &[("NONCE_AWS_CALL_LOG", "/tmp/calls.jsonl")]].concat();
+        let TransportEnv::Aws(ends) = with(&logged).expect("valid").1 else { panic!("aws") };
+        assert_eq!(ends.call_log, Some(std::path::PathBuf::from("/tmp/calls.jsonl")));
         let err = with(&aws[..4]).expect_err("topic needed");
         assert!(err.contains("NONCE_CONTROL_TOPIC_ARN"), "{err}");
         assert!(with(&[]).expect_err("job id needed").contains("NONCE_JOB_ID"));

@@ -279,7 +279,9 @@ pub async fn run(config: DaemonConfig, reload: Reload) -> Result<(), String> {
     if let Some(aws) = aws {
         aws.settle(Duration::from_secs(10)).await;
         // NONCE_AWS_CALL_LOG: what this daemon called, for the least-privilege test.
-        aws.clients.calls.append_to_call_log("daemon", methods.uptime().as_secs_f64());
+        if let Some(path) = std::env::var_os(aws_transport::CALL_LOG_VAR) {
+            aws.clients.calls.append_to_call_log(path.as_ref(), "daemon", methods.uptime().as_secs_f64());
+        }
     }
     Ok(())
 }

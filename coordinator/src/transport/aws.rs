@@ -82,6 +82,9 @@ impl AwsContext {
             prefix: self.settings.prefix.clone(),
             events_url: self.fabric.events_url.clone(),
             topic_arn: self.fabric.topic_arn.clone(),
+            // In-process workers share the coordinator's clients and counts: the program
+            // writes those once.
+            call_log: None,
         }
     }
 

@@ -14,7 +14,7 @@ use protocol::{EventBody, SealedEvent, ShardId};
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
-use worker_actor::aws::{self, AwsEndpoints};
+use worker_actor::aws;
 use worker_actor::env_config::{self, TransportEnv};
 use worker_actor::EventSink;
 
@@ -100,7 +100,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let TransportEnv::Aws { prefix, events_url, topic_arn } = transport else {
+    let TransportEnv::Aws(ends) = transport else {
         eprintln!("lying-worker: only NONCE_TRANSPORT=aws");
         return ExitCode::from(2);
     };
@@ -109,7 +109,6 @@ fn main() -> ExitCode {
     let system = actix::System::new();
     let result = system.block_on(async move {
         let clients = aws_transport::AwsClients::from_env().await?;
-        let ends = AwsEndpoints { prefix, events_url, topic_arn };
         let stop = async {
             let _ = tokio::signal::ctrl_c().await;
         };

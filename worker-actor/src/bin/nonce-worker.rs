@@ -9,7 +9,7 @@
 use actix::prelude::*;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
-use worker_actor::aws::{self, wait_stopped, AwsEndpoints};
+use worker_actor::aws::{self, wait_stopped};
 use worker_actor::env_config::{self, TransportEnv};
 use worker_actor::{stdio, ExitReason, LocalStop, Shutdown, WorkerActor, WorkerConfig};
 
@@ -41,9 +41,9 @@ fn main() -> ExitCode {
     });
     let result = match transport {
         TransportEnv::Stdio => Ok(system.block_on(run_stdio(cfg))),
-        TransportEnv::Aws { prefix, events_url, topic_arn } => system.block_on(async move {
+        TransportEnv::Aws(ends) => system.block_on(async move {
             let clients = aws_transport::AwsClients::from_env().await?;
-            aws::serve(cfg, &clients, &AwsEndpoints { prefix, events_url, topic_arn }, signals()).await
+            aws::serve(cfg, &clients, &ends, signals()).await
         }),
     };
     match result {
