@@ -6,6 +6,7 @@
 //!
 //! It never hashes on the actor thread. Everything it sends is sealed with its key.
 
+use crate::alarm::Alarm;
 use crate::kernel::Backend;
 use crate::search::{SearchEvent, ShardSearch};
 use actix::prelude::*;
@@ -128,8 +129,8 @@ pub struct WorkerActor {
     hashed: Arc<AtomicU64>,
     origin: Instant,
     rate_mark: (Instant, u64),
-    /// The one timer: when it fires (machine time) and its handle.
-    timer: Option<(Duration, SpawnHandle)>,
+    /// The one timer, at the machine's `poll_timeout`.
+    alarm: Alarm,
     on_exit: Option<Box<dyn FnOnce(ExitReason) + Send>>,
 }
 
@@ -151,7 +152,7 @@ impl WorkerActor {
             hashed: Arc::new(AtomicU64::new(0)),
             origin: Instant::now(),
             rate_mark: (Instant::now(), 0),
-            timer: None,
+            alarm: Alarm::default(),
             on_exit: None,
         }
     }
@@ -217,26 +218,8 @@ impl WorkerActor {
                 }
             }
         }
-        self.arm(ctx);
-    }
-
-    /// Sets the one timer to the machine's `poll_timeout`, unless it is set there already.
-    fn arm(&mut self, ctx: &mut Context<Self>) {
-        let wanted = self.machine.poll_timeout();
-        if self.timer.as_ref().map(|(at, _)| *at) == wanted {
-            return;
-        }
-        if let Some((_, handle)) = self.timer.take() {
-            ctx.cancel_future(handle);
-        }
-        if let Some(at) = wanted {
-            let wait = at.saturating_sub(self.origin.elapsed());
-            let handle = ctx.run_later(wait, |act, ctx| {
-                act.timer = None;
-                act.tick(ctx);
-            });
-            self.timer = Some((at, handle));
-        }
+        let (wanted, now) = (self.machine.poll_timeout(), self.origin.elapsed());
+        self.alarm.set(ctx, wanted, now, |act: &mut Self, ctx| act.tick(ctx));
     }
 
     /// The machine's look at itself, with what the searches have to say first: a failed

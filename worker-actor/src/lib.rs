@@ -3,6 +3,7 @@
 //! reports to the coordinator.
 
 pub mod actor;
+pub mod alarm;
 pub mod aws;
 pub mod bench;
 pub mod env_config;

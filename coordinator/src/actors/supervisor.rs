@@ -11,6 +11,7 @@ use actix::prelude::*;
 use nonce_core::job::{Input, Job, Outcome, Output, Snapshot, SpaceMap, Status, WorkerInfo};
 use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch};
+use worker_actor::alarm::Alarm;
 
 /// Cancel the job.
 #[derive(Debug, Message)]
@@ -73,8 +74,8 @@ pub struct JobSupervisor {
     transport: Box<dyn Transport>,
     launcher: Box<dyn Launcher>,
     waiters: Vec<oneshot::Sender<Outcome>>,
-    /// The one timer: when it fires (job time) and its handle.
-    timer: Option<(Duration, SpawnHandle)>,
+    /// The one timer, at the job's `poll_timeout`.
+    alarm: Alarm,
     kept: watch::Sender<Option<Snapshot>>,
     status: watch::Sender<Status>,
 }
@@ -107,7 +108,7 @@ impl JobSupervisor {
                 transport,
                 launcher,
                 waiters: vec![],
-                timer: None,
+                alarm: Alarm::default(),
                 kept,
                 status,
             }
@@ -154,27 +155,9 @@ impl JobSupervisor {
         if tick || self.job.outcome().is_some() {
             self.status.send_replace(self.job.status());
         }
-        self.arm(ctx);
-    }
-
-    /// Sets the one timer to the job's `poll_timeout`, unless it is set there already (most
-    /// inputs leave it where it was); none once the job has finished.
-    fn arm(&mut self, ctx: &mut Context<Self>) {
-        let wanted = self.job.poll_timeout();
-        if self.timer.as_ref().map(|(at, _)| *at) == wanted {
-            return;
-        }
-        if let Some((_, handle)) = self.timer.take() {
-            ctx.cancel_future(handle);
-        }
-        if let Some(at) = wanted {
-            let wait = at.saturating_sub(self.origin.elapsed());
-            let handle = ctx.run_later(wait, |act, ctx| {
-                act.timer = None;
-                act.feed(Input::Tick, ctx)
-            });
-            self.timer = Some((at, handle));
-        }
+        // None once the job has finished: the timer stops for good.
+        let (wanted, now) = (self.job.poll_timeout(), self.origin.elapsed());
+        self.alarm.set(ctx, wanted, now, |act: &mut Self, ctx| act.feed(Input::Tick, ctx));
     }
 }
 
