@@ -265,3 +265,26 @@ fn searches_record_startups_and_estimate_plans_with_their_p95() {
     assert_eq!((v["startup_source"].as_str(), v["startup_s"].as_f64()), (Some("given"), Some(3.0)));
     let _ = std::fs::remove_dir_all(&cache);
 }
+
+/// `NONCE_KERNEL` is read by the program and checked like a flag: a backend that does not
+/// exist is refused with exit 2 (it used to be ignored, and the fastest ran instead), and a
+/// real one is what the bench measures.
+#[test]
+fn nonce_kernel_is_checked_like_a_flag() {
+    let run = |kernel: &str, args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_noncectl"))
+            .args(args)
+            .env("NONCE_KERNEL", kernel)
+            .output()
+            .expect("runs")
+    };
+    for args in [&["bench", "--seconds", "0.1"][..], &["search", "--difficulty", "4", "--workers", "1"]] {
+        let out = run("gpu", args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("NONCE_KERNEL=\"gpu\": expected avx512, shani, avx2 or portable"), "{err}");
+    }
+    let out = run("portable", &["bench", "--seconds", "0.1", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(json_of(&out)["backend"], "portable", "{}", String::from_utf8_lossy(&out.stdout));
+}

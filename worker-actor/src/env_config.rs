@@ -117,17 +117,7 @@ pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<(WorkerConfig, T
     let threads = number("NONCE_THREADS", cpus, 1024)? as usize;
     let heartbeat = Duration::from_millis(number("NONCE_HEARTBEAT_MS", 1000, 600_000)?);
     let orphan_timeout = Duration::from_secs(number("NONCE_ORPHAN_TIMEOUT_S", 30, 86_400)?);
-    let backend = match get("NONCE_KERNEL") {
-        None => Backend::detect(),
-        Some(name) => {
-            let b = Backend::from_name(&name)
-                .ok_or(format!("NONCE_KERNEL={name:?}: expected avx512, shani, avx2 or portable"))?;
-            if !b.is_supported() {
-                return Err(format!("NONCE_KERNEL={name}: this CPU does not support it"));
-            }
-            b
-        }
-    };
+    let backend = Backend::choose(get("NONCE_KERNEL").as_deref()).map_err(|e| format!("NONCE_KERNEL={e}"))?;
     let inbox = match &transport {
         TransportEnv::Stdio => format!("stdio://{id}"),
         TransportEnv::Aws(_) => String::new(),

@@ -25,7 +25,8 @@ pub struct BenchArgs {
     header: bool,
 }
 
-pub fn run(args: BenchArgs, json: bool) -> Result<u8, UsageError> {
+/// `kernel`: the program's backend (`NONCE_KERNEL` or the fastest); `--backend` beats it.
+pub fn run(args: BenchArgs, kernel: Backend, json: bool) -> Result<u8, UsageError> {
     let threads = args.threads.unwrap_or_else(crate::request::cpus);
     if threads == 0 || threads > 1024 {
         return Err(UsageError(format!("--threads must be 1..=1024, not {threads}")));
@@ -35,16 +36,8 @@ pub fn run(args: BenchArgs, json: bool) -> Result<u8, UsageError> {
         return Err(UsageError(format!("--seconds: at most an hour, not {:?}", args.seconds)));
     }
     let backend = match &args.backend {
-        None => Backend::detect(),
-        Some(name) => {
-            let b = Backend::from_name(name).ok_or_else(|| {
-                UsageError(format!("unknown backend {name:?} (avx512, shani, avx2, portable)"))
-            })?;
-            if !b.is_supported() {
-                return Err(UsageError(format!("this CPU does not support the {name} backend")));
-            }
-            b
-        }
+        None => kernel,
+        Some(name) => Backend::choose(Some(name)).map_err(|e| UsageError(format!("--backend {e}")))?,
     };
     let which = if args.header { bench::BenchPuzzle::Header } else { bench::BenchPuzzle::Coursework };
     let r = bench::run_puzzle(which, backend, threads, seconds);

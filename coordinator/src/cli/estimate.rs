@@ -76,6 +76,7 @@ fn positive(name: &str, v: f64) -> Result<f64, UsageError> {
 /// came from.
 pub fn input_from(
     args: &EstimateArgs,
+    kernel: Backend,
 ) -> Result<(Vec<(CapacityKind, PlanInput)>, StartupEstimate), UsageError> {
     if args.difficulty > 256 {
         return Err(UsageError(format!("difficulty {} is over the maximum of 256 bits", args.difficulty)));
@@ -108,7 +109,7 @@ pub fn input_from(
     let vcpus = positive("--worker-vcpus", args.worker_vcpus)?;
     let rate = match args.rate {
         Some(r) => positive("--rate", r)?,
-        None => calibration::per_thread_rate(Backend::detect()) * vcpus,
+        None => calibration::per_thread_rate(kernel) * vcpus,
     };
     let capacity = match (args.max_workers, args.launcher.as_str()) {
         (Some(0), _) => return Err(UsageError("--max-workers must be at least 1".into())),
@@ -192,8 +193,9 @@ pub fn plan_json(
     })
 }
 
-pub fn run(args: EstimateArgs, json: bool) -> Result<u8, UsageError> {
-    let (options, startup) = input_from(&args)?;
+/// `kernel`: the backend whose rate plans the fleet (`NONCE_KERNEL` or the fastest).
+pub fn run(args: EstimateArgs, kernel: Backend, json: bool) -> Result<u8, UsageError> {
+    let (options, startup) = input_from(&args, kernel)?;
     let inputs: Vec<PlanInput> = options.iter().map(|(_, i)| i.clone()).collect();
     let Some((chosen, p)) = cheapest(&inputs) else {
         return Err(UsageError("nothing to plan".into()));

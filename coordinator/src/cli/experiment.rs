@@ -87,7 +87,7 @@ pub struct SqsCostArgs {
     out: PathBuf,
 }
 
-fn sqs_cost(a: SqsCostArgs, json: bool) -> Result<u8, UsageError> {
+fn sqs_cost(a: SqsCostArgs, kernel: worker_actor::Backend, json: bool) -> Result<u8, UsageError> {
     if a.workers == 0 || a.workers > 64 {
         return Err(UsageError("--workers must be 1..=64".into()));
     }
@@ -114,6 +114,7 @@ fn sqs_cost(a: SqsCostArgs, json: bool) -> Result<u8, UsageError> {
         },
         out: a.out,
         call_log,
+        kernel,
     };
     match system().block_on(experiment::sqs_cost::sqs_cost(plan)) {
         Ok(r) => {
@@ -158,9 +159,10 @@ fn planner_startup(
     Ok(Some(experiment::ImposedStartup { dist, scale, percentile }))
 }
 
-pub fn run(cmd: ExperimentCommand, json: bool) -> Result<u8, UsageError> {
+/// `kernel`: the workers' hashing backend (`NONCE_KERNEL`, or the fastest).
+pub fn run(cmd: ExperimentCommand, kernel: worker_actor::Backend, json: bool) -> Result<u8, UsageError> {
     match cmd {
-        ExperimentCommand::SqsCost(a) => sqs_cost(a, json),
+        ExperimentCommand::SqsCost(a) => sqs_cost(a, kernel, json),
         ExperimentCommand::Planner {
             trials,
             confidence,
@@ -184,7 +186,8 @@ pub fn run(cmd: ExperimentCommand, json: bool) -> Result<u8, UsageError> {
                 return Err(UsageError("--confidence must be between 0 and 1 (exclusive)".into()));
             }
             let imposed = planner_startup(startup_dist.as_deref(), startup_scale, startup_percentile)?;
-            let r = system().block_on(experiment::planner(trials, confidence, seed, &out, imposed, quota));
+            let r = system()
+                .block_on(experiment::planner(trials, confidence, seed, &out, imposed, quota, kernel));
             match r {
                 Ok(s) => {
                     if json {

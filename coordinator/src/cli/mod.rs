@@ -96,6 +96,12 @@ enum Command {
     Daemon(daemon_client::DaemonCommand),
 }
 
+/// The hashing backend `NONCE_KERNEL` forces, or the fastest this CPU runs.
+pub fn kernel_from_env() -> Result<worker_actor::Backend, UsageError> {
+    let forced = std::env::var("NONCE_KERNEL").ok();
+    worker_actor::Backend::choose(forced.as_deref()).map_err(|e| UsageError(format!("NONCE_KERNEL={e}")))
+}
+
 /// Runs `noncectl` with the process arguments.
 pub fn main() -> ExitCode {
     use clap::{CommandFactory, FromArgMatches};
@@ -113,14 +119,14 @@ pub fn main() -> ExitCode {
     };
     let json = cli.global.json;
     crate::logging::init(crate::logging::Audience::Terminal, "warn");
-    let code = match cli.command {
-        Command::Search(args) => search::run(*args, &cli.global),
+    let code = kernel_from_env().and_then(|kernel| match cli.command {
+        Command::Search(args) => search::run(*args, kernel, &cli.global),
         Command::Verify(args) => verify::run(args, json),
-        Command::Bench(args) => bench::run(args, json),
-        Command::Estimate(args) => estimate::run(args, json),
-        Command::Experiment(cmd) => experiment::run(cmd, json),
+        Command::Bench(args) => bench::run(args, kernel, json),
+        Command::Estimate(args) => estimate::run(args, kernel, json),
+        Command::Experiment(cmd) => experiment::run(cmd, kernel, json),
         Command::Daemon(cmd) => daemon_client::run(cmd, &cli.global),
-    };
+    });
     match code {
         Ok(code) => ExitCode::from(code),
         Err(UsageError(msg)) => {

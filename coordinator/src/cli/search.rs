@@ -145,9 +145,17 @@ impl SearchArgs {
     }
 }
 
-pub fn run(args: SearchArgs, global: &super::GlobalArgs) -> Result<u8, UsageError> {
+/// `kernel`: the hashing backend of in-process and process workers (`NONCE_KERNEL`, or the
+/// fastest); a daemon's workers use the daemon's.
+pub fn run(
+    args: SearchArgs,
+    kernel: worker_actor::Backend,
+    global: &super::GlobalArgs,
+) -> Result<u8, UsageError> {
     let request = args.request();
-    let spec = request.spec()?; // validate locally first: same errors, exit 2, either way
+    // Validated locally first: same errors, exit 2, either way.
+    let spec =
+        request.spec_with(crate::request::Knowledge { backend: Some(kernel), ..Default::default() })?;
     let json = global.json;
     let result = match global.connection.target()? {
         Some(Target::Socket(socket)) => system().block_on(drive_socket(socket, request, json)),

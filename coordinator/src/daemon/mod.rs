@@ -201,7 +201,10 @@ pub async fn run(config: DaemonConfig, reload: Reload) -> Result<(), String> {
     let coordinator = Coordinator::with_aws(aws.clone()).start();
     let on_shutdown = config.on_shutdown;
     let listener = socket::bind(&socket, config.socket_group.as_deref()).await?;
-    let methods = methods::DaemonMethods::new(coordinator.clone(), config, journal, aws.clone())
+    // NONCE_KERNEL: the hashing backend of this daemon's workers (the fastest otherwise).
+    let kernel = worker_actor::Backend::choose(std::env::var("NONCE_KERNEL").ok().as_deref())
+        .map_err(|e| format!("NONCE_KERNEL={e}"))?;
+    let methods = methods::DaemonMethods::new(coordinator.clone(), config, journal, aws.clone(), kernel)
         .map_err(|e| format!("cannot start the journal writer: {e}"))?;
     methods.restore(remembered).await;
     tokio::spawn({

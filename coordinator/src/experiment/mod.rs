@@ -109,11 +109,11 @@ pub async fn planner(
     out: &Path,
     imposed: Option<ImposedStartup>,
     quota: Option<LaunchQuotas>,
+    backend: Backend,
 ) -> Result<PlannerSummary, String> {
     std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     let coordinator = Coordinator::default().start();
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let backend = Backend::detect();
     let rate = crate::request::calibration::per_thread_rate(backend);
     let capacity = cpus();
     // The start-ups the planner has seen, in local seconds, and the delays imposed on workers
@@ -201,6 +201,7 @@ pub async fn planner(
         spec.deadline = Some(Duration::from_secs_f64(deadline));
         spec.launch_delay = delays.clone();
         spec.launch_gate = gate.clone();
+        spec.backend = backend;
         let o = run_job(&coordinator, spec).await?;
         let found = o.kind == OutcomeKind::Found;
         let elapsed = o.elapsed.as_secs_f64();

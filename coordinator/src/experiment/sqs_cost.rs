@@ -35,6 +35,8 @@ pub struct SqsCostPlan {
     /// The file workers append their request counts to (`NONCE_AWS_CALL_LOG`, set by the
     /// caller before any thread starts).
     pub call_log: PathBuf,
+    /// The workers' hashing backend (`NONCE_KERNEL`, or the fastest).
+    pub kernel: worker_actor::Backend,
 }
 
 /// The figures, for printing and `--json`.
@@ -131,7 +133,8 @@ pub async fn sqs_cost(plan: SqsCostPlan) -> Result<SqsCostReport, String> {
         launcher: Some("process".into()),
         ..SearchRequest::default()
     };
-    let spec = request.spec().map_err(|e| e.to_string())?;
+    let known = crate::request::Knowledge { backend: Some(plan.kernel), ..Default::default() };
+    let spec = request.spec_with(known).map_err(|e| e.to_string())?;
     let coordinator = Coordinator::with_aws(Some(aws.clone())).start();
     let (_, sup) = coordinator.send(StartJob(spec, None)).await.map_err(|e| e.to_string())??;
     let started = Instant::now();

@@ -123,6 +123,9 @@ pub struct Knowledge<'a> {
     /// The account's launch quotas (the daemon's `[ecs]`); `None`: the request's, else
     /// Fargate's documented ones.
     pub quotas: Option<nonce_core::launch_quota::LaunchQuotas>,
+    /// The hashing backend the program chose (`NONCE_KERNEL`, read by the program); `None`:
+    /// the fastest this CPU runs.
+    pub backend: Option<worker_actor::Backend>,
 }
 
 impl Knowledge<'_> {
@@ -199,6 +202,9 @@ impl SearchRequest {
             None => space,
         };
         let mut spec = JobSpec::new(puzzle, mode, range);
+        if let Some(b) = known.backend {
+            spec.backend = b;
+        }
         if let Some(w) = self.workers {
             if w == 0 || w > MAX_LOCAL_WORKERS {
                 return Err(UsageError(format!("--workers must be 1..={MAX_LOCAL_WORKERS}, not {w}")));

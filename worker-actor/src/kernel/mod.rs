@@ -10,7 +10,8 @@
 //! Backends, fastest first: AVX-512 sixteen-way (on Zen 5 it beats SHA-NI, whose
 //! `sha256rnds2` issues only every other cycle there), SHA-NI with interleaved lanes, AVX2
 //! eight-way, portable Rust. All give identical answers (property-tested);
-//! `NONCE_KERNEL=avx512|shani|avx2|portable` forces one.
+//! [`Backend::choose`] takes a program's forced one (`NONCE_KERNEL=avx512|shani|avx2|portable`,
+//! read by the programs, never here).
 
 pub mod sha256;
 mod template;
@@ -43,14 +44,22 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// The fastest backend this CPU supports, unless `NONCE_KERNEL` names a supported one.
+    /// The fastest backend this CPU supports.
     pub fn detect() -> Backend {
-        if let Some(forced) = std::env::var("NONCE_KERNEL").ok().and_then(|n| Backend::from_name(&n)) {
-            if forced.is_supported() {
-                return forced;
-            }
-        }
         Backend::available()[0]
+    }
+
+    /// The backend a program was told to use (`NONCE_KERNEL`, a `--backend` flag): the
+    /// fastest supported when `name` is `None` or blank, else the one named, if this CPU
+    /// runs it. The error says which and why; the caller names where it came from.
+    pub fn choose(name: Option<&str>) -> Result<Backend, String> {
+        let Some(name) = name.map(str::trim).filter(|n| !n.is_empty()) else { return Ok(Backend::detect()) };
+        let b =
+            Backend::from_name(name).ok_or(format!("{name:?}: expected avx512, shani, avx2 or portable"))?;
+        if !b.is_supported() {
+            return Err(format!("{name}: this CPU does not support it"));
+        }
+        Ok(b)
     }
 
     /// Every backend this CPU supports, fastest first.

@@ -112,6 +112,7 @@ impl DaemonMethods {
         config: DaemonConfig,
         mut journal: Journal,
         aws: Option<crate::transport::aws::AwsContext>,
+        kernel: worker_actor::Backend,
     ) -> std::io::Result<Arc<Self>> {
         // The history lives beside the journal, in the state directory.
         let startups_path = journal.path().with_file_name(startup::FILE);
@@ -124,7 +125,7 @@ impl DaemonMethods {
         };
         tracing::info!(path = %startups_path.display(),
             samples = book.launchers.values().map(|h| h.len()).sum::<usize>(), "start-up history loaded");
-        let backend = worker_actor::Backend::detect();
+        let backend = kernel;
         let rate = crate::request::calibration::saved_rate(backend)
             .unwrap_or(crate::request::calibration::DEFAULT_PER_THREAD);
         let journal = JournalWriter::start(journal)?;
@@ -188,6 +189,7 @@ impl DaemonMethods {
             startups: Some(&book),
             rate: Some(rate),
             quotas: self.aws.as_ref().map(|a| a.settings.launch.quotas),
+            backend: Some(rate.0),
         })
     }
 
