@@ -150,9 +150,13 @@ where
 
 /// Exponential with full jitter over its upper half, so retries of a fleet spread out.
 fn backoff(policy: &RetryPolicy, tries: u32) -> Duration {
+    backoff_ceiling(policy, tries).mul_f64(0.5 + 0.5 * rand::random::<f64>())
+}
+
+/// The longest wait after the `tries`-th try: the first backoff doubled each try, capped.
+fn backoff_ceiling(policy: &RetryPolicy, tries: u32) -> Duration {
     let exp = policy.first_backoff.saturating_mul(1u32 << tries.saturating_sub(1).min(20));
-    let cap = exp.min(policy.max_backoff);
-    cap.mul_f64(0.5 + 0.5 * rand::random::<f64>())
+    exp.min(policy.max_backoff)
 }
 
 #[cfg(test)]
@@ -272,14 +276,8 @@ mod tests {
         // A worker refused k times waits out k backoffs (jittered, at most 1, 2, 4 ... s) and
         // k more calls (0.1 s each) before it starts: the slowest such chain may come last.
         let policy = RetryPolicy::default();
-        let chain = |k: u32| -> f64 {
-            (1..=k)
-                .map(|t| {
-                    let exp = policy.first_backoff.saturating_mul(1u32 << (t - 1).min(20));
-                    exp.min(policy.max_backoff).as_secs_f64() + 0.1
-                })
-                .sum()
-        };
+        let chain =
+            |k: u32| -> f64 { (1..=k).map(|t| backoff_ceiling(&policy, t).as_secs_f64() + 0.1).sum() };
         let slowest = f.refused.values().map(|&k| chain(k)).fold(0.0, f64::max);
         eprintln!("slowest chain {slowest:.2} s, most refusals {:?}", f.refused.values().max());
         assert!(
