@@ -27,11 +27,15 @@ impl Job {
         self.offer_best(nonce);
         let new_lowest = self.found.first().is_none_or(|&low| nonce < low);
         if self.found.insert(nonce) {
-            self.persist_now = true;
             tracing::info!(job = %self.cfg.job, nonce, hash = %hex::encode(v.hash), "golden nonce verified");
         }
         if self.found.len() > MAX_FOUND {
             self.found.pop_last();
+        }
+        // Kept at once only if it is kept at all: one above the kept list changes nothing, and
+        // a worker resending it must not make every message rebuild the snapshot.
+        if self.found.contains(&nonce) {
+            self.persist_now = true;
         }
         match self.cfg.mode {
             Mode::First => self.finish(now, OutcomeKind::Found, out),
