@@ -7,6 +7,13 @@
 //! it is journaled and read back across versions.
 
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod client;
+pub mod rpc;
+
+pub use client::{CallError, Daemon};
+pub use rpc::{JobRef, Method, NoParams, RpcError, WaitParams, WorkersParams};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -242,6 +249,53 @@ impl<'de> Deserialize<'de> for JobStatus {
         }
         .map_err(D::Error::custom)
     }
+}
+
+/// `search.start`'s reply: the job's id and what the daemon made of the request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Started {
+    /// 16 hex digits.
+    pub job_id: String,
+    /// The plan it runs.
+    pub plan: Plan,
+}
+
+/// How a job will run, as the daemon validated and planned it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Workers it starts.
+    pub workers: usize,
+    /// Hashing threads each.
+    pub threads_per_worker: usize,
+    /// `first`, `lowest` or `exhaustive`.
+    pub mode: String,
+    /// The nonce range, `START..END`.
+    pub range: String,
+    /// Its time limit (the request's, or the user's vCPU-seconds quota's).
+    pub deadline_s: Option<f64>,
+    /// The hashing kernel (`avx512`, `shani`, `avx2`, `portable`).
+    pub backend: String,
+    /// A worker's start-up the planner counted on, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub startup_s: Option<f64>,
+    /// Where that start-up figure came from (measured, a default, the request).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub startup_source: Option<String>,
+    /// Fargate capacity (`fargate`, `spot`, `mixed`) of an `ecs` job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<String>,
+    /// The chance of an answer in time the planner promised (planned jobs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probability: Option<f64>,
+    /// Expected seconds to the answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_s: Option<f64>,
+    /// Seconds the launch quotas take to ask for the whole fleet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launch_ramp_s: Option<f64>,
+    /// Expected cost, US dollars.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
 }
 
 /// `search.cancel`'s reply: the job will end as `cancelled` (if it had not ended already).

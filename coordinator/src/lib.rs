@@ -1,4 +1,5 @@
-//! The coordinator runtime of nonce-cloud, and the programs users run: `noncectl`, `nonced`.
+//! The coordinator runtime of nonce-cloud: what both programs (`noncectl`, its own crate, and
+//! `nonced`, its own crate) run a search with.
 //!
 //! The decisions (the range ledger, the job state machine, the planner) live in the
 //! `nonce_core` crate, which cannot do I/O. This crate moves messages and time around them.
@@ -7,10 +8,10 @@
 //!
 //! | layer | modules | what |
 //! |---|---|---|
-//! | programs | [`cli`], [`daemon`], [`experiment`], [`logging`], [`output`] | what users run: `noncectl`, `nonced` (socket, journal, methods, config), experiments and their plots; logs, and stdout that may be a closed pipe |
 //! | actors | [`actors`] | the actix shells: the job registry and one `JobSupervisor` per job |
 //! | seams | [`launcher`] above [`transport`] | how workers start (`threads`, `process`, `ecs`) and how commands reach them (`memory`, `pipe`, `aws`) |
 //! | contract | [`request`] | a search as users state it, validated into a `JobSpec`, and its report; input parsing |
+//! | process | [`logging`], [`output`] | what both programs share: logs, and stdout that may be a closed pipe |
 //!
 //! Problems it solves, and where:
 //! - **Supervision apart from work**: workers hash; the `JobSupervisor` only relays, and
@@ -20,10 +21,9 @@
 //! - **Users**: the same request and report whether `noncectl` runs the coordinator
 //!   in-process or talks to `nonced`.
 
+#![forbid(unsafe_code)]
+
 pub mod actors;
-pub mod cli;
-pub mod daemon;
-pub mod experiment;
 pub mod launcher;
 pub mod logging;
 pub mod output;

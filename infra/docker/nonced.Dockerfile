@@ -11,7 +11,7 @@ WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p coordinator --bin nonced --bin noncectl \
+    cargo build --release --locked -p nonced -p noncectl --bin nonced --bin noncectl \
  && cp target/release/nonced target/release/noncectl /
 
 FROM gcr.io/distroless/cc-debian12:nonroot

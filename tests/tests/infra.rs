@@ -255,12 +255,11 @@ fn task_definitions_set_exactly_what_the_binaries_read() {
     }
 
     let daemon = env_names(&container(&resource("aws_ecs_task_definition", "daemon")));
-    let reads: BTreeSet<&str> =
-        coordinator::daemon::config::ENV_VARS.iter().chain(SDK_VARS.iter()).copied().collect();
+    let reads: BTreeSet<&str> = nonced::config::ENV_VARS.iter().chain(SDK_VARS.iter()).copied().collect();
     for v in &daemon {
         assert!(reads.contains(v.as_str()), "the daemon task sets {v}, which nonced does not read");
     }
-    for v in coordinator::daemon::config::REQUIRED_ON_ECS {
+    for v in nonced::config::REQUIRED_ON_ECS {
         assert!(daemon.contains(*v), "nonced on ECS requires {v}: the task definition does not set it");
     }
 }

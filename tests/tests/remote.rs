@@ -5,6 +5,7 @@
 mod common;
 use common::http::{free_port, http_exchange, http_request, nonced_in, rpc_over_http, sha256_hex};
 use common::*;
+use nonce_api::{Daemon, JobStatus};
 use serde_json::{json, Value};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -217,51 +218,44 @@ fn two_users_over_http_and_websocket_each_reach_only_their_own_jobs() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
         let endpoint = format!("http://127.0.0.1:{}", d.port);
-        let alice = coordinator::daemon::client::Remote::new(&endpoint, ALICE.into(), None)
+        let alice = noncectl::client::Remote::new(&endpoint, ALICE.into(), None)
             .expect("endpoint")
             .connect()
             .within("alice connects")
             .await
             .expect("alice connects");
-        let bob = coordinator::daemon::client::Remote::new(&endpoint, BOB.into(), None)
+        let bob = noncectl::client::Remote::new(&endpoint, BOB.into(), None)
             .expect("endpoint")
             .connect()
             .within("bob connects")
             .await
             .expect("bob connects");
-        match bob.subscribe(&long_job).within("bob subscribes").await {
-            Err(coordinator::daemon::client::CallError::Rpc(e)) => assert_eq!(e.code, -32000),
+        let (mut alice, mut bob) = (alice, bob);
+        // Updates are pushed (`search.subscribe`) over the network: `next_update` follows them.
+        match bob.next_update(&long_job).within("bob subscribes").await {
+            Err(noncectl::client::CallError::Rpc(e)) => assert_eq!(e.code, -32000),
             other => panic!("bob subscribed to alice's job: {other:?}"),
         }
-        let mut progress = alice.subscribe(&long_job).within("alice subscribes").await.expect("subscribed");
         let mut searched = Vec::new();
         while searched.len() < 3 {
-            let v = progress.next().within("a notification").await.expect("a notification").expect("JSON");
-            assert_eq!(v["finished"], json!(false), "{v}");
-            searched.push(v["searched"].as_u64().expect("searched"));
+            match alice.next_update(&long_job).within("a notification").await.expect("a notification") {
+                JobStatus::Running(p) => searched.push(p.searched),
+                other => panic!("alice's job ended: {other:?}"),
+            }
         }
         assert!(searched.windows(2).all(|w| w[0] <= w[1]) && searched[2] > 0, "progress moves: {searched:?}");
-        match bob.call("search.cancel", json!({"job_id": long_job})).within("bob cancels").await {
-            Err(coordinator::daemon::client::CallError::Rpc(e)) => assert_eq!(e.code, -32000),
+        match bob.cancel(&long_job).within("bob cancels").await {
+            Err(noncectl::client::CallError::Rpc(e)) => assert_eq!(e.code, -32000),
             other => panic!("bob cancelled alice's job: {other:?}"),
         }
-        alice
-            .call("search.cancel", json!({"job_id": long_job}))
-            .within("alice cancels")
-            .await
-            .expect("alice cancels");
+        alice.cancel(&long_job).within("alice cancels").await.expect("alice cancels");
         let last = loop {
-            let v = progress
-                .next()
-                .within("the final notification")
-                .await
-                .expect("the final notification")
-                .expect("JSON");
-            if v["finished"] == json!(true) {
-                break v;
+            match alice.next_update(&long_job).within("the final notification").await.expect("an update") {
+                JobStatus::Finished(f) => break f.result,
+                JobStatus::Running(_) => {}
             }
         };
-        assert_eq!(last["result"]["outcome"], json!("cancelled"), "{last}");
+        assert_eq!(last["outcome"], json!("cancelled"), "{last}");
     });
     let r = d.rpc(BOB, "search.cancel", json!({"job_id": bob_job}));
     assert_eq!(r["result"]["cancelling"], json!(true));
@@ -550,13 +544,13 @@ fn sighup_reloads_users_and_quotas_under_a_plain_listener_and_never_kills_the_da
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let endpoint = format!("http://127.0.0.1:{}", d.port);
     let bob_ws = rt.block_on(async {
-        let c = coordinator::daemon::client::Remote::new(&endpoint, BOB.into(), None)
+        let mut c = noncectl::client::Remote::new(&endpoint, BOB.into(), None)
             .expect("endpoint")
             .connect()
             .within("bob connects")
             .await
             .expect("bob connects");
-        c.call("search.list", json!({})).within("bob lists").await.expect("bob's socket works before");
+        c.list().within("bob lists").await.expect("bob's socket works before");
         c
     });
     // bob's token revoked, alice's quota raised, and a change that needs a restart.
@@ -575,8 +569,9 @@ fn sighup_reloads_users_and_quotas_under_a_plain_listener_and_never_kills_the_da
     let (status, _) = d.http("POST", "/rpc", Some(BOB), r#"{"jsonrpc":"2.0","id":1,"method":"search.list"}"#);
     assert_eq!(status, 401, "bob's token no longer works, without a restart");
     // Nor does the socket he opened before: every connection authenticates again.
-    match rt.block_on(bob_ws.call("search.list", json!({})).within("bob lists again")) {
-        Err(coordinator::daemon::client::CallError::Rpc(e)) => assert_eq!(e.code, -32003, "{e:?}"),
+    let mut bob_ws = bob_ws;
+    match rt.block_on(bob_ws.list().within("bob lists again")) {
+        Err(noncectl::client::CallError::Rpc(e)) => assert_eq!(e.code, -32003, "{e:?}"),
         other => panic!("a revoked token's open WebSocket still works: {other:?}"),
     }
     let second = d.rpc(ALICE, "search.start", long_request());

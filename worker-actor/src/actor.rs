@@ -7,9 +7,9 @@
 //! It never hashes on the actor thread. Everything it sends is sealed with its key.
 
 use crate::alarm::Alarm;
-use crate::kernel::Backend;
 use crate::search::{SearchEvent, ShardSearch};
 use actix::prelude::*;
+use nonce_kernel::Backend;
 use protocol::auth::{BroadcastVerifier, WorkerKey};
 use protocol::worker::{Delivery, WorkerInput, WorkerMachine, WorkerOutput, WorkerRules};
 pub use protocol::worker::{ExitReason, Shutdown, BROADCAST_SKEW};

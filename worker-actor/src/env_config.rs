@@ -50,8 +50,8 @@ pub const REQUIRED: &[&str] = &[
 ];
 
 use crate::aws::AwsEndpoints;
-use crate::kernel::Backend;
 use crate::WorkerConfig;
+use nonce_kernel::Backend;
 use protocol::auth::{BroadcastVerifier, WorkerKey};
 use protocol::{JobId, WorkerId};
 use std::time::Duration;

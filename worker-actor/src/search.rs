@@ -4,7 +4,7 @@
 //! known checked (the start of the lowest in-flight chunk, or the cursor). `shrink` never
 //! gives away a nonce already claimed, which is what makes work stealing race-free.
 
-use crate::kernel::{Backend, Kernel};
+use nonce_kernel::{Backend, Kernel};
 use protocol::{verify, Best, Mode, NonceRange, Puzzle};
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

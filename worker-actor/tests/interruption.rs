@@ -3,13 +3,14 @@
 //! and re-shards only the rest. Before, the worker said only `Bye`, and up to a heartbeat of
 //! work (9 s over SQS) was searched again.
 
+use nonce_kernel::Backend;
 use protocol::auth::JobSecret;
 use protocol::{
     ByeReason, Command, Encoding, EventBody, JobId, Mode, NonceRange, Puzzle, SealedEvent, ShardId, WorkerId,
 };
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use worker_actor::{Backend, Delivery, EventSink, Inbox, LocalStop, Shutdown, WorkerActor, WorkerConfig};
+use worker_actor::{Delivery, EventSink, Inbox, LocalStop, Shutdown, WorkerActor, WorkerConfig};
 
 #[derive(Default, Clone)]
 struct Kept(Arc<Mutex<Vec<SealedEvent>>>);

@@ -15,8 +15,8 @@ use crate::request::{LaunchDelay, WorkerTimings};
 pub use crate::transport::seal::WorkerCredentials;
 use crate::transport::WorkerEvent;
 use actix::prelude::*;
+use nonce_kernel::Backend;
 use protocol::{JobId, WorkerId};
-use worker_actor::Backend;
 
 pub use ecs::EcsLauncher;
 pub use process::ProcessLauncher;

@@ -4,10 +4,10 @@
 //! rate: its kernel changed, so the old figure would mislead the planner). The file holds
 //! several entries, so `noncectl` and `nonced` do not replace each other's figures.
 
+use nonce_kernel::Backend;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
-use worker_actor::Backend;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Saved {
@@ -111,7 +111,7 @@ pub fn per_thread_rate(backend: Backend) -> f64 {
     if let Some(r) = saved_rate(backend) {
         return r;
     }
-    let r = worker_actor::bench::run(backend, 1, Duration::from_millis(300));
+    let r = nonce_kernel::bench::run(backend, 1, Duration::from_millis(300));
     save(backend, r.rate);
     r.rate
 }

@@ -1,7 +1,7 @@
 //! The result of a search as the user sees it: one JSON object (`--json`) or a short text.
 
-use nonce_api::{Best, CatchChance, Outcome, Report, Suspect, VerificationReport};
-use nonce_core::job::{OutcomeKind, Verification};
+use nonce_api::{Best, CatchChance, Outcome, Progress, Report, Suspect, VerificationReport};
+use nonce_core::job::{OutcomeKind, Status, Verification};
 use protocol::{verify, JobId, Mode, Puzzle};
 use serde_json::Value;
 
@@ -166,6 +166,25 @@ pub fn verification_report(v: &Verification) -> VerificationReport {
             .collect(),
         false_alarm_per_job: v.false_alarm,
         bound,
+    }
+}
+
+/// A running job's progress (the fields `noncectl status` shows).
+pub fn progress(job: JobId, st: &Status) -> Progress {
+    Progress {
+        job_id: job.to_string(),
+        finished: false,
+        searched: st.stats.searched,
+        total: st.total,
+        rate: st.stats.rate.round(),
+        workers: st.stats.workers_live,
+        stalls: st.stats.stalls,
+        reshards: st.stats.reshards,
+        interruptions: st.stats.interruptions,
+        lowest_so_far: st.lowest,
+        forged: st.stats.forged,
+        verification: verification_json(&st.verification),
+        transport: None,
     }
 }
 

@@ -119,18 +119,18 @@ pub struct Knowledge<'a> {
     /// One hashing thread's rate for a backend, measured already (the daemon calibrates at
     /// start, off the request path); `None`: the saved figure, else a 0.3 s measurement now
     /// (a one-shot CLI can afford it; a daemon answering requests cannot).
-    pub rate: Option<(worker_actor::Backend, f64)>,
+    pub rate: Option<(nonce_kernel::Backend, f64)>,
     /// The account's launch quotas (the daemon's `[ecs]`); `None`: the request's, else
     /// Fargate's documented ones.
     pub quotas: Option<nonce_core::launch_quota::LaunchQuotas>,
     /// The hashing backend the program chose (`NONCE_KERNEL`, read by the program); `None`:
     /// the fastest this CPU runs.
-    pub backend: Option<worker_actor::Backend>,
+    pub backend: Option<nonce_kernel::Backend>,
 }
 
 impl Knowledge<'_> {
     /// Nonces a second of one thread of `backend`.
-    pub fn per_thread_rate(&self, backend: worker_actor::Backend) -> f64 {
+    pub fn per_thread_rate(&self, backend: nonce_kernel::Backend) -> f64 {
         match self.rate {
             Some((b, r)) if b == backend => r,
             // Known but for another backend: the saved figure or the documented default,

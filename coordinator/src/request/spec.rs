@@ -5,11 +5,11 @@ use super::timings::WorkerTimings;
 use aws_transport::ecs::EcsSettings;
 use nonce_core::job::{InboxRule, JobConfig};
 use nonce_core::startup::StartupEstimate;
+use nonce_kernel::Backend;
 use protocol::auth::JobSecret;
 use protocol::{JobId, Mode, NonceRange, Puzzle};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use worker_actor::Backend;
 
 /// Where a job's workers run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

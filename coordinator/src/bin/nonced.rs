@@ -1,5 +1,0 @@
-//! `nonced`: the nonce-cloud coordinator daemon.
-
-fn main() -> std::process::ExitCode {
-    coordinator::daemon::main()
-}
