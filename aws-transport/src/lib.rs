@@ -18,6 +18,8 @@
 //! - **Fargate fleets.** [`ecs`] runs, watches and stops tasks in batches of ten, with
 //!   exponential backoff and jitter when throttled.
 
+#![forbid(unsafe_code)]
+
 pub mod clients;
 pub mod command_sender;
 pub mod ecs;

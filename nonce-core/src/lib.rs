@@ -19,6 +19,8 @@
 //! simulation (`tests/simulation.rs`) and the scale bench (`benches/scale.rs`) drive the very
 //! code the daemon runs.
 
+#![forbid(unsafe_code)]
+
 pub mod job;
 pub mod launch_quota;
 pub mod ledger;

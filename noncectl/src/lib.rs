@@ -3,6 +3,8 @@
 //! network (`--endpoint`, [`connection`]). One file per
 //! subcommand; the request and report they share with the daemon are in `coordinator::request`.
 
+#![forbid(unsafe_code)]
+
 mod bench;
 pub mod client;
 pub mod connection;

@@ -11,7 +11,7 @@ use coordinator::actors::{CancelJob, GetTransportCounters, WaitJob, WatchJob};
 use coordinator::request::report::{self, human_rate, SearchReport};
 use coordinator::request::AwsSettings;
 use coordinator::request::JobSpec;
-use coordinator::request::SearchRequest;
+use coordinator::request::{LauncherKind, SearchRequest, TransportKind};
 use coordinator::transport::aws::AwsContext;
 use indicatif::{ProgressBar, ProgressStyle};
 use nonce_api::JobStatus;
@@ -111,16 +111,16 @@ pub struct SearchArgs {
 }
 
 impl SearchArgs {
-    fn request(&self) -> SearchRequest {
-        SearchRequest {
+    fn request(&self) -> Result<SearchRequest, UsageError> {
+        Ok(SearchRequest {
             mode: Some(self.mode.clone()),
             range: self.range.clone(),
             workers: self.workers,
             threads: Some(self.threads),
             max_time: self.max_time.clone(),
             confidence: self.confidence,
-            transport: self.transport.clone(),
-            launcher: self.launcher.clone(),
+            transport: self.transport.as_deref().map(TransportKind::parse).transpose()?,
+            launcher: self.launcher.as_deref().map(LauncherKind::parse).transpose()?,
             replacements: self.replacements,
             heartbeat: self.heartbeat.clone(),
             stall_timeout: self.stall_timeout.clone(),
@@ -140,7 +140,7 @@ impl SearchArgs {
             ecs_call_quota: self.ecs_call_quota.clone(),
             ecs_capacity_retry: self.ecs_capacity_retry.clone(),
             ..self.puzzle.request()
-        }
+        })
     }
 }
 
@@ -151,7 +151,7 @@ pub fn run(
     kernel: nonce_kernel::Backend,
     global: &super::GlobalArgs,
 ) -> Result<u8, UsageError> {
-    let request = args.request();
+    let request = args.request()?;
     // Validated locally first: same errors, exit 2, either way.
     let spec =
         request.spec_with(coordinator::request::Knowledge { backend: Some(kernel), ..Default::default() })?;
@@ -161,7 +161,7 @@ pub fn run(
         None => {
             // Flags from the environment (NONCE_AWS_PREFIX, NONCE_ECS_*) only matter over aws.
             let aws =
-                if request.transport.as_deref() == Some("aws") { request.aws_settings()? } else { None };
+                if request.transport == Some(TransportKind::Aws) { request.aws_settings()? } else { None };
             system().block_on(drive_local(spec, aws, json)).map_err(CommandError::Local)
         }
     };

@@ -1,6 +1,7 @@
 //! `nonced`'s configuration: a TOML file (see `infra/nonced.example.toml`), then environment,
 //! then flags, each overriding the one before.
 
+use coordinator::request::{LauncherKind, TransportKind};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -41,6 +42,8 @@ pub const ENV_VARS: &[&str] = &[
     "NONCE_HTTP_METRICS_PUBLIC",
     "NONCE_METRICS_EMF",
     "NONCE_USERS",
+    "NONCE_KERNEL",
+    "NONCE_AWS_CALL_LOG",
 ];
 
 /// What a daemon that runs Fargate workers cannot do without (when no config file says it).
@@ -283,8 +286,10 @@ pub struct DaemonConfig {
     /// Finished jobs the daemon remembers (status, list, the journal), the newest: older ones
     /// are forgotten, so memory and restart time stay bounded however many jobs it runs.
     pub keep_finished: usize,
-    pub transport: String,
-    pub launcher: String,
+    /// The transport of jobs whose request names none.
+    pub transport: TransportKind,
+    /// The launcher of jobs whose request names none.
+    pub launcher: LauncherKind,
     pub quotas: Quotas,
     pub aws: Option<AwsTable>,
     pub ecs: Option<EcsTable>,
@@ -293,6 +298,13 @@ pub struct DaemonConfig {
     pub user_quotas: super::users::UserQuotas,
     pub http: HttpTable,
     pub metrics: MetricsTable,
+    /// The hashing backend of this daemon's own workers (`threads` and `process`):
+    /// `avx512`, `shani`, `avx2` or `portable`; the fastest this CPU has when unset.
+    pub kernel: Option<String>,
+    /// Where to append the AWS calls this daemon made when it stops (`NONCE_AWS_CALL_LOG`:
+    /// the least-privilege test's tally; never from the file).
+    #[serde(skip)]
+    pub aws_call_log: Option<PathBuf>,
 }
 
 impl Default for DaemonConfig {
@@ -303,8 +315,8 @@ impl Default for DaemonConfig {
             socket_group: None,
             on_shutdown: OnShutdown::Keep,
             keep_finished: DEFAULT_KEEP_FINISHED,
-            transport: "memory".into(),
-            launcher: "threads".into(),
+            transport: TransportKind::Memory,
+            launcher: LauncherKind::Threads,
             quotas: Quotas::default(),
             aws: None,
             ecs: None,
@@ -312,6 +324,8 @@ impl Default for DaemonConfig {
             user_quotas: super::users::UserQuotas::default(),
             http: HttpTable::default(),
             metrics: MetricsTable::default(),
+            kernel: None,
+            aws_call_log: None,
         }
     }
 }
@@ -342,6 +356,7 @@ pub fn reload_split(old: &DaemonConfig, new: &DaemonConfig) -> (DaemonConfig, Ve
     // The certificate's files are re-read; which files, and the rest of [http], are not.
     differs("[http]", old.http != new.http);
     differs("[metrics]", old.metrics != new.metrics);
+    differs("kernel", old.kernel != new.kernel);
     (merged, restart)
 }
 
@@ -389,18 +404,24 @@ impl DaemonConfig {
                 .map(|v| v.parse::<usize>().map_err(|_| format!("{name}={v:?} is not a whole number")))
                 .transpose()
         };
+        if let Some(k) = text("NONCE_KERNEL") {
+            self.kernel = Some(k);
+        }
+        if let Some(path) = text(aws_transport::CALL_LOG_VAR) {
+            self.aws_call_log = Some(PathBuf::from(path));
+        }
         if let Some(t) = text("NONCE_TRANSPORT") {
-            self.transport = t;
+            self.transport = TransportKind::parse(&t).map_err(|e| format!("NONCE_TRANSPORT: {e}"))?;
         }
         if let Some(l) = text("NONCE_LAUNCHER") {
-            self.launcher = l;
+            self.launcher = LauncherKind::parse(&l).map_err(|e| format!("NONCE_LAUNCHER: {e}"))?;
         }
         if let Some(p) = text("NONCE_AWS_PREFIX") {
             self.aws.get_or_insert_with(AwsTable::default).prefix = p;
         }
         if let Some(n) = number("NONCE_SWEEP_EVERY_S")? {
             // Only where the aws transport is in use: this alone must not turn it on.
-            if self.transport == "aws" || self.aws.is_some() {
+            if self.transport == TransportKind::Aws || self.aws.is_some() {
                 self.aws.get_or_insert_with(AwsTable::default).sweep_every_s = (n as u64).max(1);
             }
         }
@@ -537,16 +558,9 @@ impl DaemonConfig {
                     .into(),
             );
         }
-        if !matches!(self.transport.as_str(), "memory" | "aws") {
-            return Err(format!("transport {:?}: expected memory or aws", self.transport));
-        }
-        if !matches!(self.launcher.as_str(), "threads" | "process" | "ecs") {
-            return Err(format!("launcher {:?}: expected threads, process or ecs", self.launcher));
-        }
-        if self.launcher == "ecs" && self.transport != "aws" {
-            return Err("launcher \"ecs\" needs transport \"aws\"".into());
-        }
-        if self.launcher == "ecs" && self.ecs.is_none() {
+        self.launcher.check_transport(self.transport).map_err(|e| e.0)?;
+        nonce_kernel::Backend::choose(self.kernel.as_deref()).map_err(|e| format!("kernel: {e}"))?;
+        if self.launcher == LauncherKind::Ecs && self.ecs.is_none() {
             return Err(
                 "launcher \"ecs\" needs an [ecs] table (cluster, task_definition, subnets, security_groups)"
                     .into(),
@@ -594,7 +608,7 @@ impl DaemonConfig {
 
     /// The aws set-up: present when the default transport is aws or an `[aws]` table exists.
     pub fn aws_settings(&self) -> Option<coordinator::request::AwsSettings> {
-        if self.transport != "aws" && self.aws.is_none() {
+        if self.transport != TransportKind::Aws && self.aws.is_none() {
             return None;
         }
         let table = self.aws.clone().unwrap_or_default();
@@ -866,8 +880,8 @@ mod tests {
     #[test]
     fn unknown_keys_and_bad_values_are_refused() {
         assert!(toml::from_str::<DaemonConfig>("sokcet = '/x'").is_err());
-        let cfg: DaemonConfig = toml::from_str("transport = 'carrier-pigeon'").expect("parses");
-        assert!(cfg.check().is_err());
+        let e = toml::from_str::<DaemonConfig>("transport = 'carrier-pigeon'").expect_err("a kind");
+        assert!(e.to_string().contains("memory"), "{e}");
         let cfg: DaemonConfig = toml::from_str("launcher = 'ecs'").expect("parses");
         assert!(cfg.check().expect_err("ecs needs aws").contains("aws"));
         let cfg: DaemonConfig = toml::from_str("transport = 'aws'\n[aws]\nprefix = 'a b'").expect("parses");

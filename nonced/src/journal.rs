@@ -12,12 +12,12 @@ use protocol::JobId;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufRead, BufReader, BufWriter, Seek, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::request::{startup, SearchRequest};
+use coordinator::request::{startup, SearchRequest};
 use nonce_core::job::Snapshot;
 
 /// The state directory's mode, and every file's in it: the journal holds every user's
@@ -175,10 +175,57 @@ struct Open {
     rejected: Vec<Vec<u8>>,
 }
 
+/// Why the journal could not be used: the daemon cannot start (or a write is not durable).
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// A file or folder of the state directory could not be read or written.
+    #[error("cannot {action}: {source}")]
+    Io {
+        /// What was being done, naming the path.
+        action: String,
+        /// What the system said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The state directory is shared (sticky, like /tmp): refused, not repaired.
+    #[error("state dir {0} is a shared directory (sticky, like /tmp): give nonced a directory of its own")]
+    SharedDir(std::path::PathBuf),
+    /// A record could not be encoded.
+    #[error("cannot encode a journal record: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// An [`JournalError::Io`] for `action`.
+fn io(action: impl Into<String>) -> impl FnOnce(std::io::Error) -> JournalError {
+    let action = action.into();
+    move |source| JournalError::Io { action, source }
+}
+
+/// Why replay skipped a line (it stays aside, in `journal.rejected`).
+#[derive(Debug, thiserror::Error)]
+enum Skipped {
+    #[error("not UTF-8: {0}")]
+    NotUtf8(#[from] std::str::Utf8Error),
+    #[error("not a journal record: {0}")]
+    NotRecord(serde_json::Error),
+    #[error("cut short: {0}")]
+    CutShort(serde_json::Error),
+    #[error("not JSON: {0}")]
+    NotJson(serde_json::Error),
+    #[error("job id {0:?}: not 16 hex digits")]
+    BadJobId(String),
+    #[error("job {0} has already finished")]
+    AlreadyFinished(JobId),
+    #[error("job {0} is still running: it cannot be forgotten")]
+    StillRunning(JobId),
+    #[error("job {0} was never started")]
+    NeverStarted(JobId),
+}
+
 impl Journal {
     /// Opens (creating) `dir/journal.jsonl`, replays it, and compacts it if it holds more than
     /// twice the lines its jobs need. The directory is made 0700 and its files 0600, new or old.
-    pub fn open(dir: &Path) -> Result<(Journal, Vec<Remembered>), String> {
+    pub fn open(dir: &Path) -> Result<(Journal, Vec<Remembered>), JournalError> {
         private_dir(dir)?;
         for name in OTHER_STATE_FILES {
             make_private(&dir.join(name))?;
@@ -218,7 +265,7 @@ impl Journal {
     }
 
     /// Appends and syncs one record; every [`COMPACT_AFTER_APPENDS`] appends, compacts.
-    pub fn append(&self, record: &Record) -> Result<(), String> {
+    pub fn append(&self, record: &Record) -> Result<(), JournalError> {
         self.append_all(std::slice::from_ref(record))
     }
 
@@ -227,19 +274,26 @@ impl Journal {
     /// compacts. On an error none of them is known durable.
     ///
     /// [`writer`]: super::journal_writer
-    pub fn append_all(&self, records: &[Record]) -> Result<(), String> {
+    pub fn append_all(&self, records: &[Record]) -> Result<(), JournalError> {
         let mut lines = Vec::new();
         for record in records {
-            lines.extend(serde_json::to_vec(record).map_err(|e| e.to_string())?);
+            lines.extend(serde_json::to_vec(record)?);
             lines.push(b'\n');
         }
         let started = std::time::Instant::now();
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        let written = open
-            .file
-            .write_all(&lines)
-            .and_then(|_| open.file.sync_data())
-            .map_err(|e| format!("journal write failed: {e}"));
+        // Where this batch starts: a failed write is cut back to it, so the next batch does
+        // not follow half a line (a torn batch would hide the record after it on replay).
+        let before = open.file.stream_position();
+        let written = open.file.write_all(&lines).and_then(|_| open.file.sync_data());
+        if written.is_err() {
+            if let Ok(at) = before {
+                if let Err(e) = open.file.set_len(at) {
+                    tracing::warn!(error = %e, "cannot cut a failed journal write back");
+                }
+            }
+        }
+        let written = written.map_err(io(format!("write journal {}", self.path.display())));
         if let Some(h) = &self.latency {
             h.observe(started.elapsed().as_secs_f64());
         }
@@ -293,26 +347,21 @@ impl Open {
 
 /// Creates `dir` (and any missing parent) mode 0700, or makes an existing one 0700. A sticky
 /// directory (like /tmp) is shared by design: refused rather than closed to everyone else.
-fn private_dir(dir: &Path) -> Result<(), String> {
+fn private_dir(dir: &Path) -> Result<(), JournalError> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(PRIVATE_DIR)
         .create(dir)
-        .map_err(|e| format!("cannot create state dir {}: {e}", dir.display()))?;
-    let mode = std::fs::metadata(dir)
-        .map_err(|e| format!("cannot read state dir {}: {e}", dir.display()))?
-        .permissions()
-        .mode()
-        & 0o7777;
+        .map_err(io(format!("create state dir {}", dir.display())))?;
+    let mode =
+        std::fs::metadata(dir).map_err(io(format!("read state dir {}", dir.display())))?.permissions().mode()
+            & 0o7777;
     if mode & 0o1000 != 0 {
-        return Err(format!(
-            "state dir {} is a shared directory (sticky, like /tmp): give nonced a directory of its own",
-            dir.display()
-        ));
+        return Err(JournalError::SharedDir(dir.to_path_buf()));
     }
     if mode != PRIVATE_DIR {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(PRIVATE_DIR))
-            .map_err(|e| format!("cannot make state dir {} private (mode 0700): {e}", dir.display()))?;
+            .map_err(io(format!("make state dir {} private (mode 0700)", dir.display())))?;
         tracing::info!(dir = %dir.display(), was = %format!("{mode:04o}"), "state dir made private (0700)");
     }
     Ok(())
@@ -320,31 +369,31 @@ fn private_dir(dir: &Path) -> Result<(), String> {
 
 /// Makes the file at `path`, if there is one, mode 0600: a umask narrows a new file's mode
 /// but never sets it, and an older daemon left its files as the umask made them.
-fn make_private(path: &Path) -> Result<(), String> {
+fn make_private(path: &Path) -> Result<(), JournalError> {
     let mode = match std::fs::metadata(path) {
         Ok(m) => m.permissions().mode() & 0o7777,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        Err(e) => return Err(io(format!("read {}", path.display()))(e)),
     };
     if mode != PRIVATE_FILE {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(PRIVATE_FILE))
-            .map_err(|e| format!("cannot make {} private (mode 0600): {e}", path.display()))?;
+            .map_err(io(format!("make {} private (mode 0600)", path.display())))?;
     }
     Ok(())
 }
 
 /// Opens the journal at `path` (creating it, 0600) to append to it. After a torn write, the
 /// next record starts on a line of its own.
-fn append_to(path: &Path, torn: bool) -> Result<File, String> {
+fn append_to(path: &Path, torn: bool) -> Result<File, JournalError> {
     let mut file = OpenOptions::new()
         .create(true)
         .append(true)
         .mode(PRIVATE_FILE)
         .open(path)
-        .map_err(|e| format!("cannot open journal {}: {e}", path.display()))?;
+        .map_err(io(format!("open journal {}", path.display())))?;
     make_private(path)?;
     if torn {
-        file.write_all(b"\n").map_err(|e| format!("journal write failed: {e}"))?;
+        file.write_all(b"\n").map_err(io(format!("write journal {}", path.display())))?;
     }
     Ok(file)
 }
@@ -393,18 +442,18 @@ fn records_of(job: &Remembered) -> Vec<Record> {
 /// Rewrites the journal at `path` as the records that replay to `jobs`, after keeping the
 /// `rejected` lines still in it aside (in `journal.rejected`). Returns the new journal, open
 /// for appending; on an error the old one is in place, whole.
-fn compact(path: &Path, contents: &Contents, rejected: &[Vec<u8>]) -> Result<File, String> {
+fn compact(path: &Path, contents: &Contents, rejected: &[Vec<u8>]) -> Result<File, JournalError> {
     keep_rejected(&path.with_file_name(REJECTED), rejected)?;
     rewrite(path, contents)
 }
 
 /// Appends `lines` to the file at `path` (0600), synced, so compaction loses none of them.
-fn keep_rejected(path: &Path, lines: &[Vec<u8>]) -> Result<(), String> {
+fn keep_rejected(path: &Path, lines: &[Vec<u8>]) -> Result<(), JournalError> {
     if lines.is_empty() {
         return Ok(());
     }
-    let failed =
-        |e: std::io::Error| format!("cannot keep unreadable journal lines in {}: {e}", path.display());
+    let action = format!("keep unreadable journal lines in {}", path.display());
+    let failed = |e: std::io::Error| JournalError::Io { action: action.clone(), source: e };
     let file = OpenOptions::new().create(true).append(true).mode(PRIVATE_FILE).open(path).map_err(failed)?;
     make_private(path)?;
     let mut out = BufWriter::new(&file);
@@ -418,11 +467,11 @@ fn keep_rejected(path: &Path, lines: &[Vec<u8>]) -> Result<(), String> {
 /// Writes the records that replay to `jobs` to a private file beside `path`, syncs it,
 /// renames it over `path` and syncs the directory: a crash at any point leaves the old
 /// journal or the new one, each whole. Returns the new journal, open for appending.
-fn rewrite(path: &Path, contents: &Contents) -> Result<File, String> {
+fn rewrite(path: &Path, contents: &Contents) -> Result<File, JournalError> {
     let tmp = path.with_extension("jsonl.compacting");
     let written = write_records(&tmp, contents)
         .and_then(|file| std::fs::rename(&tmp, path).map(|()| file))
-        .map_err(|e| format!("cannot compact journal {} (via {}): {e}", path.display(), tmp.display()));
+        .map_err(io(format!("compact journal {} (via {})", path.display(), tmp.display())));
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
@@ -474,11 +523,11 @@ struct Replayed {
 /// disk's garbage) is skipped with a warning naming it, and every other line still counts,
 /// so one bad line never hides the jobs after it nor stops the daemon. A read error is an
 /// error: going on would forget the rest of the file.
-fn replay(path: &Path) -> Result<Replayed, String> {
+fn replay(path: &Path) -> Result<Replayed, JournalError> {
     let f = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Replayed::default()),
-        Err(e) => return Err(format!("cannot read journal {}: {e}", path.display())),
+        Err(e) => return Err(io(format!("read journal {}", path.display()))(e)),
     };
     let mut reader = BufReader::new(f);
     let mut replayed = Replayed::default();
@@ -487,7 +536,7 @@ fn replay(path: &Path) -> Result<Replayed, String> {
         line.clear();
         let read = reader
             .read_until(b'\n', &mut line)
-            .map_err(|e| format!("cannot read journal {} at line {n}: {e}", path.display()))?;
+            .map_err(io(format!("read journal {} at line {n}", path.display())))?;
         if read == 0 {
             break;
         }
@@ -506,12 +555,12 @@ fn replay(path: &Path) -> Result<Replayed, String> {
 }
 
 /// One line as a record, or why it is not one.
-fn decode(line: &[u8]) -> Result<Record, String> {
-    let text = std::str::from_utf8(line).map_err(|e| format!("not UTF-8: {e}"))?;
+fn decode(line: &[u8]) -> Result<Record, Skipped> {
+    let text = std::str::from_utf8(line)?;
     serde_json::from_str(text).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => format!("not a journal record: {e}"),
-        serde_json::error::Category::Eof => format!("cut short: {e}"),
-        _ => format!("not JSON: {e}"),
+        serde_json::error::Category::Data => Skipped::NotRecord(e),
+        serde_json::error::Category::Eof => Skipped::CutShort(e),
+        _ => Skipped::NotJson(e),
     })
 }
 
@@ -519,11 +568,11 @@ fn decode(line: &[u8]) -> Result<Record, String> {
 /// job at the end of the list, progress and a finish update theirs. A finished job's progress
 /// is dropped: its result says everything, and it is never resumed. `Err` says why the record
 /// changed nothing.
-fn apply(contents: &mut Contents, record: Record) -> Result<(), String> {
+fn apply(contents: &mut Contents, record: Record) -> Result<(), Skipped> {
     let jobs = &mut contents.jobs;
     match record {
         Record::Start { job, request, owner, at, secret } => {
-            let id: JobId = job.parse()?;
+            let id = job_id(&job)?;
             jobs.retain(|j| j.job != id);
             jobs.push(Remembered {
                 job: id,
@@ -539,7 +588,7 @@ fn apply(contents: &mut Contents, record: Record) -> Result<(), String> {
         Record::Progress { job, snapshot } => {
             let j = find(jobs, &job)?;
             if j.result.is_some() {
-                return Err(format!("job {} has already finished", j.job));
+                return Err(Skipped::AlreadyFinished(j.job));
             }
             j.progress = Some(snapshot);
         }
@@ -552,7 +601,7 @@ fn apply(contents: &mut Contents, record: Record) -> Result<(), String> {
         Record::Forget { job, owner, day, vcpu_seconds } => {
             let id = find(jobs, &job)?.job;
             if jobs.iter().any(|j| j.job == id && j.result.is_none()) {
-                return Err(format!("job {id} is still running: it cannot be forgotten"));
+                return Err(Skipped::StillRunning(id));
             }
             jobs.retain(|j| j.job != id);
             *contents.usage.entry((owner, day)).or_default() += vcpu_seconds.max(0.0);
@@ -565,9 +614,13 @@ fn apply(contents: &mut Contents, record: Record) -> Result<(), String> {
 }
 
 /// The remembered job `job` names.
-fn find<'a>(jobs: &'a mut [Remembered], job: &str) -> Result<&'a mut Remembered, String> {
-    let id: JobId = job.parse()?;
-    jobs.iter_mut().find(|j| j.job == id).ok_or_else(|| format!("job {id} was never started"))
+fn find<'a>(jobs: &'a mut [Remembered], job: &str) -> Result<&'a mut Remembered, Skipped> {
+    let id = job_id(job)?;
+    jobs.iter_mut().find(|j| j.job == id).ok_or(Skipped::NeverStarted(id))
+}
+
+fn job_id(text: &str) -> Result<JobId, Skipped> {
+    text.parse().map_err(|_| Skipped::BadJobId(text.to_string()))
 }
 
 #[cfg(test)]
@@ -648,6 +701,40 @@ mod tests {
         let (_, jobs) = Journal::open(&dir).expect("reopens");
         let ids: Vec<u64> = jobs.iter().map(|r| r.job.0).collect();
         assert_eq!(ids, (1..=52).collect::<Vec<_>>());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A stalled disk: records that need not wait are dropped past the queue's bound instead
+    /// of growing memory without end, and `flush` (the daemon's last step) returns only once
+    /// what was queued is on disk.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stalled_disk_bounds_the_queue_and_flush_waits_for_it() {
+        let dir = std::env::temp_dir().join(format!("nonced-journal-stall-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (j, _) = Journal::open(&dir).expect("opens");
+        let writer = super::super::journal_writer::JournalWriter::start(j).expect("starts");
+        let req = SearchRequest { block: Some("x".into()), difficulty: Some(3), ..Default::default() };
+        let start = |id: u64| Record::Start {
+            job: JobId(id).to_string(),
+            request: Box::new(req.clone()),
+            owner: None,
+            at: Some(id),
+            secret: None,
+        };
+        let submitted = 20_000u64;
+        {
+            let _held = writer.journal().open.lock().expect("lock");
+            for id in 1..=submitted {
+                writer.submit(start(id));
+            }
+        }
+        writer.flush().await;
+        let kept = writer.journal().open.lock().expect("lock").contents.jobs.len() as u64;
+        assert!(kept > 0, "the records queued before the stall are written");
+        assert!(kept <= 4096 + 256 + 1, "{kept} of {submitted} records were held in memory");
+        // What was written is durable once flush returns: a second open replays exactly it.
+        let (_, jobs) = Journal::open(&dir).expect("reopens");
+        assert_eq!(jobs.len() as u64, kept);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -855,7 +942,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = test_dir("private-old");
         write_lines(&dir, &[line(&start(1, "alice"))]);
-        let startups = dir.join(crate::request::startup::FILE);
+        let startups = dir.join(coordinator::request::startup::FILE);
         std::fs::write(&startups, "{}").expect("write startups");
         for (path, m) in [(&dir, 0o755), (&dir.join("journal.jsonl"), 0o644), (&startups, 0o644)] {
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(m)).expect("chmod");

@@ -8,6 +8,8 @@
 //! sequence in [`run`]. The runtime (actors, transports, launchers, the request model) is the
 //! `coordinator` crate's; this crate is the program around it.
 
+#![forbid(unsafe_code)]
+
 pub mod config;
 pub mod http;
 pub mod journal;
@@ -131,7 +133,7 @@ pub fn main() -> ExitCode {
     let system = coordinator::actors::system();
     let health_check_only = args.health_check;
     let result = if health_check_only {
-        system.block_on(health_check(config.socket_path()))
+        system.block_on(health_check(config.socket_path())).map_err(DaemonError::from)
     } else {
         // A SIGHUP reads the configuration again the same way: file, then env, then flags.
         system.block_on(run(config, Box::new(move || load_config(&args))))
@@ -177,6 +179,24 @@ fn load_config(args: &Args) -> Result<DaemonConfig, String> {
     Ok(config)
 }
 
+/// Why `nonced` could not start, or had to stop.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The state directory or its journal cannot be used.
+    #[error(transparent)]
+    Journal(#[from] journal::JournalError),
+    /// A part of the daemon did not start: the configuration's check, a listener, the AWS
+    /// clients, the kernel, a signal handler.
+    #[error("{0}")]
+    Start(String),
+}
+
+impl From<String> for DaemonError {
+    fn from(why: String) -> Self {
+        DaemonError::Start(why)
+    }
+}
+
 /// Reads the configuration again (on SIGHUP).
 pub type Reload = Box<dyn Fn() -> Result<DaemonConfig, String> + Send + Sync>;
 
@@ -192,7 +212,7 @@ async fn health_check(socket: PathBuf) -> Result<(), String> {
 }
 
 /// Starts everything, serves until SIGTERM or SIGINT, then shuts down in order.
-pub async fn run(config: DaemonConfig, reload: Reload) -> Result<(), String> {
+pub async fn run(config: DaemonConfig, reload: Reload) -> Result<(), DaemonError> {
     config.check()?;
     let socket = config.socket_path();
     let state = config.state_path();
@@ -204,9 +224,10 @@ pub async fn run(config: DaemonConfig, reload: Reload) -> Result<(), String> {
     let coordinator = Coordinator::with_aws(aws.clone()).start();
     let on_shutdown = config.on_shutdown;
     let listener = socket::bind(&socket, config.socket_group.as_deref()).await?;
-    // NONCE_KERNEL: the hashing backend of this daemon's workers (the fastest otherwise).
-    let kernel = nonce_kernel::Backend::choose(std::env::var("NONCE_KERNEL").ok().as_deref())
-        .map_err(|e| format!("NONCE_KERNEL={e}"))?;
+    // `kernel` (NONCE_KERNEL): the hashing backend of this daemon's workers.
+    let kernel =
+        nonce_kernel::Backend::choose(config.kernel.as_deref()).map_err(|e| format!("kernel: {e}"))?;
+    let call_log = config.aws_call_log.clone();
     let methods = methods::DaemonMethods::new(coordinator.clone(), config, journal, aws.clone(), kernel)
         .map_err(|e| format!("cannot start the journal writer: {e}"))?;
     methods.restore(remembered).await;
@@ -282,11 +303,13 @@ pub async fn run(config: DaemonConfig, reload: Reload) -> Result<(), String> {
             }
         }
     }
+    // Everything queued to the journal is on disk before the process ends.
+    methods.flush_journal().await;
     if let Some(aws) = aws {
         aws.settle(Duration::from_secs(10)).await;
         // NONCE_AWS_CALL_LOG: what this daemon called, for the least-privilege test.
-        if let Some(path) = std::env::var_os(aws_transport::CALL_LOG_VAR) {
-            aws.clients.calls.append_to_call_log(path.as_ref(), "daemon", methods.uptime().as_secs_f64());
+        if let Some(path) = &call_log {
+            aws.clients.calls.append_to_call_log(path, "daemon", methods.uptime().as_secs_f64());
         }
     }
     Ok(())

@@ -5,6 +5,8 @@
 //! Everything a worker reports is only a claim; [`pow::verify`] is the single source of truth
 //! the coordinator checks every claim against.
 
+#![forbid(unsafe_code)]
+
 pub mod auth;
 pub mod codec;
 pub mod message;

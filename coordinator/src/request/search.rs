@@ -43,9 +43,9 @@ pub struct SearchRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confidence: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub transport: Option<String>,
+    pub transport: Option<TransportKind>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub launcher: Option<String>,
+    pub launcher: Option<LauncherKind>,
     /// Replacement workers for ones that stall or die (default: as many as `workers`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replacements: Option<usize>,
@@ -217,18 +217,9 @@ impl SearchRequest {
         }
         spec.threads_per_worker = threads;
         spec.deadline = self.max_time.as_deref().map(|t| parse_duration_flag("max-time", t)).transpose()?;
-        spec.transport = match self.transport.as_deref().unwrap_or("memory") {
-            "memory" => TransportKind::Memory,
-            "aws" => TransportKind::Aws,
-            other => return Err(UsageError(format!("unknown transport {other:?} (memory or aws)"))),
-        };
-        spec.launcher = match self.launcher.as_deref().unwrap_or("threads") {
-            "threads" => LauncherKind::Threads,
-            "process" => LauncherKind::Process,
-            "ecs" if spec.transport == TransportKind::Aws => LauncherKind::Ecs,
-            "ecs" => return Err(UsageError("--launcher ecs needs --transport aws".into())),
-            other => return Err(UsageError(format!("unknown launcher {other:?} (threads, process or ecs)"))),
-        };
+        spec.transport = self.transport.unwrap_or_default();
+        spec.launcher = self.launcher.unwrap_or_default();
+        spec.launcher.check_transport(spec.transport)?;
         spec.timings = self.timings(spec.transport)?;
         spec.capacity = match self.capacity.as_deref() {
             None => CapacityKind::Fargate,
@@ -344,7 +335,7 @@ impl SearchRequest {
 
     /// The aws settings this request asks for (`None` with the memory transport).
     pub fn aws_settings(&self) -> Result<Option<AwsSettings>, UsageError> {
-        if self.transport.as_deref() != Some("aws") {
+        if self.transport != Some(TransportKind::Aws) {
             if self.has_aws_settings() {
                 return Err(UsageError("--aws-* and --ecs-* flags need --transport aws".into()));
             }
@@ -359,7 +350,7 @@ impl SearchRequest {
                 .map(str::to_string)
                 .collect()
         };
-        let ecs = (self.launcher.as_deref() == Some("ecs")).then(|| EcsSettings {
+        let ecs = (self.launcher == Some(LauncherKind::Ecs)).then(|| EcsSettings {
             cluster: self.ecs_cluster.clone().unwrap_or_default(),
             task_definition: self.ecs_task_definition.clone().unwrap_or_default(),
             subnets: list(&self.ecs_subnets),

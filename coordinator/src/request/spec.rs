@@ -1,6 +1,7 @@
 //! `JobSpec`: a search request once validated, before it becomes a running job: the puzzle,
 //! the fleet, where the workers run and how (the transport's settings included).
 
+use super::parse::UsageError;
 use super::timings::WorkerTimings;
 use aws_transport::ecs::EcsSettings;
 use nonce_core::job::{InboxRule, JobConfig};
@@ -11,10 +12,12 @@ use protocol::{JobId, Mode, NonceRange, Puzzle};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Where a job's workers run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Where a job's workers run (`--launcher`, `launcher` in a request or the daemon's config).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum LauncherKind {
     /// Worker actors in this process.
+    #[default]
     Threads,
     /// `nonce-worker` processes on this machine (over their pipes, or over aws).
     Process,
@@ -23,6 +26,29 @@ pub enum LauncherKind {
 }
 
 impl LauncherKind {
+    /// The kind a name (as flags and JSON give it) means.
+    pub fn parse(name: &str) -> Result<Self, UsageError> {
+        match name {
+            "threads" => Ok(LauncherKind::Threads),
+            "process" => Ok(LauncherKind::Process),
+            "ecs" => Ok(LauncherKind::Ecs),
+            other => Err(UsageError(format!("unknown launcher {other:?} (threads, process or ecs)"))),
+        }
+    }
+
+    /// Whether this launcher can start workers that talk over `transport`: the one rule
+    /// (Fargate tasks reach the coordinator only through SQS), checked for flags, requests
+    /// and the daemon's config alike.
+    pub fn check_transport(self, transport: TransportKind) -> Result<(), UsageError> {
+        match (self, transport) {
+            (LauncherKind::Ecs, TransportKind::Memory) => Err(UsageError(
+                "the ecs launcher needs the aws transport (--launcher ecs --transport aws)".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The name on flags and in JSON.
     pub fn name(self) -> &'static str {
         match self {
             LauncherKind::Threads => "threads",
@@ -99,16 +125,29 @@ impl CapacityKind {
     }
 }
 
-/// How coordinator and workers talk.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How coordinator and workers talk (`--transport`, `transport` in a request or the
+/// daemon's config).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum TransportKind {
     /// In-process messages (process workers: their pipes).
+    #[default]
     Memory,
     /// SQS and SNS.
     Aws,
 }
 
 impl TransportKind {
+    /// The kind a name (as flags and JSON give it) means.
+    pub fn parse(name: &str) -> Result<Self, UsageError> {
+        match name {
+            "memory" => Ok(TransportKind::Memory),
+            "aws" => Ok(TransportKind::Aws),
+            other => Err(UsageError(format!("unknown transport {other:?} (memory or aws)"))),
+        }
+    }
+
+    /// The name on flags and in JSON.
     pub fn name(self) -> &'static str {
         match self {
             TransportKind::Memory => "memory",

@@ -129,8 +129,8 @@ pub async fn sqs_cost(plan: SqsCostPlan) -> Result<SqsCostReport, String> {
         workers: Some(plan.workers),
         threads: Some(1),
         max_time: Some(format!("{}s", plan.duration.as_secs_f64())),
-        transport: Some("aws".into()),
-        launcher: Some("process".into()),
+        transport: Some(coordinator::request::TransportKind::Aws),
+        launcher: Some(coordinator::request::LauncherKind::Process),
         ..SearchRequest::default()
     };
     let known = coordinator::request::Knowledge { backend: Some(plan.kernel), ..Default::default() };

@@ -101,9 +101,9 @@ impl DaemonMethods {
             ));
         }
         // What the request leaves open, the daemon's config decides (and the journal records).
-        request.transport.get_or_insert_with(|| self.config().transport.clone());
-        request.launcher.get_or_insert_with(|| self.config().launcher.clone());
-        if request.launcher.as_deref() == Some("ecs") && request.capacity.is_none() {
+        request.transport.get_or_insert(self.config().transport);
+        request.launcher.get_or_insert(self.config().launcher);
+        if request.launcher == Some(coordinator::request::LauncherKind::Ecs) && request.capacity.is_none() {
             request.capacity = self.config().ecs.as_ref().and_then(|e| e.capacity.clone());
         }
         let mut spec = self.spec_of(&request).map_err(|e| RpcError::invalid_params(e.0))?;

@@ -291,6 +291,11 @@ impl DaemonMethods {
             .ok_or_else(|| RpcError::new(JOB_NOT_FOUND, format!("no running job {job}")))
     }
 
+    /// Resolves once every record queued to the journal so far is written.
+    pub async fn flush_journal(&self) {
+        self.journal.flush().await;
+    }
+
     /// The job `text` names, if `caller` may reach it. Another user's job is "not found",
     /// exactly like a job that does not exist: nobody learns which ids are in use.
     fn parse_job(&self, caller: &Caller, text: &str) -> Result<JobId, RpcError> {
@@ -331,7 +336,7 @@ impl DaemonMethods {
                     secret: Some(secret.to_hex()),
                 })
                 .await
-                .map_err(|e| RpcError::new(UNAVAILABLE, e))?;
+                .map_err(|e| RpcError::new(UNAVAILABLE, e.to_string()))?;
         }
         let entry =
             JobEntry { request, spec: spec.clone(), result: None, owner, started_at, finished_at: None };

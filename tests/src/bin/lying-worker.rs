@@ -9,6 +9,8 @@
 //! `NONCE_LIE=drop:N`: a miscomputing core: loses one in N of the shares and golden nonces it
 //! finds (chosen by a hash of the nonce).
 
+#![forbid(unsafe_code)]
+
 use protocol::auth::WorkerKey;
 use protocol::{EventBody, SealedEvent, ShardId};
 use std::collections::{BTreeMap, BTreeSet};

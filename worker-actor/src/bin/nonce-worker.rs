@@ -6,6 +6,8 @@
 //!
 //! Exit codes: 0 stopped, 2 bad configuration, 3 failed (hashing or AWS set-up), 4 orphaned.
 
+#![forbid(unsafe_code)]
+
 use actix::prelude::*;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
