@@ -17,17 +17,20 @@ pub enum Audience {
 /// unless `NONCE_LOG` asks for it: the failure that matters is reported by us anyway.
 pub const QUIET_SDK: &str = "aws_config=error,aws_smithy_runtime=error";
 
-/// Installs the global subscriber; `default` is the filter when `NONCE_LOG` is unset.
-pub fn init(audience: Audience, default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("NONCE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{default},{QUIET_SDK}")));
+/// Installs the global subscriber. `env` is the process environment (the program reads it):
+/// `NONCE_LOG` is the filter (`default` when unset or unreadable), `NO_COLOR` turns colour off.
+pub fn init(audience: Audience, default: &str, env: impl Fn(&str) -> Option<String>) {
+    let filter = env("NONCE_LOG")
+        .and_then(|f| tracing_subscriber::EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(format!("{default},{QUIET_SDK}")));
+    let no_color = env("NO_COLOR").map(std::ffi::OsString::from);
     if audience == Audience::Service && !std::io::stderr().is_terminal() {
         let _ =
             tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stdout).try_init();
     } else {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(filter)
-            .with_ansi(colour(std::io::stderr().is_terminal(), std::env::var_os("NO_COLOR").as_deref()))
+            .with_ansi(colour(std::io::stderr().is_terminal(), no_color.as_deref()))
             .with_writer(std::io::stderr)
             .try_init();
     }

@@ -106,6 +106,11 @@ pub fn kernel_from_env() -> Result<nonce_kernel::Backend, UsageError> {
     nonce_kernel::Backend::choose(forced.as_deref()).map_err(|e| UsageError(format!("NONCE_KERNEL={e}")))
 }
 
+/// The `nonce-worker` binary `NONCE_WORKER_BIN` names (the `process` launcher's), if any.
+pub fn worker_binary_from_env() -> Option<std::path::PathBuf> {
+    std::env::var_os("NONCE_WORKER_BIN").filter(|p| !p.is_empty()).map(std::path::PathBuf::from)
+}
+
 /// Runs `noncectl` with the process arguments.
 pub fn main() -> ExitCode {
     use clap::{CommandFactory, FromArgMatches};
@@ -122,7 +127,7 @@ pub fn main() -> ExitCode {
         }
     };
     let json = cli.global.json;
-    coordinator::logging::init(coordinator::logging::Audience::Terminal, "warn");
+    coordinator::logging::init(coordinator::logging::Audience::Terminal, "warn", |k| std::env::var(k).ok());
     let code = kernel_from_env().and_then(|kernel| match cli.command {
         Command::Search(args) => search::run(*args, kernel, &cli.global),
         Command::Verify(args) => verify::run(args, json),

@@ -153,8 +153,11 @@ pub fn run(
 ) -> Result<u8, UsageError> {
     let request = args.request()?;
     // Validated locally first: same errors, exit 2, either way.
-    let spec =
-        request.spec_with(coordinator::request::Knowledge { backend: Some(kernel), ..Default::default() })?;
+    let spec = request.spec_with(coordinator::request::Knowledge {
+        backend: Some(kernel),
+        worker_binary: super::worker_binary_from_env().as_deref(),
+        ..Default::default()
+    })?;
     let json = global.json;
     let result = match global.connection.target()? {
         Some(target) => system().block_on(drive_daemon(target, request, json)),

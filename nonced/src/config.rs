@@ -43,6 +43,7 @@ pub const ENV_VARS: &[&str] = &[
     "NONCE_METRICS_EMF",
     "NONCE_USERS",
     "NONCE_KERNEL",
+    "NONCE_WORKER_BIN",
     "NONCE_AWS_CALL_LOG",
 ];
 
@@ -301,6 +302,9 @@ pub struct DaemonConfig {
     /// The hashing backend of this daemon's own workers (`threads` and `process`):
     /// `avx512`, `shani`, `avx2` or `portable`; the fastest this CPU has when unset.
     pub kernel: Option<String>,
+    /// The `nonce-worker` binary the `process` launcher starts (`NONCE_WORKER_BIN`); unset:
+    /// the one beside `nonced`.
+    pub worker_binary: Option<PathBuf>,
     /// Where to append the AWS calls this daemon made when it stops (`NONCE_AWS_CALL_LOG`:
     /// the least-privilege test's tally; never from the file).
     #[serde(skip)]
@@ -325,6 +329,7 @@ impl Default for DaemonConfig {
             http: HttpTable::default(),
             metrics: MetricsTable::default(),
             kernel: None,
+            worker_binary: None,
             aws_call_log: None,
         }
     }
@@ -357,6 +362,7 @@ pub fn reload_split(old: &DaemonConfig, new: &DaemonConfig) -> (DaemonConfig, Ve
     differs("[http]", old.http != new.http);
     differs("[metrics]", old.metrics != new.metrics);
     differs("kernel", old.kernel != new.kernel);
+    differs("worker_binary", old.worker_binary != new.worker_binary);
     (merged, restart)
 }
 
@@ -404,6 +410,9 @@ impl DaemonConfig {
                 .map(|v| v.parse::<usize>().map_err(|_| format!("{name}={v:?} is not a whole number")))
                 .transpose()
         };
+        if let Some(w) = text("NONCE_WORKER_BIN") {
+            self.worker_binary = Some(PathBuf::from(w));
+        }
         if let Some(k) = text("NONCE_KERNEL") {
             self.kernel = Some(k);
         }

@@ -122,7 +122,7 @@ pub fn main() -> ExitCode {
     if let Some(DaemonCommand::Token { action: TokenAction::New { name, role } }) = &args.command {
         return new_token(name, role);
     }
-    coordinator::logging::init(coordinator::logging::Audience::Service, "info");
+    coordinator::logging::init(coordinator::logging::Audience::Service, "info", |k| std::env::var(k).ok());
     let config = match load_config(&args) {
         Ok(c) => c,
         Err(e) => {

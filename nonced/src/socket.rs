@@ -9,6 +9,7 @@ use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Semaphore;
+use tracing::Instrument;
 
 /// Longest request line accepted; a longer one gets an error and the connection is closed.
 pub const MAX_REQUEST_BYTES: usize = 1 << 20;
@@ -106,10 +107,15 @@ pub async fn serve(
                     }
                 };
                 let stop = shutdown.clone();
-                tokio::spawn(async move {
-                    connection(stream, methods, caller, stop).await;
-                    drop(permit);
-                });
+                // Every event of this connection names its caller.
+                let span = tracing::info_span!("connection", listener = "socket", user = %caller.name);
+                tokio::spawn(
+                    async move {
+                        connection(stream, methods, caller, stop).await;
+                        drop(permit);
+                    }
+                    .instrument(span),
+                );
             }
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");

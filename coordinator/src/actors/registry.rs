@@ -104,6 +104,7 @@ impl Handler<StartJob> for Coordinator {
                 timings: spec.timings.clone(),
                 backend: spec.backend,
                 launch_delay: spec.launch_delay.clone(),
+                worker_binary: spec.worker_binary.clone(),
             };
             let Some(aws) = aws else {
                 return match spec.launcher {

@@ -78,6 +78,8 @@ pub struct JobSupervisor {
     alarm: Alarm,
     kept: watch::Sender<Option<Snapshot>>,
     status: watch::Sender<Status>,
+    /// `job{job=… life=…}`: entered while the job decides, so its events need not say whose.
+    span: tracing::Span,
 }
 
 impl std::fmt::Debug for JobSupervisor {
@@ -100,6 +102,7 @@ impl JobSupervisor {
             let seal = Seal::new(cfg.job, cfg.secret.clone(), cfg.incarnation);
             let (status, _) = watch::channel(job.status());
             let (kept, _) = watch::channel(None);
+            let span = tracing::info_span!("job", job = %cfg.job, life = cfg.incarnation);
             JobSupervisor {
                 job,
                 registry,
@@ -111,11 +114,15 @@ impl JobSupervisor {
                 alarm: Alarm::default(),
                 kept,
                 status,
+                span,
             }
         })
     }
 
     fn feed(&mut self, input: Input, ctx: &mut Context<Self>) {
+        // Every event the job's decisions log names the job (and its life) through this span.
+        let span = self.span.clone();
+        let _entered = span.enter();
         let now = self.origin.elapsed();
         let tick = matches!(input, Input::Tick);
         let mut queue = vec![input];

@@ -77,6 +77,8 @@ pub struct WorkerWiring {
     /// Wait this long before starting each worker (`threads` only; the planner experiment's
     /// start-up distribution).
     pub launch_delay: Option<LaunchDelay>,
+    /// The `nonce-worker` binary (`process` only); `None`: beside this executable.
+    pub worker_binary: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for WorkerWiring {

@@ -9,7 +9,7 @@ use super::{Launcher, WorkerCredentials, WorkerGone, WorkerWiring};
 use crate::transport::{PipeNetwork, WorkerEvent};
 use protocol::{codec, Message, WorkerId};
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -97,10 +97,11 @@ impl ProcessLauncher {
     }
 }
 
-/// The `nonce-worker` binary: `NONCE_WORKER_BIN`, else beside this executable.
-pub fn worker_binary() -> Result<PathBuf, String> {
-    if let Some(p) = std::env::var_os("NONCE_WORKER_BIN") {
-        return Ok(PathBuf::from(p));
+/// The `nonce-worker` binary: `forced` (the program's `NONCE_WORKER_BIN`), else beside this
+/// executable.
+pub fn worker_binary(forced: Option<&Path>) -> Result<PathBuf, String> {
+    if let Some(p) = forced {
+        return Ok(p.to_path_buf());
     }
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
     let path = exe.with_file_name("nonce-worker");
@@ -113,7 +114,7 @@ pub fn worker_binary() -> Result<PathBuf, String> {
 
 impl Launcher for ProcessLauncher {
     fn launch(&mut self, workers: Vec<WorkerCredentials>) -> Result<(), String> {
-        let bin = worker_binary()?;
+        let bin = worker_binary(self.wiring.worker_binary.as_deref())?;
         let w = self.wiring.clone();
         for creds in workers {
             let id = creds.worker.clone();

@@ -126,6 +126,9 @@ pub struct Knowledge<'a> {
     /// The hashing backend the program chose (`NONCE_KERNEL`, read by the program); `None`:
     /// the fastest this CPU runs.
     pub backend: Option<nonce_kernel::Backend>,
+    /// The `nonce-worker` binary (`NONCE_WORKER_BIN`, read by the program); `None`: beside
+    /// this executable.
+    pub worker_binary: Option<&'a std::path::Path>,
 }
 
 impl Knowledge<'_> {
@@ -205,6 +208,7 @@ impl SearchRequest {
         if let Some(b) = known.backend {
             spec.backend = b;
         }
+        spec.worker_binary = known.worker_binary.map(std::path::Path::to_path_buf);
         if let Some(w) = self.workers {
             if w == 0 || w > MAX_LOCAL_WORKERS {
                 return Err(UsageError(format!("--workers must be 1..={MAX_LOCAL_WORKERS}, not {w}")));

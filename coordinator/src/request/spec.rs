@@ -193,6 +193,9 @@ pub struct JobSpec {
     /// Launches of in-process workers through this (simulated) account's launch buckets
     /// (`experiment planner --launch-quota`); `None` everywhere else.
     pub launch_gate: Option<crate::request::launch_gate::SharedGate>,
+    /// The `nonce-worker` binary the `process` launcher starts (the program's
+    /// `NONCE_WORKER_BIN`); `None`: the one beside this executable.
+    pub worker_binary: Option<std::path::PathBuf>,
 }
 
 /// A source of per-worker start delays, drawn once per launched worker. It exists so the
@@ -243,6 +246,7 @@ impl JobSpec {
             spot_check: None,
             capacity: CapacityKind::Fargate,
             planned: None,
+            worker_binary: None,
             launch_gate: None,
         }
     }

@@ -133,7 +133,12 @@ pub async fn sqs_cost(plan: SqsCostPlan) -> Result<SqsCostReport, String> {
         launcher: Some(coordinator::request::LauncherKind::Process),
         ..SearchRequest::default()
     };
-    let known = coordinator::request::Knowledge { backend: Some(plan.kernel), ..Default::default() };
+    let worker_binary = crate::worker_binary_from_env();
+    let known = coordinator::request::Knowledge {
+        backend: Some(plan.kernel),
+        worker_binary: worker_binary.as_deref(),
+        ..Default::default()
+    };
     let spec = request.spec_with(known).map_err(|e| e.to_string())?;
     let coordinator = Coordinator::with_aws(Some(aws.clone())).start();
     let (_, sup) = coordinator.send(StartJob(spec, None)).await.map_err(|e| e.to_string())??;

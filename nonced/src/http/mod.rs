@@ -31,6 +31,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tracing::Instrument;
 
 /// Largest reply (a `search.list` of many jobs stays far below it).
 const MAX_RESPONSE_BYTES: u32 = 16 << 20;
@@ -132,26 +133,33 @@ impl Listener {
             };
             let acceptor = self.certs.as_ref().map(|c| c.acceptor());
             let stopped = stop.clone();
-            tokio::spawn(async move {
-                let io = idle::IdleTimeout::new(stream, idle);
-                let served = match acceptor {
-                    Some(acceptor) => {
-                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(io)).await {
-                            Ok(Ok(tls)) => serve_with_graceful_shutdown(tls, gate, stopped.shutdown()).await,
-                            Ok(Err(e)) => {
-                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                                Ok(())
+            // Every event of this connection names its peer.
+            let span = tracing::info_span!("connection", listener = "http", %peer);
+            tokio::spawn(
+                async move {
+                    let io = idle::IdleTimeout::new(stream, idle);
+                    let served = match acceptor {
+                        Some(acceptor) => {
+                            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(io)).await {
+                                Ok(Ok(tls)) => {
+                                    serve_with_graceful_shutdown(tls, gate, stopped.shutdown()).await
+                                }
+                                Ok(Err(e)) => {
+                                    tracing::debug!(error = %e, "TLS handshake failed");
+                                    Ok(())
+                                }
+                                Err(_) => Ok(()),
                             }
-                            Err(_) => Ok(()),
                         }
+                        None => serve_with_graceful_shutdown(io, gate, stopped.shutdown()).await,
+                    };
+                    if let Err(e) = served {
+                        tracing::debug!(error = %e, "connection ended");
                     }
-                    None => serve_with_graceful_shutdown(io, gate, stopped.shutdown()).await,
-                };
-                if let Err(e) = served {
-                    tracing::debug!(%peer, error = %e, "connection ended");
+                    drop((permit, slot));
                 }
-                drop((permit, slot));
-            });
+                .instrument(span),
+            );
         }
     }
 }

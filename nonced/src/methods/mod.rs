@@ -184,11 +184,13 @@ impl DaemonMethods {
     fn spec_of(&self, request: &SearchRequest) -> Result<JobSpec, coordinator::request::UsageError> {
         let book = self.startups().clone();
         let rate = *self.rate.lock().unwrap_or_else(|e| e.into_inner());
+        let config = self.config();
         request.spec_with(coordinator::request::Knowledge {
             startups: Some(&book),
             rate: Some(rate),
             quotas: self.aws.as_ref().map(|a| a.settings.launch.quotas),
             backend: Some(rate.0),
+            worker_binary: config.worker_binary.as_deref(),
         })
     }
 

@@ -364,7 +364,7 @@ impl Job {
                 }
             }
             Input::LaunchFailed { workers, reason } => {
-                tracing::warn!(job = %self.cfg.job, count = workers.len(), %reason, "launch failed");
+                tracing::warn!(count = workers.len(), %reason, "launch failed");
                 for w in &workers {
                     self.pending.remove(w);
                     self.queued.remove(w);
@@ -423,7 +423,7 @@ impl Job {
         // What the job resumed from is kept already.
         self.persisted = self.snapshot();
         self.last_live = now;
-        tracing::info!(job = %self.cfg.job, puzzle = %self.cfg.puzzle.describe(), range = %self.cfg.range,
+        tracing::info!(puzzle = %self.cfg.puzzle.describe(), range = %self.cfg.range,
             mode = %self.cfg.mode, workers = self.cfg.workers, resumed_done = %self.ledger.done_len(), "job started");
         if self.cfg.mode == Mode::Lowest {
             if let Some(&n) = self.found.first() {
@@ -533,9 +533,9 @@ impl Job {
         };
         // The nonce as a number, or no field at all: `?` would log `"None"` / `"Some(5)"`.
         match outcome.nonce {
-            Some(nonce) => tracing::info!(job = %self.cfg.job, outcome = outcome.kind.name(), nonce,
+            Some(nonce) => tracing::info!(outcome = outcome.kind.name(), nonce,
                 searched = %outcome.stats.searched, "job finished"),
-            None => tracing::info!(job = %self.cfg.job, outcome = outcome.kind.name(),
+            None => tracing::info!(outcome = outcome.kind.name(),
                 searched = %outcome.stats.searched, "job finished"),
         }
         for w in self.workers.values_mut() {

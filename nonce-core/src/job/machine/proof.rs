@@ -157,7 +157,7 @@ impl Job {
         if w.health == Health::Suspect {
             return;
         }
-        tracing::warn!(job = %self.cfg.job, %worker, reason = %why, "worker is suspect: stopping it and searching its claims again");
+        tracing::warn!(%worker, reason = %why, "worker is suspect: stopping it and searching its claims again");
         self.send(worker, Command::Stop { job: Some(self.cfg.job) }, out);
         self.lose_worker(worker, Health::Suspect);
         let claims = self.workers.get_mut(worker).map(|w| w.claims.take()).unwrap_or_default();

@@ -21,13 +21,13 @@ impl Job {
         let v = verify(&self.cfg.puzzle, nonce);
         if !v.golden || !self.cfg.range.contains(u128::from(nonce)) {
             self.stats.rejected += 1;
-            tracing::warn!(job = %self.cfg.job, nonce, "rejected a Found that does not verify");
+            tracing::warn!(nonce, "rejected a Found that does not verify");
             return;
         }
         self.offer_best(nonce);
         let new_lowest = self.found.first().is_none_or(|&low| nonce < low);
         if self.found.insert(nonce) {
-            tracing::info!(job = %self.cfg.job, nonce, hash = %hex::encode(v.hash), "golden nonce verified");
+            tracing::info!(nonce, hash = %hex::encode(v.hash), "golden nonce verified");
         }
         if self.found.len() > MAX_FOUND {
             self.found.pop_last();

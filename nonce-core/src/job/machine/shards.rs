@@ -41,7 +41,7 @@ impl Job {
         if end < s.end {
             let freed = NonceRange::new(end.max(s.watermark), s.end);
             s.end = end.max(s.watermark);
-            tracing::debug!(job = %self.cfg.job, %shard, %freed, "shard shrunk");
+            tracing::debug!(%shard, %freed, "shard shrunk");
             self.ledger.release(freed, shard);
         }
         self.end_steal_wait(thief);
@@ -114,7 +114,7 @@ impl Job {
         if let Some(w) = self.workers.get_mut(worker) {
             w.shards.insert(shard);
         }
-        tracing::debug!(job = %self.cfg.job, %worker, %shard, %range, "assigned");
+        tracing::debug!(%worker, %shard, %range, "assigned");
         let cmd = Command::Assign {
             job: self.cfg.job,
             shard,
@@ -148,7 +148,7 @@ impl Job {
         if let Some(w) = self.workers.get_mut(thief) {
             w.waiting_steal = true;
         }
-        tracing::debug!(job = %self.cfg.job, %shard, %owner, %thief, new_end, "stealing work");
+        tracing::debug!(%shard, %owner, %thief, new_end, "stealing work");
         self.send(&owner, Command::Shrink { job: self.cfg.job, shard, epoch, new_end }, out);
         true
     }

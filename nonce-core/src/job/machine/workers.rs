@@ -31,7 +31,7 @@ impl Job {
         // The tag first: nothing a forger writes is acted on, nor even counted as progress.
         if !self.authentic(&sealed) {
             self.stats.forged += 1;
-            tracing::warn!(job = %self.cfg.job, worker = %sealed.event.worker, kind = sealed.event.body.kind(),
+            tracing::warn!(worker = %sealed.event.worker, kind = sealed.event.body.kind(),
                 "dropped a message whose tag does not verify");
             return;
         }
@@ -172,7 +172,7 @@ impl Job {
             .filter(|id| self.shards.get(id).is_some_and(|s| now > s.assigned_at + grace))
             .collect();
         for shard in lost {
-            tracing::warn!(job = %self.cfg.job, %worker, %shard, "shard not reported by its worker; re-sharding it");
+            tracing::warn!(%worker, %shard, "shard not reported by its worker; re-sharding it");
             self.stats.reshards += 1;
             self.drop_shard(shard);
         }
@@ -183,7 +183,7 @@ impl Job {
     pub(super) fn on_hello(&mut self, now: Duration, worker: WorkerId, inbox: String, seq: u64) {
         if !self.cfg.inbox.allows(&worker, &inbox) {
             self.stats.forged += 1;
-            tracing::warn!(job = %self.cfg.job, %worker, %inbox, expected = %self.cfg.inbox.inbox_of(&worker),
+            tracing::warn!(%worker, %inbox, expected = %self.cfg.inbox.inbox_of(&worker),
                 "refused a Hello naming an inbox that is not the worker's own");
             return;
         }
@@ -205,14 +205,14 @@ impl Job {
             None if self.cfg.resume.is_some() => None,
             None => {
                 self.stats.forged += 1;
-                tracing::warn!(job = %self.cfg.job, %worker, "refused a Hello from a worker this job never launched");
+                tracing::warn!(%worker, "refused a Hello from a worker this job never launched");
                 return;
             }
         };
         if let Some(s) = startup {
             self.startups.push(s);
         }
-        tracing::info!(job = %self.cfg.job, %worker, "worker joined");
+        tracing::info!(%worker, "worker joined");
         let mut window = ReplayWindow::default();
         window.accept(seq);
         let key = self.cfg.secret.worker_key(self.cfg.job, &worker);
@@ -239,7 +239,7 @@ impl Job {
         if let Some(w) = self.workers.get_mut(worker) {
             w.last_seen = now;
             if w.health == Health::Stalled {
-                tracing::info!(job = %self.cfg.job, %worker, "stalled worker is back");
+                tracing::info!(%worker, "stalled worker is back");
                 w.health = Health::Live;
                 self.idle_dirty = true;
             }
@@ -282,7 +282,7 @@ impl Job {
             .map(|(id, _)| id.clone())
             .collect();
         for worker in &stalled {
-            tracing::warn!(job = %self.cfg.job, %worker, "worker stalled");
+            tracing::warn!(%worker, "worker stalled");
             self.lose_worker(worker, Health::Stalled);
         }
         // Keep the planned fleet: replace the stalled, the gone, and launches that never came.
@@ -323,7 +323,7 @@ impl Job {
             if let Some(s) = self.shards.get(&shard) {
                 if s.watermark < s.end {
                     self.stats.reshards += 1;
-                    tracing::warn!(job = %self.cfg.job, %worker, %shard,
+                    tracing::warn!(%worker, %shard,
                         range = %NonceRange::new(s.watermark, s.end), "re-sharding a lost worker's range");
                 }
             }
