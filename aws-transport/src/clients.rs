@@ -1,6 +1,7 @@
 //! The SDK clients, built from the standard chain: credentials from the environment,
 //! profile, SSO, ECS task role or instance role; `AWS_REGION`; `AWS_ENDPOINT_URL` (emulators).
 
+use crate::error::AwsError;
 use aws_sdk_sqs::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_sqs::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
@@ -92,12 +93,12 @@ pub struct AwsClients {
 impl AwsClients {
     /// Loads the standard configuration. Fails with a clear message when no region is set,
     /// rather than at the first request.
-    pub async fn from_env() -> Result<Self, String> {
+    pub async fn from_env() -> Result<Self, AwsError> {
         Self::from_loader(aws_config::defaults(aws_config::BehaviorVersion::latest())).await
     }
 
     /// Clients for an emulator at `endpoint` with fixed test credentials (tests and tools).
-    pub async fn for_emulator(endpoint: &str, region: &str) -> Result<Self, String> {
+    pub async fn for_emulator(endpoint: &str, region: &str) -> Result<Self, AwsError> {
         let creds = aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "emulator");
         let loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .endpoint_url(endpoint)
@@ -106,10 +107,10 @@ impl AwsClients {
         Self::from_loader(loader).await
     }
 
-    async fn from_loader(loader: aws_config::ConfigLoader) -> Result<Self, String> {
+    async fn from_loader(loader: aws_config::ConfigLoader) -> Result<Self, AwsError> {
         let cfg = loader.load().await;
         if cfg.region().is_none() {
-            return Err("no AWS region: set AWS_REGION (or a profile's region)".into());
+            return Err(AwsError::NoRegion);
         }
         let calls = ApiCalls::default();
         let sqs_cfg = aws_sdk_sqs::config::Builder::from(&cfg).interceptor(calls.clone()).build();

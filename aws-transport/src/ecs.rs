@@ -27,7 +27,7 @@ pub struct EcsSettings {
 
 impl EcsSettings {
     /// Complains about what is missing, naming the flag that sets it.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), crate::AwsError> {
         let missing: Vec<&str> = [
             (self.cluster.is_empty(), "--ecs-cluster"),
             (self.task_definition.is_empty(), "--ecs-task-definition"),
@@ -41,7 +41,7 @@ impl EcsSettings {
         if missing.is_empty() {
             Ok(())
         } else {
-            Err(format!("the ecs launcher needs {}", missing.join(", ")))
+            Err(crate::AwsError::Invalid(format!("the ecs launcher needs {}", missing.join(", "))))
         }
     }
 }

@@ -3,6 +3,7 @@
 //! and only looks them up; emulators and dev accounts can bootstrap.
 
 use crate::clients::{describe, AwsClients};
+use crate::error::AwsError;
 use crate::names::ResourceNames;
 use aws_sdk_sqs::types::QueueAttributeName;
 
@@ -21,7 +22,7 @@ pub struct Fabric {
 impl Fabric {
     /// Finds the resources named by `names`; with `bootstrap`, creates any that are missing
     /// (idempotent: CreateQueue and CreateTopic return existing ones).
-    pub async fn open(clients: &AwsClients, names: ResourceNames, bootstrap: bool) -> Result<Self, String> {
+    pub async fn open(clients: &AwsClients, names: ResourceNames, bootstrap: bool) -> Result<Self, AwsError> {
         let (events_url, dlq_url, topic_arn) = if bootstrap {
             let dlq_url = create_queue(clients, &names.dead_letter_queue(), vec![]).await?;
             let dlq_arn = queue_arn(clients, &dlq_url).await?;
@@ -42,8 +43,11 @@ impl Fabric {
                 .name(names.control_topic())
                 .send()
                 .await
-                .map_err(|e| describe("CreateTopic", e))?;
-            let topic_arn = topic.topic_arn().ok_or("CreateTopic answered no topic ARN")?.to_string();
+                .map_err(|e| AwsError::Call(describe("CreateTopic", e)))?;
+            let topic_arn = topic
+                .topic_arn()
+                .ok_or(AwsError::Incomplete { operation: "CreateTopic", missing: "topic ARN" })?
+                .to_string();
             (events_url, dlq_url, topic_arn)
         } else {
             let events_url = queue_url(clients, &names.events_queue()).await?;
@@ -59,7 +63,7 @@ async fn create_queue(
     clients: &AwsClients,
     name: &str,
     attributes: Vec<(QueueAttributeName, String)>,
-) -> Result<String, String> {
+) -> Result<String, AwsError> {
     let mut req = clients
         .sqs
         .create_queue()
@@ -68,25 +72,25 @@ async fn create_queue(
     for (k, v) in attributes {
         req = req.attributes(k, v);
     }
-    let out = req.send().await.map_err(|e| describe(&format!("CreateQueue {name}"), e))?;
-    Ok(out.queue_url().ok_or("CreateQueue answered no URL")?.to_string())
+    let out = req.send().await.map_err(|e| AwsError::Call(describe(&format!("CreateQueue {name}"), e)))?;
+    Ok(out.queue_url().ok_or(AwsError::Incomplete { operation: "CreateQueue", missing: "URL" })?.to_string())
 }
 
-async fn queue_url(clients: &AwsClients, name: &str) -> Result<String, String> {
+async fn queue_url(clients: &AwsClients, name: &str) -> Result<String, AwsError> {
     let out = clients.sqs.get_queue_url().queue_name(name).send().await.map_err(|e| {
         // "Not found" only when SQS said so: a refused connection or a bad credential is not
         // fixed by deploying.
         if e.as_service_error().is_some_and(|s| s.is_queue_does_not_exist()) {
-            format!("queue {name} not found (deploy infra/terraform, or pass --aws-bootstrap)")
+            AwsError::NotFound { kind: "queue", name: name.to_string() }
         } else {
-            describe(&format!("GetQueueUrl {name}"), e)
+            AwsError::Call(describe(&format!("GetQueueUrl {name}"), e))
         }
     })?;
-    Ok(out.queue_url().ok_or("GetQueueUrl answered no URL")?.to_string())
+    Ok(out.queue_url().ok_or(AwsError::Incomplete { operation: "GetQueueUrl", missing: "URL" })?.to_string())
 }
 
 /// The ARN of a queue.
-pub async fn queue_arn(clients: &AwsClients, url: &str) -> Result<String, String> {
+pub async fn queue_arn(clients: &AwsClients, url: &str) -> Result<String, AwsError> {
     let out = clients
         .sqs
         .get_queue_attributes()
@@ -94,23 +98,23 @@ pub async fn queue_arn(clients: &AwsClients, url: &str) -> Result<String, String
         .attribute_names(QueueAttributeName::QueueArn)
         .send()
         .await
-        .map_err(|e| describe("GetQueueAttributes", e))?;
+        .map_err(|e| AwsError::Call(describe("GetQueueAttributes", e)))?;
     out.attributes()
         .and_then(|a| a.get(&QueueAttributeName::QueueArn))
         .cloned()
-        .ok_or_else(|| format!("no ARN for queue {url}"))
+        .ok_or(AwsError::Incomplete { operation: "GetQueueAttributes", missing: "QueueArn" })
 }
 
-async fn find_topic(clients: &AwsClients, name: &str) -> Result<String, String> {
+async fn find_topic(clients: &AwsClients, name: &str) -> Result<String, AwsError> {
     let suffix = format!(":{name}");
     let mut pages = clients.sns.list_topics().into_paginator().send();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| describe("ListTopics", e))?;
+        let page = page.map_err(|e| AwsError::Call(describe("ListTopics", e)))?;
         for t in page.topics() {
             if let Some(arn) = t.topic_arn().filter(|a| a.ends_with(&suffix)) {
                 return Ok(arn.to_string());
             }
         }
     }
-    Err(format!("SNS topic {name} not found (deploy infra/terraform, or pass --aws-bootstrap)"))
+    Err(AwsError::NotFound { kind: "SNS topic", name: name.to_string() })
 }

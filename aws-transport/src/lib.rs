@@ -23,6 +23,7 @@
 pub mod clients;
 pub mod command_sender;
 pub mod ecs;
+pub mod error;
 pub mod event_router;
 pub mod fabric;
 pub mod names;
@@ -31,6 +32,7 @@ pub mod worker_link;
 
 pub use clients::{ApiCalls, AwsClients, CALL_LOG_VAR};
 pub use command_sender::CommandSender;
+pub use error::AwsError;
 pub use event_router::{pollers_for, EventRouter, RouterStats};
 pub use fabric::Fabric;
 pub use names::ResourceNames;

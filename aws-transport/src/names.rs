@@ -12,14 +12,16 @@ pub const MAX_PREFIX: usize = 40;
 
 impl ResourceNames {
     /// Checks the prefix: 1 to 40 of `A-Z a-z 0-9 - _`.
-    pub fn new(prefix: &str) -> Result<Self, String> {
+    pub fn new(prefix: &str) -> Result<Self, crate::AwsError> {
         let ok = !prefix.is_empty()
             && prefix.len() <= MAX_PREFIX
             && prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if ok {
             Ok(ResourceNames { prefix: prefix.to_string() })
         } else {
-            Err(format!("aws prefix {prefix:?}: use 1 to {MAX_PREFIX} letters, digits, '-' or '_'"))
+            Err(crate::AwsError::Invalid(format!(
+                "aws prefix {prefix:?}: use 1 to {MAX_PREFIX} letters, digits, '-' or '_'"
+            )))
         }
     }
 

@@ -97,7 +97,7 @@ impl WorkerLink {
                 Ok(a) => a,
                 Err(e) => {
                     link.close().await;
-                    return Err(e);
+                    return Err(e.into());
                 }
             },
         };

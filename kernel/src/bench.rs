@@ -10,8 +10,11 @@ use std::time::{Duration, Instant};
 /// What a benchmark run measured.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BenchResult {
+    /// The backend measured.
     pub backend: Backend,
+    /// What it hashed.
     pub puzzle: BenchPuzzle,
+    /// Threads hashing at once.
     pub threads: usize,
     /// Total nonces per second.
     pub rate: f64,
@@ -40,6 +43,7 @@ pub enum BenchPuzzle {
 }
 
 impl BenchPuzzle {
+    /// In words, for the bench's report.
     pub fn name(self) -> &'static str {
         match self {
             BenchPuzzle::Coursework => "COMSM0010cloud be32",

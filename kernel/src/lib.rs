@@ -13,6 +13,8 @@
 //! [`Backend::choose`] takes a program's forced one (`NONCE_KERNEL=avx512|shani|avx2|portable`,
 //! read by the programs, never here).
 
+#![warn(missing_docs)]
+
 pub mod bench;
 pub mod sha256;
 mod template;
@@ -71,6 +73,7 @@ impl Backend {
             .collect()
     }
 
+    /// Whether this CPU can run it.
     pub fn is_supported(self) -> bool {
         match self {
             Backend::Portable => true,
@@ -85,6 +88,7 @@ impl Backend {
         }
     }
 
+    /// The name `NONCE_KERNEL` and `--backend` take.
     pub fn name(self) -> &'static str {
         match self {
             Backend::Portable => "portable",
@@ -94,6 +98,7 @@ impl Backend {
         }
     }
 
+    /// The backend a name means (on any CPU: see [`Backend::is_supported`]).
     pub fn from_name(name: &str) -> Option<Backend> {
         match name.trim() {
             "portable" => Some(Backend::Portable),
@@ -138,6 +143,7 @@ impl Kernel {
         }
     }
 
+    /// The backend it hashes with.
     pub fn backend(&self) -> Backend {
         self.backend
     }

@@ -22,6 +22,7 @@ pub struct Template {
 }
 
 impl Template {
+    /// The precomputation for `puzzle`: once per puzzle, shared by every scan of it.
     pub fn new(puzzle: &Puzzle) -> Self {
         let (prefix, encoding) = puzzle.prefix();
         let width = encoding.width();

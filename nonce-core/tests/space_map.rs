@@ -60,7 +60,7 @@ fn the_map_is_the_ledger_with_owners_and_watermarks() {
         && s.state == MapState::Assigned { worker: w.clone(), shard_start: range.start }));
     let info = job.workers_info(Duration::from_secs(2));
     let a = info.iter().find(|i| i.worker == w).expect("worker a");
-    assert_eq!((a.shares, a.health), (proven, "live"), "{a:?}");
+    assert_eq!((a.shares, a.health), (proven, nonce_core::job::WorkerHealth::Live), "{a:?}");
     let _: &WorkerId = &a.worker;
     assert_eq!(a.ranges, vec![NonceRange::new(watermark, range.end)]);
     assert_eq!(job.space_map(1).intervals.len(), 1);

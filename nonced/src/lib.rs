@@ -245,18 +245,20 @@ pub async fn run(config: DaemonConfig, reload: Reload) -> Result<(), DaemonError
         Some(tokio::spawn(reload_on_sighup(reload, Arc::clone(&methods), Arc::clone(&users), certs)));
     let http_addr = http.as_ref().and_then(|l| l.local_addr());
     let bound = Arc::new(bound);
+    // Shutdown is said once, here; both listeners and each of their connections watch it.
+    let (stop, stopping) = tokio::sync::watch::channel(false);
     let http_serving = http.map(|l| {
         let table = http::module::Table(Arc::clone(&bound));
         let users = Arc::clone(&users);
         let source: Arc<dyn http::MetricsSource> = Arc::clone(&methods) as Arc<dyn http::MetricsSource>;
+        let stopping = stopping.clone();
         tokio::spawn(async move {
-            if let Err(e) = l.serve(table, users, source).await {
+            if let Err(e) = l.serve(table, users, source, stopping, socket::SHUTDOWN_GRACE).await {
                 tracing::error!(error = %e, "the network listener stopped");
             }
         })
     });
-    // Shutdown is said once, here; the socket's listener and each connection watch it.
-    let (stop, stopping) = tokio::sync::watch::channel(false);
+
     let serving = tokio::spawn(socket::serve(listener, bound as Arc<dyn rpc::Methods>, users, stopping));
     match http_addr {
         Some(addr) => {
@@ -283,11 +285,17 @@ pub async fn run(config: DaemonConfig, reload: Reload) -> Result<(), DaemonError
     notify(&[sd_notify::NotifyState::Stopping, sd_notify::NotifyState::Status("stopping")]);
     // No new connections; the calls in flight finish (or are told the daemon is stopping).
     let _ = stop.send(true);
-    if tokio::time::timeout(socket::SHUTDOWN_GRACE + Duration::from_secs(1), serving).await.is_err() {
+    let grace = socket::SHUTDOWN_GRACE + Duration::from_secs(1);
+    if tokio::time::timeout(grace, serving).await.is_err() {
         tracing::warn!("socket connections still open after the grace: closing them");
     }
+    if let Some(http) = http_serving {
+        if tokio::time::timeout(grace, http).await.is_err() {
+            tracing::warn!("the network listener did not stop within the grace");
+        }
+    }
     watchdog.abort();
-    for task in [http_serving, reloading, emf].into_iter().flatten() {
+    for task in [reloading, emf].into_iter().flatten() {
         task.abort();
     }
     if let Some(s) = sweeping {

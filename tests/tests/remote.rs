@@ -665,3 +665,39 @@ fn json_rpc_over_http_answers_the_specifications_cases_as_the_socket_does() {
     let form = ("Content-Type", "text/plain");
     assert_eq!(http_exchange(d.port, "POST", "/rpc", Some(ADMIN), &[form], list).0, 415);
 }
+
+/// SIGTERM with a call in flight over HTTP: the listener stops taking connections, the call
+/// still gets its answer, and the daemon exits 0 after it (mini-redis's shutdown: the work in
+/// flight finishes). Before, the network listener's task was aborted and the call cut off.
+#[test]
+fn sigterm_answers_the_http_call_in_flight_then_exits() {
+    let mut d = Remote::start("sigterm", "plain = true", "");
+    let started = d.rpc(BOB, "search.start", long_request());
+    let job = started["result"]["job_id"].as_str().expect("a job id").to_string();
+    let port = d.port;
+    // A search.wait that answers after 1.5 s (the job runs for a minute).
+    let waiting = std::thread::spawn(move || {
+        rpc_over_http(port, BOB, "search.wait", json!({ "job_id": job, "timeout_s": 1.5 }))
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = d.child.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
+    assert!(killed.success());
+    let reply = waiting.join().expect("the caller");
+    assert_eq!(
+        reply["result"]["finished"],
+        json!(false),
+        "the call in flight is answered: {reply} {}",
+        d.log()
+    );
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = d.child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(t.elapsed() < Duration::from_secs(15), "nonced did not exit: {}", d.log());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "nonced exits 0 after SIGTERM: {status:?} {}", d.log());
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_err(), "no new connections after shutdown");
+}

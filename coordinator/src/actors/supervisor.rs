@@ -135,7 +135,8 @@ impl JobSupervisor {
                     Output::Broadcast(command) => self.transport.broadcast(self.seal.broadcast(command)),
                     Output::Launch { workers } => {
                         let creds = workers.iter().map(|w| self.seal.credentials(w)).collect();
-                        if let Err(reason) = self.launcher.launch(creds) {
+                        if let Err(why) = self.launcher.launch(creds) {
+                            let reason = why.to_string();
                             queue.push(Input::LaunchFailed { workers, reason });
                         }
                     }

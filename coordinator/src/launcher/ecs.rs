@@ -6,7 +6,9 @@
 //! stall timeout); StopTask for every task when the job ends, or for one evicted worker. The
 //! launcher remembers which task runs which worker.
 
-use super::{pacing, LaunchFailed, LaunchSent, Launcher, WorkerCredentials, WorkerGone, WorkerWiring};
+use super::{
+    pacing, LaunchError, LaunchFailed, LaunchSent, Launcher, WorkerCredentials, WorkerGone, WorkerWiring,
+};
 use crate::transport::aws::AwsContext;
 use aws_transport::ecs::{self, EcsSettings, Provider, TaskLaunch};
 use protocol::WorkerId;
@@ -96,7 +98,7 @@ impl EcsLauncher {
 }
 
 impl Launcher for EcsLauncher {
-    fn launch(&mut self, workers: Vec<WorkerCredentials>) -> Result<(), String> {
+    fn launch(&mut self, workers: Vec<WorkerCredentials>) -> Result<(), LaunchError> {
         let w = &self.wiring;
         let tags =
             vec![(JOB_TAG.into(), w.job.to_string()), (PREFIX_TAG.into(), self.ctx.settings.prefix.clone())];

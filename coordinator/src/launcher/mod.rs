@@ -49,7 +49,7 @@ pub trait Launcher: Send + 'static {
     /// Starts these workers, each given its credentials over the launch channel only (its
     /// environment, its task's override; never a queue or the topic). Errors say why none
     /// (or not all) could start.
-    fn launch(&mut self, workers: Vec<WorkerCredentials>) -> Result<(), String>;
+    fn launch(&mut self, workers: Vec<WorkerCredentials>) -> Result<(), LaunchError>;
     /// Stops one worker by force: it was caught lying or miscomputing (it was already told
     /// to stop; this makes sure).
     fn evict(&mut self, worker: &WorkerId);
@@ -87,13 +87,40 @@ impl std::fmt::Debug for WorkerWiring {
     }
 }
 
+/// Why workers were not launched (the job records it as each worker's launch failure).
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    /// The `nonce-worker` binary is not where it should be.
+    #[error("{0}")]
+    NoWorkerBinary(String),
+    /// The system would not start a process or thread.
+    #[error("cannot start {what}: {source}")]
+    Spawn {
+        /// What (the worker binary's path, "a pipe reader").
+        what: String,
+        /// The system's reason.
+        #[source]
+        source: std::io::Error,
+    },
+    /// This launcher cannot start workers here (its reason).
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl LaunchError {
+    fn spawn(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> LaunchError {
+        let what = what.into();
+        move |source| LaunchError::Spawn { what, source }
+    }
+}
+
 /// A launcher that cannot start anything, and says why: the job fails with that reason.
 #[derive(Debug)]
 pub struct RefusingLauncher(pub String);
 
 impl Launcher for RefusingLauncher {
-    fn launch(&mut self, _: Vec<WorkerCredentials>) -> Result<(), String> {
-        Err(self.0.clone())
+    fn launch(&mut self, _: Vec<WorkerCredentials>) -> Result<(), LaunchError> {
+        Err(LaunchError::Refused(self.0.clone()))
     }
 
     fn evict(&mut self, _: &WorkerId) {}

@@ -11,7 +11,7 @@
 pub use crate::request::launch_gate::SharedGate;
 pub use crate::request::RetryPolicy;
 use aws_transport::ecs::RunOutcome;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::time::Duration;
 use tokio::task::JoinSet;
@@ -59,7 +59,10 @@ where
     let mut queue: VecDeque<Pending<T>> =
         items.into_iter().map(|item| Pending { item, first_try: None, tries: 0 }).collect();
     let mut later: Vec<(Instant, Pending<T>)> = Vec::new();
-    let mut flight: JoinSet<(Pending<T>, RunOutcome)> = JoinSet::new();
+    // The calls run as tasks; their items stay here, so a call whose task panics is still
+    // answered (as failed), and its worker does not wait in `queued` for ever.
+    let mut flight: JoinSet<RunOutcome> = JoinSet::new();
+    let mut flying: HashMap<tokio::task::Id, Pending<T>> = HashMap::new();
     let mut fatal: Option<String> = None;
     loop {
         let now = Instant::now();
@@ -91,14 +94,21 @@ where
                 tally.calls += 1;
                 sent(&p.item);
                 let call = run(&p.item);
-                flight.spawn(async move { (p, call.await) });
+                let id = flight.spawn(call).id();
+                flying.insert(id, p);
             }
-            Some(joined) = flight.join_next(), if !flight.is_empty() => {
-                let Ok((p, outcome)) = joined else {
-                    // The call's task panicked: its item went with it.
-                    tally.failed += 1;
-                    continue;
+            Some(joined) = flight.join_next_with_id(), if !flight.is_empty() => {
+                let (p, outcome) = match joined {
+                    Ok((id, outcome)) => (flying.remove(&id), outcome),
+                    Err(e) => {
+                        tally.failed += 1;
+                        if let Some(p) = flying.remove(&e.id()) {
+                            done(p.item, Err(format!("the launch call failed inside ({e})")));
+                        }
+                        continue;
+                    }
                 };
+                let Some(p) = p else { continue };
                 let waited = p.first_try.map_or(Duration::ZERO, |t| t.elapsed());
                 match outcome {
                     RunOutcome::Started(arn) => {
@@ -330,5 +340,31 @@ mod tests {
         assert_eq!(tally.calls, 1, "one call, not a hundred: {tally:?}");
         assert_eq!(ends.len(), 100);
         assert!(ends.iter().all(|(_, r)| r.as_ref().is_err_and(|e| e.contains("no such task definition"))));
+    }
+
+    /// A call whose task panics is answered as failed, like any other failure: before, its
+    /// item went with the task, and its worker stayed `queued` for ever.
+    #[tokio::test(start_paused = true)]
+    async fn a_call_that_panics_is_answered() {
+        let gate = SharedGate::new(LaunchQuotas::default());
+        let policy = RetryPolicy::default();
+        let mut results: Vec<Option<Result<String, String>>> = vec![None; 3];
+        let tally = launch_paced(
+            vec![0usize, 1, 2],
+            &gate,
+            &policy,
+            || false,
+            |&i| async move {
+                assert_ne!(i, 1, "the call for worker 1 fails inside");
+                RunOutcome::Started(format!("arn-{i}"))
+            },
+            |_| {},
+            |i, r| results[i] = Some(r),
+        )
+        .await;
+        assert_eq!(results[0], Some(Ok("arn-0".into())));
+        assert_eq!(results[2], Some(Ok("arn-2".into())));
+        assert!(matches!(&results[1], Some(Err(why)) if why.contains("failed inside")), "{:?}", results[1]);
+        assert_eq!((tally.started, tally.failed), (2, 1));
     }
 }

@@ -5,7 +5,7 @@
 //! the watcher sees it) and reported, so its range is re-sharded without waiting for the
 //! stall timeout.
 
-use super::{Launcher, WorkerCredentials, WorkerGone, WorkerWiring};
+use super::{LaunchError, Launcher, WorkerCredentials, WorkerGone, WorkerWiring};
 use crate::transport::{PipeNetwork, WorkerEvent};
 use protocol::{codec, Message, WorkerId};
 use std::io::{BufRead, BufReader};
@@ -68,7 +68,7 @@ impl ProcessLauncher {
     }
 
     /// Reports aws workers' exits: they have no pipe whose end would tell.
-    fn watch(&mut self) -> Result<(), String> {
+    fn watch(&mut self) -> Result<(), LaunchError> {
         if self.watching {
             return Ok(());
         }
@@ -93,27 +93,31 @@ impl ProcessLauncher {
                 }
             })
             .map(|_| ())
-            .map_err(|e| format!("cannot start a process watcher: {e}"))
+            .map_err(LaunchError::spawn("a process watcher"))
     }
 }
 
 /// The `nonce-worker` binary: `forced` (the program's `NONCE_WORKER_BIN`), else beside this
 /// executable.
-pub fn worker_binary(forced: Option<&Path>) -> Result<PathBuf, String> {
+pub fn worker_binary(forced: Option<&Path>) -> Result<PathBuf, LaunchError> {
     if let Some(p) = forced {
         return Ok(p.to_path_buf());
     }
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
+    let exe = std::env::current_exe()
+        .map_err(|e| LaunchError::NoWorkerBinary(format!("cannot find this executable: {e}")))?;
     let path = exe.with_file_name("nonce-worker");
     if path.exists() {
         Ok(path)
     } else {
-        Err(format!("{} not found (build it, or set NONCE_WORKER_BIN)", path.display()))
+        Err(LaunchError::NoWorkerBinary(format!(
+            "{} not found (build it, or set NONCE_WORKER_BIN)",
+            path.display()
+        )))
     }
 }
 
 impl Launcher for ProcessLauncher {
-    fn launch(&mut self, workers: Vec<WorkerCredentials>) -> Result<(), String> {
+    fn launch(&mut self, workers: Vec<WorkerCredentials>) -> Result<(), LaunchError> {
         let bin = worker_binary(self.wiring.worker_binary.as_deref())?;
         let w = self.wiring.clone();
         for creds in workers {
@@ -132,7 +136,7 @@ impl Launcher for ProcessLauncher {
                 .stderr(Stdio::inherit());
             if let ProcessRoute::Aws(ctx) = &self.route {
                 cmd.envs(ctx.worker_env(w.job, &w.timings)).stdin(Stdio::null()).stdout(Stdio::null());
-                let child = cmd.spawn().map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+                let child = cmd.spawn().map_err(LaunchError::spawn(bin.display().to_string()))?;
                 self.children.lock().unwrap_or_else(|e| e.into_inner()).push((id, child));
                 self.watch()?;
                 continue;
@@ -143,10 +147,10 @@ impl Launcher for ProcessLauncher {
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .spawn()
-                .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+                .map_err(LaunchError::spawn(bin.display().to_string()))?;
             let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
                 let _ = child.kill();
-                return Err("worker pipes unavailable".into());
+                return Err(LaunchError::Refused("worker pipes unavailable".into()));
             };
             network.register(format!("stdio://{id}"), stdin);
             let (events, gone, inbox, network) =
@@ -167,7 +171,7 @@ impl Launcher for ProcessLauncher {
                     network.unregister(&inbox);
                     gone.do_send(WorkerGone(id));
                 })
-                .map_err(|e| format!("cannot start a pipe reader: {e}"))?;
+                .map_err(LaunchError::spawn("a pipe reader"))?;
             self.children.lock().unwrap_or_else(|e| e.into_inner()).push((child_id, child));
         }
         Ok(())

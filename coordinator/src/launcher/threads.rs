@@ -1,7 +1,7 @@
 //! The `threads` launcher: worker actors inside this process, each with its own hashing
 //! threads, reached by actor messages or, over `aws`, through their own SQS inboxes.
 
-use super::{LaunchSent, Launcher, WorkerCredentials, WorkerGone, WorkerWiring};
+use super::{LaunchError, LaunchSent, Launcher, WorkerCredentials, WorkerGone, WorkerWiring};
 use crate::transport::aws::AwsContext;
 use crate::transport::{MemoryNetwork, MemorySink};
 use actix::prelude::*;
@@ -53,7 +53,7 @@ impl ThreadsLauncher {
 }
 
 impl Launcher for ThreadsLauncher {
-    fn launch(&mut self, workers: Vec<WorkerCredentials>) -> Result<(), String> {
+    fn launch(&mut self, workers: Vec<WorkerCredentials>) -> Result<(), LaunchError> {
         for creds in workers {
             let w = &self.wiring;
             let id = creds.worker.clone();

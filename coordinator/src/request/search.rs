@@ -363,7 +363,7 @@ impl SearchRequest {
             assign_public_ip: self.ecs_public_ip.unwrap_or(false),
         });
         if let Some(e) = &ecs {
-            e.check().map_err(UsageError)?;
+            e.check().map_err(|e| UsageError(e.to_string()))?;
         } else if self.ecs_cluster.is_some()
             || self.ecs_task_definition.is_some()
             || self.ecs_subnets.is_some()
@@ -371,7 +371,7 @@ impl SearchRequest {
             return Err(UsageError("--ecs-* flags need --launcher ecs".into()));
         }
         let prefix = self.aws_prefix.clone().unwrap_or_else(|| DEFAULT_AWS_PREFIX.into());
-        aws_transport::ResourceNames::new(&prefix).map_err(UsageError)?;
+        aws_transport::ResourceNames::new(&prefix).map_err(|e| UsageError(e.to_string()))?;
         let launch = self.launch_pacing()?;
         Ok(Some(AwsSettings { prefix, bootstrap: self.aws_bootstrap.unwrap_or(false), ecs, launch }))
     }

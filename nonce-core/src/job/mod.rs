@@ -19,7 +19,7 @@ pub use config::{InboxRule, JobConfig};
 pub use events::{Input, Output};
 pub use machine::Job;
 pub use outcome::{
-    MapSpan, MapState, Outcome, OutcomeKind, SpaceMap, Stats, Status, Suspect, Verification, WorkerInfo,
-    MAX_FOUND,
+    MapSpan, MapState, Outcome, OutcomeKind, SpaceMap, Stats, Status, Suspect, Verification, WorkerHealth,
+    WorkerInfo, MAX_FOUND,
 };
 pub use snapshot::Snapshot;

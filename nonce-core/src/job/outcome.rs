@@ -119,12 +119,37 @@ pub struct Suspect {
     pub at: Duration,
 }
 
+/// A worker's health as its job sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkerHealth {
+    /// Heartbeating.
+    Live,
+    /// Silent past the stall timeout; may come back.
+    Stalled,
+    /// Known gone (it said Bye, its process or task ended).
+    Gone,
+    /// Caught lying or miscomputing: stopped, its claims searched again, never heard again.
+    Suspect,
+}
+
+impl WorkerHealth {
+    /// The name on the wire (`workers.list`, the dashboard).
+    pub fn name(self) -> &'static str {
+        match self {
+            WorkerHealth::Live => "live",
+            WorkerHealth::Stalled => "stalled",
+            WorkerHealth::Gone => "gone",
+            WorkerHealth::Suspect => "suspect",
+        }
+    }
+}
+
 /// One worker as the job sees it, for `workers.list`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct WorkerInfo {
     pub worker: WorkerId,
-    /// `live`, `stalled`, `gone`, or `suspect` (caught lying or miscomputing).
-    pub health: &'static str,
+    /// Heartbeating, stalled, gone, or caught.
+    pub health: WorkerHealth,
     pub rate: f64,
     pub shards: usize,
     /// Time since the worker was last heard from.

@@ -156,7 +156,7 @@ pub async fn sqs_cost(plan: SqsCostPlan) -> Result<SqsCostReport, String> {
                 let (Ok(status), Ok(workers)) = (sup.send(GetStatus).await, sup.send(GetWorkers).await) else { continue };
                 let t = started.elapsed().as_secs_f64();
                 let mut live: Vec<f64> =
-                    workers.iter().filter(|w| w.health == "live").map(|w| w.silent_for.as_secs_f64()).collect();
+                    workers.iter().filter(|w| w.health == nonce_core::job::WorkerHealth::Live).map(|w| w.silent_for.as_secs_f64()).collect();
                 // The stopped worker makes no progress, so its silence is not stale progress:
                 // until the supervisor writes it off, leave out the longest silence (its own).
                 if stopped.is_some() && detected.is_none() {

@@ -74,12 +74,16 @@ impl Listener {
         self.certs.clone()
     }
 
-    /// Serves until the task is dropped.
+    /// Serves until `shutdown` turns true; then takes no new connections, tells every open
+    /// one to finish (a call in flight is answered, a WebSocket is closed), and returns once
+    /// they have, or after `grace`.
     pub async fn serve(
         self,
         table: module::Table,
         users: Arc<LiveUsers>,
         metrics: Arc<dyn MetricsSource>,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+        grace: Duration,
     ) -> Result<(), String> {
         let for_post = table.clone();
         let module = module::module(table)?;
@@ -95,7 +99,7 @@ impl Listener {
         let builder = jsonrpsee::server::Server::builder().set_config(config).to_service_builder();
         let methods: jsonrpsee::Methods = module.into();
         // Kept alive for as long as we serve: dropping the handle would stop every connection.
-        let (stop, _handle) = stop_channel();
+        let (stop, handle) = stop_channel();
         let shared = Arc::new(GateShared {
             methods: for_post,
             max_request_bytes: self.table.max_request_bytes as usize,
@@ -109,7 +113,11 @@ impl Listener {
         let total = Arc::new(Semaphore::new(self.table.max_connections));
         let per_ip = Arc::new(PerAddress::new(self.table.max_connections_per_ip));
         loop {
-            let (stream, peer) = match self.tcp.accept().await {
+            let accepted = tokio::select! {
+                a = self.tcp.accept() => a,
+                _ = shutdown.wait_for(|&stop| stop) => break,
+            };
+            let (stream, peer) = match accepted {
                 Ok(x) => x,
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
@@ -161,6 +169,13 @@ impl Listener {
                 .instrument(span),
             );
         }
+        // Every connection holds a permit: all of them back means all of them done.
+        let _ = handle.stop();
+        let all = u32::try_from(self.table.max_connections).unwrap_or(u32::MAX);
+        if tokio::time::timeout(grace, total.acquire_many(all)).await.is_err() {
+            tracing::warn!("network connections still open after the grace: closing them");
+        }
+        Ok(())
     }
 }
 

@@ -7,7 +7,7 @@ use crate::users::Caller;
 use coordinator::actors::{GetSpaceMap, GetStatus, GetTransportCounters, GetWorkers, WaitJob};
 use coordinator::request::report::progress;
 use nonce_api::{AwsInfo, DaemonInfo, Finished, Health, JobState, JobStatus, JobSummary, Quotas, WorkerView};
-use nonce_core::job::MapState;
+use nonce_core::job::{MapState, WorkerHealth};
 use protocol::JobId;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -24,12 +24,12 @@ fn stale_after(timings: &coordinator::request::WorkerTimings) -> f64 {
     (timings.heartbeat.as_secs_f64() * 1.5).min(timings.stall_timeout.as_secs_f64())
 }
 
-fn health(name: &str) -> Health {
-    match name {
-        "live" => Health::Live,
-        "stalled" => Health::Stalled,
-        "suspect" => Health::Suspect,
-        _ => Health::Gone,
+fn health(h: WorkerHealth) -> Health {
+    match h {
+        WorkerHealth::Live => Health::Live,
+        WorkerHealth::Stalled => Health::Stalled,
+        WorkerHealth::Suspect => Health::Suspect,
+        WorkerHealth::Gone => Health::Gone,
     }
 }
 
@@ -265,7 +265,7 @@ impl DaemonMethods {
             .map(|w| {
                 json!({
                     "worker": w.worker.to_string(),
-                    "health": w.health,
+                    "health": w.health.name(),
                     "rate": w.rate.round(),
                     "ranges": w.ranges.iter().map(|r| [r.start.to_string(), r.end.to_string()]).collect::<Vec<_>>(),
                     "silent_s": (w.silent_for.as_secs_f64() * 10.0).round() / 10.0,
@@ -299,7 +299,10 @@ impl DaemonMethods {
                     r.running.push(RunningJob {
                         job: job.to_string(),
                         rate: st.stats.rate,
-                        workers: workers.iter().map(|w| (w.worker.to_string(), w.health, w.rate)).collect(),
+                        workers: workers
+                            .iter()
+                            .map(|w| (w.worker.to_string(), w.health.name(), w.rate))
+                            .collect(),
                     });
                     let s = &st.stats;
                     r.interruptions += s.interruptions;

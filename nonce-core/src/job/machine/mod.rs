@@ -28,16 +28,7 @@ use protocol::{verify, Best, Command, Epoch, EventBody, JobId, Mode, NonceRange,
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Health {
-    Live,
-    /// Silent past the stall timeout; may come back.
-    Stalled,
-    /// Known gone.
-    Dead,
-    /// Caught lying or miscomputing: stopped, its claims searched again, never heard again.
-    Suspect,
-}
+use super::outcome::WorkerHealth as Health;
 
 #[derive(Debug)]
 struct WorkerState {
@@ -269,12 +260,7 @@ impl Job {
             .iter()
             .map(|(id, w)| WorkerInfo {
                 worker: id.clone(),
-                health: match w.health {
-                    Health::Live => "live",
-                    Health::Stalled => "stalled",
-                    Health::Dead => "gone",
-                    Health::Suspect => "suspect",
-                },
+                health: w.health,
                 shares: w.shares,
                 shares_expected: crate::proof::expected_shares(w.credited, self.cfg.share_bits),
                 rate: w.rate,
@@ -379,7 +365,7 @@ impl Job {
                 }
             }
             Input::WorkerExited(worker) => {
-                self.lose_worker(&worker, Health::Dead);
+                self.lose_worker(&worker, Health::Gone);
                 self.replace_lost(&mut out);
                 self.assign_idle(now, &mut out);
                 self.check_done(now, &mut out);
@@ -480,7 +466,7 @@ impl Job {
     /// coordinator may still introduce themselves (the tick's patience rule decides).
     fn no_way_forward(&self) -> bool {
         self.cfg.resume.is_none()
-            && self.workers.values().all(|w| matches!(w.health, Health::Dead | Health::Suspect))
+            && self.workers.values().all(|w| matches!(w.health, Health::Gone | Health::Suspect))
             && self.pending.is_empty()
             && self.queued.is_empty()
             && self.stats.launched >= self.cfg.max_launches

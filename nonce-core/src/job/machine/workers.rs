@@ -151,7 +151,7 @@ impl Job {
                 if reason == ByeReason::Terminated && busy {
                     self.stats.interruptions += 1;
                 }
-                self.lose_worker(&worker, Health::Dead)
+                self.lose_worker(&worker, Health::Gone)
             }
             EventBody::Hello { .. } => {}
         }
@@ -308,7 +308,7 @@ impl Job {
     /// Takes every shard from `worker`; what it had not searched goes back to Free.
     pub(super) fn lose_worker(&mut self, worker: &WorkerId, health: Health) {
         let Some(w) = self.workers.get_mut(worker) else { return };
-        if matches!(w.health, Health::Dead | Health::Suspect) {
+        if matches!(w.health, Health::Gone | Health::Suspect) {
             return;
         }
         let had_work = !w.shards.is_empty();
