@@ -83,8 +83,11 @@ impl Intercept for ApiCalls {
 /// SQS, SNS and ECS clients sharing one configuration.
 #[derive(Debug, Clone)]
 pub struct AwsClients {
+    /// SQS: the events queue and the inboxes.
     pub sqs: aws_sdk_sqs::Client,
+    /// SNS: the control topic.
     pub sns: aws_sdk_sns::Client,
+    /// ECS: the worker tasks.
     pub ecs: aws_sdk_ecs::Client,
     /// Every request of the three clients, by operation.
     pub calls: ApiCalls,

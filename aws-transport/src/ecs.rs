@@ -15,9 +15,13 @@ const DESCRIBE_BATCH: usize = 100;
 /// Where and how worker tasks run (CLI flags or the daemon's `[ecs]` table).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EcsSettings {
+    /// The ECS cluster the tasks run in.
     pub cluster: String,
+    /// The worker task definition (family or ARN).
     pub task_definition: String,
+    /// Subnets of the tasks' network interfaces.
     pub subnets: Vec<String>,
+    /// Security groups of the tasks' network interfaces.
     pub security_groups: Vec<String>,
     /// The worker container's name in the task definition (overrides name it).
     pub container: String,
@@ -49,8 +53,11 @@ impl EcsSettings {
 /// One task's RunTask: its environment (a worker's credentials among it: never logged) and tags.
 #[derive(Clone)]
 pub struct TaskLaunch {
+    /// The worker's environment (its job, id, key and timings).
     pub env: Vec<(String, String)>,
+    /// Tags naming the task's job and deployment prefix (what the sweep and IAM conditions read).
     pub tags: Vec<(String, String)>,
+    /// `startedBy` (`nonce-cloud/JOB`): how the job's tasks are listed and stopped.
     pub started_by: String,
 }
 

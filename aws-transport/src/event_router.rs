@@ -47,6 +47,7 @@ pub type Deliver = Box<dyn Fn(SealedEvent) + Send + Sync>;
 /// What the router has seen, for logs, `--json` and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RouterStats {
+    /// Events routed to a job this coordinator runs.
     pub delivered: u64,
     /// Events of jobs this process does not run (earlier or other jobs).
     pub ghosts: u64,
@@ -156,6 +157,7 @@ impl EventRouter {
         self.shared.per_job.lock().unwrap_or_else(|e| e.into_inner()).get(&job).copied().unwrap_or(0)
     }
 
+    /// What it has routed, dropped and dead-lettered so far.
     pub fn stats(&self) -> RouterStats {
         RouterStats {
             delivered: self.shared.delivered.load(Ordering::Relaxed),

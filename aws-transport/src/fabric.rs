@@ -13,9 +13,13 @@ pub const MAX_RECEIVES: u32 = 5;
 /// The deployment's shared resources.
 #[derive(Debug, Clone)]
 pub struct Fabric {
+    /// The names it was found by.
     pub names: ResourceNames,
+    /// The events queue's URL.
     pub events_url: String,
+    /// Its dead-letter queue's URL.
     pub dlq_url: String,
+    /// The control topic's ARN.
     pub topic_arn: String,
 }
 

@@ -19,6 +19,7 @@
 //!   exponential backoff and jitter when throttled.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod clients;
 pub mod command_sender;

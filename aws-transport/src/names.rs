@@ -25,6 +25,7 @@ impl ResourceNames {
         }
     }
 
+    /// The prefix every name starts with.
     pub fn prefix(&self) -> &str {
         &self.prefix
     }

@@ -24,8 +24,11 @@ use tokio::task::JoinHandle;
 /// Where a worker connects: from its environment (see `nonce-worker`'s docs).
 #[derive(Debug, Clone)]
 pub struct LinkConfig {
+    /// The worker's job.
     pub job: JobId,
+    /// The events queue's URL.
     pub events_url: String,
+    /// The control topic's ARN.
     pub topic_arn: String,
     /// The inbox queue's name (see `names::inbox_queue`).
     pub inbox_queue: String,

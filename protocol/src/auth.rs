@@ -29,6 +29,17 @@ type HmacSha256 = Hmac<Sha256>;
 pub const KEY_BYTES: usize = 32;
 
 /// Why a sealed message was not accepted.
+/// Why a key's text is not a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    /// Keys and secrets are 32 bytes, written as 64 hex digits.
+    #[error("expected 64 hex digits (32 bytes)")]
+    NotHex32,
+    /// 32 bytes that are no point of the curve.
+    #[error("not an Ed25519 public key")]
+    NotEd25519,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     #[error("the message's tag or signature does not verify")]
@@ -60,8 +71,9 @@ impl JobSecret {
         hex::encode(self.0)
     }
 
-    pub fn from_hex(text: &str) -> Result<Self, String> {
-        parse_hex32(text).map(JobSecret).map_err(|e| format!("job secret: {e}"))
+    /// The secret as `to_hex` wrote it (the journal keeps it so).
+    pub fn from_hex(text: &str) -> Result<Self, KeyError> {
+        parse_hex32(text).map(JobSecret)
     }
 
     fn derive(&self, label: &str, job: JobId, extra: &[u8]) -> [u8; KEY_BYTES] {
@@ -120,7 +132,8 @@ impl WorkerKey {
         hex::encode(self.bytes)
     }
 
-    pub fn from_hex(text: &str) -> Result<Self, String> {
+    /// The key as `to_hex` wrote it (`NONCE_WORKER_KEY`).
+    pub fn from_hex(text: &str) -> Result<Self, KeyError> {
         parse_hex32(text).map(WorkerKey::from_bytes)
     }
 
@@ -213,11 +226,12 @@ impl BroadcastVerifier {
         hex::encode(self.0.as_bytes())
     }
 
-    pub fn from_hex(text: &str) -> Result<Self, String> {
+    /// The public key as `to_hex` wrote it (`NONCE_BROADCAST_KEY`).
+    pub fn from_hex(text: &str) -> Result<Self, KeyError> {
         let bytes = parse_hex32(text)?;
         ed25519_dalek::VerifyingKey::from_bytes(&bytes)
             .map(BroadcastVerifier)
-            .map_err(|_| "not an Ed25519 public key".to_string())
+            .map_err(|_| KeyError::NotEd25519)
     }
 
     /// Whether the signature is the job's (not whether the broadcast is fresh).
@@ -296,9 +310,9 @@ fn hmac_key(key: &[u8]) -> HmacSha256 {
     }
 }
 
-fn parse_hex32(text: &str) -> Result<[u8; KEY_BYTES], String> {
-    let bytes = hex::decode(text.trim()).map_err(|_| "expected 64 hex digits".to_string())?;
-    bytes.try_into().map_err(|_| "expected 64 hex digits (32 bytes)".to_string())
+fn parse_hex32(text: &str) -> Result<[u8; KEY_BYTES], KeyError> {
+    let bytes = hex::decode(text.trim()).map_err(|_| KeyError::NotHex32)?;
+    bytes.try_into().map_err(|_| KeyError::NotHex32)
 }
 
 /// Refuses replays: remembers the newest sequence number seen and which of the `WIDTH` below

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// Where a worker's events go: the coordinator, over whatever transport connects them.
 /// Called from the actor and from hashing threads, so it must not block for long.
 pub trait EventSink: Send + Sync + 'static {
+    /// Sends `event` (or queues it to be sent).
     fn send(&self, event: SealedEvent);
 }
 
@@ -67,10 +68,12 @@ pub struct Sealer {
 }
 
 impl Sealer {
+    /// Seals events of `worker` in `job` with its key.
     pub fn new(key: WorkerKey, job: JobId, worker: WorkerId) -> Self {
         Sealer { key, job, worker, seq: AtomicU64::new(0) }
     }
 
+    /// `body` sealed: the next sequence number, tagged with the worker's key.
     pub fn seal(&self, body: EventBody) -> SealedEvent {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
         self.key.seal_event(seq, Event { job: self.job, worker: self.worker.clone(), body })
@@ -80,14 +83,19 @@ impl Sealer {
 /// How one worker behaves.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
+    /// Which worker this is.
     pub id: WorkerId,
+    /// Its job.
     pub job: JobId,
     /// Address the coordinator uses to reach this worker (queue URL, or a name in memory).
     pub inbox: String,
+    /// Hashing threads.
     pub threads: usize,
+    /// How often it beats.
     pub heartbeat: Duration,
     /// Stop when nothing has been heard from the coordinator for this long.
     pub orphan_timeout: Duration,
+    /// The hashing kernel it uses.
     pub backend: Backend,
     /// This worker's key, given at launch (`NONCE_WORKER_KEY`).
     pub key: WorkerKey,
@@ -141,6 +149,7 @@ impl std::fmt::Debug for WorkerActor {
 }
 
 impl WorkerActor {
+    /// An actor for `cfg` that reports through `sink`.
     pub fn new(cfg: WorkerConfig, sink: Arc<dyn EventSink>) -> Self {
         let sealer = Arc::new(Sealer::new(cfg.key.clone(), cfg.job, cfg.id.clone()));
         WorkerActor {

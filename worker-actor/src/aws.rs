@@ -15,8 +15,11 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// `NONCE_CONTROL_TOPIC_ARN`, or from the coordinator's own set-up for in-process workers).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AwsEndpoints {
+    /// The deployment's resource prefix (names the worker's inbox).
     pub prefix: String,
+    /// The events queue workers send to.
     pub events_url: String,
+    /// The control topic the worker's inbox subscribes to.
     pub topic_arn: String,
     /// A file to append this worker's AWS request counts to when it ends
     /// (`NONCE_AWS_CALL_LOG`: tools and tests collect them so).

@@ -59,7 +59,9 @@ use std::time::Duration;
 /// How the worker reaches its coordinator.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TransportEnv {
+    /// Base64 text lines on stdin/stdout (the `process` launcher's pipes).
     Stdio,
+    /// The events queue and its own inbox (SQS and SNS).
     Aws(AwsEndpoints),
 }
 

@@ -3,6 +3,7 @@
 //! reports to the coordinator. The hashing itself is `nonce_kernel`'s.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod actor;
 pub mod alarm;

@@ -28,14 +28,28 @@ pub enum SearchEvent {
     Golden(u64),
     /// Every nonce of the shard up to `end` (its possibly shrunk end) has been checked;
     /// `shares` are those of `from..end`, the part no heartbeat has reported.
-    Finished { best: Option<Best>, from: u128, end: u128, found: Vec<u64>, shares: Vec<u64> },
+    Finished {
+        /// The lowest hash of the shard.
+        best: Option<Best>,
+        /// Where the unreported part starts.
+        from: u128,
+        /// The shard's end as it finished (after any shrink).
+        end: u128,
+        /// Every golden nonce of the shard kept (the lowest `REPORT_LIMIT`).
+        found: Vec<u64>,
+        /// The shares of `from..end`.
+        shares: Vec<u64>,
+    },
 }
 
 /// A stretch of searched nonces with every share in it: what a heartbeat reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Segment {
+    /// First nonce of the segment.
     pub from: u128,
+    /// One past its last nonce.
     pub to: u128,
+    /// The shares found in it (nonces whose hash meets the share target), ascending.
     pub shares: Vec<u64>,
 }
 
