@@ -40,12 +40,16 @@ pub enum KeyError {
     NotEd25519,
 }
 
+/// Why a sealed message was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
+    /// Not sealed with the key it claims.
     #[error("the message's tag or signature does not verify")]
     Forged,
+    /// A copy of one already accepted, or too old to tell.
     #[error("the message was seen before (or is older than the replay window)")]
     Replayed,
+    /// A broadcast sent too long ago (or in the future).
     #[error("the broadcast's clock is too far from ours")]
     Stale,
 }
@@ -179,6 +183,7 @@ impl WorkerKey {
         SealedCommand { stream, seq, command, tag }
     }
 
+    /// Whether `sealed` carries this key's tag (not whether it is fresh).
     pub fn opens_command(&self, sealed: &SealedCommand) -> bool {
         self.check(COMMAND_LABEL, sealed.stream, sealed.seq, &sealed.command, &sealed.tag)
     }
@@ -199,6 +204,7 @@ impl fmt::Debug for BroadcastSigner {
 }
 
 impl BroadcastSigner {
+    /// The public half, which workers are given.
     pub fn verifier(&self) -> BroadcastVerifier {
         BroadcastVerifier(self.0.verifying_key())
     }
@@ -253,8 +259,11 @@ fn broadcast_bytes(stream: u64, seq: u64, sent_at_ms: u64, command: &Command) ->
 /// A worker's event with its sequence number and tag.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SealedEvent {
+    /// The worker's sequence number, from 1 (the replay window's input).
     pub seq: u64,
+    /// The event.
     pub event: Event,
+    /// HMAC-SHA256 of label, sequence number and event, with the worker's key.
     pub tag: [u8; 32],
 }
 
@@ -263,18 +272,24 @@ pub struct SealedEvent {
 pub struct SealedCommand {
     /// The coordinator's incarnation: sequence numbers restart with each life.
     pub stream: u64,
+    /// The sequence number within the stream, from 1.
     pub seq: u64,
+    /// The command.
     pub command: Command,
+    /// HMAC-SHA256 of label, stream, sequence number and command, with the worker's key.
     pub tag: [u8; 32],
 }
 
 /// A command to every worker of a job, signed with the job's broadcast key.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SignedBroadcast {
+    /// The coordinator's incarnation: sequence numbers restart with each life.
     pub stream: u64,
+    /// The sequence number within the stream, from 1.
     pub seq: u64,
     /// The coordinator's clock, Unix milliseconds: a receiver refuses broadcasts far from its own.
     pub sent_at_ms: u64,
+    /// The command.
     pub command: Command,
     /// 64 bytes of Ed25519 (serde has no derive for arrays that long).
     pub signature: Vec<u8>,
@@ -325,6 +340,7 @@ pub struct ReplayWindow {
 }
 
 impl ReplayWindow {
+    /// How many sequence numbers below the newest it remembers.
     pub const WIDTH: u64 = 128;
 
     /// Whether `seq` was not seen before; records it. Sequence numbers start at 1.

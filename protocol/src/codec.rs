@@ -16,16 +16,22 @@ pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 /// Why bytes could not be turned into a [`Message`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
+    /// Longer than the limit.
     #[error("message is {0} bytes; the limit is {MAX_MESSAGE_BYTES}")]
     TooLarge(usize),
+    /// Shorter than an envelope.
     #[error("message is too short to hold an envelope")]
     Truncated,
+    /// Not our magic bytes.
     #[error("not a nonce-cloud message (bad magic)")]
     BadMagic,
+    /// An envelope version this build does not speak.
     #[error("envelope version {0} is not supported (this build speaks {VERSION})")]
     UnsupportedVersion(u16),
+    /// A text body that is not base64.
     #[error("text body is not valid base64")]
     BadBase64,
+    /// An envelope whose body does not decode.
     #[error("malformed message body: {0}")]
     Malformed(String),
 }
@@ -33,6 +39,7 @@ pub enum DecodeError {
 /// Why a message could not be encoded (only ever its size).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EncodeError {
+    /// Longer than the limit.
     #[error("message would be {0} bytes; the limit is {MAX_MESSAGE_BYTES}")]
     TooLarge(usize),
 }

@@ -6,6 +6,7 @@
 //! the coordinator checks every claim against.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod auth;
 pub mod codec;

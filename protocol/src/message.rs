@@ -52,7 +52,9 @@ impl fmt::Display for WorkerId {
 /// A hash seen by a worker with the most leading zero bits so far.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Best {
+    /// The nonce.
     pub nonce: u64,
+    /// Leading zero bits of its double SHA-256.
     pub leading_zeros: u32,
 }
 
@@ -67,11 +69,17 @@ pub struct Best {
 /// heartbeat lost on the way) leaves the gap to be searched again.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShardProgress {
+    /// The shard.
     pub shard: ShardId,
+    /// The assignment it was searched under (a stale epoch is ignored).
     pub epoch: Epoch,
+    /// Where this report's segment starts (the previous report's watermark).
     pub from: u128,
+    /// Every nonce of the shard below this has been checked.
     pub watermark: u128,
+    /// The golden nonces below the watermark (the shard's lowest, bounded).
     pub found: Vec<u64>,
+    /// Every share of `from..watermark`, ascending.
     pub shares: Vec<u64>,
 }
 
@@ -85,26 +93,58 @@ pub enum Command {
     /// Search `range` of `puzzle` as shard `shard`, reporting as shares every nonce whose
     /// hash has at least `share_bits` leading zero bits.
     Assign {
+        /// The job.
         job: JobId,
+        /// The shard it is searched as.
         shard: ShardId,
+        /// This assignment's epoch: later commands for the shard carry it.
         epoch: Epoch,
+        /// What to hash.
         puzzle: Puzzle,
+        /// Which nonces.
         range: NonceRange,
+        /// When a golden nonce ends the shard (`first`) or not.
         mode: Mode,
+        /// Leading zero bits that make a hash a share.
         share_bits: u32,
     },
     /// Give up the part of the shard at and above `new_end` (work stealing); answer `ShrinkAck`.
-    Shrink { job: JobId, shard: ShardId, epoch: Epoch, new_end: u128 },
+    Shrink {
+        /// The job.
+        job: JobId,
+        /// The shard.
+        shard: ShardId,
+        /// Its assignment's epoch.
+        epoch: Epoch,
+        /// Its end from now on, if the worker has not searched past it.
+        new_end: u128,
+    },
     /// Stop working on the shard: it has been given to someone else or is no longer needed.
-    Revoke { job: JobId, shard: ShardId, epoch: Epoch },
+    Revoke {
+        /// The job.
+        job: JobId,
+        /// The shard.
+        shard: ShardId,
+        /// Its assignment's epoch.
+        epoch: Epoch,
+    },
     /// Stop everything for `job` (or for every job when `None`) and exit.
-    Stop { job: Option<JobId> },
+    Stop {
+        /// The job; `None`: every job.
+        job: Option<JobId>,
+    },
     /// The coordinator is alive; workers that stop hearing these stop themselves. A new
     /// `incarnation` means the coordinator restarted: workers say Hello again to be adopted.
-    KeepAlive { job: JobId, incarnation: u64 },
+    KeepAlive {
+        /// The job.
+        job: JobId,
+        /// Which life of the coordinator sends it.
+        incarnation: u64,
+    },
 }
 
 impl Command {
+    /// The job it is for (`None`: a `Stop` for every job).
     pub fn job(&self) -> Option<JobId> {
         match self {
             Command::Assign { job, .. }
@@ -119,8 +159,11 @@ impl Command {
 /// Worker -> coordinator, always naming the job and the sender.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Event {
+    /// The job.
     pub job: JobId,
+    /// The sender.
     pub worker: WorkerId,
+    /// What it says.
     pub body: EventBody,
 }
 
@@ -128,27 +171,63 @@ pub struct Event {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum EventBody {
     /// The worker is up: where to reach it and how many hashing threads it runs.
-    Hello { inbox: String, cpus: u32 },
+    Hello {
+        /// Its inbox (an SQS queue URL, `stdio://…`, or an actor's name).
+        inbox: String,
+        /// Hashing threads.
+        cpus: u32,
+    },
     /// Liveness and progress, with the worker's hash rate in nonces per second.
-    Heartbeat { shards: Vec<ShardProgress>, rate: f64, best: Option<Best> },
+    Heartbeat {
+        /// Progress of each shard it holds.
+        shards: Vec<ShardProgress>,
+        /// Nonces a second.
+        rate: f64,
+        /// Its lowest hash so far.
+        best: Option<Best>,
+    },
     /// A candidate golden nonce; the coordinator verifies it before believing it.
-    Found { shard: ShardId, epoch: Epoch, nonce: u64 },
+    Found {
+        /// The shard it is in.
+        shard: ShardId,
+        /// Its assignment's epoch.
+        epoch: Epoch,
+        /// The nonce.
+        nonce: u64,
+    },
     /// The whole shard has been checked, up to `end` (its end as the worker knew it, which
     /// a `Shrink` may have lowered); `shares` are those of the last segment, `from..end`.
     ShardDone {
+        /// The shard.
         shard: ShardId,
+        /// Its assignment's epoch.
         epoch: Epoch,
+        /// Its lowest hash.
         best: Option<Best>,
+        /// Where the last segment starts.
         from: u128,
+        /// The shard's end as the worker knew it.
         end: u128,
+        /// Its golden nonces (the lowest, bounded).
         found: Vec<u64>,
+        /// The shares of `from..end`.
         shares: Vec<u64>,
     },
     /// Answer to `Shrink`: the shard now ends at `end` (never below what was already claimed).
-    ShrinkAck { shard: ShardId, epoch: Epoch, end: u128 },
+    ShrinkAck {
+        /// The shard.
+        shard: ShardId,
+        /// Its assignment's epoch.
+        epoch: Epoch,
+        /// Its end from now on.
+        end: u128,
+    },
     /// The worker is exiting, and why. Its last heartbeat went out just before, so nothing
     /// it searched is lost.
-    Bye { reason: ByeReason },
+    Bye {
+        /// Why.
+        reason: ByeReason,
+    },
 }
 
 /// Why a worker leaves.
@@ -166,6 +245,7 @@ pub enum ByeReason {
 }
 
 impl EventBody {
+    /// Its name, for logs and metrics.
     pub fn kind(&self) -> &'static str {
         match self {
             EventBody::Hello { .. } => "hello",
@@ -185,5 +265,6 @@ pub enum Message {
     Command(SealedCommand),
     /// To every worker of a job (the control topic).
     Broadcast(SignedBroadcast),
+    /// To the coordinator (the events queue).
     Event(SealedEvent),
 }

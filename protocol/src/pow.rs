@@ -20,10 +20,14 @@ pub const MAX_DIFFICULTY: u32 = 256;
 /// How a nonce is written after the block bytes. Also fixes the size of the nonce space.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 pub enum Encoding {
+    /// 4 bytes, big-endian: a 2^32 space (the coursework's).
     #[default]
     Be32,
+    /// 4 bytes, little-endian: a 2^32 space.
     Le32,
+    /// 8 bytes, big-endian: a 2^64 space.
     Be64,
+    /// 8 bytes, little-endian: a 2^64 space.
     Le64,
 }
 
@@ -52,6 +56,7 @@ impl Encoding {
         }
     }
 
+    /// The name `--encoding` takes.
     pub fn name(self) -> &'static str {
         match self {
             Encoding::Be32 => "be32",
@@ -85,9 +90,17 @@ impl fmt::Display for Encoding {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Layout {
     /// Arbitrary block bytes followed by the nonce.
-    Append { block: Vec<u8>, encoding: Encoding },
+    Append {
+        /// The bytes before the nonce.
+        block: Vec<u8>,
+        /// How the nonce is written after them.
+        encoding: Encoding,
+    },
     /// A Bitcoin block header: 80 bytes, nonce little-endian at 76..80, hash byte-reversed.
-    Header { header: Vec<u8> },
+    Header {
+        /// The 80 bytes (its nonce field is overwritten by each nonce).
+        header: Vec<u8>,
+    },
 }
 
 /// When a hash is golden.
@@ -102,16 +115,22 @@ pub enum Target {
 /// Why a puzzle, encoding or range was refused. Each message names the problem for a user.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PuzzleError {
+    /// An encoding name that is none of ours.
     #[error("unknown encoding {0:?} (expected be32, le32, be64 or le64)")]
     BadEncoding(String),
+    /// A block over the size limit.
     #[error("block is {0} bytes; the limit is {MAX_BLOCK_BYTES}")]
     BlockTooLarge(usize),
+    /// A header that is not 80 bytes.
     #[error("header is {0} bytes; a Bitcoin header is exactly 80")]
     HeaderLength(usize),
+    /// More than 256 bits.
     #[error("difficulty {0} is over the maximum of 256 bits")]
     DifficultyTooHigh(u32),
+    /// An nBits that expands to no target.
     #[error("nBits {0:#010x} is not a valid compact target (negative, zero or overflowing)")]
     BadCompact(u32),
+    /// A range outside the puzzle's space, or empty.
     #[error("range {0}")]
     BadRange(String),
 }
@@ -148,16 +167,20 @@ impl From<Puzzle> for PuzzleWire {
 /// The full account of one nonce: the answer `verify` gives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Verdict {
+    /// The nonce judged.
     pub nonce: u64,
     /// SHA-256(SHA-256(message)) in the order the hash function outputs it.
     pub digest: [u8; 32],
     /// What difficulty is judged on: the digest, or in header mode the digest reversed.
     pub hash: [u8; 32],
+    /// Leading zero bits of `hash`.
     pub leading_zeros: u32,
+    /// Whether it meets the puzzle's target.
     pub golden: bool,
 }
 
 impl Puzzle {
+    /// A puzzle, if the layout and target are valid (sizes, difficulty, nBits).
     pub fn new(layout: Layout, target: Target) -> Result<Self, PuzzleError> {
         match &layout {
             Layout::Append { block, .. } if block.len() > MAX_BLOCK_BYTES => {
@@ -181,10 +204,12 @@ impl Puzzle {
         Puzzle::new(Layout::Append { block, encoding }, Target::LeadingZeros(difficulty))
     }
 
+    /// What bytes are hashed.
     pub fn layout(&self) -> &Layout {
         &self.layout
     }
 
+    /// When a hash is golden.
     pub fn target(&self) -> Target {
         self.target
     }
@@ -202,6 +227,7 @@ impl Puzzle {
         matches!(self.layout, Layout::Header { .. })
     }
 
+    /// How the nonce is written (a header's: little-endian 32-bit).
     pub fn encoding(&self) -> Encoding {
         self.prefix().1
     }
@@ -346,23 +372,29 @@ pub fn expand_compact(bits: u32) -> Result<[u8; 32], PuzzleError> {
 /// A half-open range of nonces, `start..end`. `end` may be 2^64, hence `u128`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 pub struct NonceRange {
+    /// The first nonce.
     pub start: u128,
+    /// One past the last.
     pub end: u128,
 }
 
 impl NonceRange {
+    /// `start..end`.
     pub fn new(start: u128, end: u128) -> Self {
         NonceRange { start, end }
     }
 
+    /// How many nonces it holds (0 when `end <= start`).
     pub fn len(&self) -> u128 {
         self.end.saturating_sub(self.start)
     }
 
+    /// Whether it holds none.
     pub fn is_empty(&self) -> bool {
         self.end <= self.start
     }
 
+    /// Whether `n` is in it.
     pub fn contains(&self, n: u128) -> bool {
         self.start <= n && n < self.end
     }
@@ -416,6 +448,7 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// The name `--mode` takes.
     pub fn name(self) -> &'static str {
         match self {
             Mode::First => "first",

@@ -25,7 +25,9 @@ pub const CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// What is fixed about a worker when it starts.
 #[derive(Debug, Clone)]
 pub struct WorkerRules {
+    /// This worker.
     pub id: WorkerId,
+    /// Its job.
     pub job: JobId,
     /// Where the coordinator reaches this worker (queue URL, `stdio://<id>`, `mem://<id>`).
     pub inbox: String,
@@ -63,9 +65,11 @@ pub enum Shutdown {
 /// Why a worker ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitReason {
+    /// Told to stop (its job ended, or its launcher stopped it).
     Stopped,
     /// A signal from the platform (see [`Shutdown::Terminated`]).
     Terminated,
+    /// Its coordinator went silent past the orphan timeout.
     Orphaned,
     /// A hashing thread failed, or a search could not start.
     Failed,
@@ -88,7 +92,12 @@ pub enum WorkerInput {
     /// The worker is up: it says Hello.
     Start,
     /// A command arrived; `unix_ms` is the wall clock now.
-    Delivered { delivery: Delivery, unix_ms: u64 },
+    Delivered {
+        /// What arrived, still sealed.
+        delivery: Delivery,
+        /// The wall clock now, Unix milliseconds (a broadcast's age is judged by it).
+        unix_ms: u64,
+    },
     /// Time passed (feed it by [`WorkerMachine::poll_timeout`]).
     Tick,
     /// This shard's search ended by itself (its `ShardDone` went out from its thread).
@@ -96,7 +105,14 @@ pub enum WorkerInput {
     /// A search failed or could not start: the worker leaves, so its range is re-sharded.
     Failed,
     /// A `first` shard's search found a golden nonce: the progress before it goes out first.
-    FirstFound { shard: ShardId, epoch: Epoch, nonce: u64 },
+    FirstFound {
+        /// The shard.
+        shard: ShardId,
+        /// Its assignment's epoch.
+        epoch: Epoch,
+        /// The nonce found.
+        nonce: u64,
+    },
     /// Stop, from inside the process.
     Shutdown(Shutdown),
 }
@@ -107,12 +123,32 @@ pub enum WorkerOutput {
     /// Seal (with the worker's key) and send this event to the coordinator.
     Emit(EventBody),
     /// Start searching `range` as `shard` at `epoch`; answer `Failed` if it cannot.
-    Search { shard: ShardId, epoch: Epoch, puzzle: Puzzle, range: NonceRange, mode: Mode, share_bits: u32 },
+    Search {
+        /// The shard.
+        shard: ShardId,
+        /// Its assignment's epoch.
+        epoch: Epoch,
+        /// What to hash.
+        puzzle: Puzzle,
+        /// Which nonces.
+        range: NonceRange,
+        /// When a find ends the shard.
+        mode: Mode,
+        /// Leading zero bits that make a share.
+        share_bits: u32,
+    },
     /// Stop searching this shard and forget it (revoked, or replaced by a newer assignment).
     Cancel(ShardId),
     /// End this shard at `new_end`, or where its search has claimed up to if that is further,
     /// and emit `ShrinkAck` with the end it kept.
-    Shrink { shard: ShardId, epoch: Epoch, new_end: u128 },
+    Shrink {
+        /// The shard.
+        shard: ShardId,
+        /// Its assignment's epoch.
+        epoch: Epoch,
+        /// The end asked for.
+        new_end: u128,
+    },
     /// Send a heartbeat built from the searches: the rate, each shard's newest segment with
     /// its finds and shares, the best hash.
     Beat,
@@ -172,6 +208,7 @@ pub struct WorkerMachine {
 }
 
 impl WorkerMachine {
+    /// A worker that has not started (feed it [`WorkerInput::Start`]).
     pub fn new(rules: WorkerRules) -> WorkerMachine {
         WorkerMachine {
             rules,
@@ -191,6 +228,7 @@ impl WorkerMachine {
         }
     }
 
+    /// What it was started with.
     pub fn rules(&self) -> &WorkerRules {
         &self.rules
     }
