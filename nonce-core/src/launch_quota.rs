@@ -154,6 +154,7 @@ impl TokenBucket {
         self.tokens = self.tokens.min(0.0);
     }
 
+    /// Tokens held at `now`.
     pub fn tokens(&mut self, now: Duration) -> f64 {
         self.refill(now);
         self.tokens
@@ -168,6 +169,7 @@ pub struct LaunchGate {
 }
 
 impl LaunchGate {
+    /// Both buckets full at `now`.
     pub fn new(quotas: LaunchQuotas, now: Duration) -> Self {
         LaunchGate {
             tasks: TokenBucket::full(quotas.tasks, now),

@@ -12,8 +12,11 @@ use std::collections::BTreeMap;
 /// The state of an interval of nonces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Span {
+    /// Nobody's.
     Free,
+    /// Held by this shard.
     Assigned(ShardId),
+    /// Searched.
     Done,
 }
 
@@ -29,6 +32,7 @@ pub struct Ledger {
 }
 
 impl Ledger {
+    /// `range`, all free.
     pub fn new(range: NonceRange) -> Self {
         let mut map = BTreeMap::new();
         let mut free = BTreeMap::new();
@@ -39,6 +43,7 @@ impl Ledger {
         Ledger { range, map, free, done: 0 }
     }
 
+    /// The range it covers.
     pub fn range(&self) -> NonceRange {
         self.range
     }
@@ -187,6 +192,7 @@ impl Ledger {
         self.map.len()
     }
 
+    /// Whether it covers no nonce.
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }

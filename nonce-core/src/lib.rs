@@ -20,6 +20,7 @@
 //! code the daemon runs.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod job;
 pub mod launch_quota;

@@ -22,13 +22,15 @@
 
 use crate::launch_quota::LaunchQuotas;
 
-/// Fargate (Linux/x86, us-east-1) prices, USD per hour.
+/// Fargate (Linux/x86, us-east-1) on-demand price, USD per vCPU-hour.
 pub const FARGATE_VCPU_HOUR: f64 = 0.040_48;
+/// Fargate (Linux/x86, us-east-1) on-demand price, USD per GB-hour of memory.
 pub const FARGATE_GB_HOUR: f64 = 0.004_445;
 
 /// Everything the planner needs to know.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlanInput {
+    /// Leading zero bits a golden hash needs.
     pub difficulty: u32,
     /// Wall-clock time the user allows, seconds.
     pub max_time: f64,
@@ -42,10 +44,13 @@ pub struct PlanInput {
     pub space: f64,
     /// Most workers that add speed (CPUs here, the vCPU quota in AWS).
     pub capacity: usize,
+    /// vCPUs of one worker task.
     pub worker_vcpus: f64,
+    /// Memory of one worker task, GB.
     pub worker_memory_gb: f64,
-    /// On-demand prices, USD per vCPU-hour and GB-hour.
+    /// On-demand price, USD per vCPU-hour.
     pub vcpu_hour: f64,
+    /// On-demand price, USD per GB-hour.
     pub gb_hour: f64,
     /// The account's launch quotas when workers are launched through them (Fargate): the
     /// i-th worker starts no sooner than they allow ([`LaunchQuotas::earliest`]). `None`:
@@ -60,7 +65,9 @@ pub struct PlanInput {
 pub struct SpotTerms {
     /// Workers on Spot, 0 to 1 (`mixed` runs half).
     pub share: f64,
+    /// Spot's price, USD per vCPU-hour.
     pub vcpu_hour: f64,
+    /// Spot's price, USD per GB-hour.
     pub gb_hour: f64,
     /// Interruptions per task-hour the plan allows for (see [`crate::pricing`]).
     pub interruptions_per_hour: f64,
@@ -83,6 +90,7 @@ impl SpotTerms {
 pub struct Plan {
     /// Nonces to try for the confidence asked (the report's k).
     pub k: f64,
+    /// Workers to launch.
     pub workers: usize,
     /// Expected seconds until a golden nonce is found (or the space is exhausted).
     pub expected_seconds: f64,
@@ -131,6 +139,8 @@ pub fn expected_tries(d: u32, space: f64) -> f64 {
     success(d, space) / p
 }
 
+/// The fewest workers that keep the promise (`confidence` within `max_time`), with what they
+/// are expected to take and cost; or, when none do, the best there is and why not.
 pub fn plan(i: &PlanInput) -> Plan {
     let k = tries(i.difficulty, i.confidence);
     let space_probability = success(i.difficulty, i.space);

@@ -21,6 +21,7 @@ pub const SNS_PUBLISH_USD: f64 = 0.50e-6;
 /// demand between 50% and 70% off on-demand (the Fargate pricing page's "current Spot price"
 /// table); these are the 50%-off end, so a Spot cost the planner states is a ceiling.
 pub const FARGATE_SPOT_VCPU_HOUR: f64 = FARGATE_VCPU_HOUR * 0.5;
+/// Fargate Spot's GB-hour, the same 50%-off ceiling.
 pub const FARGATE_SPOT_GB_HOUR: f64 = FARGATE_GB_HOUR * 0.5;
 
 /// Spot interruptions the planner allows for, per task-hour. AWS publishes no rate for
@@ -40,6 +41,7 @@ pub fn spot_terms(share: f64) -> crate::planner::SpotTerms {
 
 /// The default worker task (`infra/terraform`: `worker_cpu = 1024`, `worker_memory = 2048`).
 pub const DEFAULT_WORKER_VCPUS: f64 = 1.0;
+/// The default worker task's memory, GB.
 pub const DEFAULT_WORKER_GB: f64 = 2.0;
 
 /// The most messaging may cost, as a share of the worker's own Fargate cost.

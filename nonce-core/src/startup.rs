@@ -72,10 +72,12 @@ impl StartupHistory {
         self.samples.len() - self.censored.iter().filter(|&&c| c).count()
     }
 
+    /// Samples kept, censored ones included.
     pub fn len(&self) -> usize {
         self.samples.len()
     }
 
+    /// Whether it holds none.
     pub fn is_empty(&self) -> bool {
         self.samples.is_empty()
     }
@@ -131,6 +133,7 @@ impl StartupHistory {
 /// what the daemon keeps in its state directory and the CLI in its cache.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StartupBook {
+    /// Each launcher's history.
     #[serde(default)]
     pub launchers: BTreeMap<String, StartupHistory>,
 }
@@ -151,6 +154,7 @@ impl StartupBook {
         }
     }
 
+    /// `launcher`'s history, if it has one.
     pub fn history(&self, launcher: &str) -> Option<&StartupHistory> {
         self.launchers.get(launcher)
     }
@@ -182,7 +186,12 @@ impl StartupBook {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartupSource {
     /// The `pN` of the launcher's last `samples` measured start-ups.
-    Measured { percentile: u8, samples: usize },
+    Measured {
+        /// Which percentile.
+        percentile: u8,
+        /// Of how many samples.
+        samples: usize,
+    },
     /// [`crate::planner::default_startup`]: no history yet.
     Default,
     /// Given by the user (`--startup`).
@@ -190,6 +199,7 @@ pub enum StartupSource {
 }
 
 impl StartupSource {
+    /// `measured`, `default` or `given`.
     pub fn name(self) -> &'static str {
         match self {
             StartupSource::Measured { .. } => "measured",
@@ -212,7 +222,9 @@ impl StartupSource {
 /// A start-up latency, seconds, with its provenance.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StartupEstimate {
+    /// Seconds from launch request to the first Hello.
     pub seconds: f64,
+    /// Where the figure came from.
     pub source: StartupSource,
 }
 

@@ -10,9 +10,13 @@ use std::time::Duration;
 /// Everything fixed about a job when it starts.
 #[derive(Clone, Debug)]
 pub struct JobConfig {
+    /// Its id.
     pub job: JobId,
+    /// What is hashed, and when a hash is golden.
     pub puzzle: Puzzle,
+    /// When the answer is proven (`first`, `lowest`, `exhaustive`).
     pub mode: Mode,
+    /// The nonces searched.
     pub range: NonceRange,
     /// Workers to launch at the start.
     pub workers: usize,
@@ -70,11 +74,14 @@ pub struct JobConfig {
 /// deployment's inbox prefix, `stdio://<id>`, `mem://<id>`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InboxRule {
+    /// What comes before the worker's id.
     pub before: String,
+    /// What comes after it.
     pub after: String,
 }
 
 impl InboxRule {
+    /// Inboxes `before` + id + `after`.
     pub fn new(before: impl Into<String>, after: impl Into<String>) -> Self {
         InboxRule { before: before.into(), after: after.into() }
     }
@@ -84,6 +91,7 @@ impl InboxRule {
         format!("{}{}{}", self.before, worker.0, self.after)
     }
 
+    /// Whether `inbox` is the one `worker` must have.
     pub fn allows(&self, worker: &WorkerId, inbox: &str) -> bool {
         inbox == self.inbox_of(worker)
     }

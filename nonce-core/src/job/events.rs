@@ -19,9 +19,17 @@ pub enum Input {
     Cancel,
     /// The launcher has just sent these workers' launch requests (only launchers that pace
     /// them: see [`super::JobConfig::paced_launches`]).
-    LaunchSent { workers: Vec<WorkerId> },
+    LaunchSent {
+        /// Whose requests.
+        workers: Vec<WorkerId>,
+    },
     /// The launcher could not start these workers.
-    LaunchFailed { workers: Vec<WorkerId>, reason: String },
+    LaunchFailed {
+        /// Who.
+        workers: Vec<WorkerId>,
+        /// Why, in words.
+        reason: String,
+    },
     /// The launcher knows this worker is gone (process exit, task stopped).
     WorkerExited(WorkerId),
 }
@@ -50,17 +58,30 @@ pub enum Output {
     /// Deliver `command` to `worker`'s inbox, sealed with that worker's key. Delivery may
     /// fail or be late: the job copes with lost commands (timeouts, epochs), so the shell
     /// does not retry or report it.
-    Send { worker: WorkerId, inbox: String, command: Command },
+    Send {
+        /// To whom.
+        worker: WorkerId,
+        /// Its inbox.
+        inbox: String,
+        /// What.
+        command: Command,
+    },
     /// Deliver `command` to every worker of the job (the control topic), sealed with the
     /// job's broadcast key.
     Broadcast(Command),
     /// Start these workers, each with its own key (`JobSecret::worker_key`). A shell that
     /// paces launches (`JobConfig::paced_launches`) answers `LaunchSent` as each request
     /// goes out; one that cannot start some answers `LaunchFailed`.
-    Launch { workers: Vec<WorkerId> },
+    Launch {
+        /// The workers, named by the job.
+        workers: Vec<WorkerId>,
+    },
     /// Stop this one worker by force (it was found lying or miscomputing): it was told to
     /// stop, and nothing it says is believed any more. The shell forgets its key.
-    Evict { worker: WorkerId },
+    Evict {
+        /// The worker.
+        worker: WorkerId,
+    },
     /// Keep this snapshot durably in place of the last one: a shell that restarts the job
     /// resumes from the newest it kept ([`JobConfig::resume`](super::JobConfig::resume)).
     /// It comes when the kept state would change, at most every

@@ -10,6 +10,7 @@ pub struct Snapshot {
     /// As `"start..end"` strings: JSON numbers (and serde's tagged enums) cannot carry 2^64.
     #[serde(with = "range_strings")]
     pub done: Vec<NonceRange>,
+    /// The verified golden nonces so far.
     pub found: Vec<u64>,
 }
 

@@ -116,6 +116,7 @@ pub struct Job {
 }
 
 impl Job {
+    /// A job that has not started (feed it `Input::Start`); from `cfg.resume`, if given.
     pub fn new(cfg: JobConfig) -> Self {
         let range = cfg.range;
         let even = range.len().div_ceil(cfg.workers.max(1) as u128).max(1);
@@ -205,14 +206,17 @@ impl Job {
         })
     }
 
+    /// Its id.
     pub fn id(&self) -> JobId {
         self.cfg.job
     }
 
+    /// What it was started with.
     pub fn config(&self) -> &JobConfig {
         &self.cfg
     }
 
+    /// Which nonces are free, assigned and done.
     pub fn ledger(&self) -> &Ledger {
         &self.ledger
     }
@@ -237,10 +241,12 @@ impl Job {
         &self.startups
     }
 
+    /// How it ended, once it has.
     pub fn outcome(&self) -> Option<&Outcome> {
         self.finished.as_ref()
     }
 
+    /// Its progress now.
     pub fn status(&self) -> Status {
         Status {
             total: self.cfg.range.len(),
