@@ -22,6 +22,7 @@
 //!   in-process or talks to `nonced`.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod actors;
 pub mod launcher;

@@ -36,6 +36,7 @@ pub struct WatchJob;
 pub struct JobWatch {
     /// `None` until the job first hands one out.
     pub kept: watch::Receiver<Option<Snapshot>>,
+    /// Its progress, after every input that changed it.
     pub status: watch::Receiver<Status>,
 }
 
@@ -59,6 +60,7 @@ pub const LINGER: Duration = Duration::from_secs(5);
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct JobEnded {
+    /// The job.
     pub job: protocol::JobId,
     /// Which life of the job: a resumed job under the same id is another actor.
     pub incarnation: u64,

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 /// Tag keys on every task.
 pub const JOB_TAG: &str = "nonce-cloud:job";
+/// The deployment prefix's tag key (the sweep and IAM conditions match it).
 pub const PREFIX_TAG: &str = "nonce-cloud:prefix";
 
 #[derive(Debug, Default)]
@@ -50,6 +51,7 @@ impl std::fmt::Debug for EcsLauncher {
 }
 
 impl EcsLauncher {
+    /// A launcher for `wiring`'s job on the ECS settings of `ctx` (refused without them).
     pub fn new(wiring: WorkerWiring, ctx: AwsContext) -> Result<Self, String> {
         let settings =
             ctx.settings.ecs.clone().ok_or("the ecs launcher needs ECS settings (--ecs-cluster, ...)")?;

@@ -32,6 +32,7 @@ pub struct WorkerGone(pub WorkerId);
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
 pub struct LaunchSent {
+    /// Whose requests went out.
     pub workers: Vec<WorkerId>,
 }
 
@@ -40,7 +41,9 @@ pub struct LaunchSent {
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
 pub struct LaunchFailed {
+    /// Who.
     pub workers: Vec<WorkerId>,
+    /// Why, in words.
     pub reason: String,
 }
 
@@ -61,18 +64,26 @@ pub trait Launcher: Send + 'static {
 /// and exits go, and how they run.
 #[derive(Clone)]
 pub struct WorkerWiring {
+    /// The job.
     pub job: JobId,
+    /// Where the workers' events go (the supervisor).
     pub events: Recipient<WorkerEvent>,
+    /// Told when a worker is known gone.
     pub gone: Recipient<WorkerGone>,
+    /// Told when a launch fails late.
     pub launch_failed: Recipient<LaunchFailed>,
+    /// Told as each paced request goes out.
     pub launch_sent: Recipient<LaunchSent>,
+    /// Hashing threads per worker.
     pub threads: usize,
     /// Start each in-process worker only when this gate's buckets allow (`threads` only: the
     /// planner experiment's simulated launch quota), saying so with `LaunchSent`.
     pub launch_gate: Option<crate::request::launch_gate::SharedGate>,
     /// Fargate capacity (`ecs` only).
     pub capacity: crate::request::CapacityKind,
+    /// Heartbeat, stall and orphan timings the workers are given.
     pub timings: WorkerTimings,
+    /// The hashing kernel the workers use.
     pub backend: Backend,
     /// Wait this long before starting each worker (`threads` only; the planner experiment's
     /// start-up distribution).

@@ -20,12 +20,19 @@ use tokio::time::Instant;
 /// What a paced launch did, for the logs and the tests.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LaunchTally {
+    /// RunTask calls sent.
     pub calls: usize,
+    /// Workers started.
     pub started: usize,
+    /// Calls throttled (and sent again).
     pub throttled: usize,
+    /// Calls that failed in a way a retry may fix (and were retried).
     pub transient: usize,
+    /// Calls refused for want of capacity (and retried after a backoff).
     pub no_capacity: usize,
+    /// Workers given up after the retry bound.
     pub given_up: usize,
+    /// Workers whose launch failed for good.
     pub failed: usize,
 }
 

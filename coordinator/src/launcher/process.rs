@@ -44,6 +44,7 @@ impl std::fmt::Debug for ProcessLauncher {
 }
 
 impl ProcessLauncher {
+    /// A launcher of `nonce-worker` processes that talk over their pipes (`network`).
     pub fn new(wiring: WorkerWiring, network: PipeNetwork) -> Self {
         ProcessLauncher {
             wiring,

@@ -42,6 +42,7 @@ impl std::fmt::Debug for ThreadsLauncher {
 }
 
 impl ThreadsLauncher {
+    /// A launcher of worker actors in this process, reached through `network`.
     pub fn new(wiring: WorkerWiring, network: MemoryNetwork) -> Self {
         ThreadsLauncher { wiring, route: ThreadsRoute::Memory { network, started: Arc::default() }, count: 0 }
     }

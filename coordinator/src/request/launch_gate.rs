@@ -23,6 +23,7 @@ impl SharedGate {
         }
     }
 
+    /// The quotas its buckets keep.
     pub fn quotas(&self) -> LaunchQuotas {
         self.quotas
     }

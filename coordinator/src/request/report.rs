@@ -8,10 +8,15 @@ use serde_json::Value;
 /// Everything a search report states.
 #[derive(Debug, Clone)]
 pub struct SearchReport<'a> {
+    /// The job.
     pub job: JobId,
+    /// What it searched.
     pub puzzle: &'a Puzzle,
+    /// Its mode.
     pub mode: Mode,
+    /// Workers it asked for.
     pub workers: usize,
+    /// How it ended.
     pub outcome: &'a nonce_core::job::Outcome,
 }
 
@@ -219,6 +224,7 @@ pub fn workers_text(asked: u64, started: Option<u64>) -> String {
     }
 }
 
+/// A rate for people: `1.23 M/s`, `456.0 k/s`.
 pub fn human_rate(rate: f64) -> String {
     match rate {
         r if r >= 1e9 => format!("{:.2} G/s", r / 1e9),

@@ -18,32 +18,46 @@ pub const MAX_LOCAL_WORKERS: usize = 1024;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SearchRequest {
+    /// The block as text (`--block`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub block: Option<String>,
+    /// The block as hex (`--block-hex`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub block_hex: Option<String>,
+    /// An 80-byte Bitcoin header as hex (`--header-hex`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub header_hex: Option<String>,
+    /// Leading zero bits a golden hash needs (`--difficulty`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub difficulty: Option<u32>,
+    /// A compact nBits target instead (`--target-bits`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_bits: Option<String>,
+    /// How the nonce is written: `be32`, `le32`, `be64`, `le64`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encoding: Option<String>,
+    /// `first`, `lowest` or `exhaustive`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
+    /// The nonces searched, `START..END` (default: the encoding's whole space).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub range: Option<String>,
+    /// Workers to launch (or planned from `max_time` and `confidence`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workers: Option<usize>,
+    /// Hashing threads per worker.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threads: Option<usize>,
+    /// The time limit, a duration (`90`, `30s`, `1h`).
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "duration_text")]
     pub max_time: Option<String>,
+    /// The chance of an answer within `max_time` the planner must promise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confidence: Option<f64>,
+    /// How coordinator and workers talk.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transport: Option<TransportKind>,
+    /// Where workers run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub launcher: Option<LauncherKind>,
     /// Replacement workers for ones that stall or die (default: as many as `workers`).
@@ -52,8 +66,10 @@ pub struct SearchRequest {
     /// Liveness timings (durations like `1s`): defaults suit the transport.
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "duration_text")]
     pub heartbeat: Option<String>,
+    /// Silence after which a worker's shards go to others.
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "duration_text")]
     pub stall_timeout: Option<String>,
+    /// Silence after which a worker leaves its dead coordinator.
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "duration_text")]
     pub orphan_timeout: Option<String>,
     /// Share bits (default: about 8 shares per heartbeat per worker).
@@ -65,26 +81,35 @@ pub struct SearchRequest {
     /// aws and ecs settings: CLI only (the daemon takes them from its config file).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aws_prefix: Option<String>,
+    /// Create the deployment's queues and topic if missing (emulators, dev accounts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aws_bootstrap: Option<bool>,
+    /// The ECS cluster (`ecs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ecs_cluster: Option<String>,
+    /// The worker task definition (`ecs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ecs_task_definition: Option<String>,
+    /// Subnets, comma-separated (`ecs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ecs_subnets: Option<String>,
+    /// Security groups, comma-separated (`ecs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ecs_security_groups: Option<String>,
+    /// The worker container's name in the task definition (`ecs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ecs_container: Option<String>,
+    /// Give tasks public IPs (subnets without a NAT).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ecs_public_ip: Option<bool>,
     /// The account's launch quotas when raised, `BURST:RATE` (tasks launched; RunTask calls)
     /// and how long a launch without capacity is retried: CLI only, like the other ecs settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ecs_task_quota: Option<String>,
+    /// The account's RunTask call quota, `BURST:RATE`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ecs_call_quota: Option<String>,
+    /// How long a worker's launch is retried for want of capacity (a duration).
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "duration_text")]
     pub ecs_capacity_retry: Option<String>,
     /// Fargate capacity of an `ecs` job: fargate, spot, mixed or auto.

@@ -76,6 +76,7 @@ pub enum CapacityKind {
 }
 
 impl CapacityKind {
+    /// The name `--capacity` takes.
     pub fn name(self) -> &'static str {
         match self {
             CapacityKind::Fargate => "fargate",
@@ -85,6 +86,7 @@ impl CapacityKind {
         }
     }
 
+    /// The kind a name means (`on-demand` is `fargate`).
     pub fn parse(s: &str) -> Result<Self, String> {
         match s {
             "fargate" | "on-demand" => Ok(CapacityKind::Fargate),
@@ -159,16 +161,25 @@ impl TransportKind {
 /// A validated search request.
 #[derive(Clone, Debug)]
 pub struct JobSpec {
+    /// What is hashed.
     pub puzzle: Puzzle,
+    /// When the answer is proven.
     pub mode: Mode,
+    /// The nonces searched.
     pub range: NonceRange,
+    /// Workers launched at the start.
     pub workers: usize,
     /// Hashing threads per in-process worker.
     pub threads_per_worker: usize,
+    /// The time limit.
     pub deadline: Option<Duration>,
+    /// Heartbeat, stall and orphan timings.
     pub timings: WorkerTimings,
+    /// The hashing kernel.
     pub backend: Backend,
+    /// Where workers run.
     pub launcher: LauncherKind,
+    /// How they talk.
     pub transport: TransportKind,
     /// Replacement workers the job may launch for ones that stall or die (beyond `workers`);
     /// 0 re-shards lost ranges across the live workers only.
@@ -206,6 +217,7 @@ pub struct JobSpec {
 pub struct LaunchDelay(Arc<Mutex<dyn FnMut() -> Duration + Send>>);
 
 impl LaunchDelay {
+    /// Delays drawn from `draw`, one call per worker.
     pub fn new(draw: impl FnMut() -> Duration + Send + 'static) -> Self {
         LaunchDelay(Arc::new(Mutex::new(draw)))
     }
@@ -322,7 +334,9 @@ pub struct AwsSettings {
 /// The account's launch quotas and the retry bounds (`[ecs]` in the daemon's config).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct LaunchPacing {
+    /// The buckets RunTask is paced to.
     pub quotas: nonce_core::launch_quota::LaunchQuotas,
+    /// How failed launches are tried again.
     pub retry: RetryPolicy,
 }
 
@@ -334,6 +348,7 @@ pub struct RetryPolicy {
     pub give_up_after: Duration,
     /// The first wait after "no capacity", doubled each time up to `max_backoff`.
     pub first_backoff: Duration,
+    /// The longest wait between tries.
     pub max_backoff: Duration,
     /// Calls in flight at once.
     pub in_flight: usize,

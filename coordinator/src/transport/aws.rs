@@ -37,10 +37,15 @@ impl std::ops::Deref for AwsContext {
 /// What an [`AwsContext`] shares.
 #[derive(Debug)]
 pub struct AwsShared {
+    /// The SDK clients, counting every request.
     pub clients: AwsClients,
+    /// The deployment's queues and topic.
     pub fabric: Fabric,
+    /// Routes events from the events queue to their jobs.
     pub router: EventRouter,
+    /// Sends commands to inboxes and broadcasts to the topic.
     pub sender: CommandSender,
+    /// What it was connected with.
     pub settings: AwsSettings,
     /// Clean-up calls still running (StopTask): waited for before the process exits.
     cleanup: Arc<AtomicUsize>,
@@ -122,6 +127,7 @@ impl AwsContext {
         self.router.set_pollers(aws_transport::pollers_for(total));
     }
 
+    /// What the router has delivered, dropped and dead-lettered.
     pub fn stats(&self) -> RouterStats {
         self.router.stats()
     }

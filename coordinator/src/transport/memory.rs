@@ -25,14 +25,17 @@ impl MemoryNetwork {
         f(&mut self.inboxes.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
+    /// Delivers what is sent to `inbox` to `recipient`.
     pub fn register(&self, inbox: String, recipient: Recipient<Inbox>) {
         self.with(|m| m.insert(inbox, recipient));
     }
 
+    /// Forgets `inbox` (its worker is gone).
     pub fn unregister(&self, inbox: &str) {
         self.with(|m| m.remove(inbox));
     }
 
+    /// Inboxes registered now.
     pub fn inbox_count(&self) -> usize {
         self.with(|m| m.len())
     }

@@ -26,15 +26,20 @@ pub struct WorkerEvent(pub SealedEvent);
 /// coordinator's SQS requests), which jobs running at the same time share.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TransportCounters {
+    /// Events routed to the job.
     pub events: u64,
     /// Messages the job dropped because their tag did not verify (see `nonce_core`'s stats).
     pub forged: u64,
+    /// Messages of jobs this process does not run, dropped.
     pub ghosts: u64,
+    /// Bodies that did not decode (dead-lettered).
     pub undecodable: u64,
+    /// The coordinator's SQS requests.
     pub sqs_requests: u64,
 }
 
 impl TransportCounters {
+    /// As the report's `transport.job` object.
     pub fn json(&self) -> serde_json::Value {
         serde_json::json!({
             "events": self.events,

@@ -12,8 +12,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// broadcast public key. Never logged (`Debug` hides the key).
 #[derive(Clone, Debug)]
 pub struct WorkerCredentials {
+    /// Its name.
     pub worker: WorkerId,
+    /// Its key, which seals its events and opens its commands.
     pub key: WorkerKey,
+    /// The job's broadcast public key.
     pub broadcast: BroadcastVerifier,
 }
 
@@ -42,6 +45,7 @@ pub struct Seal {
 }
 
 impl Seal {
+    /// The seals of `job` (its secret) for the coordinator's life `stream`.
     pub fn new(job: JobId, secret: JobSecret, stream: u64) -> Self {
         let signer = secret.broadcast_signer(job);
         Seal { job, secret, signer, stream, next_direct: 0, next_broadcast: 0, keys: HashMap::new() }
