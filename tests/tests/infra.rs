@@ -291,9 +291,11 @@ fn dockerfiles_are_multi_stage_distroless_non_root_and_name_real_binaries() {
         for word in text.split_whitespace().collect::<Vec<_>>().windows(2) {
             if word[0] == "--bin" {
                 let name = word[1];
-                let exists = ["worker-actor", "coordinator"]
+                // A crate's extra binary (`src/bin/NAME.rs`), or a crate named for its program.
+                let exists = ["worker-actor", "coordinator", "nonced", "noncectl"]
                     .iter()
-                    .any(|c| root.join(c).join("src/bin").join(format!("{name}.rs")).exists());
+                    .any(|c| root.join(c).join("src/bin").join(format!("{name}.rs")).exists())
+                    || root.join(name).join("src/main.rs").exists();
                 assert!(exists, "{file} builds {name}, which is no binary of this workspace");
             }
         }
