@@ -191,7 +191,7 @@ pub struct Progress {
     /// Messages refused for a bad tag.
     pub forged: u64,
     /// The checks of its workers' claims so far (the report's `verification`).
-    pub verification: Value,
+    pub verification: VerificationReport,
     /// The transport's counters (SQS requests and the like), where it has any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transport: Option<Value>,
@@ -211,6 +211,8 @@ pub struct Finished {
 /// `search.status` and `search.wait`: a running job's progress or a finished job's report,
 /// told apart by `finished` (one flat object either way).
 #[derive(Debug, Clone, PartialEq)]
+// A reply, built once per call and sent: boxing the larger variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum JobStatus {
     /// Still searching.
     Running(Progress),
@@ -249,6 +251,17 @@ impl<'de> Deserialize<'de> for JobStatus {
         }
         .map_err(D::Error::custom)
     }
+}
+
+/// `data` of a [`codes::QUOTA_EXCEEDED`] error: which quota, what it allows, what was asked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuotaRefusal {
+    /// The quota's name (`max_workers_per_job`, `user alice: max_concurrent_jobs`, ...).
+    pub quota: String,
+    /// What it allows.
+    pub limit: f64,
+    /// What the request asked for.
+    pub requested: f64,
 }
 
 /// `search.start`'s reply: the job's id and what the daemon made of the request.

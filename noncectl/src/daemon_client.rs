@@ -61,17 +61,17 @@ impl CommandError {
                     JOB_NOT_FOUND => (e.message.clone(), exit::NOT_FOUND),
                     FORBIDDEN => (format!("forbidden: {}", e.message), exit::FORBIDDEN),
                     QUOTA_EXCEEDED => {
-                        let quota = data["quota"].as_str().unwrap_or("a quota");
-                        let line = match (data["requested"].as_f64(), data["limit"].as_f64()) {
-                            (Some(r), Some(l)) => {
-                                format!("refused by the quota {quota}: {r} asked for, {l} allowed")
-                            }
-                            _ => format!("refused: {}", e.message),
+                        let line = match serde_json::from_value::<nonce_api::QuotaRefusal>(data.clone()) {
+                            Ok(q) => format!(
+                                "refused by the quota {}: {} asked for, {} allowed",
+                                q.quota, q.requested, q.limit
+                            ),
+                            Err(_) => format!("refused: {}", e.message),
                         };
                         (line, exit::QUOTA)
                     }
                     INVALID_PARAMS | INVALID_REQUEST => {
-                        let why = data["reason"].as_str().unwrap_or(&e.message);
+                        let why = e.reason().unwrap_or(&e.message);
                         (format!("the daemon refused the request: {why}"), exit::USAGE)
                     }
                     _ => (format!("daemon: {}", e.message), exit::FAILURE),
@@ -215,10 +215,10 @@ fn progress_text(p: &Progress) -> String {
     }
     s += &format!(
         "  verification   {} shares verified ({} expected), {} spot checks, {} suspects",
-        v["shares_verified"],
-        v["shares_expected"],
-        v["spot_checks"],
-        v["suspects"].as_array().map_or(0, Vec::len)
+        v.shares_verified,
+        v.shares_expected,
+        v.spot_checks,
+        v.suspects.len()
     );
     if p.forged > 0 {
         s += &format!("\n  forged         {} messages refused", p.forged);

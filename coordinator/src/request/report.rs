@@ -188,14 +188,9 @@ pub fn progress(job: JobId, st: &Status) -> Progress {
         interruptions: st.stats.interruptions,
         lowest_so_far: st.lowest,
         forged: st.stats.forged,
-        verification: verification_json(&st.verification),
+        verification: verification_report(&st.verification),
         transport: None,
     }
-}
-
-/// [`verification_report`] as JSON.
-pub fn verification_json(v: &Verification) -> Value {
-    serde_json::to_value(verification_report(v)).unwrap_or(Value::Null)
 }
 
 /// 1 - 1e-12 reads better as "1 - 1e-12" than as "0.999999999999".
