@@ -673,28 +673,24 @@ mod tests {
         }
     }
 
+    /// A fresh journal in its own directory, behind a writer.
+    fn writer_in(name: &str) -> (PathBuf, super::super::journal_writer::JournalWriter) {
+        let dir = test_dir(name);
+        let (j, _) = Journal::open(&dir).expect("opens");
+        (dir, super::super::journal_writer::JournalWriter::start(j).expect("starts"))
+    }
+
     #[tokio::test(flavor = "current_thread")]
     async fn the_writer_batches_what_queued_during_a_sync_and_keeps_the_order() {
-        let dir = std::env::temp_dir().join(format!("nonced-journal-writer-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let (j, _) = Journal::open(&dir).expect("opens");
-        let writer = super::super::journal_writer::JournalWriter::start(j).expect("starts");
-        let req = SearchRequest { block: Some("x".into()), difficulty: Some(3), ..Default::default() };
-        let start = |id: u64| Record::Start {
-            job: JobId(id).to_string(),
-            request: Box::new(req.clone()),
-            owner: None,
-            at: Some(id),
-            secret: None,
-        };
+        let (dir, writer) = writer_in("writer");
         // A slow disk: the file is held while 50 records queue up behind the first.
         let held = writer.journal().open.lock().expect("lock");
-        writer.submit(start(1));
+        writer.submit(start(1, "alice"));
         for id in 2..=51 {
-            writer.submit(start(id));
+            writer.submit(start(id, "alice"));
         }
         drop(held);
-        writer.append(start(52)).await.expect("durable");
+        writer.append(start(52, "alice")).await.expect("durable");
         // The first alone, the 50 queued behind it at once, the last alone or with them.
         assert!(writer.journal().syncs() <= 3, "{} syncs for 52 records", writer.journal().syncs());
         // Durable once answered, in the order given: a second open replays all of them.
@@ -709,23 +705,12 @@ mod tests {
     /// what was queued is on disk.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_stalled_disk_bounds_the_queue_and_flush_waits_for_it() {
-        let dir = std::env::temp_dir().join(format!("nonced-journal-stall-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let (j, _) = Journal::open(&dir).expect("opens");
-        let writer = super::super::journal_writer::JournalWriter::start(j).expect("starts");
-        let req = SearchRequest { block: Some("x".into()), difficulty: Some(3), ..Default::default() };
-        let start = |id: u64| Record::Start {
-            job: JobId(id).to_string(),
-            request: Box::new(req.clone()),
-            owner: None,
-            at: Some(id),
-            secret: None,
-        };
+        let (dir, writer) = writer_in("stall");
         let submitted = 20_000u64;
         {
             let _held = writer.journal().open.lock().expect("lock");
             for id in 1..=submitted {
-                writer.submit(start(id));
+                writer.submit(start(id, "alice"));
             }
         }
         writer.flush().await;

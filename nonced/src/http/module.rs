@@ -3,7 +3,7 @@
 //! streams a job's progress over a WebSocket until it ends (so remote clients need not poll).
 
 use crate::methods::Bound;
-use crate::rpc::{Methods, RpcError};
+use crate::rpc::RpcError;
 use crate::users::Caller;
 use jsonrpsee::types::ErrorObjectOwned;
 use jsonrpsee::{Extensions, RpcModule};
@@ -59,7 +59,7 @@ pub fn module(table: Table) -> Result<RpcModule<Table>, String> {
         m.register_async_method(name, move |params, table, ext| async move {
             let caller = caller(&ext)?;
             let p = params_value(&params)?;
-            table.0.call(&caller, name, p).await.map_err(to_error)
+            table.0.call_method(&caller, method, p).await.map_err(to_error)
         })
         .map_err(|e| format!("cannot register {name}: {e}"))?;
     }

@@ -36,14 +36,20 @@ impl Methods for Bound {
                 return Err(RpcError::new(METHOD_NOT_FOUND, "Method not found")
                     .with_data(json!({ "method": method })));
             };
-            let result = self.dispatch(caller, known, p).await;
-            self.methods.metrics().rpc(known.name(), result.as_ref().err().map(|e| e.code));
-            result
+            self.call_method(caller, known, p).await
         })
     }
 }
 
 impl Bound {
+    /// A known method's call, counted in the metrics (the network listener, which registers
+    /// each method by name, calls this directly).
+    pub async fn call_method(&self, caller: &Caller, method: Method, p: Value) -> Result<Value, RpcError> {
+        let result = self.dispatch(caller, method, p).await;
+        self.methods.metrics().rpc(method.name(), result.as_ref().err().map(|e| e.code));
+        result
+    }
+
     /// A job's state at its end or after `timeout`, for a subscription the daemon feeds on
     /// the caller's behalf (not a request: not counted in the metrics).
     pub async fn follow(
