@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod connections;
 pub mod http;
 pub mod journal;
 pub mod journal_writer;
@@ -30,6 +31,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// How long the exit waits for the journal's last records: a sync takes milliseconds, and the
+/// listeners' 3 s, the cancel's 5 s, this and the AWS settle's 10 s stay inside systemd's
+/// `TimeoutStopSec=20s`.
+const JOURNAL_FLUSH_LIMIT: Duration = Duration::from_secs(2);
 
 #[derive(Parser, Debug)]
 #[command(
@@ -311,8 +317,14 @@ pub async fn run(config: DaemonConfig, reload: Reload) -> Result<(), DaemonError
             }
         }
     }
-    // Everything queued to the journal is on disk before the process ends.
-    methods.flush_journal().await;
+    // Everything queued to the journal is on disk before the process ends, unless the disk
+    // has stalled: then the exit is not held past a systemd stop timeout's worth of waiting.
+    if tokio::time::timeout(JOURNAL_FLUSH_LIMIT, methods.flush_journal()).await.is_err() {
+        tracing::error!(
+            waited_s = JOURNAL_FLUSH_LIMIT.as_secs(),
+            "the journal could not be written before exit (a stalled disk?): its last records may be lost"
+        );
+    }
     if let Some(aws) = aws {
         aws.settle(Duration::from_secs(10)).await;
         // NONCE_AWS_CALL_LOG: what this daemon called, for the least-privilege test.

@@ -1,5 +1,6 @@
 //! The control socket: a Unix listener, one task per connection, one JSON text per line.
 
+use super::connections::Connections;
 use super::rpc::{handle_text, Methods, INVALID_REQUEST, UNAVAILABLE};
 use super::users::{Caller, LiveUsers};
 use serde_json::json;
@@ -15,6 +16,10 @@ use tracing::Instrument;
 pub const MAX_REQUEST_BYTES: usize = 1 << 20;
 /// Connections served at once; more wait in the listen backlog.
 pub const MAX_CONNECTIONS: usize = 512;
+/// How long a reply may take to be taken in by its client: a local client that stops
+/// reading (a reply bigger than the socket's buffer) would otherwise hold its connection, and
+/// one of the [`MAX_CONNECTIONS`], forever.
+pub const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Binds `path` with mode 0600 (0660 and group `group` when given), never world-accessible
 /// even for an instant: the socket is made in a private directory beside `path`, its mode set
@@ -85,6 +90,7 @@ pub async fn serve(
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut open = Connections::default();
     loop {
         let permit = tokio::select! {
             permit = Arc::clone(&slots).acquire_owned() => permit.ok(),
@@ -109,7 +115,7 @@ pub async fn serve(
                 let stop = shutdown.clone();
                 // Every event of this connection names its caller.
                 let span = tracing::info_span!("connection", listener = "socket", user = %caller.name);
-                tokio::spawn(
+                open.spawn(
                     async move {
                         connection(stream, methods, caller, stop).await;
                         drop(permit);
@@ -124,8 +130,18 @@ pub async fn serve(
         }
     }
     drop(listener);
-    // Every connection holds a slot: all slots back means all connections ended.
-    let _ = slots.acquire_many(MAX_CONNECTIONS as u32).await;
+    // A call in flight has SHUTDOWN_GRACE to finish, then its "shutting down" answer a
+    // second to be written; a connection still open after that is not reading: it is cut.
+    let cut = open.close(SHUTDOWN_GRACE + std::time::Duration::from_secs(1)).await;
+    if cut > 0 {
+        tracing::warn!(connections = cut, "socket connections not reading their replies: closed");
+    }
+}
+
+/// Writes `bytes` unless the client takes longer than [`WRITE_TIMEOUT`]; false: give up on
+/// the connection.
+async fn write(w: &mut tokio::net::unix::OwnedWriteHalf, bytes: &[u8]) -> bool {
+    matches!(tokio::time::timeout(WRITE_TIMEOUT, w.write_all(bytes)).await, Ok(Ok(())))
 }
 
 async fn connection(
@@ -155,7 +171,7 @@ async fn connection(
             let err = json!({"jsonrpc": "2.0", "id": null,
                 "error": {"code": INVALID_REQUEST, "message": "Invalid Request",
                           "data": {"reason": format!("request exceeds {MAX_REQUEST_BYTES} bytes")}}});
-            let _ = w.write_all(format!("{err}\n").as_bytes()).await;
+            write(&mut w, format!("{err}\n").as_bytes()).await;
             return; // cannot find the next request's start reliably: close
         }
         let text = String::from_utf8_lossy(&line);
@@ -178,13 +194,13 @@ async fn connection(
                     .unwrap_or(serde_json::Value::Null);
                 let err = json!({"jsonrpc": "2.0", "id": id,
                     "error": {"code": UNAVAILABLE, "message": "the daemon is shutting down"}});
-                let _ = w.write_all(format!("{err}\n").as_bytes()).await;
+                write(&mut w, format!("{err}\n").as_bytes()).await;
                 return;
             }
         };
         if let Some(mut reply) = reply {
             reply.push('\n');
-            if w.write_all(reply.as_bytes()).await.is_err() {
+            if !write(&mut w, reply.as_bytes()).await {
                 return;
             }
         }
@@ -318,6 +334,33 @@ mod tests {
             .expect("serve returns once its connections ended")
             .expect("no panic");
         assert!(UnixStream::connect(&path).await.is_err(), "no new connections");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A client that sends a call and never reads its (large) reply cannot hold the daemon's
+    /// exit: the write is cut once the grace is over.
+    #[tokio::test]
+    async fn a_client_that_never_reads_its_reply_does_not_hold_shutdown() {
+        let dir = std::env::temp_dir().join(format!("nonced-socket-stuck-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("nonced.sock");
+        let listener = bind(&path, None).await.expect("binds");
+        let users = Arc::new(LiveUsers::new(Users::new(&[], super::super::users::own_uid()).expect("users")));
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let serving =
+            tokio::spawn(serve(listener, Arc::new(Counting::default()) as Arc<dyn Methods>, users, stopped));
+        let mut stuck = UnixStream::connect(&path).await.expect("connects");
+        // Its echo is far more than a socket buffer holds.
+        let big = "x".repeat(MAX_REQUEST_BYTES - 100);
+        let call = json!({"jsonrpc": "2.0", "method": "echo", "params": [big], "id": 1});
+        stuck.write_all(format!("{call}\n").as_bytes()).await.expect("send");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        stop.send(true).expect("serving");
+        tokio::time::timeout(SHUTDOWN_GRACE * 3, serving)
+            .await
+            .expect("serve returns although a client never read its reply")
+            .expect("no panic");
+        drop(stuck);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

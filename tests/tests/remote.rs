@@ -543,7 +543,7 @@ fn sighup_reloads_users_and_quotas_under_a_plain_listener_and_never_kills_the_da
     // bob also holds a WebSocket open from before the reload.
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let endpoint = format!("http://127.0.0.1:{}", d.port);
-    let bob_ws = rt.block_on(async {
+    let (bob_ws, bob_job) = rt.block_on(async {
         let mut c = noncectl::client::Remote::new(&endpoint, BOB.into(), None)
             .expect("endpoint")
             .connect()
@@ -551,7 +551,9 @@ fn sighup_reloads_users_and_quotas_under_a_plain_listener_and_never_kills_the_da
             .await
             .expect("bob connects");
         c.list().within("bob lists").await.expect("bob's socket works before");
-        c
+        let job = c.start(&long_request()).within("bob starts").await.expect("bob's job").job_id;
+        c.next_update(&job).within("bob subscribes").await.expect("bob's progress is pushed");
+        (c, job)
     });
     // bob's token revoked, alice's quota raised, and a change that needs a restart.
     let bob_table = config.find("[[users]]\nname = \"bob\"").expect("bob's table");
@@ -570,6 +572,21 @@ fn sighup_reloads_users_and_quotas_under_a_plain_listener_and_never_kills_the_da
     assert_eq!(status, 401, "bob's token no longer works, without a restart");
     // Nor does the socket he opened before: every connection authenticates again.
     let mut bob_ws = bob_ws;
+    // His subscription, opened before, ends with the same refusal (its pushes stop).
+    let reloaded = Instant::now();
+    let refused = rt.block_on(async {
+        loop {
+            match bob_ws.next_update(&bob_job).within("bob's next update").await {
+                // Pushed before the reload reached the stream (a push a second).
+                Ok(JobStatus::Running(_)) if reloaded.elapsed() < Duration::from_secs(10) => continue,
+                other => break other,
+            }
+        }
+    });
+    match refused {
+        Err(noncectl::client::CallError::Rpc(e)) => assert_eq!(e.code, -32003, "{e:?}"),
+        other => panic!("a revoked token's subscription still streams: {other:?}"),
+    }
     match rt.block_on(bob_ws.list().within("bob lists again")) {
         Err(noncectl::client::CallError::Rpc(e)) => assert_eq!(e.code, -32003, "{e:?}"),
         other => panic!("a revoked token's open WebSocket still works: {other:?}"),

@@ -1,9 +1,11 @@
 //! [`Daemon`] over the daemon's Unix socket: one JSON-RPC text a line each way.
 //!
 //! Cancel-safe, so a caller may drop a call in a `select!` (Ctrl-C during `search.wait`) and
-//! go on with the same connection: a reply is matched to its call by id and the replies of
-//! abandoned calls are skipped; a partly read line is kept for the next read; a call dropped
-//! while its request was half written closes the connection, and the next call opens a new one.
+//! go on: the daemon answers a connection's calls one after another, so a call given up on
+//! before its reply came (or while its request was half written) leaves its connection
+//! behind, and the next call opens a new one rather than wait behind an abandoned hour-long
+//! `search.wait`. A reply must carry its call's id (or `null`, for a request the daemon
+//! could not read); anything else means the two sides disagree, and the connection is closed.
 
 use super::{CallError, Daemon};
 use crate::rpc::{Method, RpcError};
@@ -30,6 +32,8 @@ struct Connection {
     writer: OwnedWriteHalf,
     /// The bytes of a reply line read so far.
     partial: Vec<u8>,
+    /// A call was sent and its reply not read: the call was given up on.
+    awaiting: bool,
 }
 
 impl Connection {
@@ -38,7 +42,7 @@ impl Connection {
             .await
             .map_err(|e| CallError::Unreachable(format!("cannot connect to {}: {e}", path.display())))?;
         let (r, w) = stream.into_split();
-        Ok(Connection { reader: BufReader::new(r), writer: w, partial: Vec::new() })
+        Ok(Connection { reader: BufReader::new(r), writer: w, partial: Vec::new(), awaiting: false })
     }
 
     /// The next whole line.
@@ -77,37 +81,47 @@ impl SocketClient {
         text.push('\n');
         // Out of `self` while it is written: dropped half-written, it is not used again.
         let mut conn = match self.conn.take() {
-            Some(c) => c,
-            None => Connection::open(&self.path).await?,
+            Some(c) if !c.awaiting => c,
+            _ => Connection::open(&self.path).await?,
         };
         conn.writer.write_all(text.as_bytes()).await.map_err(|e| CallError::Unreachable(e.to_string()))?;
         let conn = self.conn.insert(conn);
-        loop {
-            let line = match conn.line().await {
-                Ok(l) => l,
-                Err(e) => {
-                    self.conn = None;
-                    return Err(e);
-                }
-            };
-            let reply: Value = match serde_json::from_slice(&line) {
-                Ok(v) => v,
-                Err(e) => {
-                    self.conn = None;
-                    return Err(CallError::Unreachable(format!("unreadable reply ({e})")));
-                }
-            };
-            // The reply to a call given up on (its future dropped): not ours.
-            if reply.get("id") != Some(&json!(id)) {
-                continue;
-            }
-            if let Some(err) = reply.get("error") {
-                let e: RpcError = serde_json::from_value(err.clone())
-                    .map_err(|e| CallError::Unreachable(format!("unreadable error reply ({e})")))?;
-                return Err(CallError::Rpc(e));
-            }
-            return Ok(reply.get("result").cloned().unwrap_or(Value::Null));
+        conn.awaiting = true;
+        let answer = Self::reply(conn, id).await;
+        if let Err(CallError::Unreachable(_)) = answer {
+            self.conn = None;
         }
+        answer
+    }
+
+    /// The reply to call `id`, the next line on `conn`; `conn` is free for the next call only
+    /// if the reply named its call.
+    async fn reply(conn: &mut Connection, id: u64) -> Result<Value, CallError> {
+        let line = conn.line().await?;
+        let reply: Value = serde_json::from_slice(&line)
+            .map_err(|e| CallError::Unreachable(format!("unreadable reply ({e})")))?;
+        let ours = match reply.get("id") {
+            Some(Value::Number(n)) if n.as_u64() == Some(id) || n.as_f64() == Some(id as f64) => {
+                conn.awaiting = false;
+                true
+            }
+            // The daemon could not read the request, so it could not name it: an error is
+            // ours, and the connection is not used again (the daemon may be closing it).
+            Some(Value::Null) => reply.get("error").is_some(),
+            _ => false,
+        };
+        if !ours {
+            return Err(CallError::Unreachable(format!(
+                "a reply to another call (id {}) where call {id}'s was due",
+                reply.get("id").map(Value::to_string).unwrap_or_else(|| "missing".into())
+            )));
+        }
+        if let Some(err) = reply.get("error") {
+            let e: RpcError = serde_json::from_value(err.clone())
+                .map_err(|e| CallError::Unreachable(format!("unreadable error reply ({e})")))?;
+            return Err(CallError::Rpc(e));
+        }
+        Ok(reply.get("result").cloned().unwrap_or(Value::Null))
     }
 }
 

@@ -112,6 +112,7 @@ impl Listener {
         });
         let total = Arc::new(Semaphore::new(self.table.max_connections));
         let per_ip = Arc::new(PerAddress::new(self.table.max_connections_per_ip));
+        let mut open = crate::connections::Connections::default();
         loop {
             let accepted = tokio::select! {
                 a = self.tcp.accept() => a,
@@ -143,7 +144,7 @@ impl Listener {
             let stopped = stop.clone();
             // Every event of this connection names its peer.
             let span = tracing::info_span!("connection", listener = "http", %peer);
-            tokio::spawn(
+            open.spawn(
                 async move {
                     let io = idle::IdleTimeout::new(stream, idle);
                     let served = match acceptor {
@@ -169,11 +170,10 @@ impl Listener {
                 .instrument(span),
             );
         }
-        // Every connection holds a permit: all of them back means all of them done.
         let _ = handle.stop();
-        let all = u32::try_from(self.table.max_connections).unwrap_or(u32::MAX);
-        if tokio::time::timeout(grace, total.acquire_many(all)).await.is_err() {
-            tracing::warn!("network connections still open after the grace: closing them");
+        let cut = open.close(grace).await;
+        if cut > 0 {
+            tracing::warn!(connections = cut, "network connections still open after the grace: closed");
         }
         Ok(())
     }

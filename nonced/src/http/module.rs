@@ -29,15 +29,14 @@ fn to_error(e: RpcError) -> ErrorObjectOwned {
     ErrorObjectOwned::owned(code, e.message, e.data)
 }
 
+const STALE_SESSION: &str =
+    "the daemon's users were reloaded since this connection authenticated: connect again";
+
 /// The caller the gate put on the request, if the users were not reloaded since it was
 /// authenticated (see `users::Session`); none means a bug, and nothing is allowed.
-fn caller(ext: &Extensions) -> Result<Caller, ErrorObjectOwned> {
+fn caller_of(ext: &Extensions) -> Result<Caller, ErrorObjectOwned> {
     if ext.get::<crate::users::Session>().is_none_or(|s| !s.current()) {
-        return Err(ErrorObjectOwned::owned(
-            crate::rpc::FORBIDDEN as i32,
-            "the daemon's users were reloaded since this connection authenticated: connect again",
-            None::<()>,
-        ));
+        return Err(ErrorObjectOwned::owned(crate::rpc::FORBIDDEN as i32, STALE_SESSION, None::<()>));
     }
     ext.get::<Caller>().cloned().ok_or_else(|| ErrorObjectOwned::owned(-32603, "no caller", None::<()>))
 }
@@ -57,7 +56,7 @@ pub fn module(table: Table) -> Result<RpcModule<Table>, String> {
     for method in Method::ALL {
         let name = method.name();
         m.register_async_method(name, move |params, table, ext| async move {
-            let caller = caller(&ext)?;
+            let caller = caller_of(&ext)?;
             let p = params_value(&params)?;
             table.0.call_method(&caller, method, p).await.map_err(to_error)
         })
@@ -68,7 +67,7 @@ pub fn module(table: Table) -> Result<RpcModule<Table>, String> {
         "search.progress",
         "search.unsubscribe",
         |params, pending, table, ext| async move {
-            let caller = match caller(&ext) {
+            let caller = match caller_of(&ext) {
                 Ok(c) => c,
                 Err(e) => {
                     pending.reject(e).await;
@@ -91,6 +90,15 @@ pub fn module(table: Table) -> Result<RpcModule<Table>, String> {
             }
             let Ok(sink) = pending.accept().await else { return };
             loop {
+                // A SIGHUP that revoked the token (or demoted its user) ends the stream too.
+                if caller_of(&ext).is_err() {
+                    let e = RpcError::new(crate::rpc::FORBIDDEN, STALE_SESSION);
+                    if let Ok(raw) = serde_json::value::to_raw_value(&json!({ "finished": true, "error": e }))
+                    {
+                        let _ = sink.send(raw).await;
+                    }
+                    return;
+                }
                 let (value, last) = match table.0.follow(&caller, &job_id, NOTIFY_EVERY).await {
                     Ok(st) => {
                         let last = matches!(st, JobStatus::Finished(_));
