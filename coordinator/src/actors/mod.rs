@@ -1,5 +1,6 @@
 //! The actix shells around the decision core: [`registry::Coordinator`] starts one
-//! [`supervisor::JobSupervisor`] per job and finds it again by id; the supervisor owns the
+//! [`supervisor::JobSupervisor`] per job, finds it again by id, and starts it again from its
+//! last kept snapshot should it die (a panic: a bug); the supervisor owns the
 //! job's `nonce_core::job::Job`, feeds it events and ticks, and carries out its outputs
 //! through a transport and a launcher. No decision is made here.
 //!
@@ -10,9 +11,11 @@ pub mod registry;
 pub mod supervisor;
 
 pub use registry::{Coordinator, FindJob, ListJobs, StartJob};
+#[cfg(any(test, feature = "fault-injection"))]
+pub use supervisor::Crash;
 pub use supervisor::{
-    CancelJob, GetSpaceMap, GetStatus, GetTransportCounters, GetWorkers, JobEnded, JobSupervisor, JobWatch,
-    WaitJob, WatchJob, LINGER,
+    CancelJob, GetSpaceMap, GetStatus, GetTransportCounters, GetWorkers, JobSupervisor, JobWatch, WaitJob,
+    WatchJob, LINGER,
 };
 
 /// A multi-thread tokio runtime under an actix system, as the coordinator needs.

@@ -1,7 +1,15 @@
 //! `Coordinator`: the job registry. Starts a `JobSupervisor` per job and finds it again by id;
 //! the daemon and the embedded CLI both go through it.
+//!
+//! It also supervises them (supervision apart from work, as quickwit-actors does): each job's
+//! published state is watched, and an actor whose watch ends without an outcome died (a panic
+//! in its handling: a bug). It is started again under the same id, from the snapshot it last
+//! handed out to keep, with the same secret (its workers' credentials stay valid) and a new
+//! life; a job that dies [`MAX_RESTARTS`] times is given up and forgotten, so a bug that kills
+//! a job at once does not loop. Those who follow a job find its new actor by id.
 
-use super::supervisor::{JobEnded, JobSupervisor};
+use super::supervisor::JobSupervisor;
+use super::supervisor::JobWatch;
 use crate::launcher::EcsLauncher;
 use crate::launcher::ProcessLauncher;
 use crate::launcher::{Launcher, ThreadsLauncher, WorkerWiring};
@@ -14,6 +22,9 @@ use actix::prelude::*;
 use nonce_core::job::{InboxRule, Job};
 use protocol::JobId;
 use std::collections::BTreeMap;
+
+/// Deaths a job's actor is started again after; the next one gives the job up.
+pub const MAX_RESTARTS: u32 = 3;
 
 /// Start a job (under a given id when resuming one); answers its id and supervisor.
 #[derive(Debug, Message)]
@@ -33,10 +44,22 @@ pub struct ListJobs;
 /// See the module docs.
 #[derive(Debug, Default)]
 pub struct Coordinator {
-    /// Running jobs (and finished ones for their supervisor's linger), with their life.
-    jobs: BTreeMap<JobId, (u64, Addr<JobSupervisor>)>,
+    /// Running jobs (and finished ones for their supervisor's linger).
+    jobs: BTreeMap<JobId, Running>,
     /// The aws transport, when this process is set up for it.
     aws: Option<AwsContext>,
+}
+
+/// A job the registry knows: its actor, and what starting it again takes.
+#[derive(Debug)]
+struct Running {
+    /// Which life of the job the actor is.
+    life: u64,
+    addr: Addr<JobSupervisor>,
+    /// The spec it was started from, its secret drawn.
+    spec: JobSpec,
+    /// Times its actor died and was started again.
+    restarts: u32,
 }
 
 impl Coordinator {
@@ -44,16 +67,10 @@ impl Coordinator {
     pub fn with_aws(aws: Option<AwsContext>) -> Self {
         Coordinator { jobs: BTreeMap::new(), aws }
     }
-}
 
-impl Actor for Coordinator {
-    type Context = Context<Self>;
-}
-
-impl Handler<StartJob> for Coordinator {
-    type Result = Result<(JobId, Addr<JobSupervisor>), String>;
-
-    fn handle(&mut self, StartJob(spec, id): StartJob, ctx: &mut Context<Self>) -> Self::Result {
+    /// Whether `spec` can run here: the transport it names is set up, the ecs launcher has
+    /// the aws transport and its settings.
+    fn transport_for(&self, spec: &JobSpec) -> Result<Option<AwsContext>, String> {
         let aws = match (spec.transport, &self.aws) {
             (TransportKind::Aws, None) => {
                 return Err("the aws transport is not set up here (give --aws-prefix, or an [aws] table in the daemon's config)".into())
@@ -70,16 +87,18 @@ impl Handler<StartJob> for Coordinator {
                 return Err("the ecs launcher needs its settings (--ecs-cluster, --ecs-task-definition, --ecs-subnets, --ecs-security-groups)".into());
             }
         }
-        let job = match id {
-            Some(id) if self.jobs.contains_key(&id) => return Err(format!("job {id} already exists")),
-            Some(id) => id,
-            None => loop {
-                let id = JobId(rand::random());
-                if !self.jobs.contains_key(&id) {
-                    break id;
-                }
-            },
-        };
+        Ok(aws)
+    }
+
+    /// Starts an actor for `job` from `spec` (its secret drawn) and watches it.
+    fn start(
+        &mut self,
+        job: JobId,
+        spec: JobSpec,
+        aws: Option<AwsContext>,
+        restarts: u32,
+        ctx: &mut Context<Self>,
+    ) -> Addr<JobSupervisor> {
         // Each job its own network: its broadcasts reach its own workers and no one else's.
         let network = MemoryNetwork::default();
         // Where each worker's inbox must be: a Hello naming another is refused.
@@ -89,9 +108,9 @@ impl Handler<StartJob> for Coordinator {
             (None, LauncherKind::Threads | LauncherKind::Ecs) => InboxRule::new("mem://", ""),
         };
         let config = spec.config(job, spec.secret(), inbox);
-        let incarnation = config.incarnation;
-        let registry = ctx.address().recipient();
-        let addr = JobSupervisor::launch(Job::new(config), Some(registry), move |ctx| {
+        let life = config.incarnation;
+        let kept_spec = spec.clone();
+        let (addr, watch) = JobSupervisor::launch(Job::new(config), move |ctx| {
             let wiring = WorkerWiring {
                 job,
                 events: ctx.address().recipient(),
@@ -113,7 +132,7 @@ impl Handler<StartJob> for Coordinator {
                         let launcher = ProcessLauncher::new(wiring, pipes.clone());
                         (Box::new(pipes) as Box<dyn Transport>, Box::new(launcher) as Box<dyn Launcher>)
                     }
-                    // `Ecs` was refused above.
+                    // `Ecs` was refused by `transport_for`.
                     LauncherKind::Threads | LauncherKind::Ecs => {
                         let launcher = ThreadsLauncher::new(wiring, network.clone());
                         (Box::new(network) as Box<dyn Transport>, Box::new(launcher) as Box<dyn Launcher>)
@@ -126,30 +145,83 @@ impl Handler<StartJob> for Coordinator {
                 LauncherKind::Process => Box::new(ProcessLauncher::over_aws(wiring, aws)),
                 LauncherKind::Ecs => match EcsLauncher::new(wiring.clone(), aws.clone()) {
                     Ok(l) => Box::new(l),
-                    // Checked above; should it still fail, the job fails instead of hanging.
+                    // Checked by `transport_for`; should it still fail, the job fails
+                    // instead of hanging.
                     Err(e) => Box::new(crate::launcher::RefusingLauncher(e)),
                 },
             };
             (transport as Box<dyn Transport>, launcher)
         });
-        self.jobs.insert(job, (incarnation, addr.clone()));
-        Ok((job, addr))
+        self.jobs.insert(job, Running { life, addr: addr.clone(), spec: kept_spec, restarts });
+        self.watch(job, life, watch, ctx);
+        addr
+    }
+
+    /// Follows what life `life` of `job` publishes until its actor is gone, then sees
+    /// whether it ended or died.
+    fn watch(&self, job: JobId, life: u64, watch: JobWatch, ctx: &mut Context<Self>) {
+        let JobWatch { kept, mut status } = watch;
+        let gone = async move {
+            while status.changed().await.is_ok() {}
+            (status, kept)
+        };
+        ctx.spawn(gone.into_actor(self).map(move |(status, kept), act, ctx| {
+            let Some(running) = act.jobs.remove(&job) else { return };
+            if running.life != life {
+                act.jobs.insert(job, running); // a newer life runs already
+                return;
+            }
+            if status.borrow().finished {
+                return; // it ended, and lingered: forgotten
+            }
+            let snapshot = kept.borrow().clone();
+            if running.restarts >= MAX_RESTARTS {
+                tracing::error!(%job, life, deaths = running.restarts + 1, "a job's actor died again: the job is given up");
+                return;
+            }
+            let mut spec = running.spec;
+            let resumed: u128 = snapshot.as_ref().map_or(0, |s| s.done.iter().map(|r| r.len()).sum());
+            if snapshot.is_some() {
+                spec.resume = snapshot;
+            }
+            tracing::error!(%job, life, searched = %resumed, "a job's actor died: started again from its last kept snapshot");
+            // Its spec ran before, so its transport is still set up.
+            let aws = act.transport_for(&spec).ok().flatten();
+            act.start(job, spec, aws, running.restarts + 1, ctx);
+        }));
     }
 }
 
-impl Handler<JobEnded> for Coordinator {
-    type Result = ();
-    fn handle(&mut self, JobEnded { job, incarnation }: JobEnded, _: &mut Context<Self>) {
-        if self.jobs.get(&job).is_some_and(|(life, _)| *life == incarnation) {
-            self.jobs.remove(&job);
-        }
+impl Actor for Coordinator {
+    type Context = Context<Self>;
+}
+
+impl Handler<StartJob> for Coordinator {
+    type Result = Result<(JobId, Addr<JobSupervisor>), String>;
+
+    fn handle(&mut self, StartJob(mut spec, id): StartJob, ctx: &mut Context<Self>) -> Self::Result {
+        let aws = self.transport_for(&spec)?;
+        let job = match id {
+            Some(id) if self.jobs.contains_key(&id) => return Err(format!("job {id} already exists")),
+            Some(id) => id,
+            None => loop {
+                let id = JobId(rand::random());
+                if !self.jobs.contains_key(&id) {
+                    break id;
+                }
+            },
+        };
+        // Drawn once: a life started again keeps it.
+        spec.secret = Some(spec.secret());
+        let addr = self.start(job, spec, aws, 0, ctx);
+        Ok((job, addr))
     }
 }
 
 impl Handler<FindJob> for Coordinator {
     type Result = Option<Addr<JobSupervisor>>;
     fn handle(&mut self, FindJob(job): FindJob, _: &mut Context<Self>) -> Self::Result {
-        self.jobs.get(&job).map(|(_, addr)| addr.clone())
+        self.jobs.get(&job).map(|r| r.addr.clone())
     }
 }
 
@@ -191,5 +263,88 @@ mod tests {
         assert_eq!(s.len(), 2, "both workers started: {s:?}, unstarted {:?}", outcome.unstarted);
         assert!(s[0] >= 0.2 && s[1] >= 0.4, "the delays are in the measured start-ups: {s:?}");
         assert!(s[1] < 3.0, "and not much more: {s:?}");
+    }
+
+    use crate::actors::{Crash, FindJob, JobSupervisor, WatchJob};
+    use actix::Addr;
+    use protocol::JobId;
+
+    /// An exhaustive job of 2^26 nonces (a few seconds on one thread) with a few dozen golden
+    /// nonces in it: every one must be listed, whatever happened to its actor.
+    fn restartable() -> JobSpec {
+        let puzzle = Puzzle::append(b"nonce-cloud restart".to_vec(), Encoding::Be32, 20).expect("valid");
+        let mut spec = JobSpec::new(puzzle, Mode::Exhaustive, NonceRange::new(0, 1 << 26));
+        spec.workers = 1;
+        spec.threads_per_worker = 1;
+        spec
+    }
+
+    /// The actor of `job` once it is not `dead` (None: the registry gave the job up).
+    async fn next_life(
+        coordinator: &Addr<Coordinator>,
+        job: JobId,
+        dead: &Addr<JobSupervisor>,
+    ) -> Option<Addr<JobSupervisor>> {
+        for _ in 0..200 {
+            match coordinator.send(FindJob(job)).await.expect("sent") {
+                Some(a) if a != *dead => return Some(a),
+                Some(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+                None => return None,
+            }
+        }
+        panic!("job {job}: neither started again nor given up in 2 s");
+    }
+
+    #[test]
+    fn a_job_whose_actor_dies_is_started_again_from_its_snapshot_and_loses_nothing() {
+        let (whole, restarted, resumed) = system().block_on(async {
+            let coordinator = Coordinator::default().start();
+            let (_, sup) =
+                coordinator.send(StartJob(restartable(), None)).await.expect("sent").expect("started");
+            let whole = sup.send(WaitJob).await.expect("sent").expect("finished");
+
+            let (job, sup) =
+                coordinator.send(StartJob(restartable(), None)).await.expect("sent").expect("started");
+            // Once it has handed out some searched work to keep, its actor panics.
+            let mut watch = sup.send(WatchJob).await.expect("sent");
+            let kept = watch.kept.wait_for(|k| k.as_ref().is_some_and(|s| !s.done.is_empty())).await;
+            let resumed: u128 =
+                kept.expect("kept").as_ref().map_or(0, |s| s.done.iter().map(|r| r.len()).sum());
+            sup.do_send(Crash);
+            let next = next_life(&coordinator, job, &sup).await.expect("started again");
+            let restarted = next.send(WaitJob).await.expect("sent").expect("finished");
+            (whole, restarted, resumed)
+        });
+        assert_eq!(whole.kind.name(), "found", "{:?}", whole.kind);
+        assert!(whole.found.len() > 10, "golden nonces to lose: {:?}", whole.found);
+        assert_eq!(restarted.kind, whole.kind);
+        assert_eq!(restarted.found, whole.found, "the restarted job found every golden nonce");
+        assert_eq!(restarted.stats.searched, 1 << 26, "and searched the whole range");
+        assert!(
+            resumed > 0 && restarted.stats.resumed >= resumed,
+            "from its snapshot: {resumed} kept, {} resumed",
+            restarted.stats.resumed
+        );
+    }
+
+    #[test]
+    fn a_job_whose_actor_keeps_dying_is_given_up() {
+        let deaths = system().block_on(async {
+            let coordinator = Coordinator::default().start();
+            let mut spec = restartable();
+            spec.range = NonceRange::new(0, 1 << 40);
+            let (job, mut sup) =
+                coordinator.send(StartJob(spec, None)).await.expect("sent").expect("started");
+            let mut deaths = 0;
+            loop {
+                sup.do_send(Crash);
+                deaths += 1;
+                match next_life(&coordinator, job, &sup).await {
+                    Some(next) => sup = next,
+                    None => break deaths,
+                }
+            }
+        });
+        assert_eq!(deaths, super::MAX_RESTARTS + 1);
     }
 }

@@ -56,21 +56,9 @@ pub struct WaitJob;
 /// counters, from whoever waited) are answered.
 pub const LINGER: Duration = Duration::from_secs(5);
 
-/// A job's actor has stopped (sent to the registry, which then forgets it).
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct JobEnded {
-    /// The job.
-    pub job: protocol::JobId,
-    /// Which life of the job: a resumed job under the same id is another actor.
-    pub incarnation: u64,
-}
-
 /// See the module docs.
 pub struct JobSupervisor {
     job: Job,
-    /// Told when this actor stops.
-    registry: Option<Recipient<JobEnded>>,
     seal: Seal,
     origin: Instant,
     transport: Box<dyn Transport>,
@@ -93,21 +81,21 @@ impl std::fmt::Debug for JobSupervisor {
 impl JobSupervisor {
     /// Starts a supervisor; `wire` builds its transport and launcher, which usually need the
     /// supervisor's own address (for events and exits).
+    /// Also answers what it will publish, watched from its first value: the watch ends when
+    /// the actor is gone, after its linger or a panic, which is how the registry learns of both.
     pub fn launch(
         job: Job,
-        registry: Option<Recipient<JobEnded>>,
         wire: impl FnOnce(&mut Context<Self>) -> (Box<dyn Transport>, Box<dyn Launcher>),
-    ) -> Addr<Self> {
-        JobSupervisor::create(move |ctx| {
+    ) -> (Addr<Self>, JobWatch) {
+        let (status, status_rx) = watch::channel(job.status());
+        let (kept, kept_rx) = watch::channel(None);
+        let addr = JobSupervisor::create(move |ctx| {
             let (transport, launcher) = wire(ctx);
             let cfg = job.config();
             let seal = Seal::new(cfg.job, cfg.secret.clone(), cfg.incarnation);
-            let (status, _) = watch::channel(job.status());
-            let (kept, _) = watch::channel(None);
             let span = tracing::info_span!("job", job = %cfg.job, life = cfg.incarnation);
             JobSupervisor {
                 job,
-                registry,
                 seal,
                 origin: Instant::now(),
                 transport,
@@ -118,7 +106,8 @@ impl JobSupervisor {
                 status,
                 span,
             }
-        })
+        });
+        (addr, JobWatch { kept: kept_rx, status: status_rx })
     }
 
     fn feed(&mut self, input: Input, ctx: &mut Context<Self>) {
@@ -177,13 +166,6 @@ impl Actor for JobSupervisor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.feed(Input::Start, ctx);
     }
-
-    fn stopped(&mut self, _: &mut Context<Self>) {
-        let cfg = self.job.config();
-        if let Some(r) = &self.registry {
-            r.do_send(JobEnded { job: cfg.job, incarnation: cfg.incarnation });
-        }
-    }
 }
 
 impl Handler<WorkerEvent> for JobSupervisor {
@@ -239,6 +221,21 @@ impl Handler<GetWorkers> for JobSupervisor {
     type Result = MessageResult<GetWorkers>;
     fn handle(&mut self, _: GetWorkers, _: &mut Context<Self>) -> Self::Result {
         MessageResult(self.job.workers_info(self.origin.elapsed()))
+    }
+}
+
+/// Makes the actor panic, as a bug in its handling would: what its supervision must survive.
+/// Only for tests (the `fault-injection` feature, which no program enables).
+#[cfg(any(test, feature = "fault-injection"))]
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Crash;
+
+#[cfg(any(test, feature = "fault-injection"))]
+impl Handler<Crash> for JobSupervisor {
+    type Result = ();
+    fn handle(&mut self, _: Crash, _: &mut Context<Self>) {
+        panic!("job {}: a crash injected by a test", self.job.id());
     }
 }
 

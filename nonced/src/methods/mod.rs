@@ -71,6 +71,34 @@ impl JobEntry {
     }
 }
 
+/// The end of a job whose actor kept dying (see `coordinator::actors::registry`): failed,
+/// with what it had verified by its last published state, so a golden nonce found before is
+/// still reported.
+fn given_up(last: Option<nonce_core::job::Status>, elapsed: Duration) -> nonce_core::job::Outcome {
+    let last = last.unwrap_or_else(|| nonce_core::job::Status {
+        total: 0,
+        stats: Default::default(),
+        lowest: None,
+        finished: false,
+        verification: Default::default(),
+    });
+    let why = format!(
+        "the job's actor died {} times (a bug: see the daemon's log); it was given up",
+        coordinator::actors::registry::MAX_RESTARTS + 1
+    );
+    nonce_core::job::Outcome {
+        kind: nonce_core::job::OutcomeKind::Failed(why),
+        nonce: last.lowest,
+        found: last.lowest.into_iter().collect(),
+        best: None,
+        stats: last.stats,
+        elapsed,
+        startups: vec![],
+        unstarted: vec![],
+        verification: last.verification,
+    }
+}
+
 /// Seconds since the Unix epoch.
 fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
@@ -347,30 +375,41 @@ impl DaemonMethods {
         tokio::spawn(async move {
             // Journal what the job hands out to keep, as it does (at most every second, a
             // golden nonce at once), and its progress for the timeline; then the result.
-            let Ok(JobWatch { mut kept, mut status }) = sup.send(WatchJob).await else { return };
+            // Across its lives: an actor that died is followed to the one started again.
             let since = Instant::now();
             let mut last_point: Option<Instant> = None;
-            let wait = sup.send(WaitJob);
-            tokio::pin!(wait);
-            let outcome = loop {
-                tokio::select! {
-                    biased;
-                    ended = &mut wait => match ended {
-                        Ok(Ok(outcome)) => break outcome,
-                        _ => return,
-                    },
-                    Ok(()) = kept.changed() => {
-                        let Some(snapshot) = kept.borrow_and_update().clone() else { continue };
-                        // Not waited for: the next snapshot replaces it anyway.
-                        me.journal.submit(Record::Progress { job: job.to_string(), snapshot });
-                    }
-                    Ok(()) = status.changed() => {
-                        let stats = status.borrow_and_update().stats.clone();
-                        if last_point.is_none_or(|at| at.elapsed() >= TIMELINE_EVERY) {
-                            last_point = Some(Instant::now());
-                            me.timelines().entry(job).record(since.elapsed().as_secs_f64(), &stats);
+            let mut sup = sup;
+            let mut last = None;
+            let outcome = 'lives: loop {
+                if let Ok(JobWatch { mut kept, mut status }) = sup.send(WatchJob).await {
+                    let wait = sup.send(WaitJob);
+                    tokio::pin!(wait);
+                    loop {
+                        tokio::select! {
+                            biased;
+                            ended = &mut wait => match ended {
+                                Ok(Ok(outcome)) => break 'lives outcome,
+                                _ => break, // it died
+                            },
+                            Ok(()) = kept.changed() => {
+                                let Some(snapshot) = kept.borrow_and_update().clone() else { continue };
+                                // Not waited for: the next snapshot replaces it anyway.
+                                me.journal.submit(Record::Progress { job: job.to_string(), snapshot });
+                            }
+                            Ok(()) = status.changed() => {
+                                let now = status.borrow_and_update().clone();
+                                if last_point.is_none_or(|at| at.elapsed() >= TIMELINE_EVERY) {
+                                    last_point = Some(Instant::now());
+                                    me.timelines().entry(job).record(since.elapsed().as_secs_f64(), &now.stats);
+                                }
+                                last = Some(now);
+                            }
                         }
                     }
+                }
+                match me.next_life(job, &sup).await {
+                    Some(next) => sup = next,
+                    None => break 'lives given_up(last.take(), since.elapsed()),
                 }
             };
             {
@@ -405,6 +444,20 @@ impl DaemonMethods {
             me.keep_finished(job);
         });
         Ok(job)
+    }
+
+    /// The actor of `job`'s next life, once the registry has started it after `dead` died;
+    /// `None` if it gave the job up.
+    async fn next_life(&self, job: JobId, dead: &Addr<JobSupervisor>) -> Option<Addr<JobSupervisor>> {
+        // The registry hears of the death a moment after its followers do.
+        for _ in 0..100 {
+            match self.coordinator.send(FindJob(job)).await.ok()? {
+                Some(addr) if addr != *dead => return Some(addr),
+                Some(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                None => return None,
+            }
+        }
+        None
     }
 
     /// Cancels every running job (shutdown with `on_shutdown = "cancel"`) and waits for the
