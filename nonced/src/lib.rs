@@ -317,6 +317,7 @@ pub async fn run(config: DaemonConfig, reload: Reload) -> Result<(), DaemonError
             }
         }
     }
+    methods.exiting();
     // Everything queued to the journal is on disk before the process ends, unless the disk
     // has stalled: then the exit is not held past a systemd stop timeout's worth of waiting.
     if tokio::time::timeout(JOURNAL_FLUSH_LIMIT, methods.flush_journal()).await.is_err() {

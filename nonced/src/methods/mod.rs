@@ -71,6 +71,16 @@ impl JobEntry {
     }
 }
 
+/// What became of a job whose actor died.
+enum NextLife {
+    /// The registry started it again: this actor.
+    Started(Addr<JobSupervisor>),
+    /// The registry gave it up (it died too often).
+    GivenUp,
+    /// No word from the registry (it is gone: the daemon is ending).
+    Unknown,
+}
+
 /// The end of a job whose actor kept dying (see `coordinator::actors::registry`): failed,
 /// with what it had verified by its last published state, so a golden nonce found before is
 /// still reported.
@@ -131,6 +141,9 @@ pub struct DaemonMethods {
     /// default) until [`DaemonMethods::calibrate`] has measured it, at start, off the
     /// request path.
     rate: Mutex<(nonce_kernel::Backend, f64)>,
+    /// Set as the daemon exits: job actors then end with the process, which is no death to
+    /// follow (their jobs stay in the journal to resume).
+    exiting: std::sync::atomic::AtomicBool,
 }
 
 impl DaemonMethods {
@@ -157,6 +170,7 @@ impl DaemonMethods {
             .unwrap_or(coordinator::request::calibration::DEFAULT_PER_THREAD);
         let journal = JournalWriter::start(journal)?;
         Ok(Arc::new(DaemonMethods {
+            exiting: Default::default(),
             rate: Mutex::new((backend, rate)),
             startups: Mutex::new(book),
             startups_path,
@@ -321,6 +335,11 @@ impl DaemonMethods {
             .ok_or_else(|| RpcError::new(JOB_NOT_FOUND, format!("no running job {job}")))
     }
 
+    /// The daemon is exiting: its job actors end with it, and are not followed.
+    pub fn exiting(&self) {
+        self.exiting.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Resolves once every record queued to the journal so far is written.
     pub async fn flush_journal(&self) {
         self.journal.flush().await;
@@ -407,9 +426,14 @@ impl DaemonMethods {
                         }
                     }
                 }
+                if me.exiting.load(std::sync::atomic::Ordering::SeqCst) {
+                    return;
+                }
                 match me.next_life(job, &sup).await {
-                    Some(next) => sup = next,
-                    None => break 'lives given_up(last.take(), since.elapsed()),
+                    NextLife::Started(next) => sup = next,
+                    NextLife::GivenUp => break 'lives given_up(last.take(), since.elapsed()),
+                    // The registry is gone (the daemon is ending): the journal keeps the job.
+                    NextLife::Unknown => return,
                 }
             };
             {
@@ -446,18 +470,18 @@ impl DaemonMethods {
         Ok(job)
     }
 
-    /// The actor of `job`'s next life, once the registry has started it after `dead` died;
-    /// `None` if it gave the job up.
-    async fn next_life(&self, job: JobId, dead: &Addr<JobSupervisor>) -> Option<Addr<JobSupervisor>> {
+    /// The actor of `job`'s next life, once the registry has started it after `dead` died.
+    async fn next_life(&self, job: JobId, dead: &Addr<JobSupervisor>) -> NextLife {
         // The registry hears of the death a moment after its followers do.
         for _ in 0..100 {
-            match self.coordinator.send(FindJob(job)).await.ok()? {
-                Some(addr) if addr != *dead => return Some(addr),
-                Some(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-                None => return None,
+            match self.coordinator.send(FindJob(job)).await {
+                Ok(Some(addr)) if addr != *dead => return NextLife::Started(addr),
+                Ok(Some(_)) => tokio::time::sleep(Duration::from_millis(20)).await,
+                Ok(None) => return NextLife::GivenUp,
+                Err(_) => return NextLife::Unknown,
             }
         }
-        None
+        NextLife::Unknown
     }
 
     /// Cancels every running job (shutdown with `on_shutdown = "cancel"`) and waits for the
