@@ -34,12 +34,18 @@ async fn serve(listener: UnixListener, delay: Duration) {
     }
 }
 
-#[tokio::test]
-async fn a_dropped_call_does_not_answer_the_next_one() {
-    let dir = std::env::temp_dir().join(format!("nonce-api-socket-{}", std::process::id()));
+/// A fresh directory named for `name`, with the path of a socket in it.
+fn socket_in(name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("nonce-api-socket-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
     let path = dir.join("d.sock");
+    (dir, path)
+}
+
+#[tokio::test]
+async fn a_dropped_call_does_not_answer_the_next_one() {
+    let (dir, path) = socket_in("late");
     let listener = UnixListener::bind(&path).expect("bind");
     tokio::spawn(serve(listener, Duration::from_millis(200)));
     let mut client = SocketClient::connect(&path).await.expect("connects");
@@ -101,10 +107,7 @@ async fn within<F: std::future::Future>(what: &str, f: F) -> F::Output {
 
 #[tokio::test]
 async fn a_call_after_a_dropped_wait_does_not_wait_behind_it() {
-    let dir = std::env::temp_dir().join(format!("nonce-api-socket-wait-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
-    let path = dir.join("d.sock");
+    let (dir, path) = socket_in("wait");
     tokio::spawn(serve_like_nonced(UnixListener::bind(&path).expect("bind")));
     let mut client = SocketClient::connect(&path).await.expect("connects");
     let dropped = tokio::time::timeout(Duration::from_millis(50), client.call(Method::SearchWait, json!({})));
@@ -116,10 +119,7 @@ async fn a_call_after_a_dropped_wait_does_not_wait_behind_it() {
 
 #[tokio::test]
 async fn an_error_without_an_id_answers_the_call_and_a_stranger_id_is_an_error() {
-    let dir = std::env::temp_dir().join(format!("nonce-api-socket-ids-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
-    let path = dir.join("d.sock");
+    let (dir, path) = socket_in("ids");
     tokio::spawn(serve_like_nonced(UnixListener::bind(&path).expect("bind")));
     let mut client = SocketClient::connect(&path).await.expect("connects");
     match within("an id-less error", client.call(Method::DaemonInfo, json!({}))).await {
