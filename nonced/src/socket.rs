@@ -244,16 +244,26 @@ mod tests {
         serde_json::from_str(&line).expect("the reply is JSON")
     }
 
-    #[tokio::test]
-    async fn a_batch_over_the_network_listeners_limit_is_refused_whole() {
-        let dir = std::env::temp_dir().join(format!("nonced-socket-batch-{}", std::process::id()));
+    /// A daemon socket named for `name` served with `methods`: its directory, its path, the
+    /// sender that stops it, and the serving task.
+    async fn serving(
+        name: &str,
+        methods: Arc<dyn Methods>,
+    ) -> (PathBuf, PathBuf, tokio::sync::watch::Sender<bool>, tokio::task::JoinHandle<()>) {
+        let dir = std::env::temp_dir().join(format!("nonced-socket-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let path = dir.join("nonced.sock");
         let listener = bind(&path, None).await.expect("binds");
-        let methods = Arc::new(Counting::default());
         let users = Arc::new(LiveUsers::new(Users::new(&[], super::super::users::own_uid()).expect("users")));
-        let (_stop, stopped) = tokio::sync::watch::channel(false);
-        let serving = tokio::spawn(serve(listener, Arc::clone(&methods) as Arc<dyn Methods>, users, stopped));
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(serve(listener, methods, users, stopped));
+        (dir, path, stop, task)
+    }
+
+    #[tokio::test]
+    async fn a_batch_over_the_network_listeners_limit_is_refused_whole() {
+        let methods = Arc::new(Counting::default());
+        let (dir, path, _stop, serving) = serving("batch", Arc::clone(&methods) as Arc<dyn Methods>).await;
         let mut stream = BufReader::new(UnixStream::connect(&path).await.expect("connects"));
 
         let reply = batch(&mut stream, LIMIT).await;
@@ -304,13 +314,7 @@ mod tests {
     /// the grace is told the daemon is stopping, and only then does `serve` return.
     #[tokio::test]
     async fn shutdown_answers_the_calls_in_flight_then_returns() {
-        let dir = std::env::temp_dir().join(format!("nonced-socket-shutdown-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let path = dir.join("nonced.sock");
-        let listener = bind(&path, None).await.expect("binds");
-        let users = Arc::new(LiveUsers::new(Users::new(&[], super::super::users::own_uid()).expect("users")));
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let serving = tokio::spawn(serve(listener, Arc::new(Slow) as Arc<dyn Methods>, users, stopped));
+        let (dir, path, stop, serving) = serving("shutdown", Arc::new(Slow)).await;
         let mut short = BufReader::new(UnixStream::connect(&path).await.expect("connects"));
         let mut long = BufReader::new(UnixStream::connect(&path).await.expect("connects"));
         let mut idle = BufReader::new(UnixStream::connect(&path).await.expect("connects"));
@@ -341,14 +345,7 @@ mod tests {
     /// exit: the write is cut once the grace is over.
     #[tokio::test]
     async fn a_client_that_never_reads_its_reply_does_not_hold_shutdown() {
-        let dir = std::env::temp_dir().join(format!("nonced-socket-stuck-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let path = dir.join("nonced.sock");
-        let listener = bind(&path, None).await.expect("binds");
-        let users = Arc::new(LiveUsers::new(Users::new(&[], super::super::users::own_uid()).expect("users")));
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let serving =
-            tokio::spawn(serve(listener, Arc::new(Counting::default()) as Arc<dyn Methods>, users, stopped));
+        let (dir, path, stop, serving) = serving("stuck", Arc::new(Counting::default())).await;
         let mut stuck = UnixStream::connect(&path).await.expect("connects");
         // Its echo is far more than a socket buffer holds.
         let big = "x".repeat(MAX_REQUEST_BYTES - 100);
