@@ -21,6 +21,45 @@ pub const MAX_CONNECTIONS: usize = 512;
 /// one of the [`MAX_CONNECTIONS`], forever.
 pub const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// Connections one local user (uid) may hold at once: one user's tool gone wrong (or one
+/// user's ill will) cannot take every slot of [`MAX_CONNECTIONS`] from the others.
+pub const MAX_CONNECTIONS_PER_USER: usize = 64;
+
+/// Once a request's first byte has come, the rest of its line must come within this: a
+/// client that sends half a request and stops does not hold its connection forever.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The connections each uid holds; a [`UidSlot`] is one of them.
+#[derive(Debug, Default)]
+struct PerUser(std::sync::Mutex<std::collections::HashMap<u32, usize>>);
+
+/// One connection of a uid, given back when dropped.
+struct UidSlot(Arc<PerUser>, u32);
+
+impl PerUser {
+    fn take(self: &Arc<Self>, uid: u32) -> Option<UidSlot> {
+        let mut held = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let n = held.entry(uid).or_default();
+        if *n >= MAX_CONNECTIONS_PER_USER {
+            return None;
+        }
+        *n += 1;
+        Some(UidSlot(Arc::clone(self), uid))
+    }
+}
+
+impl Drop for UidSlot {
+    fn drop(&mut self) {
+        let mut held = self.0 .0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = held.get_mut(&self.1) {
+            *n -= 1;
+            if *n == 0 {
+                held.remove(&self.1);
+            }
+        }
+    }
+}
+
 /// Binds `path` with mode 0600 (0660 and group `group` when given), never world-accessible
 /// even for an instant: the socket is made in a private directory beside `path`, its mode set
 /// there, then renamed into place. A stale socket (nobody answering) is replaced; a live one
@@ -90,6 +129,7 @@ pub async fn serve(
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let per_user = Arc::new(PerUser::default());
     let mut open = Connections::default();
     loop {
         let permit = tokio::select! {
@@ -105,12 +145,17 @@ pub async fn serve(
         match accepted {
             Ok((stream, _)) => {
                 let methods = Arc::clone(&methods);
-                let caller = match stream.peer_cred() {
-                    Ok(cred) => users.by_uid(cred.uid()),
+                let (caller, uid) = match stream.peer_cred() {
+                    Ok(cred) => (users.by_uid(cred.uid()), cred.uid()),
                     Err(e) => {
                         tracing::warn!(error = %e, "no peer credentials: connection refused");
                         continue;
                     }
+                };
+                let Some(slot) = per_user.take(uid) else {
+                    tracing::warn!(uid, "a user's connection over the limit: refused");
+                    open.spawn(refuse(stream));
+                    continue;
                 };
                 let stop = shutdown.clone();
                 // Every event of this connection names its caller.
@@ -118,7 +163,7 @@ pub async fn serve(
                 open.spawn(
                     async move {
                         connection(stream, methods, caller, stop).await;
-                        drop(permit);
+                        drop((permit, slot));
                     }
                     .instrument(span),
                 );
@@ -144,6 +189,15 @@ async fn write(w: &mut tokio::net::unix::OwnedWriteHalf, bytes: &[u8]) -> bool {
     matches!(tokio::time::timeout(WRITE_TIMEOUT, w.write_all(bytes)).await, Ok(Ok(())))
 }
 
+/// Tells a connection over its user's limit why it is closed, and closes it.
+async fn refuse(stream: UnixStream) {
+    let (_, mut w) = stream.into_split();
+    let err = json!({"jsonrpc": "2.0", "id": null,
+        "error": {"code": UNAVAILABLE, "message": "too many connections",
+                  "data": {"reason": format!("this user holds {MAX_CONNECTIONS_PER_USER} connections already")}}});
+    write(&mut w, format!("{err}\n").as_bytes()).await;
+}
+
 async fn connection(
     stream: UnixStream,
     methods: Arc<dyn Methods>,
@@ -155,13 +209,25 @@ async fn connection(
     let mut line = Vec::new();
     loop {
         line.clear();
-        let mut limited = (&mut reader).take(MAX_REQUEST_BYTES as u64 + 1);
-        let n = tokio::select! {
-            n = limited.read_until(b'\n', &mut line) => match n {
-                Ok(n) => n,
-                Err(_) => return,
+        // Between requests a connection may idle as long as it likes (a tool holding it
+        // open); once a request has begun, it must be whole within REQUEST_TIMEOUT.
+        tokio::select! {
+            begun = reader.fill_buf() => if begun.is_err() {
+                return;
             },
             // Between requests: nothing is lost by closing now.
+            _ = shutdown.wait_for(|&stop| stop) => return,
+        };
+        let mut limited = (&mut reader).take(MAX_REQUEST_BYTES as u64 + 1);
+        let n = tokio::select! {
+            n = tokio::time::timeout(REQUEST_TIMEOUT, limited.read_until(b'\n', &mut line)) => match n {
+                Ok(Ok(n)) => n,
+                Ok(Err(_)) => return,
+                Err(_) => {
+                    tracing::debug!("a request not finished within {REQUEST_TIMEOUT:?}: connection closed");
+                    return;
+                }
+            },
             _ = shutdown.wait_for(|&stop| stop) => return,
         };
         if n == 0 {
@@ -359,5 +425,43 @@ mod tests {
             .expect("no panic");
         drop(stuck);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn one_user_cannot_hold_every_connection_nor_one_with_half_a_request() {
+        let methods = Arc::new(Counting::default());
+        let (dir, path, _stop, _serving) =
+            serving("per-user", Arc::clone(&methods) as Arc<dyn Methods>).await;
+        let mut held = Vec::new();
+        for _ in 0..MAX_CONNECTIONS_PER_USER {
+            let mut s = BufReader::new(UnixStream::connect(&path).await.expect("connects"));
+            // Each one answered, so each holds a slot (not only queued for accept).
+            assert!(batch(&mut s, 1).await.is_array());
+            held.push(s);
+        }
+        // Half a request on the last: it holds its slot for now.
+        held.last_mut().expect("one").get_mut().write_all(b"{\"jsonrpc\": ").await.expect("send");
+        let mut over = BufReader::new(UnixStream::connect(&path).await.expect("connects"));
+        let mut line = String::new();
+        let refused =
+            tokio::time::timeout(std::time::Duration::from_secs(5), over.read_line(&mut line)).await;
+        assert!(refused.is_ok(), "the connection over the limit is answered at once");
+        assert!(line.contains("too many connections"), "{line}");
+        // One given back: a new connection is served.
+        held.remove(0);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let mut next = BufReader::new(UnixStream::connect(&path).await.expect("connects"));
+        assert!(batch(&mut next, 1).await.is_array(), "a slot given back is used again");
+        // The half request is cut after REQUEST_TIMEOUT (paused time would stop the daemon's
+        // own clock too: waited for really, a little over the limit).
+        let half = held.last_mut().expect("one");
+        let mut rest = String::new();
+        let cut = tokio::time::timeout(
+            REQUEST_TIMEOUT + std::time::Duration::from_secs(5),
+            half.read_line(&mut rest),
+        )
+        .await;
+        assert!(matches!(cut, Ok(Ok(0))), "half a request closes its connection: {cut:?} {rest:?}");
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
