@@ -3,6 +3,7 @@
 //! task sends them, batching what piles up for the same inbox into `SendMessageBatch`.
 
 use crate::clients::{describe, AwsClients};
+use crate::AwsError;
 use crate::JOB_ATTRIBUTE;
 use aws_sdk_sns::types::MessageAttributeValue;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
@@ -154,7 +155,7 @@ async fn publish(sns: &aws_sdk_sns::Client, topic: &str, job: &str, body: String
 
 /// Sends `bodies` to the queue at `url` in as few `SendMessageBatch` calls as the limits
 /// allow. Entries the service refuses are reported in the error.
-pub async fn send_bodies(sqs: &aws_sdk_sqs::Client, url: &str, bodies: Vec<String>) -> Result<(), String> {
+pub async fn send_bodies(sqs: &aws_sdk_sqs::Client, url: &str, bodies: Vec<String>) -> Result<(), AwsError> {
     let mut batch: Vec<SendMessageBatchRequestEntry> = vec![];
     let mut bytes = 0;
     let mut failures = vec![];
@@ -169,7 +170,7 @@ pub async fn send_bodies(sqs: &aws_sdk_sqs::Client, url: &str, bodies: Vec<Strin
             .id(i.to_string())
             .message_body(body)
             .build()
-            .map_err(|e| format!("batch entry: {e}"))?;
+            .map_err(|e| AwsError::Invalid(format!("batch entry: {e}")))?;
         batch.push(entry);
     }
     if !batch.is_empty() {
@@ -178,7 +179,11 @@ pub async fn send_bodies(sqs: &aws_sdk_sqs::Client, url: &str, bodies: Vec<Strin
     if failures.is_empty() {
         Ok(())
     } else {
-        Err(format!("{} of {count} messages not sent: {}", failures.len(), failures.join("; ")))
+        Err(AwsError::Call(format!(
+            "{} of {count} messages not sent: {}",
+            failures.len(),
+            failures.join("; ")
+        )))
     }
 }
 

@@ -31,10 +31,3 @@ pub enum AwsError {
     #[error("{0}")]
     Invalid(String),
 }
-
-/// Where a caller still speaks in strings.
-impl From<AwsError> for String {
-    fn from(e: AwsError) -> String {
-        e.to_string()
-    }
-}

@@ -15,6 +15,7 @@
 use crate::clients::{describe, AwsClients};
 use crate::command_sender::send_bodies;
 use crate::event_router::LONG_POLL_S;
+use crate::AwsError;
 use aws_sdk_sqs::types::QueueAttributeName;
 use protocol::JobId;
 use std::time::Duration;
@@ -60,7 +61,7 @@ pub struct WorkerLink {
 impl WorkerLink {
     /// Creates the inbox and subscribes it to the control topic (raw delivery, filtered to
     /// this job's broadcasts and the `all` ones). On failure nothing is left behind.
-    pub async fn open(clients: &AwsClients, cfg: &LinkConfig) -> Result<Self, String> {
+    pub async fn open(clients: &AwsClients, cfg: &LinkConfig) -> Result<Self, AwsError> {
         let arn = queue_arn_beside(&cfg.topic_arn, &cfg.inbox_queue);
         let policy = serde_json::json!({
             "Version": "2012-10-17",
@@ -86,8 +87,11 @@ impl WorkerLink {
             .tags(ALIVE_TAG, unix_now().to_string())
             .send()
             .await
-            .map_err(|e| describe(&format!("CreateQueue {}", cfg.inbox_queue), e))?;
-        let inbox_url = created.queue_url().ok_or("CreateQueue answered no URL")?.to_string();
+            .map_err(|e| AwsError::Call(describe(&format!("CreateQueue {}", cfg.inbox_queue), e)))?;
+        let inbox_url = created
+            .queue_url()
+            .ok_or(AwsError::Incomplete { operation: "CreateQueue", missing: "URL" })?
+            .to_string();
         let link = WorkerLink {
             sqs: clients.sqs.clone(),
             sns: clients.sns.clone(),
@@ -100,7 +104,7 @@ impl WorkerLink {
                 Ok(a) => a,
                 Err(e) => {
                     link.close().await;
-                    return Err(e.into());
+                    return Err(e);
                 }
             },
         };
@@ -123,7 +127,7 @@ impl WorkerLink {
             }
             Err(e) => {
                 link.close().await;
-                return Err(describe("Subscribe to the control topic", e));
+                return Err(AwsError::Call(describe("Subscribe to the control topic", e)));
             }
         }
         Ok(link)

@@ -46,6 +46,17 @@ pub enum Backend {
     ShaNi,
 }
 
+/// Why a named backend cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BackendError {
+    /// The name is none of the backends.
+    #[error("{0:?}: expected avx512, shani, avx2 or portable")]
+    Unknown(String),
+    /// This CPU lacks the instructions it needs.
+    #[error("{}: this CPU does not support it", .0.name())]
+    Unsupported(Backend),
+}
+
 impl Backend {
     /// The fastest backend this CPU supports.
     pub fn detect() -> Backend {
@@ -55,12 +66,11 @@ impl Backend {
     /// The backend a program was told to use (`NONCE_KERNEL`, a `--backend` flag): the
     /// fastest supported when `name` is `None` or blank, else the one named, if this CPU
     /// runs it. The error says which and why; the caller names where it came from.
-    pub fn choose(name: Option<&str>) -> Result<Backend, String> {
+    pub fn choose(name: Option<&str>) -> Result<Backend, BackendError> {
         let Some(name) = name.map(str::trim).filter(|n| !n.is_empty()) else { return Ok(Backend::detect()) };
-        let b =
-            Backend::from_name(name).ok_or(format!("{name:?}: expected avx512, shani, avx2 or portable"))?;
+        let b = Backend::from_name(name).ok_or_else(|| BackendError::Unknown(name.to_string()))?;
         if !b.is_supported() {
-            return Err(format!("{name}: this CPU does not support it"));
+            return Err(BackendError::Unsupported(b));
         }
         Ok(b)
     }

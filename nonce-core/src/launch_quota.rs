@@ -35,8 +35,8 @@ impl Bucket {
     }
 
     /// `BURST:RATE` (`100:20`, `20:20/s`), as the config and the flags write a quota.
-    pub fn parse(text: &str) -> Result<Bucket, String> {
-        let bad = || format!("{text:?}: expected BURST:RATE, e.g. 100:20 (a burst of 100, then 20 a second)");
+    pub fn parse(text: &str) -> Result<Bucket, QuotaError> {
+        let bad = || QuotaError::Syntax(text.to_string());
         let (burst, rate) = text.trim().split_once(':').ok_or_else(bad)?;
         let rate = rate.trim().trim_end_matches("/s");
         let b = Bucket {
@@ -46,18 +46,39 @@ impl Bucket {
         b.check("the quota").map(|()| b)
     }
 
-    fn check(&self, name: &str) -> Result<(), String> {
+    fn check(&self, quota: &'static str) -> Result<(), QuotaError> {
         if !(self.burst.is_finite() && self.burst >= 1.0) {
-            return Err(format!("{name}: the burst must be at least 1, not {}", self.burst));
+            return Err(QuotaError::Burst { quota, burst: self.burst });
         }
         if !(self.per_second.is_finite() && self.per_second > 0.0) {
-            return Err(format!(
-                "{name}: the rate must be a positive number a second, not {}",
-                self.per_second
-            ));
+            return Err(QuotaError::Rate { quota, per_second: self.per_second });
         }
         Ok(())
     }
+}
+
+/// A quota no bucket can have.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum QuotaError {
+    /// Not `BURST:RATE`.
+    #[error("{0:?}: expected BURST:RATE, e.g. 100:20 (a burst of 100, then 20 a second)")]
+    Syntax(String),
+    /// A burst below one token.
+    #[error("{quota}: the burst must be at least 1, not {burst}")]
+    Burst {
+        /// Which quota.
+        quota: &'static str,
+        /// The figure given.
+        burst: f64,
+    },
+    /// A rate that is not a positive number.
+    #[error("{quota}: the rate must be a positive number a second, not {per_second}")]
+    Rate {
+        /// Which quota.
+        quota: &'static str,
+        /// The figure given.
+        per_second: f64,
+    },
 }
 
 /// The account's launch quotas, as the launcher and the planner see them.
@@ -81,7 +102,7 @@ impl Default for LaunchQuotas {
 
 impl LaunchQuotas {
     /// Refuses figures no bucket can have (zero, negative, not a number).
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), QuotaError> {
         self.tasks.check("the task launch quota")?;
         self.calls.check("the RunTask quota")
     }
@@ -255,9 +276,9 @@ mod tests {
         let mut q = LaunchQuotas::default();
         assert!(q.validate().is_ok());
         q.tasks.per_second = 0.0;
-        assert!(q.validate().expect_err("refused").contains("task launch quota"));
+        assert!(q.validate().expect_err("refused").to_string().contains("task launch quota"));
         q = LaunchQuotas::default();
         q.calls.burst = f64::NAN;
-        assert!(q.validate().expect_err("refused").contains("RunTask"));
+        assert!(q.validate().expect_err("refused").to_string().contains("RunTask"));
     }
 }

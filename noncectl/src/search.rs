@@ -7,7 +7,7 @@ use crate::client::{Daemon, DaemonClient, Target};
 use actix::prelude::*;
 use clap::Args;
 use coordinator::actors::{system, Coordinator, StartJob};
-use coordinator::actors::{CancelJob, GetTransportCounters, WaitJob, WatchJob};
+use coordinator::actors::{wait, CancelJob, GetTransportCounters, WatchJob};
 use coordinator::request::report::{self, human_rate, SearchReport};
 use coordinator::request::AwsSettings;
 use coordinator::request::JobSpec;
@@ -192,21 +192,25 @@ fn print_result(v: &Value, json: bool) -> u8 {
 
 async fn drive_local(spec: JobSpec, aws: Option<AwsSettings>, json: bool) -> Result<u8, String> {
     let aws = match aws {
-        Some(settings) => Some(AwsContext::connect(settings).await?),
+        Some(settings) => Some(AwsContext::connect(settings).await.map_err(|e| e.to_string())?),
         None => None,
     };
     let coordinator = Coordinator::with_aws(aws.clone()).start();
     let (puzzle, mode, workers, launcher) = (spec.puzzle.clone(), spec.mode, spec.workers, spec.launcher);
     let mut interrupt = interrupts()?;
-    let (job, sup) = coordinator.send(StartJob(spec, None)).await.map_err(|e| e.to_string())??;
+    let (job, sup) = coordinator
+        .send(StartJob(spec, None))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
     let bar = std::io::stderr().is_terminal().then(|| progress_bar(&job.to_string()));
     let mut status = sup.send(WatchJob).await.map_err(|e| e.to_string())?.status;
-    let wait = sup.send(WaitJob);
-    tokio::pin!(wait);
+    let ended = wait(&sup);
+    tokio::pin!(ended);
     let mut cancelled = false;
     let outcome: Outcome = loop {
         tokio::select! {
-            res = &mut wait => break res.map_err(|e| e.to_string())??,
+            res = &mut ended => break res.map_err(|e| e.to_string())?,
             _ = interrupt.recv(), if !cancelled => {
                 cancelled = true;
                 sup.do_send(CancelJob);

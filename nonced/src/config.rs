@@ -150,7 +150,7 @@ pub struct EcsTable {
 
 impl EcsTable {
     /// The launch pacing these settings give (checked by [`DaemonConfig::check`]).
-    pub fn launch_pacing(&self) -> Result<coordinator::request::LaunchPacing, String> {
+    pub fn launch_pacing(&self) -> Result<coordinator::request::LaunchPacing, ConfigError> {
         let request = coordinator::request::SearchRequest {
             ecs_task_quota: self.task_quota.clone(),
             ecs_call_quota: self.call_quota.clone(),
@@ -163,7 +163,7 @@ impl EcsTable {
                 .replace("call-quota", "call_quota")
                 .replace("capacity-retry", "capacity_retry")
         };
-        request.launch_pacing().map_err(strip)
+        request.launch_pacing().map_err(|e| ConfigError::Invalid(strip(e)))
     }
 }
 
@@ -239,7 +239,7 @@ impl Default for HttpTable {
 impl HttpTable {
     /// Refuses a listener that would be unauthenticated-in-transit by accident, or limits
     /// that would turn it off.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), ConfigError> {
         let Some(listen) = &self.listen else { return Ok(()) };
         listen
             .parse::<std::net::SocketAddr>()
@@ -272,6 +272,43 @@ impl HttpTable {
             return Err("[http] auth_failures_per_minute must be at least 1".into());
         }
         Ok(())
+    }
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The system's reason.
+        source: std::io::Error,
+    },
+    /// The file is not this configuration in TOML.
+    #[error("{}: {message}", path.display())]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said, with the line.
+        message: String,
+    },
+    /// A setting (in the file or the environment) that cannot work, and why.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The checks below say why in words: each is a setting that cannot work.
+impl From<String> for ConfigError {
+    fn from(why: String) -> Self {
+        ConfigError::Invalid(why)
+    }
+}
+
+impl From<&str> for ConfigError {
+    fn from(why: &str) -> Self {
+        ConfigError::Invalid(why.to_string())
     }
 }
 
@@ -380,10 +417,11 @@ pub fn reloadable_changes(old: &DaemonConfig, new: &DaemonConfig) -> Vec<&'stati
 }
 
 impl DaemonConfig {
-    pub fn load(path: &Path) -> Result<Self, String> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let cfg: DaemonConfig = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let cfg: DaemonConfig = toml::from_str(&text)
+            .map_err(|e| ConfigError::Syntax { path: path.to_path_buf(), message: e.to_string() })?;
         cfg.check()?;
         Ok(cfg)
     }
@@ -402,7 +440,7 @@ impl DaemonConfig {
 
     /// Applies the environment's overrides (see [`ENV_VARS`]); `get` is the process
     /// environment in production.
-    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), String> {
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         let text = |name: &str| get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
         let list = |v: String| v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
         let number = |name: &str| -> Result<Option<usize>, String> {
@@ -486,7 +524,7 @@ impl DaemonConfig {
                 ecs.assign_public_ip = match v.as_str() {
                     "true" | "1" | "yes" => true,
                     "false" | "0" | "no" => false,
-                    _ => return Err(format!("NONCE_ECS_PUBLIC_IP={v:?}: expected true or false")),
+                    _ => return Err(format!("NONCE_ECS_PUBLIC_IP={v:?}: expected true or false").into()),
                 };
             }
         }
@@ -560,7 +598,7 @@ impl DaemonConfig {
     }
 
     /// Refuses settings this build cannot honour, with the reason.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), ConfigError> {
         if self.keep_finished == 0 {
             return Err(
                 "keep_finished must be at least 1 (a finished job must be seen by whoever waits on it)"
@@ -576,7 +614,8 @@ impl DaemonConfig {
             );
         }
         if let Some(settings) = self.aws_settings() {
-            aws_transport::ResourceNames::new(&settings.prefix)?;
+            aws_transport::ResourceNames::new(&settings.prefix)
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?;
             if let Some(ecs) = &settings.ecs {
                 ecs.check().map_err(|e| format!("[ecs]: {e}"))?;
             }
@@ -601,7 +640,8 @@ impl DaemonConfig {
         if !(1.0..=MAX_VCPU_SECONDS).contains(&uq.max_vcpu_seconds_per_day) {
             return Err(format!(
                 "user_quotas.max_vcpu_seconds_per_day must be between 1 and {MAX_VCPU_SECONDS:e}"
-            ));
+            )
+            .into());
         }
         let q = &self.quotas;
         if q.max_workers_per_job == 0 || q.max_concurrent_jobs == 0 || q.max_fleet == 0 {
@@ -610,7 +650,8 @@ impl DaemonConfig {
         if !(q.max_vcpu_seconds_per_job > 0.0 && q.max_vcpu_seconds_per_job <= MAX_VCPU_SECONDS) {
             return Err(format!(
                 "quotas.max_vcpu_seconds_per_job must be a positive number of at most {MAX_VCPU_SECONDS:e}"
-            ));
+            )
+            .into());
         }
         Ok(())
     }
@@ -800,8 +841,10 @@ mod tests {
             let mut c = DaemonConfig::default();
             c.apply_env(|name| (name == k).then(|| v.to_string())).expect_err(k)
         };
-        assert!(bad("NONCE_USER_MAX_WORKERS_PER_JOB", "many").contains("NONCE_USER_MAX_WORKERS_PER_JOB"));
-        assert!(bad("NONCE_USER_MAX_CONCURRENT_JOBS", "0").contains("user_quotas"));
+        assert!(bad("NONCE_USER_MAX_WORKERS_PER_JOB", "many")
+            .to_string()
+            .contains("NONCE_USER_MAX_WORKERS_PER_JOB"));
+        assert!(bad("NONCE_USER_MAX_CONCURRENT_JOBS", "0").to_string().contains("user_quotas"));
     }
 
     #[test]
@@ -846,10 +889,10 @@ mod tests {
         assert_eq!(cfg.quotas.max_fleet, 500);
         let mut cfg = DaemonConfig::default();
         let err = cfg.apply_env(|k| (k == "NONCE_MAX_FLEET").then(|| "lots".to_string())).expect_err("bad");
-        assert!(err.contains("NONCE_MAX_FLEET"), "{err}");
+        assert!(err.to_string().contains("NONCE_MAX_FLEET"), "{err}");
         let mut cfg = DaemonConfig::default();
         let err = cfg.apply_env(|k| (k == "NONCE_LAUNCHER").then(|| "ecs".to_string())).expect_err("bad");
-        assert!(err.contains("aws"), "{err}");
+        assert!(err.to_string().contains("aws"), "{err}");
     }
 
     #[test]
@@ -875,7 +918,7 @@ mod tests {
         assert_eq!(cfg.users[0].name, "alice");
         let mut cfg = DaemonConfig::default();
         let err = cfg.apply_env(|k| (k == "NONCE_USERS").then(|| "users = 3".to_string())).expect_err("bad");
-        assert!(err.contains("NONCE_USERS"), "{err}");
+        assert!(err.to_string().contains("NONCE_USERS"), "{err}");
         for bad in [
             "listen = 'nowhere'\nplain = true",
             "listen = '127.0.0.1:1'\ntls_cert = '/c'",
@@ -892,7 +935,7 @@ mod tests {
         let e = toml::from_str::<DaemonConfig>("transport = 'carrier-pigeon'").expect_err("a kind");
         assert!(e.to_string().contains("memory"), "{e}");
         let cfg: DaemonConfig = toml::from_str("launcher = 'ecs'").expect("parses");
-        assert!(cfg.check().expect_err("ecs needs aws").contains("aws"));
+        assert!(cfg.check().expect_err("ecs needs aws").to_string().contains("aws"));
         let cfg: DaemonConfig = toml::from_str("transport = 'aws'\n[aws]\nprefix = 'a b'").expect("parses");
         assert!(cfg.check().is_err());
         let text = "transport = 'aws'\nlauncher = 'ecs'\n[aws]\nprefix = 'nc'\n[ecs]\ncluster = 'c'\ntask_definition = 't'\nsubnets = ['s']\nsecurity_groups = ['g']";

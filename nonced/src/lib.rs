@@ -164,7 +164,7 @@ pub fn main() -> ExitCode {
 
 /// The configuration: the file (`--config`, else systemd's `CONFIGURATION_DIRECTORY`), then
 /// the environment, then the flags, each overriding the one before.
-fn load_config(args: &Args) -> Result<DaemonConfig, String> {
+fn load_config(args: &Args) -> Result<DaemonConfig, config::ConfigError> {
     let config_path = args.config.clone().or_else(|| {
         std::env::var_os("CONFIGURATION_DIRECTORY")
             .map(|d| PathBuf::from(d).join("nonced.toml"))
@@ -191,6 +191,15 @@ pub enum DaemonError {
     /// The state directory or its journal cannot be used.
     #[error(transparent)]
     Journal(#[from] journal::JournalError),
+    /// The configuration cannot be used.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// The AWS transport could not be set up (credentials, the deployment, a setting).
+    #[error("aws: {0}")]
+    Aws(#[from] aws_transport::AwsError),
+    /// The hashing backend asked for cannot run here.
+    #[error("kernel: {0}")]
+    Kernel(#[from] nonce_kernel::BackendError),
     /// A part of the daemon did not start: the configuration's check, a listener, the AWS
     /// clients, the kernel, a signal handler.
     #[error("{0}")]
@@ -204,7 +213,7 @@ impl From<String> for DaemonError {
 }
 
 /// Reads the configuration again (on SIGHUP).
-pub type Reload = Box<dyn Fn() -> Result<DaemonConfig, String> + Send + Sync>;
+pub type Reload = Box<dyn Fn() -> Result<DaemonConfig, config::ConfigError> + Send + Sync>;
 
 async fn health_check(socket: PathBuf) -> Result<(), String> {
     use nonce_api::client::{socket::SocketClient, Daemon};
@@ -231,8 +240,7 @@ pub async fn run(config: DaemonConfig, reload: Reload) -> Result<(), DaemonError
     let on_shutdown = config.on_shutdown;
     let listener = socket::bind(&socket, config.socket_group.as_deref()).await?;
     // `kernel` (NONCE_KERNEL): the hashing backend of this daemon's workers.
-    let kernel =
-        nonce_kernel::Backend::choose(config.kernel.as_deref()).map_err(|e| format!("kernel: {e}"))?;
+    let kernel = nonce_kernel::Backend::choose(config.kernel.as_deref())?;
     let call_log = config.aws_call_log.clone();
     let methods = methods::DaemonMethods::new(coordinator.clone(), config, journal, aws.clone(), kernel)
         .map_err(|e| format!("cannot start the journal writer: {e}"))?;

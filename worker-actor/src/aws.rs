@@ -34,7 +34,7 @@ pub async fn serve(
     clients: &AwsClients,
     ends: &AwsEndpoints,
     stop: impl std::future::Future<Output = ()>,
-) -> Result<ExitReason, String> {
+) -> Result<ExitReason, aws_transport::AwsError> {
     serve_through(cfg, clients, ends, stop, |sink| sink).await
 }
 
@@ -46,7 +46,7 @@ pub async fn serve_through(
     ends: &AwsEndpoints,
     stop: impl std::future::Future<Output = ()>,
     through: impl FnOnce(Arc<dyn EventSink>) -> Arc<dyn EventSink>,
-) -> Result<ExitReason, String> {
+) -> Result<ExitReason, aws_transport::AwsError> {
     let started = Instant::now();
     let names = ResourceNames::new(&ends.prefix)?;
     let link_cfg = aws_transport::worker_link::LinkConfig {

@@ -65,34 +65,52 @@ pub enum TransportEnv {
     Aws(AwsEndpoints),
 }
 
+/// Why the environment does not describe a worker. A key's value never appears in one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvError {
+    /// A variable the worker cannot run without.
+    #[error("{var} is required ({what})")]
+    Missing {
+        /// The variable.
+        var: &'static str,
+        /// What it holds, or when it is needed.
+        what: &'static str,
+    },
+    /// A variable whose value cannot work.
+    #[error("{var}: {why}")]
+    Invalid {
+        /// The variable.
+        var: &'static str,
+        /// Why, with the value when it is not a secret.
+        why: String,
+    },
+}
+
 /// Reads the worker's configuration from `get` (the process environment in production).
 /// The inbox of an `aws` worker is only known once its queue exists: the caller fills it in.
-pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<(WorkerConfig, TransportEnv), String> {
-    let job: JobId = get("NONCE_JOB_ID")
-        .ok_or("NONCE_JOB_ID is required (the job id, 16 hex digits)")?
+pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<(WorkerConfig, TransportEnv), EnvError> {
+    let need = |var: &'static str, what: &'static str| get(var).ok_or(EnvError::Missing { var, what });
+    let invalid = |var: &'static str, why: String| EnvError::Invalid { var, why };
+    let job: JobId = need("NONCE_JOB_ID", "the job id, 16 hex digits")?
         .parse()
-        .map_err(|e| format!("NONCE_JOB_ID: {e}"))?;
+        .map_err(|e: String| invalid("NONCE_JOB_ID", e))?;
     // The coordinator names its workers and derives each one's key from the name: a worker
     // cannot pick its own.
-    let id =
-        get("NONCE_WORKER_ID").ok_or("NONCE_WORKER_ID is required (the coordinator names its workers)")?;
+    let id = need("NONCE_WORKER_ID", "the coordinator names its workers")?;
     if id.is_empty() || id.len() > 128 {
-        return Err("NONCE_WORKER_ID must be 1 to 128 characters".into());
+        return Err(invalid("NONCE_WORKER_ID", "must be 1 to 128 characters".into()));
     }
-    // The key's value never appears in an error: only that it is wrong.
-    let key = get("NONCE_WORKER_KEY")
-        .ok_or("NONCE_WORKER_KEY is required (the worker's key, given by the coordinator at launch)")
-        .and_then(|k| WorkerKey::from_hex(&k).map_err(|_| "NONCE_WORKER_KEY must be 64 hex digits"))?;
-    let broadcast = get("NONCE_BROADCAST_KEY")
-        .ok_or("NONCE_BROADCAST_KEY is required (the job's broadcast key, given at launch)")
-        .and_then(|k| {
-            BroadcastVerifier::from_hex(&k)
-                .map_err(|_| "NONCE_BROADCAST_KEY must be an Ed25519 public key in 64 hex digits")
-        })?;
-    let required = |name: &str| -> Result<String, String> {
-        get(name)
+    let key = need("NONCE_WORKER_KEY", "the worker's key, given by the coordinator at launch")?;
+    let key =
+        WorkerKey::from_hex(&key).map_err(|_| invalid("NONCE_WORKER_KEY", "must be 64 hex digits".into()))?;
+    let broadcast = need("NONCE_BROADCAST_KEY", "the job's broadcast key, given at launch")?;
+    let broadcast = BroadcastVerifier::from_hex(&broadcast).map_err(|_| {
+        invalid("NONCE_BROADCAST_KEY", "must be an Ed25519 public key in 64 hex digits".into())
+    })?;
+    let required = |var: &'static str| {
+        get(var)
             .filter(|v| !v.trim().is_empty())
-            .ok_or(format!("{name} is required when NONCE_TRANSPORT=aws"))
+            .ok_or(EnvError::Missing { var, what: "when NONCE_TRANSPORT=aws" })
     };
     let transport = match get("NONCE_TRANSPORT").as_deref().unwrap_or("stdio") {
         "stdio" => TransportEnv::Stdio,
@@ -104,22 +122,21 @@ pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<(WorkerConfig, T
                 .filter(|v| !v.trim().is_empty())
                 .map(std::path::PathBuf::from),
         }),
-        other => return Err(format!("NONCE_TRANSPORT={other:?}: expected stdio or aws")),
+        other => return Err(invalid("NONCE_TRANSPORT", format!("{other:?}: expected stdio or aws"))),
     };
-    let number = |name: &str, default: u64, max: u64| -> Result<u64, String> {
-        match get(name) {
-            None => Ok(default),
-            Some(v) => match v.trim().parse::<u64>() {
-                Ok(n) if n >= 1 && n <= max => Ok(n),
-                _ => Err(format!("{name}={v:?} must be a whole number from 1 to {max}")),
-            },
-        }
+    let number = |var: &'static str, default: u64, max: u64| match get(var) {
+        None => Ok(default),
+        Some(v) => match v.trim().parse::<u64>() {
+            Ok(n) if n >= 1 && n <= max => Ok(n),
+            _ => Err(invalid(var, format!("{v:?} must be a whole number from 1 to {max}"))),
+        },
     };
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
     let threads = number("NONCE_THREADS", cpus, 1024)? as usize;
     let heartbeat = Duration::from_millis(number("NONCE_HEARTBEAT_MS", 1000, 600_000)?);
     let orphan_timeout = Duration::from_secs(number("NONCE_ORPHAN_TIMEOUT_S", 30, 86_400)?);
-    let backend = Backend::choose(get("NONCE_KERNEL").as_deref()).map_err(|e| format!("NONCE_KERNEL={e}"))?;
+    let backend = Backend::choose(get("NONCE_KERNEL").as_deref())
+        .map_err(|e| invalid("NONCE_KERNEL", e.to_string()))?;
     let inbox = match &transport {
         TransportEnv::Stdio => format!("stdio://{id}"),
         TransportEnv::Aws(_) => String::new(),
@@ -152,7 +169,7 @@ mod tests {
         m.insert("NONCE_WORKER_KEY".into(), secret.worker_key(JobId(1), &WorkerId("w0".into())).to_hex());
         m.insert("NONCE_BROADCAST_KEY".into(), secret.broadcast_signer(JobId(1)).verifier().to_hex());
         m.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        from_env(|k| m.get(k).cloned())
+        from_env(|k| m.get(k).cloned()).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -166,7 +183,10 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        assert!(from_env(|k| m.get(k).cloned()).expect_err("no key").contains("NONCE_WORKER_KEY"));
+        assert!(from_env(|k| m.get(k).cloned())
+            .expect_err("no key")
+            .to_string()
+            .contains("NONCE_WORKER_KEY"));
     }
 
     #[test]

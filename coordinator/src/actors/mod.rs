@@ -10,12 +10,12 @@
 pub mod registry;
 pub mod supervisor;
 
-pub use registry::{Coordinator, FindJob, ListJobs, StartJob};
+pub use registry::{Coordinator, FindJob, ListJobs, StartError, StartJob};
 #[cfg(any(test, feature = "fault-injection"))]
 pub use supervisor::Crash;
 pub use supervisor::{
-    CancelJob, GetSpaceMap, GetStatus, GetTransportCounters, GetWorkers, JobSupervisor, JobWatch, WaitJob,
-    WatchJob, LINGER,
+    wait, CancelJob, GetSpaceMap, GetStatus, GetTransportCounters, GetWorkers, JobSupervisor, JobWatch,
+    SupervisorGone, WatchJob, LINGER,
 };
 
 /// A multi-thread tokio runtime under an actix system, as the coordinator needs.

@@ -22,14 +22,34 @@ use actix::prelude::*;
 use nonce_core::job::{InboxRule, Job};
 use protocol::JobId;
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 /// Deaths a job's actor is started again after; the next one gives the job up.
 pub const MAX_RESTARTS: u32 = 3;
 
 /// Start a job (under a given id when resuming one); answers its id and supervisor.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<(JobId, Addr<JobSupervisor>), String>")]
+#[rtype(result = "Result<(JobId, Addr<JobSupervisor>), StartError>")]
 pub struct StartJob(pub JobSpec, pub Option<JobId>);
+
+/// Why a job was not started.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StartError {
+    /// A job under that id runs already (a resume asked twice).
+    #[error("job {0} already exists")]
+    Exists(JobId),
+    /// The spec asks for the aws transport, and this process has none.
+    #[error(
+        "the aws transport is not set up here (give --aws-prefix, or an [aws] table in the daemon's config)"
+    )]
+    NoAws,
+    /// The spec asks for the ecs launcher over the memory transport.
+    #[error("the ecs launcher needs the aws transport")]
+    EcsWithoutAws,
+    /// The spec asks for the ecs launcher, and this process has no ECS settings.
+    #[error("the ecs launcher needs its settings (--ecs-cluster, --ecs-task-definition, --ecs-subnets, --ecs-security-groups)")]
+    NoEcsSettings,
+}
 
 /// Find a job's supervisor.
 #[derive(Debug, Message)]
@@ -60,6 +80,9 @@ struct Running {
     spec: JobSpec,
     /// Times its actor died and was started again.
     restarts: u32,
+    /// When its first life started: a life started again gets what is left of the deadline,
+    /// not all of it again (a budget is charged once).
+    since: Instant,
 }
 
 impl Coordinator {
@@ -70,21 +93,19 @@ impl Coordinator {
 
     /// Whether `spec` can run here: the transport it names is set up, the ecs launcher has
     /// the aws transport and its settings.
-    fn transport_for(&self, spec: &JobSpec) -> Result<Option<AwsContext>, String> {
+    fn transport_for(&self, spec: &JobSpec) -> Result<Option<AwsContext>, StartError> {
         let aws = match (spec.transport, &self.aws) {
-            (TransportKind::Aws, None) => {
-                return Err("the aws transport is not set up here (give --aws-prefix, or an [aws] table in the daemon's config)".into())
-            }
+            (TransportKind::Aws, None) => return Err(StartError::NoAws),
             (TransportKind::Aws, Some(ctx)) => Some(ctx.clone()),
             (TransportKind::Memory, _) if spec.launcher == LauncherKind::Ecs => {
-                return Err("the ecs launcher needs the aws transport".into())
+                return Err(StartError::EcsWithoutAws)
             }
             (TransportKind::Memory, _) => None,
         };
         if spec.launcher == LauncherKind::Ecs {
             let has_ecs = aws.as_ref().and_then(|c| c.settings.ecs.as_ref()).is_some();
             if !has_ecs {
-                return Err("the ecs launcher needs its settings (--ecs-cluster, --ecs-task-definition, --ecs-subnets, --ecs-security-groups)".into());
+                return Err(StartError::NoEcsSettings);
             }
         }
         Ok(aws)
@@ -96,7 +117,7 @@ impl Coordinator {
         job: JobId,
         spec: JobSpec,
         aws: Option<AwsContext>,
-        restarts: u32,
+        (restarts, since): (u32, Instant),
         ctx: &mut Context<Self>,
     ) -> Addr<JobSupervisor> {
         // Each job its own network: its broadcasts reach its own workers and no one else's.
@@ -147,12 +168,12 @@ impl Coordinator {
                     Ok(l) => Box::new(l),
                     // Checked by `transport_for`; should it still fail, the job fails
                     // instead of hanging.
-                    Err(e) => Box::new(crate::launcher::RefusingLauncher(e)),
+                    Err(e) => Box::new(crate::launcher::RefusingLauncher(e.to_string())),
                 },
             };
             (transport as Box<dyn Transport>, launcher)
         });
-        self.jobs.insert(job, Running { life, addr: addr.clone(), spec: kept_spec, restarts });
+        self.jobs.insert(job, Running { life, addr: addr.clone(), spec: kept_spec, restarts, since });
         self.watch(job, life, watch, ctx);
         addr
     }
@@ -184,10 +205,14 @@ impl Coordinator {
             if snapshot.is_some() {
                 spec.resume = snapshot;
             }
+            if let Some(d) = spec.deadline {
+                // At least a moment, so the new life ends itself at once (timed out) and says so.
+                spec.deadline = Some(d.saturating_sub(running.since.elapsed()).max(Duration::from_millis(1)));
+            }
             tracing::error!(%job, life, searched = %resumed, "a job's actor died: started again from its last kept snapshot");
             // Its spec ran before, so its transport is still set up.
             let aws = act.transport_for(&spec).ok().flatten();
-            act.start(job, spec, aws, running.restarts + 1, ctx);
+            act.start(job, spec, aws, (running.restarts + 1, running.since), ctx);
         }));
     }
 }
@@ -197,12 +222,12 @@ impl Actor for Coordinator {
 }
 
 impl Handler<StartJob> for Coordinator {
-    type Result = Result<(JobId, Addr<JobSupervisor>), String>;
+    type Result = Result<(JobId, Addr<JobSupervisor>), StartError>;
 
     fn handle(&mut self, StartJob(mut spec, id): StartJob, ctx: &mut Context<Self>) -> Self::Result {
         let aws = self.transport_for(&spec)?;
         let job = match id {
-            Some(id) if self.jobs.contains_key(&id) => return Err(format!("job {id} already exists")),
+            Some(id) if self.jobs.contains_key(&id) => return Err(StartError::Exists(id)),
             Some(id) => id,
             None => loop {
                 let id = JobId(rand::random());
@@ -213,7 +238,7 @@ impl Handler<StartJob> for Coordinator {
         };
         // Drawn once: a life started again keeps it.
         spec.secret = Some(spec.secret());
-        let addr = self.start(job, spec, aws, 0, ctx);
+        let addr = self.start(job, spec, aws, (0, Instant::now()), ctx);
         Ok((job, addr))
     }
 }
@@ -234,7 +259,7 @@ impl Handler<ListJobs> for Coordinator {
 
 #[cfg(test)]
 mod tests {
-    use crate::actors::{system, Coordinator, StartJob, WaitJob};
+    use crate::actors::{system, wait, Coordinator, StartJob};
     // The threads launcher's launch delay, seen through a whole job.
     use crate::request::{JobSpec, LaunchDelay};
     use actix::Actor;
@@ -255,7 +280,7 @@ mod tests {
             }));
             let coordinator = Coordinator::default().start();
             let (_, sup) = coordinator.send(StartJob(spec, None)).await.expect("sent").expect("started");
-            sup.send(WaitJob).await.expect("sent").expect("finished")
+            wait(&sup).await.expect("finished")
         });
         assert_eq!(outcome.kind.name(), "exhausted");
         let mut s: Vec<f64> = outcome.startups.iter().map(Duration::as_secs_f64).collect();
@@ -301,7 +326,7 @@ mod tests {
             let coordinator = Coordinator::default().start();
             let (_, sup) =
                 coordinator.send(StartJob(restartable(), None)).await.expect("sent").expect("started");
-            let whole = sup.send(WaitJob).await.expect("sent").expect("finished");
+            let whole = wait(&sup).await.expect("finished");
 
             let (job, sup) =
                 coordinator.send(StartJob(restartable(), None)).await.expect("sent").expect("started");
@@ -312,7 +337,7 @@ mod tests {
                 kept.expect("kept").as_ref().map_or(0, |s| s.done.iter().map(|r| r.len()).sum());
             sup.do_send(Crash);
             let next = next_life(&coordinator, job, &sup).await.expect("started again");
-            let restarted = next.send(WaitJob).await.expect("sent").expect("finished");
+            let restarted = wait(&next).await.expect("finished");
             (whole, restarted, resumed)
         });
         assert_eq!(whole.kind.name(), "found", "{:?}", whole.kind);
@@ -325,6 +350,27 @@ mod tests {
             "from its snapshot: {resumed} kept, {} resumed",
             restarted.stats.resumed
         );
+    }
+
+    #[test]
+    fn a_job_started_again_gets_what_is_left_of_its_deadline_not_all_of_it() {
+        let (before, restarted) = system().block_on(async {
+            let coordinator = Coordinator::default().start();
+            let mut spec = restartable();
+            spec.range = NonceRange::new(0, 1 << 40); // never done in time
+            spec.deadline = Some(Duration::from_secs(4));
+            let started = std::time::Instant::now();
+            let (job, sup) = coordinator.send(StartJob(spec, None)).await.expect("sent").expect("started");
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            sup.do_send(Crash);
+            let next = next_life(&coordinator, job, &sup).await.expect("started again");
+            let restarted = wait(&next).await.expect("finished");
+            (started.elapsed(), restarted)
+        });
+        assert_eq!(restarted.kind.name(), "timed_out", "{:?}", restarted.kind);
+        // 3 s spent in the first life: about 1 s is left, not 4 s again.
+        assert!(restarted.elapsed < Duration::from_millis(2500), "the new life ran {:?}", restarted.elapsed);
+        assert!(before < Duration::from_millis(6000), "the job ran {before:?} in all, its deadline 4 s");
     }
 
     #[test]

@@ -45,10 +45,32 @@ pub struct JobWatch {
 #[rtype(result = "Vec<WorkerInfo>")]
 pub struct GetWorkers;
 
-/// Resolve when the job ends (at once if it has).
+/// The job's outcome, or where it will come: what [`wait`] asks for. The receiver goes to the
+/// caller rather than a future kept in the actor, so a wait given up on (a timed-out
+/// `search.wait`) closes it and the actor drops its sender: nothing piles up per call.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<Outcome, String>")]
-pub struct WaitJob;
+#[rtype(result = "Waiting")]
+struct WaitJob;
+
+/// The answer to [`WaitJob`].
+#[derive(Debug)]
+enum Waiting {
+    Ended(Box<Outcome>),
+    Pending(oneshot::Receiver<Outcome>),
+}
+
+/// Resolves when the job ends (at once if it has); cancel-safe: drop it to give up.
+pub async fn wait(sup: &Addr<JobSupervisor>) -> Result<Outcome, SupervisorGone> {
+    match sup.send(WaitJob).await.map_err(|_| SupervisorGone)? {
+        Waiting::Ended(outcome) => Ok(*outcome),
+        Waiting::Pending(rx) => rx.await.map_err(|_| SupervisorGone),
+    }
+}
+
+/// The job's actor ended before its job did (it died: the registry may start it again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the job's supervisor stopped")]
+pub struct SupervisorGone;
 
 /// How long a finished job's actor stays before it stops and is collected: its workers
 /// leave in that time (the process launcher's 2 s stop grace, the aws transport's 1 s sweep
@@ -239,6 +261,50 @@ impl Handler<Crash> for JobSupervisor {
     }
 }
 
+/// How many waiters the actor holds (tests: a wait given up on must not stay).
+#[cfg(test)]
+#[derive(Debug, Message)]
+#[rtype(result = "usize")]
+struct CountWaiters;
+
+#[cfg(test)]
+impl Handler<CountWaiters> for JobSupervisor {
+    type Result = usize;
+    fn handle(&mut self, _: CountWaiters, _: &mut Context<Self>) -> usize {
+        self.waiters.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{wait, CountWaiters};
+    use crate::actors::{system, Coordinator, StartJob};
+    use crate::request::JobSpec;
+    use actix::Actor;
+    use protocol::{Encoding, Mode, NonceRange, Puzzle};
+    use std::time::Duration;
+
+    #[test]
+    fn waits_given_up_on_are_not_kept() {
+        let held = system().block_on(async {
+            let puzzle = Puzzle::append(b"waiters".to_vec(), Encoding::Be32, 60).expect("valid");
+            let mut spec = JobSpec::new(puzzle, Mode::Exhaustive, NonceRange::new(0, 1 << 40));
+            spec.workers = 1;
+            spec.threads_per_worker = 1;
+            let coordinator = Coordinator::default().start();
+            let (_, sup) = coordinator.send(StartJob(spec, None)).await.expect("sent").expect("started");
+            // A client polling `search.wait` with a short timeout, 500 times.
+            for _ in 0..500 {
+                let _ = tokio::time::timeout(Duration::from_millis(1), wait(&sup)).await;
+            }
+            let held = sup.send(CountWaiters).await.expect("sent");
+            sup.do_send(super::CancelJob);
+            held
+        });
+        assert!(held <= 2, "{held} waiters kept for 500 waits given up on");
+    }
+}
+
 /// Asks for the job's nonce space (for the dashboard's map), at most `.0` intervals.
 #[derive(Debug, Message)]
 #[rtype(result = "SpaceMap")]
@@ -266,14 +332,16 @@ impl Handler<GetTransportCounters> for JobSupervisor {
 }
 
 impl Handler<WaitJob> for JobSupervisor {
-    type Result = ResponseFuture<Result<Outcome, String>>;
+    type Result = MessageResult<WaitJob>;
     fn handle(&mut self, _: WaitJob, _: &mut Context<Self>) -> Self::Result {
         if let Some(o) = self.job.outcome() {
-            let o = o.clone();
-            return Box::pin(async move { Ok(o) });
+            return MessageResult(Waiting::Ended(Box::new(o.clone())));
         }
+        // Waits given up on leave closed senders: dropped here, so a client that waits in a
+        // loop costs one sender, not one per call.
+        self.waiters.retain(|w| !w.is_closed());
         let (tx, rx) = oneshot::channel();
         self.waiters.push(tx);
-        Box::pin(async move { rx.await.map_err(|_| "the job's supervisor stopped".to_string()) })
+        MessageResult(Waiting::Pending(rx))
     }
 }

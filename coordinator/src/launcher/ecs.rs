@@ -11,6 +11,7 @@ use super::{
 };
 use crate::transport::aws::AwsContext;
 use aws_transport::ecs::{self, EcsSettings, Provider, TaskLaunch};
+use aws_transport::AwsError;
 use protocol::WorkerId;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -52,9 +53,10 @@ impl std::fmt::Debug for EcsLauncher {
 
 impl EcsLauncher {
     /// A launcher for `wiring`'s job on the ECS settings of `ctx` (refused without them).
-    pub fn new(wiring: WorkerWiring, ctx: AwsContext) -> Result<Self, String> {
-        let settings =
-            ctx.settings.ecs.clone().ok_or("the ecs launcher needs ECS settings (--ecs-cluster, ...)")?;
+    pub fn new(wiring: WorkerWiring, ctx: AwsContext) -> Result<Self, AwsError> {
+        let settings = ctx.settings.ecs.clone().ok_or_else(|| {
+            AwsError::Invalid("the ecs launcher needs ECS settings (--ecs-cluster, ...)".into())
+        })?;
         settings.check()?;
         Ok(EcsLauncher { wiring, ctx, settings, book: Arc::default(), watcher: None, launched: 0 })
     }

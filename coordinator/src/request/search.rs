@@ -355,7 +355,7 @@ impl SearchRequest {
         };
         bucket("ecs-task-quota", &self.ecs_task_quota, &mut p.quotas.tasks)?;
         bucket("ecs-call-quota", &self.ecs_call_quota, &mut p.quotas.calls)?;
-        p.quotas.validate().map_err(UsageError)?;
+        p.quotas.validate().map_err(|e| UsageError(e.to_string()))?;
         if let Some(d) = &self.ecs_capacity_retry {
             p.retry.give_up_after = super::parse::parse_duration_flag_or_zero("ecs-capacity-retry", d)?;
         }

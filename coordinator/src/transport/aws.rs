@@ -5,7 +5,7 @@
 use super::{Transport, TransportCounters, WorkerEvent};
 use crate::request::{AwsSettings, WorkerTimings};
 use actix::Recipient;
-use aws_transport::{AwsClients, CommandSender, EventRouter, Fabric, ResourceNames, RouterStats};
+use aws_transport::{AwsClients, AwsError, CommandSender, EventRouter, Fabric, ResourceNames, RouterStats};
 use protocol::{JobId, SealedCommand, SignedBroadcast};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -58,12 +58,12 @@ pub struct AwsShared {
 impl AwsContext {
     /// Loads credentials and region, finds (or bootstraps) the queues and topic, and starts
     /// polling the events queue. Must run inside the tokio runtime.
-    pub async fn connect(settings: AwsSettings) -> Result<Self, String> {
+    pub async fn connect(settings: AwsSettings) -> Result<Self, AwsError> {
         let names = ResourceNames::new(&settings.prefix)?;
         if let Some(ecs) = &settings.ecs {
             ecs.check()?;
         }
-        settings.launch.quotas.validate()?;
+        settings.launch.quotas.validate().map_err(|e| AwsError::Invalid(e.to_string()))?;
         let clients = AwsClients::from_env().await?;
         let fabric = Fabric::open(&clients, names, settings.bootstrap).await?;
         tracing::info!(events = %fabric.events_url, topic = %fabric.topic_arn, "aws transport ready");

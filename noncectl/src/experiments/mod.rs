@@ -8,7 +8,7 @@ pub mod sqs_cost;
 pub mod startup_dist;
 
 use actix::prelude::*;
-use coordinator::actors::WaitJob;
+use coordinator::actors::wait;
 use coordinator::actors::{Coordinator, StartJob};
 use coordinator::request::launch_gate::SharedGate;
 use coordinator::request::{cpus, JobSpec, LaunchDelay};
@@ -74,8 +74,12 @@ pub struct ImposedStartup {
 }
 
 async fn run_job(coordinator: &Addr<Coordinator>, spec: JobSpec) -> Result<Outcome, String> {
-    let (_, sup) = coordinator.send(StartJob(spec, None)).await.map_err(|e| e.to_string())??;
-    sup.send(WaitJob).await.map_err(|e| e.to_string())?
+    let (_, sup) = coordinator
+        .send(StartJob(spec, None))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    wait(&sup).await.map_err(|e| e.to_string())
 }
 
 fn random_block(rng: &mut impl Rng) -> Vec<u8> {

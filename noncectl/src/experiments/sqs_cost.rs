@@ -13,7 +13,7 @@
 use super::csv;
 use super::plot::{chart, Labels, Series};
 use actix::prelude::*;
-use coordinator::actors::{Coordinator, GetStatus, GetWorkers, StartJob, WaitJob};
+use coordinator::actors::{wait, Coordinator, GetStatus, GetWorkers, StartJob};
 use coordinator::request::{AwsSettings, SearchRequest};
 use coordinator::transport::aws::AwsContext;
 use nonce_core::pricing::{self, MessagingRate};
@@ -117,7 +117,7 @@ impl SqsCostReport {
 pub async fn sqs_cost(plan: SqsCostPlan) -> Result<SqsCostReport, String> {
     std::fs::create_dir_all(&plan.out).map_err(|e| format!("cannot create {}: {e}", plan.out.display()))?;
     let _ = std::fs::remove_file(&plan.call_log);
-    let aws = AwsContext::connect(plan.aws.clone()).await?;
+    let aws = AwsContext::connect(plan.aws.clone()).await.map_err(|e| e.to_string())?;
     let before = aws.clients.calls.by_operation();
     let request = SearchRequest {
         // A space the fleet cannot finish in the time: the job runs to its deadline.
@@ -141,17 +141,21 @@ pub async fn sqs_cost(plan: SqsCostPlan) -> Result<SqsCostReport, String> {
     };
     let spec = request.spec_with(known).map_err(|e| e.to_string())?;
     let coordinator = Coordinator::with_aws(Some(aws.clone())).start();
-    let (_, sup) = coordinator.send(StartJob(spec, None)).await.map_err(|e| e.to_string())??;
+    let (_, sup) = coordinator
+        .send(StartJob(spec, None))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
     let started = Instant::now();
-    let wait = sup.send(WaitJob);
-    tokio::pin!(wait);
+    let ended = wait(&sup);
+    tokio::pin!(ended);
     let mut ticker = tokio::time::interval(Duration::from_millis(250));
     let mut staleness: Vec<(f64, f64)> = Vec::new();
     let (mut stopped, mut stopped_at, mut detected): (Option<u32>, Option<Instant>, Option<f64>) =
         (None, None, None);
     let outcome = loop {
         tokio::select! {
-            res = &mut wait => break res.map_err(|e| e.to_string())??,
+            res = &mut ended => break res.map_err(|e| e.to_string())?,
             _ = ticker.tick() => {
                 let (Ok(status), Ok(workers)) = (sup.send(GetStatus).await, sup.send(GetWorkers).await) else { continue };
                 let t = started.elapsed().as_secs_f64();

@@ -17,7 +17,7 @@ use super::journal_writer::JournalWriter;
 use super::rpc::{RpcError, JOB_NOT_FOUND, UNAVAILABLE};
 use super::users::Caller;
 use actix::Addr;
-use coordinator::actors::{CancelJob, GetTransportCounters, JobSupervisor, JobWatch, WaitJob, WatchJob};
+use coordinator::actors::{wait, CancelJob, GetTransportCounters, JobSupervisor, JobWatch, WatchJob};
 use coordinator::actors::{Coordinator, FindJob, StartJob};
 use coordinator::request::report::SearchReport;
 use coordinator::request::startup;
@@ -82,9 +82,13 @@ enum NextLife {
 }
 
 /// The end of a job whose actor kept dying (see `coordinator::actors::registry`): failed,
-/// with what it had verified by its last published state, so a golden nonce found before is
-/// still reported.
-fn given_up(last: Option<nonce_core::job::Status>, elapsed: Duration) -> nonce_core::job::Outcome {
+/// with what it had verified by its last published state and its last kept snapshot, so every
+/// golden nonce found before is still reported.
+fn given_up(
+    last: Option<nonce_core::job::Status>,
+    kept: Option<nonce_core::job::Snapshot>,
+    elapsed: Duration,
+) -> nonce_core::job::Outcome {
     let last = last.unwrap_or_else(|| nonce_core::job::Status {
         total: 0,
         stats: Default::default(),
@@ -96,10 +100,14 @@ fn given_up(last: Option<nonce_core::job::Status>, elapsed: Duration) -> nonce_c
         "the job's actor died {} times (a bug: see the daemon's log); it was given up",
         coordinator::actors::registry::MAX_RESTARTS + 1
     );
+    let mut found: Vec<u64> = kept.map(|k| k.found).unwrap_or_default();
+    found.extend(last.lowest);
+    found.sort_unstable();
+    found.dedup();
     nonce_core::job::Outcome {
         kind: nonce_core::job::OutcomeKind::Failed(why),
-        nonce: last.lowest,
-        found: last.lowest.into_iter().collect(),
+        nonce: found.first().copied(),
+        found,
         best: None,
         stats: last.stats,
         elapsed,
@@ -374,7 +382,7 @@ impl DaemonMethods {
             .send(StartJob(spec.clone(), id))
             .await
             .map_err(|e| RpcError::new(UNAVAILABLE, format!("coordinator unavailable: {e}")))?
-            .map_err(|e| RpcError::new(UNAVAILABLE, e))?;
+            .map_err(|e| RpcError::new(UNAVAILABLE, e.to_string()))?;
         if id.is_none() {
             self.journal
                 .append(Record::Start {
@@ -399,21 +407,23 @@ impl DaemonMethods {
             let mut last_point: Option<Instant> = None;
             let mut sup = sup;
             let mut last = None;
+            let mut last_kept = None;
             let outcome = 'lives: loop {
                 if let Ok(JobWatch { mut kept, mut status }) = sup.send(WatchJob).await {
-                    let wait = sup.send(WaitJob);
-                    tokio::pin!(wait);
+                    let ended = wait(&sup);
+                    tokio::pin!(ended);
                     loop {
                         tokio::select! {
                             biased;
-                            ended = &mut wait => match ended {
-                                Ok(Ok(outcome)) => break 'lives outcome,
-                                _ => break, // it died
+                            ended = &mut ended => match ended {
+                                Ok(outcome) => break 'lives outcome,
+                                Err(_) => break, // it died
                             },
                             Ok(()) = kept.changed() => {
                                 let Some(snapshot) = kept.borrow_and_update().clone() else { continue };
                                 // Not waited for: the next snapshot replaces it anyway.
-                                me.journal.submit(Record::Progress { job: job.to_string(), snapshot });
+                                me.journal.submit(Record::Progress { job: job.to_string(), snapshot: snapshot.clone() });
+                                last_kept = Some(snapshot);
                             }
                             Ok(()) = status.changed() => {
                                 let now = status.borrow_and_update().clone();
@@ -431,7 +441,9 @@ impl DaemonMethods {
                 }
                 match me.next_life(job, &sup).await {
                     NextLife::Started(next) => sup = next,
-                    NextLife::GivenUp => break 'lives given_up(last.take(), since.elapsed()),
+                    NextLife::GivenUp => {
+                        break 'lives given_up(last.take(), last_kept.take(), since.elapsed())
+                    }
                     // The registry is gone (the daemon is ending): the journal keeps the job.
                     NextLife::Unknown => return,
                 }
@@ -472,16 +484,19 @@ impl DaemonMethods {
 
     /// The actor of `job`'s next life, once the registry has started it after `dead` died.
     async fn next_life(&self, job: JobId, dead: &Addr<JobSupervisor>) -> NextLife {
-        // The registry hears of the death a moment after its followers do.
-        for _ in 0..100 {
+        // The registry hears of the death a moment after its followers do, and always acts on
+        // it (a new life, or none): asked until it has, however busy it is, so a job is never
+        // left running with no one to journal its result.
+        let mut pause = Duration::from_millis(5);
+        loop {
             match self.coordinator.send(FindJob(job)).await {
                 Ok(Some(addr)) if addr != *dead => return NextLife::Started(addr),
-                Ok(Some(_)) => tokio::time::sleep(Duration::from_millis(20)).await,
+                Ok(Some(_)) => tokio::time::sleep(pause).await,
                 Ok(None) => return NextLife::GivenUp,
                 Err(_) => return NextLife::Unknown,
             }
+            pause = (pause * 2).min(Duration::from_millis(500));
         }
-        NextLife::Unknown
     }
 
     /// Cancels every running job (shutdown with `on_shutdown = "cancel"`) and waits for the
@@ -496,5 +511,31 @@ impl DaemonMethods {
         while !self.running().is_empty() && Instant::now() < until {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::given_up;
+    use nonce_core::job::{OutcomeKind, Snapshot, Status};
+    use std::time::Duration;
+
+    #[test]
+    fn a_job_given_up_reports_every_golden_nonce_it_had_kept_not_only_the_lowest() {
+        let last = Status {
+            total: 1 << 32,
+            stats: Default::default(),
+            lowest: Some(7),
+            finished: false,
+            verification: Default::default(),
+        };
+        let kept = Snapshot { done: vec![], found: vec![7, 90, 4_000_000] };
+        let o = given_up(Some(last), Some(kept), Duration::from_secs(3));
+        assert!(matches!(o.kind, OutcomeKind::Failed(_)), "{:?}", o.kind);
+        assert_eq!(o.found, vec![7, 90, 4_000_000]);
+        assert_eq!(o.nonce, Some(7));
+        // Nothing kept or published: nothing claimed.
+        let o = given_up(None, None, Duration::ZERO);
+        assert!(o.found.is_empty() && o.nonce.is_none());
     }
 }

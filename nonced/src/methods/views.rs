@@ -4,7 +4,7 @@
 use super::{unix_now, DaemonMethods, JobEntry};
 use crate::rpc::{RpcError, UNAVAILABLE};
 use crate::users::Caller;
-use coordinator::actors::{GetSpaceMap, GetStatus, GetTransportCounters, GetWorkers, WaitJob};
+use coordinator::actors::{wait, GetSpaceMap, GetStatus, GetTransportCounters, GetWorkers};
 use coordinator::request::report::progress;
 use nonce_api::{AwsInfo, DaemonInfo, Finished, Health, JobState, JobStatus, JobSummary, Quotas, WorkerView};
 use nonce_core::job::{MapState, WorkerHealth};
@@ -105,7 +105,7 @@ impl DaemonMethods {
                 Err(_) if self.jobs().get(&job).is_some_and(|e| e.result.is_some()) => continue,
                 Err(e) => return Err(e),
             };
-            let _ = tokio::time::timeout_at(deadline, sup.send(WaitJob)).await;
+            let _ = tokio::time::timeout_at(deadline, wait(&sup)).await;
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
