@@ -175,3 +175,37 @@ fn a_checker_caught_lying_leaves_its_check_to_another_worker() {
     assert!(!again.is_empty(), "the claimant's window goes to another worker: {out:?}");
     assert_eq!(again[0].3, window);
 }
+
+#[test]
+fn a_lone_fast_worker_cannot_make_the_coordinator_hash_more_than_its_budget() {
+    // At fraction 1 every window of a lone worker's claims would be searched by the
+    // coordinator itself, on the arbiter all jobs share: 2^21 claimed at once is ~0.4 s of
+    // hashing there. It searches 2^20 a period at most; the rest waits.
+    let bits = 10;
+    let puzzle = Puzzle::append(b"budget".to_vec(), Encoding::Be32, 40).expect("valid");
+    let range = NonceRange::new(0, 1 << 22);
+    let mut cfg = JobConfig::new(JOB, secret(), puzzle.clone(), Mode::Exhaustive, range, 1);
+    cfg.share_bits = bits;
+    cfg.spot_check = 1.0;
+    let mut job = Job::new(cfg);
+    let mut voices = Voices::default();
+    let w = launched(&job.handle(Duration::ZERO, Input::Start));
+    let out = job.handle(Duration::from_millis(100), voices.hello(JOB, &w[0]));
+    let (_, shard, epoch, r) = assigns(&out).into_iter().next().expect("assigned");
+    let honest = |r: NonceRange| -> Vec<u64> {
+        (r.start..r.end).map(|n| n as u64).filter(|&n| verify(&puzzle, n).leading_zeros >= bits).collect()
+    };
+    let first = NonceRange::new(r.start, r.start + (1 << 21));
+    let body = heartbeat(vec![segment(shard, epoch, first.start, first.end, honest(first))]);
+    job.handle(Duration::from_secs(1), voices.say(JOB, &w[0], body));
+    let at_once = job.status().verification.spot_checked_nonces;
+    assert!(at_once > 0, "some of it is checked at once");
+    assert!(at_once <= 1 << 20, "{at_once} nonces hashed by the coordinator at once");
+    // A period later, the next claim lets it check more.
+    let next = NonceRange::new(first.end, first.end + 4096);
+    let body = heartbeat(vec![segment(shard, epoch, first.end, next.end, honest(next))]);
+    job.handle(Duration::from_secs(6), voices.say(JOB, &w[0], body));
+    let later = job.status().verification.spot_checked_nonces;
+    assert!(later > at_once && later <= 2 << 20, "{at_once} then {later}");
+    assert!(job.status().verification.suspects.is_empty(), "an honest worker");
+}

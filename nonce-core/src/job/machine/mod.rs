@@ -110,6 +110,9 @@ pub struct Job {
     finished: Option<Outcome>,
     /// Time of the input being handled.
     now: Duration,
+    /// When the coordinator's current self-check period began, and the nonces it searched
+    /// itself in it (see `spot::SELF_CHECK_PERIOD`).
+    self_checked: (Duration, u128),
     /// Something may have made a worker idle or freed work since the last `assign_idle`; keeps
     /// the per-heartbeat cost logarithmic instead of a scan of every worker.
     idle_dirty: bool,
@@ -178,6 +181,7 @@ impl Job {
             stats: Stats::default(),
             finished: None,
             now: Duration::ZERO,
+            self_checked: (Duration::ZERO, 0),
             idle_dirty: true,
         }
     }

@@ -18,6 +18,12 @@ use std::time::Duration;
 /// about a fifth of a second of double hashes on one core.
 const SELF_CHECK_MAX: u128 = 1 << 20;
 
+/// The coordinator searches at most [`SELF_CHECK_MAX`] nonces itself per this period, per
+/// job: about 5% of one core. It runs on the arbiter every job shares, so a job whose lone
+/// worker claims fast at a high spot-check fraction must not stall them all; its other
+/// checks wait (for another worker, or the next period).
+pub(super) const SELF_CHECK_PERIOD: Duration = Duration::from_secs(4);
+
 /// Unpredictable draws: SHA-256 of the seed and a counter (a worker that sees some draws
 /// learns nothing of the next).
 #[derive(Clone)]
@@ -226,9 +232,18 @@ impl Job {
     /// itself (a double hash a nonce); a larger one waits for a worker.
     fn check_here(&mut self, id: ShardId, out: &mut Vec<Output>) {
         let Some(c) = self.checks.by_id.get(&id) else { return };
-        if c.range.len() > SELF_CHECK_MAX {
+        let len = c.range.len();
+        if len > SELF_CHECK_MAX {
             return;
         }
+        let (since, used) = &mut self.self_checked;
+        if self.now.saturating_sub(*since) >= SELF_CHECK_PERIOD {
+            (*since, *used) = (self.now, 0);
+        }
+        if *used + len > SELF_CHECK_MAX {
+            return; // waits: placed again with the next claim or idle worker
+        }
+        *used += len;
         let bits = self.cfg.share_bits;
         // In u128, so a window ending at 2^64 is searched to its last nonce.
         let seen: BTreeSet<u64> = (c.range.start..c.range.end)
