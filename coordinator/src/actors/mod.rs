@@ -10,7 +10,7 @@
 pub mod registry;
 pub mod supervisor;
 
-pub use registry::{Coordinator, FindJob, ListJobs, StartError, StartJob};
+pub use registry::{CancelById, Coordinator, FindJob, ListJobs, StartError, StartJob};
 #[cfg(any(test, feature = "fault-injection"))]
 pub use supervisor::Crash;
 pub use supervisor::{

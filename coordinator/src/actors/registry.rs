@@ -83,7 +83,15 @@ struct Running {
     /// When its first life started: a life started again gets what is left of the deadline,
     /// not all of it again (a budget is charged once).
     since: Instant,
+    /// Someone asked it to stop: a life started after the ask is told at once (the ask may
+    /// have reached an actor that was dying).
+    cancelled: bool,
 }
+
+/// Cancel a job, in whichever life it is: answers whether the registry knows it.
+#[derive(Debug, Message)]
+#[rtype(result = "bool")]
+pub struct CancelById(pub JobId);
 
 impl Coordinator {
     /// A coordinator whose jobs may use the aws transport.
@@ -117,7 +125,7 @@ impl Coordinator {
         job: JobId,
         spec: JobSpec,
         aws: Option<AwsContext>,
-        (restarts, since): (u32, Instant),
+        (restarts, since, cancelled): (u32, Instant, bool),
         ctx: &mut Context<Self>,
     ) -> Addr<JobSupervisor> {
         // Each job its own network: its broadcasts reach its own workers and no one else's.
@@ -173,7 +181,11 @@ impl Coordinator {
             };
             (transport as Box<dyn Transport>, launcher)
         });
-        self.jobs.insert(job, Running { life, addr: addr.clone(), spec: kept_spec, restarts, since });
+        if cancelled {
+            addr.do_send(super::CancelJob);
+        }
+        self.jobs
+            .insert(job, Running { life, addr: addr.clone(), spec: kept_spec, restarts, since, cancelled });
         self.watch(job, life, watch, ctx);
         addr
     }
@@ -212,7 +224,7 @@ impl Coordinator {
             tracing::error!(%job, life, searched = %resumed, "a job's actor died: started again from its last kept snapshot");
             // Its spec ran before, so its transport is still set up.
             let aws = act.transport_for(&spec).ok().flatten();
-            act.start(job, spec, aws, (running.restarts + 1, running.since), ctx);
+            act.start(job, spec, aws, (running.restarts + 1, running.since, running.cancelled), ctx);
         }));
     }
 }
@@ -238,7 +250,7 @@ impl Handler<StartJob> for Coordinator {
         };
         // Drawn once: a life started again keeps it.
         spec.secret = Some(spec.secret());
-        let addr = self.start(job, spec, aws, (0, Instant::now()), ctx);
+        let addr = self.start(job, spec, aws, (0, Instant::now(), false), ctx);
         Ok((job, addr))
     }
 }
@@ -247,6 +259,16 @@ impl Handler<FindJob> for Coordinator {
     type Result = Option<Addr<JobSupervisor>>;
     fn handle(&mut self, FindJob(job): FindJob, _: &mut Context<Self>) -> Self::Result {
         self.jobs.get(&job).map(|r| r.addr.clone())
+    }
+}
+
+impl Handler<CancelById> for Coordinator {
+    type Result = bool;
+    fn handle(&mut self, CancelById(job): CancelById, _: &mut Context<Self>) -> bool {
+        let Some(running) = self.jobs.get_mut(&job) else { return false };
+        running.cancelled = true;
+        running.addr.do_send(super::CancelJob);
+        true
     }
 }
 
@@ -371,6 +393,23 @@ mod tests {
         // 3 s spent in the first life: about 1 s is left, not 4 s again.
         assert!(restarted.elapsed < Duration::from_millis(2500), "the new life ran {:?}", restarted.elapsed);
         assert!(before < Duration::from_millis(6000), "the job ran {before:?} in all, its deadline 4 s");
+    }
+
+    #[test]
+    fn a_cancel_sent_while_its_actor_dies_reaches_the_next_life() {
+        let kind = system().block_on(async {
+            let coordinator = Coordinator::default().start();
+            let mut spec = restartable();
+            spec.range = NonceRange::new(0, 1 << 40); // never done by itself
+            let (job, sup) = coordinator.send(StartJob(spec, None)).await.expect("sent").expect("started");
+            sup.do_send(Crash);
+            // The registry has not seen the death yet: the cancel is for the dying actor.
+            assert!(coordinator.send(super::CancelById(job)).await.expect("sent"), "known");
+            let next = next_life(&coordinator, job, &sup).await.expect("started again");
+            let ended = tokio::time::timeout(Duration::from_secs(20), wait(&next)).await;
+            ended.expect("the next life ends, cancelled").expect("finished").kind
+        });
+        assert_eq!(kind.name(), "cancelled", "{kind:?}");
     }
 
     #[test]

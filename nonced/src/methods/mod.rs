@@ -17,7 +17,7 @@ use super::journal_writer::JournalWriter;
 use super::rpc::{RpcError, JOB_NOT_FOUND, UNAVAILABLE};
 use super::users::Caller;
 use actix::Addr;
-use coordinator::actors::{wait, CancelJob, GetTransportCounters, JobSupervisor, JobWatch, WatchJob};
+use coordinator::actors::{wait, CancelById, GetTransportCounters, JobSupervisor, JobWatch, WatchJob};
 use coordinator::actors::{Coordinator, FindJob, StartJob};
 use coordinator::request::report::SearchReport;
 use coordinator::request::startup;
@@ -503,9 +503,7 @@ impl DaemonMethods {
     /// results to be journaled, up to `grace`.
     pub async fn cancel_all(&self, grace: Duration) {
         for job in self.running() {
-            if let Ok(sup) = self.supervisor(job).await {
-                sup.do_send(CancelJob);
-            }
+            let _ = self.coordinator.send(CancelById(job)).await;
         }
         let until = Instant::now() + grace;
         while !self.running().is_empty() && Instant::now() < until {

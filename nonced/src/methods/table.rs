@@ -5,7 +5,7 @@ use super::views::reply;
 use super::DaemonMethods;
 use crate::rpc::{params, Methods, RpcError, FORBIDDEN, METHOD_NOT_FOUND};
 use crate::users::Caller;
-use coordinator::actors::CancelJob;
+use coordinator::actors::CancelById;
 use coordinator::request::SearchRequest;
 use nonce_api::{JobRef, JobStatus, Method, NoParams, WaitParams, WorkersParams};
 use serde_json::{json, Value};
@@ -85,9 +85,9 @@ impl Bound {
                 // A job that has ended is not cancelled again: say how it ended instead.
                 let ended = m.outcome_of(job);
                 if ended.is_none() {
-                    if let Ok(sup) = m.supervisor(job).await {
-                        sup.do_send(CancelJob);
-                    }
+                    // Through the registry: a job whose actor is dying is cancelled in its
+                    // next life.
+                    let _ = m.coordinator.send(CancelById(job)).await;
                 }
                 reply(&nonce_api::Cancelling {
                     job_id: job.to_string(),
