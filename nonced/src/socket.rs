@@ -2,7 +2,7 @@
 
 use super::connections::Connections;
 use super::rpc::{handle_text, Methods, INVALID_REQUEST, UNAVAILABLE};
-use super::users::{Caller, LiveUsers};
+use super::users::LiveUsers;
 use serde_json::json;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -158,11 +158,12 @@ pub async fn serve(
                     continue;
                 };
                 let stop = shutdown.clone();
-                // Every event of this connection names its caller.
+                // Every event of this connection names its caller (as it was when it came).
                 let span = tracing::info_span!("connection", listener = "socket", user = %caller.name);
+                let users = Arc::clone(&users);
                 open.spawn(
                     async move {
-                        connection(stream, methods, caller, stop).await;
+                        connection(stream, methods, (users, uid), stop).await;
                         drop((permit, slot));
                     }
                     .instrument(span),
@@ -201,7 +202,7 @@ async fn refuse(stream: UnixStream) {
 async fn connection(
     stream: UnixStream,
     methods: Arc<dyn Methods>,
-    caller: Caller,
+    (users, uid): (Arc<LiveUsers>, u32),
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let (r, mut w) = stream.into_split();
@@ -244,6 +245,9 @@ async fn connection(
         if text.trim().is_empty() {
             continue;
         }
+        // Who the uid is, asked at each request: after a SIGHUP that demoted or removed a
+        // user, an open connection acts as what the new users say.
+        let caller = users.by_uid(uid);
         let call = handle_text(methods.as_ref(), &caller, text.trim());
         tokio::pin!(call);
         let stopping = async {
@@ -276,7 +280,7 @@ async fn connection(
 #[cfg(test)]
 mod tests {
     use super::super::rpc::{RpcError, MAX_BATCH};
-    use super::super::users::Users;
+    use super::super::users::{Caller, Users};
     use super::*;
     use serde_json::Value;
     use std::future::Future;
@@ -462,6 +466,47 @@ mod tests {
         )
         .await;
         assert!(matches!(cut, Ok(Ok(0))), "half a request closes its connection: {cut:?} {rest:?}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// Answers the caller's role.
+    struct Whoami;
+    impl Methods for Whoami {
+        fn call<'a>(
+            &'a self,
+            caller: &'a Caller,
+            _: &'a str,
+            _: Value,
+        ) -> Pin<Box<dyn Future<Output = Result<Value, RpcError>> + Send + 'a>> {
+            Box::pin(async move { Ok(json!(format!("{}:{:?}", caller.name, caller.role))) })
+        }
+    }
+
+    async fn ask(s: &mut BufReader<UnixStream>) -> Value {
+        s.get_mut().write_all(b"{\"jsonrpc\":\"2.0\",\"method\":\"who\",\"id\":1}\n").await.expect("send");
+        let mut line = String::new();
+        s.read_line(&mut line).await.expect("reply");
+        serde_json::from_str::<Value>(&line).expect("JSON")["result"].clone()
+    }
+
+    #[tokio::test]
+    async fn an_open_connection_acts_as_what_the_users_say_now() {
+        use super::super::users::{Role, UserEntry};
+        let me = super::super::users::own_uid();
+        let alice =
+            |role| UserEntry { name: "alice".into(), role, token_sha256: None, uid: Some(me), quotas: None };
+        let dir = std::env::temp_dir().join(format!("nonced-socket-whoami-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("nonced.sock");
+        let listener = bind(&path, None).await.expect("binds");
+        let users = Arc::new(LiveUsers::new(Users::new(&[alice(Role::Admin)], me).expect("users")));
+        let (_stop, stopped) = tokio::sync::watch::channel(false);
+        let _serving = tokio::spawn(serve(listener, Arc::new(Whoami), Arc::clone(&users), stopped));
+        let mut stream = BufReader::new(UnixStream::connect(&path).await.expect("connects"));
+        assert_eq!(ask(&mut stream).await, json!("alice:Admin"));
+        // A SIGHUP's reload demotes alice: the same connection's next call is a user's.
+        users.replace(Users::new(&[alice(Role::User)], me).expect("users"));
+        assert_eq!(ask(&mut stream).await, json!("alice:User"));
         let _ = std::fs::remove_dir_all(dir);
     }
 }
