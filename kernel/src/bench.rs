@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 pub struct BenchResult {
     /// The backend measured.
     pub backend: Backend,
+    /// The GPU adapter and its driver, when the backend is the GPU.
+    pub adapter: Option<String>,
     /// What it hashed.
     pub puzzle: BenchPuzzle,
     /// Threads hashing at once.
@@ -81,11 +83,16 @@ pub fn run(backend: Backend, threads: usize, duration: Duration) -> BenchResult 
     run_puzzle(BenchPuzzle::Coursework, backend, threads, duration)
 }
 
-/// Hashes `which` with `threads` threads for `duration` and measures the single-stream reference.
+/// Hashes `which` with `threads` threads for `duration` and measures the single-stream
+/// reference. The GPU backend is fed by one thread (`threads` is ignored).
 pub fn run_puzzle(which: BenchPuzzle, backend: Backend, threads: usize, duration: Duration) -> BenchResult {
-    let threads = threads.max(1);
     let puzzle = which.puzzle();
     let kernel = Arc::new(Kernel::new(&puzzle, backend));
+    let threads = if kernel.backend() == Backend::Gpu { 1 } else { threads.max(1) };
+    #[cfg(feature = "gpu")]
+    let adapter = kernel.adapter().map(|a| format!("{} ({}, {})", a.name, a.kind, a.driver));
+    #[cfg(not(feature = "gpu"))]
+    let adapter = None;
     let stop = Arc::new(AtomicBool::new(false));
     let counters: Vec<Arc<AtomicU64>> = (0..threads).map(|_| Arc::new(AtomicU64::new(0))).collect();
     let start = Instant::now();
@@ -96,12 +103,13 @@ pub fn run_puzzle(which: BenchPuzzle, backend: Backend, threads: usize, duration
             let (kernel, stop, counter) = (Arc::clone(&kernel), Arc::clone(&stop), Arc::clone(counter));
             std::thread::spawn(move || {
                 let mut next = (i as u64) << 28;
-                const STEP: u64 = 1 << 16;
                 while !stop.load(Ordering::Relaxed) {
+                    // One dispatch's worth on the GPU, 2^16 on a CPU; never past 2^32.
+                    let step = kernel.chunk_hint().min((1 << 32) - next);
                     // Opaque threshold: the loop must not be folded around a known value.
-                    kernel.scan(next, STEP, std::hint::black_box(0), &mut |_| 0);
-                    next = (next + STEP) & 0xffff_ffff;
-                    counter.fetch_add(STEP, Ordering::Relaxed);
+                    kernel.scan(next, step, std::hint::black_box(0), &mut |_| 0);
+                    next = (next + step) & 0xffff_ffff;
+                    counter.fetch_add(step, Ordering::Relaxed);
                 }
             })
         })
@@ -115,6 +123,7 @@ pub fn run_puzzle(which: BenchPuzzle, backend: Backend, threads: usize, duration
     let per_thread: Vec<f64> = counters.iter().map(|c| c.load(Ordering::Relaxed) as f64 / secs).collect();
     BenchResult {
         backend: kernel.backend(),
+        adapter,
         puzzle: which,
         threads,
         rate: per_thread.iter().sum(),

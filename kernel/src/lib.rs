@@ -7,15 +7,17 @@
 //! against [`protocol::Puzzle::key_threshold`] before anything else. Candidates are re-checked
 //! with [`protocol::verify`] by the caller: a kernel proposes, `verify` decides.
 //!
-//! Backends, fastest first: AVX-512 sixteen-way (on Zen 5 it beats SHA-NI, whose
-//! `sha256rnds2` issues only every other cycle there), SHA-NI with interleaved lanes, AVX2
-//! eight-way, portable Rust. All give identical answers (property-tested);
-//! [`Backend::choose`] takes a program's forced one (`NONCE_KERNEL=avx512|shani|avx2|portable`,
-//! read by the programs, never here).
+//! Backends, fastest first: a GPU through wgpu (the `gpu` feature; auto-detected only on GPU
+//! hardware), AVX-512 sixteen-way (on Zen 5 it beats SHA-NI, whose `sha256rnds2` issues only
+//! every other cycle there), SHA-NI with interleaved lanes, AVX2 eight-way, portable Rust. All
+//! give identical answers (property-tested); [`Backend::choose`] takes a program's forced one
+//! (`NONCE_KERNEL=gpu|avx512|shani|avx2|portable`, read by the programs, never here).
 
 #![warn(missing_docs)]
 
 pub mod bench;
+#[cfg(feature = "gpu")]
+pub mod gpu;
 pub mod sha256;
 mod template;
 
@@ -44,17 +46,26 @@ pub enum Backend {
     Avx512,
     /// x86-64 SHA extensions, several nonces interleaved.
     ShaNi,
+    /// A GPU (or, when forced, a software Vulkan adapter) through wgpu: the `gpu` feature.
+    Gpu,
 }
 
 /// Why a named backend cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BackendError {
     /// The name is none of the backends.
-    #[error("{0:?}: expected avx512, shani, avx2 or portable")]
+    #[error("{0:?}: expected gpu, avx512, shani, avx2 or portable")]
     Unknown(String),
     /// This CPU lacks the instructions it needs.
     #[error("{}: this CPU does not support it", .0.name())]
     Unsupported(Backend),
+    /// The GPU backend was asked for in a build without the `gpu` feature.
+    #[error("gpu: this build has no GPU backend (build with `--features nonce-kernel/gpu`)")]
+    NotBuilt,
+    /// The GPU backend was asked for and no adapter opened.
+    #[cfg(feature = "gpu")]
+    #[error("gpu: {0}")]
+    NoGpu(gpu::GpuError),
 }
 
 impl Backend {
@@ -69,24 +80,47 @@ impl Backend {
     pub fn choose(name: Option<&str>) -> Result<Backend, BackendError> {
         let Some(name) = name.map(str::trim).filter(|n| !n.is_empty()) else { return Ok(Backend::detect()) };
         let b = Backend::from_name(name).ok_or_else(|| BackendError::Unknown(name.to_string()))?;
+        if b == Backend::Gpu {
+            #[cfg(not(feature = "gpu"))]
+            return Err(BackendError::NotBuilt);
+            #[cfg(feature = "gpu")]
+            return gpu::adapter().map(|_| b).map_err(BackendError::NoGpu);
+        }
         if !b.is_supported() {
             return Err(BackendError::Unsupported(b));
         }
         Ok(b)
     }
 
-    /// Every backend this CPU supports, fastest first.
+    /// Every backend this machine runs, fastest first: the GPU first when it is hardware,
+    /// last when it is a software adapter (lavapipe: slower than any CPU backend).
     pub fn available() -> Vec<Backend> {
-        [Backend::Avx512, Backend::ShaNi, Backend::Avx2, Backend::Portable]
-            .into_iter()
-            .filter(|b| b.is_supported())
-            .collect()
+        let cpu = [Backend::Avx512, Backend::ShaNi, Backend::Avx2, Backend::Portable];
+        let mut all: Vec<Backend> = cpu.into_iter().filter(|b| b.is_supported()).collect();
+        #[cfg(feature = "gpu")]
+        if let Ok(adapter) = gpu::adapter() {
+            if adapter.hardware {
+                all.insert(0, Backend::Gpu);
+            } else {
+                all.push(Backend::Gpu);
+            }
+        }
+        all
     }
 
-    /// Whether this CPU can run it.
+    /// The fastest CPU backend (what hashes beside a GPU, and where a failed GPU hands over).
+    pub fn fastest_cpu() -> Backend {
+        Backend::available().into_iter().find(|&b| b != Backend::Gpu).unwrap_or(Backend::Portable)
+    }
+
+    /// Whether this machine can run it (for `Gpu`: an adapter opened, hardware or not).
     pub fn is_supported(self) -> bool {
         match self {
             Backend::Portable => true,
+            #[cfg(feature = "gpu")]
+            Backend::Gpu => gpu::adapter().is_ok(),
+            #[cfg(not(feature = "gpu"))]
+            Backend::Gpu => false,
             #[cfg(target_arch = "x86_64")]
             Backend::Avx2 => avx2::supported(),
             #[cfg(target_arch = "x86_64")]
@@ -105,6 +139,7 @@ impl Backend {
             Backend::Avx2 => "avx2",
             Backend::Avx512 => "avx512",
             Backend::ShaNi => "shani",
+            Backend::Gpu => "gpu",
         }
     }
 
@@ -115,6 +150,7 @@ impl Backend {
             "avx2" => Some(Backend::Avx2),
             "avx512" => Some(Backend::Avx512),
             "shani" => Some(Backend::ShaNi),
+            "gpu" => Some(Backend::Gpu),
             _ => None,
         }
     }
@@ -130,6 +166,10 @@ pub struct Kernel {
     shani: Option<shani::Prepared>,
     #[cfg(target_arch = "x86_64")]
     avx512: Option<avx512::Prepared>,
+    /// The device's buffers for this template, and the CPU kernel that finishes a scan the
+    /// device failed (a lost device never loses nonces).
+    #[cfg(feature = "gpu")]
+    gpu: Option<(std::sync::Arc<gpu::Prepared>, Box<Kernel>)>,
 }
 
 impl Kernel {
@@ -137,6 +177,15 @@ impl Kernel {
     pub fn new(puzzle: &Puzzle, backend: Backend) -> Self {
         let backend = if backend.is_supported() { backend } else { Backend::Portable };
         let template = Template::new(puzzle);
+        #[cfg(feature = "gpu")]
+        let gpu = match backend {
+            Backend::Gpu => gpu::Prepared::new(&template)
+                .ok()
+                .map(|p| (std::sync::Arc::new(p), Box::new(Kernel::new(puzzle, Backend::fastest_cpu())))),
+            _ => None,
+        };
+        #[cfg(feature = "gpu")]
+        let backend = if backend == Backend::Gpu && gpu.is_none() { Backend::fastest_cpu() } else { backend };
         #[cfg(target_arch = "x86_64")]
         // SAFETY: only built when the CPU has the SHA extensions (checked just above).
         let shani = (backend == Backend::ShaNi).then(|| unsafe { shani::Prepared::new(&template) });
@@ -150,7 +199,25 @@ impl Kernel {
             shani,
             #[cfg(target_arch = "x86_64")]
             avx512,
+            #[cfg(feature = "gpu")]
+            gpu,
         }
+    }
+
+    /// Nonces one `scan` call should take: about 2 ms of hashing on a CPU backend; on the
+    /// GPU, one dispatch of about [`gpu::DISPATCH_TARGET`] as last measured.
+    pub fn chunk_hint(&self) -> u64 {
+        #[cfg(feature = "gpu")]
+        if let Some((p, _)) = &self.gpu {
+            return p.batch();
+        }
+        1 << 16
+    }
+
+    /// The GPU adapter it hashes on, if its backend is the GPU.
+    #[cfg(feature = "gpu")]
+    pub fn adapter(&self) -> Option<&gpu::AdapterInfo> {
+        self.gpu.as_ref().map(|(p, _)| p.adapter())
     }
 
     /// The backend it hashes with.
@@ -187,6 +254,14 @@ impl Kernel {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `Kernel::new` keeps Avx2 only when the CPU supports AVX2.
             Backend::Avx2 => unsafe { avx2::scan(&self.template, start, count, threshold, on_candidate) },
+            #[cfg(feature = "gpu")]
+            Backend::Gpu => {
+                if let Some((p, cpu)) = &self.gpu {
+                    if let Err((done, threshold)) = p.scan(start, count, threshold, on_candidate) {
+                        cpu.scan(start.wrapping_add(done), count - done, threshold, on_candidate);
+                    }
+                }
+            }
             _ => self.template.scan_portable(start, count, threshold, on_candidate),
         }
     }
@@ -357,6 +432,43 @@ mod tests {
 
     fn hex_bytes(s: &str) -> Vec<u8> {
         (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex")).collect()
+    }
+
+    /// Built with the GPU backend, the tests above must have run it: no adapter is a loud
+    /// failure (CI installs Mesa's lavapipe), never a silent CPU-only pass.
+    #[cfg(feature = "gpu")]
+    #[test]
+    fn the_gpu_backend_is_among_those_tested() {
+        let adapter = gpu::adapter().expect("a Vulkan adapter (install mesa-vulkan-drivers for lavapipe)");
+        assert!(Backend::available().contains(&Backend::Gpu), "{adapter:?}");
+        assert_eq!(Backend::choose(Some("gpu")), Ok(Backend::Gpu));
+        let k = Kernel::new(&Puzzle::append(b"x".to_vec(), Encoding::Be32, 8).expect("valid"), Backend::Gpu);
+        assert_eq!(k.backend(), Backend::Gpu, "no fallback to a CPU backend");
+        assert_eq!(k.adapter(), Some(&adapter));
+    }
+
+    /// A GPU scan far longer than one dispatch, with a threshold that passes every key at
+    /// first and the best key after (what a search does): it hands over the same nonces, in
+    /// order, as a CPU backend, however the dispatches were cut.
+    #[cfg(feature = "gpu")]
+    #[test]
+    fn a_long_gpu_scan_tracking_the_best_key_equals_the_cpu() {
+        let p = Puzzle::append(b"COMSM0010cloud".to_vec(), Encoding::Be32, 20).expect("valid");
+        let run = |backend| {
+            let k = Kernel::new(&p, backend);
+            let mut best = u32::MAX;
+            let mut seen = vec![];
+            k.scan(3_000_000_000, 3_000_000, u32::MAX, &mut |n| {
+                let key = key_of(&p, n);
+                seen.push((n, key));
+                best = best.min(key);
+                best.max(k.threshold())
+            });
+            seen
+        };
+        let gpu = run(Backend::Gpu);
+        assert_eq!(gpu, run(Backend::fastest_cpu()));
+        assert!(gpu.len() > 10, "{gpu:?}");
     }
 
     #[test]

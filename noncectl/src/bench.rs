@@ -16,7 +16,8 @@ pub struct BenchArgs {
     /// How long to hash for (a duration: 5, 5s, 1m; at most 1h).
     #[arg(long, value_name = "DUR", default_value = "5s")]
     seconds: String,
-    /// Backend: avx512, shani, avx2 or portable (default: the fastest this CPU has).
+    /// Backend: gpu, avx512, shani, avx2 or portable (default: the fastest this machine has;
+    /// gpu needs a build with the `gpu` feature and a Vulkan adapter).
     #[arg(long)]
     backend: Option<String>,
     /// Hash a Bitcoin 80-byte header (the genesis block's, nonce little-endian, key from the
@@ -52,6 +53,7 @@ pub fn run(args: BenchArgs, kernel: Backend, json: bool) -> Result<u8, UsageErro
             "per_thread": r.per_thread.iter().map(|x| x.round()).collect::<Vec<_>>(),
             "threads": r.threads,
             "backend": r.backend.name(),
+            "adapter": r.adapter,
             "puzzle": r.puzzle.name(),
             "single_stream_compressions": r.single_stream_compressions.round(),
             "single_stream_nonce_limit": (r.single_stream_compressions / 2.0).round(),
@@ -60,6 +62,9 @@ pub fn run(args: BenchArgs, kernel: Backend, json: bool) -> Result<u8, UsageErro
         coordinator::outln!("{obj}");
     } else {
         coordinator::outln!("backend            {}", r.backend.name());
+        if let Some(adapter) = &r.adapter {
+            coordinator::outln!("adapter            {adapter}");
+        }
         coordinator::outln!("puzzle             {}", r.puzzle.name());
         coordinator::outln!("threads            {}", r.threads);
         coordinator::outln!("total              {}", human_rate(r.rate));

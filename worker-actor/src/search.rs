@@ -11,8 +11,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
-/// Largest chunk a thread claims at once: about 10 ms of hashing, the cancel latency.
-const MAX_CHUNK: u128 = 1 << 16;
 /// Golden nonces a shard reports at most beyond its lowest ones (see `report_limit`).
 pub const REPORT_LIMIT: usize = 100;
 /// Shares a shard holds unreported before its threads wait for heartbeats to take them: with
@@ -55,6 +53,26 @@ pub struct Segment {
 
 type Report = dyn Fn(SearchEvent) + Send + Sync;
 
+/// What a worker hashes on, in words: its backend, a GPU's adapter, and whether CPU threads
+/// hash beside the GPU (`threads - 1` of them: one thread feeds the GPU).
+pub fn hashing_on(backend: Backend, threads: usize) -> String {
+    if backend != Backend::Gpu {
+        return format!("hashing on {threads} CPU thread(s) with {}", backend.name());
+    }
+    #[cfg(feature = "gpu")]
+    let adapter = match nonce_kernel::gpu::adapter() {
+        Ok(a) => format!("{} ({}, {})", a.name, a.kind, a.driver),
+        Err(e) => e.to_string(),
+    };
+    #[cfg(not(feature = "gpu"))]
+    let adapter = String::from("not built");
+    let beside = match threads.saturating_sub(1) {
+        0 => "no CPU thread hashes beside it".to_string(),
+        n => format!("{n} CPU thread(s) hash beside it with {}", Backend::fastest_cpu().name()),
+    };
+    format!("hashing on the GPU {adapter}; {beside}")
+}
+
 struct Cursor {
     next: u128,
     end: u128,
@@ -73,6 +91,8 @@ struct Cursor {
 
 struct Shared {
     kernel: Kernel,
+    /// Beside a GPU kernel (thread 0's), the CPU kernel the other threads hash with.
+    beside: Option<Kernel>,
     puzzle: Puzzle,
     share_bits: u32,
     cursor: Mutex<Cursor>,
@@ -106,7 +126,8 @@ impl std::fmt::Debug for ShardSearch {
 impl ShardSearch {
     /// Starts `threads` hashing threads over `range`, collecting as shares every nonce with at
     /// least `share_bits` leading zero bits. `hashed` accumulates nonces checked, for rate
-    /// reporting; `report` is called from the hashing threads.
+    /// reporting; `report` is called from the hashing threads. With the GPU backend, thread 0
+    /// feeds the GPU and the others hash on the fastest CPU backend.
     #[allow(clippy::too_many_arguments)]
     pub fn start(
         puzzle: &Puzzle,
@@ -120,8 +141,11 @@ impl ShardSearch {
     ) -> Result<Self, String> {
         let threads = threads.max(1);
         let end = range.end.min(puzzle.space().end);
+        let kernel = Kernel::new(puzzle, backend);
+        let beside = (kernel.backend() == Backend::Gpu).then(|| Kernel::new(puzzle, Backend::fastest_cpu()));
         let shared = Arc::new(Shared {
-            kernel: Kernel::new(puzzle, backend),
+            kernel,
+            beside,
             puzzle: puzzle.clone(),
             share_bits,
             cursor: Mutex::new(Cursor {
@@ -140,12 +164,14 @@ impl ShardSearch {
             hashed,
             report,
         });
-        let chunk = (range.len() / (threads as u128 * 8)).clamp(1, MAX_CHUNK);
+        // Small enough that every thread gets several; the GPU's chunk is its dispatch size.
+        let chunk = (range.len() / (threads as u128 * 8)).max(1);
         let mut search = ShardSearch { shared, threads: Vec::with_capacity(threads) };
         for i in 0..threads {
             let shared = Arc::clone(&search.shared);
             let spawned = std::thread::Builder::new().name(format!("hash-{i}")).spawn(move || {
-                let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&shared, chunk)));
+                let caught =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&shared, i, chunk)));
                 if caught.is_err() {
                     shared.failed.store(true, Ordering::Relaxed);
                     shared.cancelled.store(true, Ordering::Relaxed);
@@ -255,8 +281,12 @@ impl Drop for ShardSearch {
     }
 }
 
-fn run(shared: &Shared, chunk: u128) {
-    let golden_threshold = shared.kernel.threshold().max(Puzzle::share_key_threshold(shared.share_bits));
+fn run(shared: &Shared, thread: usize, chunk: u128) {
+    let kernel = match &shared.beside {
+        Some(cpu) if thread > 0 => cpu,
+        _ => &shared.kernel,
+    };
+    let golden_threshold = kernel.threshold().max(Puzzle::share_key_threshold(shared.share_bits));
     let mut threshold = golden_threshold.max(best_key(&shared.lock()));
     loop {
         if shared.cancelled.load(Ordering::Relaxed) {
@@ -272,14 +302,16 @@ fn run(shared: &Shared, chunk: u128) {
                 break;
             }
             let start = c.next;
-            let end = (start + chunk).min(c.end);
+            // At most the kernel's hint (2^16 on a CPU, one dispatch on the GPU): the cancel
+            // and shrink latency.
+            let end = (start + chunk.min(u128::from(kernel.chunk_hint().max(1)))).min(c.end);
             c.next = end;
             c.in_flight.insert(start);
             (start, end)
         };
         // Ranges never exceed the puzzle's space, so every nonce fits in u64.
         let count = (end - start) as u64;
-        shared.kernel.scan(start as u64, count, threshold, &mut |nonce| {
+        kernel.scan(start as u64, count, threshold, &mut |nonce| {
             on_candidate(shared, nonce);
             golden_threshold.max(best_key(&shared.lock()))
         });
@@ -383,6 +415,15 @@ mod tests {
     use std::time::Duration;
 
     fn search(p: &Puzzle, range: NonceRange, threads: usize) -> (Vec<u64>, Option<Best>) {
+        search_on(p, range, threads, Backend::Portable)
+    }
+
+    fn search_on(
+        p: &Puzzle,
+        range: NonceRange,
+        threads: usize,
+        backend: Backend,
+    ) -> (Vec<u64>, Option<Best>) {
         let (tx, rx) = mpsc::channel();
         let tx = Mutex::new(tx);
         let s = ShardSearch::start(
@@ -391,7 +432,7 @@ mod tests {
             Mode::Exhaustive,
             6,
             threads,
-            Backend::Portable,
+            backend,
             Arc::new(AtomicU64::new(0)),
             Box::new(move |e| {
                 let _ = tx.lock().map(|t| t.send(e));
@@ -431,6 +472,25 @@ mod tests {
             let best = best.expect("a best hash");
             let max_lz = (1000..9000).map(|n| verify(&p, n).leading_zeros).max();
             assert_eq!(Some(best.leading_zeros), max_lz);
+        }
+    }
+
+    /// The GPU alone, and the GPU with CPU threads beside it, find every golden nonce and
+    /// every share, and the best hash, exactly as the brute force does.
+    #[cfg(feature = "gpu")]
+    #[test]
+    fn the_gpu_and_cpu_threads_beside_it_find_exactly_the_golden_nonces() {
+        // 50,000 nonces across 2^32: about 780 shares of 6 bits, what one message holds.
+        let p = Puzzle::append(b"gpu shard".to_vec(), Encoding::Be64, 10).expect("valid");
+        let range = NonceRange::new((1 << 32) - 25_000, (1 << 32) + 25_000);
+        let all: Vec<_> = (range.start as u64..range.end as u64).map(|n| (n, verify(&p, n))).collect();
+        let expect: Vec<u64> = all.iter().filter(|(_, v)| v.golden).map(|&(n, _)| n).collect();
+        assert!(expect.len() > 20, "{expect:?}");
+        let max_lz = all.iter().map(|(_, v)| v.leading_zeros).max();
+        for threads in [1, 3] {
+            let (found, best) = search_on(&p, range, threads, Backend::Gpu);
+            assert_eq!(found, expect, "{threads} thread(s)");
+            assert_eq!(best.map(|b| b.leading_zeros), max_lz);
         }
     }
 

@@ -34,6 +34,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    tracing::info!("{}", worker_actor::search::hashing_on(cfg.backend, cfg.threads));
     let system = actix::System::with_tokio_rt(|| {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
