@@ -96,14 +96,11 @@ impl Backend {
     /// last when it is a software adapter (lavapipe: slower than any CPU backend).
     pub fn available() -> Vec<Backend> {
         let cpu = [Backend::Avx512, Backend::ShaNi, Backend::Avx2, Backend::Portable];
-        let mut all: Vec<Backend> = cpu.into_iter().filter(|b| b.is_supported()).collect();
+        let all: Vec<Backend> = cpu.into_iter().filter(|b| b.is_supported()).collect();
         #[cfg(feature = "gpu")]
         if let Ok(adapter) = gpu::adapter() {
-            if adapter.hardware {
-                all.insert(0, Backend::Gpu);
-            } else {
-                all.push(Backend::Gpu);
-            }
+            let at = if adapter.hardware { 0 } else { all.len() };
+            return [&all[..at], &[Backend::Gpu], &all[at..]].concat();
         }
         all
     }
