@@ -70,8 +70,11 @@ pub enum BackendError {
 
 impl Backend {
     /// The fastest backend this CPU supports.
+    ///
+    /// Never the GPU: opening Vulkan costs start-up time and Mesa writes to stderr when it
+    /// loads, so the GPU is used only when forced (`NONCE_KERNEL=gpu`, `--backend gpu`).
     pub fn detect() -> Backend {
-        Backend::available()[0]
+        Backend::fastest_cpu()
     }
 
     /// The backend a program was told to use (`NONCE_KERNEL`, a `--backend` flag): the
@@ -107,7 +110,10 @@ impl Backend {
 
     /// The fastest CPU backend (what hashes beside a GPU, and where a failed GPU hands over).
     pub fn fastest_cpu() -> Backend {
-        Backend::available().into_iter().find(|&b| b != Backend::Gpu).unwrap_or(Backend::Portable)
+        [Backend::Avx512, Backend::ShaNi, Backend::Avx2]
+            .into_iter()
+            .find(|b| b.is_supported())
+            .unwrap_or(Backend::Portable)
     }
 
     /// Whether this machine can run it (for `Gpu`: an adapter opened, hardware or not).
