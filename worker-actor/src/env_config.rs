@@ -15,7 +15,7 @@
 //! | `NONCE_THREADS` | CPUs available | hashing threads |
 //! | `NONCE_HEARTBEAT_MS` | `1000` | heartbeat interval |
 //! | `NONCE_ORPHAN_TIMEOUT_S` | `30` | exit when the coordinator is silent this long |
-//! | `NONCE_KERNEL` | fastest supported (a GPU only when it is hardware) | `gpu`, `avx512`, `shani`, `avx2` or `portable`; with `gpu`, thread 0 feeds the GPU and the other `NONCE_THREADS - 1` hash on the fastest CPU backend |
+//! | `NONCE_KERNEL` | fastest CPU backend (the GPU only when named) | `gpu`, `avx512`, `shani`, `avx2` or `portable`; with `gpu`, thread 0 feeds the GPU and the other `NONCE_THREADS - 1` hash on the fastest CPU backend |
 //! | `NONCE_LOG` | `warn` | log filter (logs go to stderr) |
 //! | `NONCE_AWS_CALL_LOG` | unset | a file to append this process's AWS request counts to at exit (one JSON line; tools and tests) |
 
