@@ -90,7 +90,7 @@ pub fn run_puzzle(which: BenchPuzzle, backend: Backend, threads: usize, duration
     let kernel = Arc::new(Kernel::new(&puzzle, backend));
     let threads = if kernel.backend() == Backend::Gpu { 1 } else { threads.max(1) };
     #[cfg(feature = "gpu")]
-    let adapter = kernel.adapter().map(|a| format!("{} ({}, {})", a.name, a.kind, a.driver));
+    let adapter = kernel.adapter().map(ToString::to_string);
     #[cfg(not(feature = "gpu"))]
     let adapter = None;
     let stop = Arc::new(AtomicBool::new(false));

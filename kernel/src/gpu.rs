@@ -50,6 +50,13 @@ pub struct AdapterInfo {
     pub hardware: bool,
 }
 
+impl std::fmt::Display for AdapterInfo {
+    /// `name (kind, driver)`: how bench and the worker's log name it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({}, {})", self.name, self.kind, self.driver)
+    }
+}
+
 /// Why the GPU backend cannot run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GpuError {

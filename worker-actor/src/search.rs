@@ -61,7 +61,7 @@ pub fn hashing_on(backend: Backend, threads: usize) -> String {
     }
     #[cfg(feature = "gpu")]
     let adapter = match nonce_kernel::gpu::adapter() {
-        Ok(a) => format!("{} ({}, {})", a.name, a.kind, a.driver),
+        Ok(a) => a.to_string(),
         Err(e) => e.to_string(),
     };
     #[cfg(not(feature = "gpu"))]
