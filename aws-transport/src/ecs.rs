@@ -27,6 +27,21 @@ pub struct EcsSettings {
     pub container: String,
     /// Tasks in public subnets need a public IP to reach SQS without a NAT or endpoints.
     pub assign_public_ip: bool,
+    /// GPU workers (`--capacity gpu`): their task definition (EC2 launch type, one GPU,
+    /// `bridge` network: a task shares its instance's interface) and the capacity provider of
+    /// the GPU instances (an Auto Scaling group on ECS's GPU-optimized AMI). `None`: this
+    /// deployment has no GPU capacity.
+    pub gpu: Option<GpuCapacity>,
+}
+
+/// Where GPU worker tasks run: Fargate has no GPUs, so they are EC2 tasks on a capacity
+/// provider that scales GPU instances (infra/terraform/gpu.tf).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GpuCapacity {
+    /// The GPU worker task definition (family or ARN).
+    pub task_definition: String,
+    /// The ECS capacity provider whose Auto Scaling group holds the GPU instances.
+    pub capacity_provider: String,
 }
 
 impl EcsSettings {
@@ -42,10 +57,17 @@ impl EcsSettings {
         .into_iter()
         .filter_map(|(m, flag)| m.then_some(flag))
         .collect();
-        if missing.is_empty() {
-            Ok(())
-        } else {
-            Err(crate::AwsError::Invalid(format!("the ecs launcher needs {}", missing.join(", "))))
+        if !missing.is_empty() {
+            return Err(crate::AwsError::Invalid(format!("the ecs launcher needs {}", missing.join(", "))));
+        }
+        match &self.gpu {
+            Some(g) if g.task_definition.is_empty() || g.capacity_provider.is_empty() => {
+                Err(crate::AwsError::Invalid(
+                    "GPU capacity needs both --ecs-gpu-task-definition and --ecs-gpu-capacity-provider"
+                        .into(),
+                ))
+            }
+            _ => Ok(()),
         }
     }
 }
@@ -67,22 +89,26 @@ impl std::fmt::Debug for TaskLaunch {
     }
 }
 
-/// Which Fargate capacity a task runs on.
+/// Which capacity a task runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Provider {
-    /// On-demand (`FARGATE`).
+    /// On-demand Fargate (`FARGATE`).
     Fargate,
     /// Spare capacity at a discount, interrupted with a SIGTERM two minutes ahead
     /// (`FARGATE_SPOT`: the cluster must list it among its capacity providers).
     FargateSpot,
+    /// An EC2 GPU instance of the settings' GPU capacity provider, with the GPU task
+    /// definition.
+    Gpu,
 }
 
 impl Provider {
-    /// The capacity provider's name in ECS.
+    /// The capacity's name in logs (for Fargate, the capacity provider's name in ECS).
     pub fn name(self) -> &'static str {
         match self {
             Provider::Fargate => "FARGATE",
             Provider::FargateSpot => "FARGATE_SPOT",
+            Provider::Gpu => "GPU",
         }
     }
 }
@@ -116,15 +142,6 @@ pub async fn run_task(
     provider: Provider,
 ) -> RunOutcome {
     use aws_sdk_ecs::error::ProvideErrorMetadata;
-    let vpc = match AwsVpcConfiguration::builder()
-        .set_subnets(Some(s.subnets.clone()))
-        .set_security_groups(Some(s.security_groups.clone()))
-        .assign_public_ip(if s.assign_public_ip { AssignPublicIp::Enabled } else { AssignPublicIp::Disabled })
-        .build()
-    {
-        Ok(v) => v,
-        Err(e) => return RunOutcome::Failed(format!("network configuration: {e}")),
-    };
     let env = launch.env.iter().map(|(k, v)| KeyValuePair::builder().name(k).value(v).build()).collect();
     let overrides = TaskOverride::builder()
         .container_overrides(
@@ -135,26 +152,56 @@ pub async fn run_task(
     for (k, v) in &launch.tags {
         tags.push(Tag::builder().key(k).value(v).build());
     }
+    let task_definition = match (provider, &s.gpu) {
+        (Provider::Gpu, Some(g)) => &g.task_definition,
+        (Provider::Gpu, None) => {
+            return RunOutcome::Failed("a GPU worker, but this deployment names no GPU capacity".into())
+        }
+        (Provider::Fargate | Provider::FargateSpot, _) => &s.task_definition,
+    };
     let call = ecs
         .run_task()
         .cluster(&s.cluster)
-        .task_definition(&s.task_definition)
+        .task_definition(task_definition)
         .count(1)
-        .network_configuration(NetworkConfiguration::builder().awsvpc_configuration(vpc).build())
         .overrides(overrides)
         .set_tags(Some(tags))
         .started_by(&launch.started_by);
     // A launch type and a capacity provider strategy exclude each other; on-demand keeps the
     // launch type, so clusters without capacity providers still work.
+    let strategy =
+        |name: &str| CapacityProviderStrategyItem::builder().capacity_provider(name).weight(1).build();
     let call = match provider {
         Provider::Fargate => call.launch_type(LaunchType::Fargate),
-        Provider::FargateSpot => {
-            match CapacityProviderStrategyItem::builder().capacity_provider(provider.name()).weight(1).build()
-            {
-                Ok(item) => call.capacity_provider_strategy(item),
-                Err(e) => return RunOutcome::Failed(format!("capacity provider strategy: {e}")),
-            }
-        }
+        Provider::FargateSpot => match strategy(provider.name()) {
+            Ok(item) => call.capacity_provider_strategy(item),
+            Err(e) => return RunOutcome::Failed(format!("capacity provider strategy: {e}")),
+        },
+        // The GPU task's network is its instance's (`bridge`): no awsvpc configuration, which
+        // ECS refuses for that network mode.
+        Provider::Gpu => match s.gpu.as_ref().map(|g| strategy(&g.capacity_provider)) {
+            Some(Ok(item)) => call.capacity_provider_strategy(item),
+            Some(Err(e)) => return RunOutcome::Failed(format!("capacity provider strategy: {e}")),
+            None => return RunOutcome::Failed("no GPU capacity provider".into()),
+        },
+    };
+    let call = if provider == Provider::Gpu {
+        call
+    } else {
+        let vpc = match AwsVpcConfiguration::builder()
+            .set_subnets(Some(s.subnets.clone()))
+            .set_security_groups(Some(s.security_groups.clone()))
+            .assign_public_ip(if s.assign_public_ip {
+                AssignPublicIp::Enabled
+            } else {
+                AssignPublicIp::Disabled
+            })
+            .build()
+        {
+            Ok(v) => v,
+            Err(e) => return RunOutcome::Failed(format!("network configuration: {e}")),
+        };
+        call.network_configuration(NetworkConfiguration::builder().awsvpc_configuration(vpc).build())
     };
     // No retries inside the SDK: a retry it sent would bypass the launcher's pacing (and
     // spend a token of the account's bucket the launcher does not know of). The launcher

@@ -87,6 +87,9 @@ resource "aws_ecs_task_definition" "daemon" {
       { name = "NONCE_ECS_CAPACITY", value = var.worker_capacity },
       { name = "NONCE_ECS_TASK_QUOTA", value = var.launch_quotas.tasks },
       { name = "NONCE_ECS_CALL_QUOTA", value = var.launch_quotas.run_task_calls },
+      # GPU capacity (gpu.tf): empty when var.gpu_workers is off.
+      { name = "NONCE_ECS_GPU_TASK_DEFINITION", value = local.gpu ? local.worker_gpu_family : "" },
+      { name = "NONCE_ECS_GPU_CAPACITY_PROVIDER", value = local.gpu ? aws_ecs_capacity_provider.gpu[0].name : "" },
       { name = "NONCE_SOCKET", value = "/run/nonced/nonced.sock" },
       { name = "NONCE_STATE_DIR", value = "/var/lib/nonced" },
       { name = "NONCE_MAX_WORKERS_PER_JOB", value = tostring(var.max_workers_per_job) },

@@ -10,7 +10,8 @@ resource "aws_ecs_cluster_capacity_providers" "main" {
   cluster_name = aws_ecs_cluster.main.name
   # FARGATE_SPOT too: a job may run its workers there (`--capacity spot|mixed|auto`, or the
   # daemon's default below) at about half the price, interrupted with two minutes' notice.
-  capacity_providers = ["FARGATE", "FARGATE_SPOT"]
+  # And the GPU instances' provider when var.gpu_workers asks for one (gpu.tf).
+  capacity_providers = concat(["FARGATE", "FARGATE_SPOT"], aws_ecs_capacity_provider.gpu[*].name)
 }
 
 resource "aws_cloudwatch_log_group" "worker" {

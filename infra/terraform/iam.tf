@@ -181,9 +181,12 @@ data "aws_iam_policy_document" "daemon_task" {
     resources = [aws_kms_key.main.arn]
   }
   statement {
-    sid       = "RunWorkers"
-    actions   = ["ecs:RunTask"]
-    resources = ["${local.arn}:ecs:${var.region}:${local.account}:task-definition/${local.worker_family}:*"]
+    sid     = "RunWorkers"
+    actions = ["ecs:RunTask"]
+    resources = concat(
+      ["${local.arn}:ecs:${var.region}:${local.account}:task-definition/${local.worker_family}:*"],
+      local.gpu ? ["${local.arn}:ecs:${var.region}:${local.account}:task-definition/${local.worker_gpu_family}:*"] : [],
+    )
     condition {
       test     = "ArnEquals"
       variable = "ecs:cluster"

@@ -23,6 +23,16 @@ output "worker_task_definition" {
   value       = aws_ecs_task_definition.worker.family
 }
 
+output "worker_gpu_task_definition" {
+  description = "Family of the GPU worker task definition (null without var.gpu_workers)."
+  value       = local.gpu ? aws_ecs_task_definition.worker_gpu[0].family : null
+}
+
+output "gpu_capacity_provider" {
+  description = "The GPU instances' ECS capacity provider (null without var.gpu_workers)."
+  value       = local.gpu ? aws_ecs_capacity_provider.gpu[0].name : null
+}
+
 output "worker_repository_url" {
   description = "Push the nonce-worker image here."
   value       = aws_ecr_repository.worker.repository_url
@@ -49,6 +59,10 @@ output "nonced_config" {
     capacity         = "${var.worker_capacity}"
     task_quota       = "${var.launch_quotas.tasks}"
     call_quota       = "${var.launch_quotas.run_task_calls}"
+    %{~if local.gpu}
+    gpu_task_definition   = "${local.worker_gpu_family}"
+    gpu_capacity_provider = "${aws_ecs_capacity_provider.gpu[0].name}"
+    %{~endif}
     [quotas]
     max_workers_per_job = ${var.max_workers_per_job}
     max_concurrent_jobs = ${var.max_concurrent_jobs}

@@ -189,3 +189,29 @@ variable "alarm_topic_arn" {
   type        = string
   default     = null
 }
+
+variable "gpu_workers" {
+  description = "GPU workers (--capacity gpu): an Auto Scaling group of GPU instances on ECS's GPU-optimized AMI that an ECS capacity provider scales from zero, one worker a GPU instance. Off by default: GPU instances cost ~$1/h each (g5.xlarge, $1.006/h on demand in us-east-1) and start in minutes, and new accounts have a G-instance vCPU quota of 0 until AWS raises it. image: the GPU worker image (infra/docker/nonce-worker-gpu.Dockerfile); instance_memory_mib: the instance type's memory (the task gets all but 1 GiB)."
+  type = object({
+    enabled             = bool
+    image               = string
+    instance_type       = string
+    instance_memory_mib = number
+    max_instances       = number
+  })
+  default = {
+    enabled             = false
+    image               = ""
+    instance_type       = "g5.xlarge"
+    instance_memory_mib = 16384
+    max_instances       = 4
+  }
+  validation {
+    condition     = !var.gpu_workers.enabled || var.gpu_workers.image != ""
+    error_message = "gpu_workers.image must name the GPU worker image when gpu_workers.enabled is true."
+  }
+  validation {
+    condition     = var.gpu_workers.max_instances >= 1 && var.gpu_workers.instance_memory_mib >= 2048
+    error_message = "gpu_workers.max_instances must be at least 1 and instance_memory_mib at least 2048."
+  }
+}

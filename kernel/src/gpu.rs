@@ -8,8 +8,9 @@
 //! the threshold the callback returns, so the callback sees exactly what the CPU backends
 //! give it. A dispatch whose candidates overflow the buffer is done again in halves.
 //!
-//! Auto-detection takes only a hardware GPU; a software adapter (Mesa's lavapipe, which CI
-//! runs the correctness tests on) is used only when forced, since the CPU backends beat it.
+//! The worker's auto-detection (`Backend::detect_with_gpu`) takes only a hardware GPU; a
+//! software adapter (Mesa's lavapipe, which CI runs the correctness tests on) is used only
+//! when forced, since the CPU backends beat it.
 
 use crate::sha256::compress_rounds;
 use crate::Template;

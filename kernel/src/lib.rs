@@ -72,9 +72,22 @@ impl Backend {
     /// The fastest backend this CPU supports.
     ///
     /// Never the GPU: opening Vulkan costs start-up time and Mesa writes to stderr when it
-    /// loads, so the GPU is used only when forced (`NONCE_KERNEL=gpu`, `--backend gpu`).
+    /// loads, so `noncectl` and `nonced` use the GPU only when forced (`NONCE_KERNEL=gpu`,
+    /// `--backend gpu`); `nonce-worker` asks [`Backend::detect_with_gpu`].
     pub fn detect() -> Backend {
         Backend::fastest_cpu()
+    }
+
+    /// `detect`, but a hardware GPU first: `Gpu` when an adapter that is a real GPU opens
+    /// (lavapipe, a CPU, does not count). It opens Vulkan (its loader and drivers, which may
+    /// write to stderr): for the worker, whose stderr is its log, not for `noncectl`'s
+    /// one-line errors.
+    pub fn detect_with_gpu() -> Backend {
+        #[cfg(feature = "gpu")]
+        if gpu::adapter().is_ok_and(|a| a.hardware) {
+            return Backend::Gpu;
+        }
+        Backend::detect()
     }
 
     /// The backend a program was told to use (`NONCE_KERNEL`, a `--backend` flag): the
@@ -448,6 +461,9 @@ mod tests {
         let k = Kernel::new(&Puzzle::append(b"x".to_vec(), Encoding::Be32, 8).expect("valid"), Backend::Gpu);
         assert_eq!(k.backend(), Backend::Gpu, "no fallback to a CPU backend");
         assert_eq!(k.adapter(), Some(&adapter));
+        // A worker's unasked choice takes a hardware GPU only: lavapipe is slower than the CPU.
+        let unasked = Backend::detect_with_gpu();
+        assert_eq!(unasked == Backend::Gpu, adapter.hardware, "{adapter} gave {unasked:?}");
     }
 
     /// A GPU scan far longer than one dispatch, with a threshold that passes every key at

@@ -44,6 +44,32 @@ pub const DEFAULT_WORKER_VCPUS: f64 = 1.0;
 /// The default worker task's memory, GB.
 pub const DEFAULT_WORKER_GB: f64 = 2.0;
 
+/// The instance a GPU worker runs on (`--capacity gpu`; infra/terraform/gpu.tf's default):
+/// an EC2 instance priced whole, one worker task on each.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GpuInstance {
+    /// The EC2 instance type.
+    pub name: &'static str,
+    /// Its vCPUs (the planner's unit: the hourly price is spread over them).
+    pub vcpus: f64,
+    /// On-demand USD an hour (Linux, us-east-1, as of [`PRICES_AS_OF`]).
+    pub usd_hour: f64,
+    /// Nonces a second the planner assumes for one worker on it. Stated, not measured: no
+    /// GPU was at hand to measure (the README says so). Public hashcat figures for SHA-256 on
+    /// GA102-class cards such as the A10G are several G/s of single-block hashes; a
+    /// midstate sha256d costs two blocks a nonce, and our WGSL kernel is untuned on NVIDIA,
+    /// so the plan takes 1 G/s, on the safe side. `--rate` overrides it in `estimate`.
+    pub rate: f64,
+    /// Seconds from RunTask to hashing when the Auto Scaling group must first launch the
+    /// instance: EC2 boot, the ECS agent's registration and the image pull on the
+    /// GPU-optimized AMI take minutes (Fargate: tens of seconds).
+    pub startup_s: f64,
+}
+
+/// g5.xlarge: one NVIDIA A10G, 4 vCPUs, 16 GiB, $1.006 an hour on demand.
+pub const GPU_WORKER: GpuInstance =
+    GpuInstance { name: "g5.xlarge", vcpus: 4.0, usd_hour: 1.006, rate: 1.0e9, startup_s: 240.0 };
+
 /// The most messaging may cost, as a share of the worker's own Fargate cost.
 pub const MESSAGING_BUDGET: f64 = 0.01;
 

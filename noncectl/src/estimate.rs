@@ -53,7 +53,9 @@ pub struct EstimateArgs {
     /// USD per GB-hour.
     #[arg(long = "gb-price", default_value_t = FARGATE_GB_HOUR)]
     gb_price: f64,
-    /// Fargate capacity (ecs): fargate, spot, mixed, or auto (the cheapest that keeps the promise).
+    /// Capacity (ecs): fargate, spot, mixed, auto (the cheapest Fargate kind that keeps the
+    /// promise), or gpu (one worker a g5.xlarge, priced whole, at a stated rate: --rate
+    /// gives a measured one).
     #[arg(long, default_value = "fargate")]
     capacity: String,
     /// The account's task launch quota (ecs), BURST:RATE.
@@ -142,6 +144,24 @@ pub fn input_from(
     if !ecs {
         return Ok((vec![(CapacityKind::Fargate, input)], startup));
     }
+    if fargate == CapacityKind::Gpu {
+        // One worker a GPU instance, priced whole; its stated rate and start-up unless given.
+        let gpu = nonce_core::pricing::GPU_WORKER;
+        let startup = match args.startup {
+            Some(_) => startup,
+            None => StartupEstimate { seconds: gpu.startup_s, source: StartupSource::Default },
+        };
+        let input = PlanInput {
+            rate: args.rate.map_or(gpu.rate, |_| input.rate),
+            startup: startup.seconds,
+            worker_vcpus: gpu.vcpus,
+            worker_memory_gb: 0.0,
+            vcpu_hour: gpu.usd_hour / gpu.vcpus,
+            gb_hour: 0.0,
+            ..input
+        };
+        return Ok((vec![(CapacityKind::Gpu, input)], startup));
+    }
     // Fargate's launch quotas ramp the fleet up; the request's quotas if raised.
     let quotas = SearchRequest {
         ecs_task_quota: args.task_quota.clone(),
@@ -219,6 +239,15 @@ pub fn run(args: EstimateArgs, kernel: Backend, json: bool) -> Result<u8, UsageE
                 "launch ramp         {:.2} s until the last worker's launch ({})",
                 p.launch_ramp_s,
                 input.ramp.unwrap_or_default().describe()
+            );
+        }
+        if kind == CapacityKind::Gpu {
+            let gpu = nonce_core::pricing::GPU_WORKER;
+            coordinator::outln!(
+                "capacity            gpu: one worker a {} at ${}/h{}",
+                gpu.name,
+                gpu.usd_hour,
+                if args.rate.is_none() { " (its rate stated, not measured: --rate gives one)" } else { "" }
             );
         }
         let shown = if input.startup < 0.1 {

@@ -94,11 +94,18 @@ pub struct SearchArgs {
     /// ecs: give tasks a public IP (public subnets without NAT or VPC endpoints).
     #[arg(long = "ecs-public-ip")]
     ecs_public_ip: bool,
-    /// ecs: Fargate capacity: fargate (on-demand), spot (about half the price, interruptible),
-    /// mixed (every other worker on Spot), or auto (the planner's cheapest that keeps the
-    /// promise; needs --confidence).
+    /// ecs: capacity: fargate (on-demand), spot (about half the price, interruptible),
+    /// mixed (every other worker on Spot), auto (the planner's cheapest Fargate kind that
+    /// keeps the promise; needs --confidence), or gpu (EC2 GPU instances: needs
+    /// --ecs-gpu-task-definition and --ecs-gpu-capacity-provider).
     #[arg(long, value_name = "KIND")]
     capacity: Option<String>,
+    /// ecs: the GPU worker task definition (EC2 launch type, one GPU) for --capacity gpu.
+    #[arg(long = "ecs-gpu-task-definition", value_name = "TD")]
+    ecs_gpu_task_definition: Option<String>,
+    /// ecs: the capacity provider of the GPU instances, for --capacity gpu.
+    #[arg(long = "ecs-gpu-capacity-provider", value_name = "NAME")]
+    ecs_gpu_capacity_provider: Option<String>,
     /// ecs: the account's task launch quota when raised, BURST:RATE (default 100:20).
     #[arg(long = "ecs-task-quota", value_name = "BURST:RATE")]
     ecs_task_quota: Option<String>,
@@ -136,6 +143,8 @@ impl SearchArgs {
             ecs_container: self.ecs_container.clone(),
             ecs_public_ip: self.ecs_public_ip.then_some(true),
             capacity: self.capacity.clone(),
+            ecs_gpu_task_definition: self.ecs_gpu_task_definition.clone(),
+            ecs_gpu_capacity_provider: self.ecs_gpu_capacity_provider.clone(),
             ecs_task_quota: self.ecs_task_quota.clone(),
             ecs_call_quota: self.ecs_call_quota.clone(),
             ecs_capacity_retry: self.ecs_capacity_retry.clone(),
@@ -151,7 +160,14 @@ pub fn run(
     kernel: nonce_kernel::Backend,
     global: &super::GlobalArgs,
 ) -> Result<u8, UsageError> {
-    let request = args.request()?;
+    let mut request = args.request()?;
+    let target = global.connection.target()?;
+    // `--capacity` to a daemon means its ECS workers: the launcher and transport that implies,
+    // unless given (the daemon says so if it has none).
+    if target.is_some() && request.capacity.is_some() && request.launcher.is_none() {
+        request.launcher = Some(LauncherKind::Ecs);
+        request.transport.get_or_insert(TransportKind::Aws);
+    }
     // Validated locally first: same errors, exit 2, either way.
     let spec = request.spec_with(coordinator::request::Knowledge {
         backend: Some(kernel),
@@ -159,7 +175,7 @@ pub fn run(
         ..Default::default()
     })?;
     let json = global.json;
-    let result = match global.connection.target()? {
+    let result = match target {
         Some(target) => system().block_on(drive_daemon(target, request, json)),
         None => {
             // Flags from the environment (NONCE_AWS_PREFIX, NONCE_ECS_*) only matter over aws.

@@ -68,6 +68,31 @@ fn bad_input_is_a_usage_error() {
         "prefix",
     );
     usage_error(&search(&["--block", "x", "--difficulty", "4", "--ecs-cluster", "c"]), "--transport aws");
+    // GPU capacity needs the deployment's GPU task definition and capacity provider, both.
+    let ecs = [
+        "--block",
+        "x",
+        "--difficulty",
+        "4",
+        "--transport",
+        "aws",
+        "--launcher",
+        "ecs",
+        "--ecs-cluster",
+        "c",
+        "--ecs-task-definition",
+        "t",
+        "--ecs-subnets",
+        "s",
+        "--ecs-security-groups",
+        "g",
+    ];
+    usage_error(&search(&[&ecs[..], &["--capacity", "gpu"]].concat()), "--ecs-gpu-task-definition");
+    usage_error(
+        &search(&[&ecs[..], &["--capacity", "gpu", "--ecs-gpu-task-definition", "t-gpu"]].concat()),
+        "--ecs-gpu-capacity-provider",
+    );
+    usage_error(&search(&[&ecs[..], &["--capacity", "tpu"]].concat()), "gpu");
     usage_error(
         &search(&["--block", "x", "--difficulty", "4", "--heartbeat", "2s", "--stall-timeout", "3s"]),
         "stall-timeout",
@@ -287,4 +312,42 @@ fn nonce_kernel_is_checked_like_a_flag() {
     let out = run("portable", &["bench", "--seconds", "0.1", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(json_of(&out)["backend"], "portable", "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+/// `estimate --capacity gpu`: one worker a GPU instance, priced whole at its hourly price, at
+/// the stated GPU rate and the instance's start-up (minutes), unless given.
+#[test]
+fn estimate_plans_gpu_workers_at_the_instances_price() {
+    let base = [
+        "estimate",
+        "--difficulty",
+        "44",
+        "--max-time",
+        "1h",
+        "--confidence",
+        "0.9",
+        "--launcher",
+        "ecs",
+        "--encoding",
+        "be64",
+    ];
+    let run = |extra: &[&str]| {
+        let out = noncectl(&[&base[..], extra, &["--json"]].concat());
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        json_of(&out)
+    };
+    let v = run(&["--capacity", "gpu"]);
+    assert_eq!(v["fargate_capacity"], "gpu", "{v}");
+    assert_eq!(v["rate_per_worker"], 1.0e9, "the stated GPU rate: {v}");
+    assert_eq!(v["startup_s"], 240.0, "an EC2 instance's start-up: {v}");
+    assert_eq!(v["launch_ramp_s"], 0.0, "no Fargate launch ramp: {v}");
+    // 2^44 * ln 10 tries at 1 G/s in 3,360 s of hashing: 13 workers, each $1.006 an hour.
+    let workers = v["workers"].as_f64().expect("workers");
+    assert_eq!(workers, 13.0, "{v}");
+    let cost = v["cost"].as_f64().expect("cost");
+    assert!((cost - workers * 1.006).abs() < 1e-6, "every worker billed the hour at $1.006: {v}");
+    // A measured rate replaces the stated one.
+    let v = run(&["--capacity", "gpu", "--rate", "4e9"]);
+    assert_eq!(v["rate_per_worker"], 4.0e9, "{v}");
+    assert!(v["workers"].as_u64() < Some(13), "{v}");
 }

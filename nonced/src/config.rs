@@ -25,6 +25,8 @@ pub const ENV_VARS: &[&str] = &[
     "NONCE_ECS_CALL_QUOTA",
     "NONCE_ECS_CAPACITY_RETRY",
     "NONCE_ECS_CAPACITY",
+    "NONCE_ECS_GPU_TASK_DEFINITION",
+    "NONCE_ECS_GPU_CAPACITY_PROVIDER",
     "NONCE_MAX_WORKERS_PER_JOB",
     "NONCE_MAX_CONCURRENT_JOBS",
     "NONCE_MAX_FLEET",
@@ -143,12 +145,29 @@ pub struct EcsTable {
     /// How long a worker whose task finds no Fargate capacity is retried (default 5m).
     #[serde(default)]
     pub capacity_retry: Option<String>,
-    /// Capacity of jobs that do not choose: fargate (default), spot, mixed or auto.
+    /// Capacity of jobs that do not choose: fargate (default), spot, mixed, auto or gpu.
     #[serde(default)]
     pub capacity: Option<String>,
+    /// The GPU worker task definition (`--capacity gpu`; infra/terraform/gpu.tf).
+    #[serde(default)]
+    pub gpu_task_definition: Option<String>,
+    /// The capacity provider of the GPU instances; given with `gpu_task_definition`.
+    #[serde(default)]
+    pub gpu_capacity_provider: Option<String>,
 }
 
 impl EcsTable {
+    /// The GPU capacity these settings name: present when either GPU setting is (a half-given
+    /// pair is refused by `EcsSettings::check`).
+    pub fn gpu(&self) -> Option<aws_transport::ecs::GpuCapacity> {
+        (self.gpu_task_definition.is_some() || self.gpu_capacity_provider.is_some()).then(|| {
+            aws_transport::ecs::GpuCapacity {
+                task_definition: self.gpu_task_definition.clone().unwrap_or_default(),
+                capacity_provider: self.gpu_capacity_provider.clone().unwrap_or_default(),
+            }
+        })
+    }
+
     /// The launch pacing these settings give (checked by [`DaemonConfig::check`]).
     pub fn launch_pacing(&self) -> Result<coordinator::request::LaunchPacing, ConfigError> {
         let request = coordinator::request::SearchRequest {
@@ -492,6 +511,8 @@ impl DaemonConfig {
                 call_quota: None,
                 capacity_retry: None,
                 capacity: None,
+                gpu_task_definition: None,
+                gpu_capacity_provider: None,
             });
             if let Some(v) = text("NONCE_ECS_CLUSTER") {
                 ecs.cluster = v;
@@ -519,6 +540,12 @@ impl DaemonConfig {
             }
             if let Some(v) = text("NONCE_ECS_CAPACITY") {
                 ecs.capacity = Some(v);
+            }
+            if let Some(v) = text("NONCE_ECS_GPU_TASK_DEFINITION") {
+                ecs.gpu_task_definition = Some(v);
+            }
+            if let Some(v) = text("NONCE_ECS_GPU_CAPACITY_PROVIDER") {
+                ecs.gpu_capacity_provider = Some(v);
             }
             if let Some(v) = text("NONCE_ECS_PUBLIC_IP") {
                 ecs.assign_public_ip = match v.as_str() {
@@ -623,7 +650,13 @@ impl DaemonConfig {
         if let Some(ecs) = &self.ecs {
             ecs.launch_pacing()?;
             if let Some(c) = &ecs.capacity {
-                coordinator::request::CapacityKind::parse(c).map_err(|e| format!("[ecs] capacity: {e}"))?;
+                let kind = coordinator::request::CapacityKind::parse(c)
+                    .map_err(|e| format!("[ecs] capacity: {e}"))?;
+                if kind == coordinator::request::CapacityKind::Gpu && ecs.gpu().is_none() {
+                    return Err(
+                        "[ecs] capacity \"gpu\" needs gpu_task_definition and gpu_capacity_provider".into()
+                    );
+                }
             }
         }
         super::users::Users::new(&self.users, super::users::own_uid())?;
@@ -669,6 +702,7 @@ impl DaemonConfig {
             security_groups: e.security_groups.clone(),
             container: e.container.clone(),
             assign_public_ip: e.assign_public_ip,
+            gpu: e.gpu(),
         });
         // Checked by `check` before anything asks for these.
         let launch = self.ecs.as_ref().and_then(|e| e.launch_pacing().ok()).unwrap_or_default();
@@ -893,6 +927,38 @@ mod tests {
         let mut cfg = DaemonConfig::default();
         let err = cfg.apply_env(|k| (k == "NONCE_LAUNCHER").then(|| "ecs".to_string())).expect_err("bad");
         assert!(err.to_string().contains("aws"), "{err}");
+    }
+
+    #[test]
+    fn gpu_capacity_comes_from_both_gpu_settings_or_is_refused() {
+        let ecs = [
+            ("NONCE_TRANSPORT", "aws"),
+            ("NONCE_LAUNCHER", "ecs"),
+            ("NONCE_ECS_CLUSTER", "c"),
+            ("NONCE_ECS_TASK_DEFINITION", "td"),
+            ("NONCE_ECS_SUBNETS", "subnet-1"),
+            ("NONCE_ECS_SECURITY_GROUPS", "sg-1"),
+        ];
+        let config = |extra: &[(&str, &str)]| {
+            let env: std::collections::HashMap<&str, &str> = ecs.iter().chain(extra).copied().collect();
+            let mut cfg = DaemonConfig::default();
+            cfg.apply_env(|k| env.get(k).map(|v| v.to_string())).map(|()| cfg)
+        };
+        let cfg = config(&[
+            ("NONCE_ECS_GPU_TASK_DEFINITION", "td-gpu"),
+            ("NONCE_ECS_GPU_CAPACITY_PROVIDER", "cp-gpu"),
+            ("NONCE_ECS_CAPACITY", "gpu"),
+        ])
+        .expect("GPU capacity, whole");
+        let gpu = cfg.aws_settings().and_then(|a| a.ecs).and_then(|e| e.gpu).expect("gpu settings");
+        assert_eq!((gpu.task_definition.as_str(), gpu.capacity_provider.as_str()), ("td-gpu", "cp-gpu"));
+        // Without GPU settings there is no GPU capacity: none, and gpu as the default is refused.
+        let plain = config(&[]).expect("valid");
+        assert_eq!(plain.aws_settings().and_then(|a| a.ecs).and_then(|e| e.gpu), None);
+        let err = config(&[("NONCE_ECS_CAPACITY", "gpu")]).expect_err("no GPU capacity");
+        assert!(err.to_string().contains("gpu_task_definition"), "{err}");
+        let err = config(&[("NONCE_ECS_GPU_TASK_DEFINITION", "td-gpu")]).expect_err("half of it");
+        assert!(err.to_string().contains("capacity-provider"), "{err}");
     }
 
     #[test]

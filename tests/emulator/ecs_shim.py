@@ -9,7 +9,8 @@ workers, so they name themselves after their task as on Fargate.
 
 With --task-definition FAMILY it uses what is already in the emulator (a cluster and worker
 task definition that Terraform applied) instead of making its own, and runs each task as
-Fargate would: the container's environment and command from that task definition, the
+Fargate would: the container's environment and command from the task's own task definition
+(the applied GPU worker's for a task RunTask started with it), the
 launcher's overrides on top, and credentials of the task definition's task role served on
 the ECS container credentials endpoint (`AWS_CONTAINER_CREDENTIALS_FULL_URI`, from the
 emulator's STS AssumeRole), with no other credentials in the environment. `/creds/<role
@@ -23,10 +24,13 @@ Nth call throttled (`--throttle-every`), every Mth call answered "Capacity is un
 this time" (`--no-capacity-every`). Everything else passes through. `--interrupt N` plays
 Fargate Spot: the first N tasks get a SIGTERM `--interrupt-after` seconds after they start.
 
+`--container-instances N` registers N EC2 instances in the cluster as their ECS agents would,
+so tasks of an EC2 capacity provider (the GPU workers') can be placed.
+
 Protocol with the test: first line on stdout is a JSON object with the settings to pass to
 `noncectl` (cluster, task_definition, subnets, security_groups). When stdin closes, it stops
 what still runs and prints a JSON report of every task: arn, env, tags, startedBy,
-stop_called, exit_code.
+stop_called, exit_code, family.
 """
 import argparse
 import http.server
@@ -55,6 +59,8 @@ def main():
     ap.add_argument("--no-capacity-every", type=int, default=0)
     ap.add_argument("--interrupt", type=int, default=0, help="SIGTERM the first N tasks, as Spot does")
     ap.add_argument("--interrupt-after", type=float, default=2.0)
+    ap.add_argument("--container-instances", type=int, default=0,
+                    help="register N EC2 container instances, as the ECS agent on N GPU instances would")
     args = ap.parse_args()
 
     # Keep tasks RUNNING until StopTask (moto would otherwise advance them on every read).
@@ -70,14 +76,9 @@ def main():
     ec2 = boto3.client("ec2", **kw)
     iam = boto3.client("iam", **kw)
     sts = boto3.client("sts", **kw)
-    base_env, task_role = {}, None
-    if args.task_definition:
+    applied = bool(args.task_definition)
+    if applied:
         family = args.task_definition
-        td = ecs.describe_task_definition(taskDefinition=family)["taskDefinition"]
-        container = td["containerDefinitions"][0]
-        base_env = {kv["name"]: kv["value"] for kv in container.get("environment", [])}
-        command = container.get("command", [])
-        task_role = td.get("taskRoleArn")
     else:
         ecs.create_cluster(clusterName=args.cluster)
         family = args.cluster + "-worker"
@@ -89,7 +90,28 @@ def main():
             memory="2048",
             containerDefinitions=[{"name": "nonce-worker", "image": "nonce-worker:test", "memory": 2048, "essential": True}],
         )
-        command = []
+    # What each task runs, from its own task definition (a job's GPU workers have another).
+    definitions = {}
+
+    def definition(arn):
+        if arn not in definitions:
+            td = ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]
+            container = td["containerDefinitions"][0]
+            definitions[arn] = ({kv["name"]: kv["value"] for kv in container.get("environment", [])} if applied else {},
+                                container.get("command", []) if applied else [],
+                                td.get("taskRoleArn") if applied else None,
+                                td.get("family"))
+        return definitions[arn]
+
+    # EC2 capacity: instances whose ECS agent registered them in the cluster (moto places EC2
+    # tasks only on registered container instances).
+    if args.container_instances:
+        image = ec2.describe_images()["Images"][0]["ImageId"]
+        launched = ec2.run_instances(ImageId=image, MinCount=args.container_instances,
+                                     MaxCount=args.container_instances)["Instances"]
+        for i in launched:
+            ecs.register_container_instance(cluster=args.cluster,
+                                            instanceIdentityDocument=json.dumps({"instanceId": i["InstanceId"]}))
     subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
     group = ec2.describe_security_groups()["SecurityGroups"][0]["GroupId"]
 
@@ -233,8 +255,10 @@ def main():
                     for o in t.get("overrides", {}).get("containerOverrides", []):
                         for kv in o.get("environment", []):
                             env[kv["name"]] = kv["value"]
+                    base_env, command, task_role, task_family = definition(t["taskDefinitionArn"])
                     tasks[arn] = {
                         "arn": arn,
+                        "family": task_family,
                         "env": env,
                         "tags": {x["key"]: x["value"] for x in t.get("tags", [])},
                         "startedBy": t.get("startedBy"),

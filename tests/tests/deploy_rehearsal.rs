@@ -153,6 +153,7 @@ fn terraform_applied_on_the_emulator_runs_the_system_as_ecs_would_with_least_pri
         "cloudwatchlogs",
         "ec2",
         "ecr",
+        "autoscaling",
         "ecs",
         "efs",
         "elbv2",
@@ -161,6 +162,7 @@ fn terraform_applied_on_the_emulator_runs_the_system_as_ecs_would_with_least_pri
         "secretsmanager",
         "sns",
         "sqs",
+        "ssm",
         "sts",
     ];
     let endpoints: String = services.iter().map(|s| format!("    {s} = \"{}\"\n", em.endpoint)).collect();
@@ -187,6 +189,12 @@ fn terraform_applied_on_the_emulator_runs_the_system_as_ecs_would_with_least_pri
         json!({
             "region": REGION, "prefix": prefix, "vpc_id": net["vpc"], "subnet_ids": net["subnets"],
             "worker_image": "nonce-worker:rehearsal", "daemon_image": "nonced:rehearsal",
+            // GPU capacity too; the instance's memory is the emulator's container instance's
+            // (moto gives every one 7,482 MiB), so its task can be placed there.
+            "gpu_workers": {
+                "enabled": true, "image": "nonce-worker-gpu:rehearsal", "instance_type": "g5.xlarge",
+                "instance_memory_mib": 8192, "max_instances": 2,
+            },
         })
         .to_string(),
     )
@@ -257,6 +265,8 @@ fn terraform_applied_on_the_emulator_runs_the_system_as_ecs_would_with_least_pri
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/emulator/ecs_shim.py"))
         .args(["--endpoint", &em.endpoint, "--cluster", &cluster, "--task-definition", &worker_family])
         .args(["--worker-bin", &bin("nonce-worker").display().to_string()])
+        // One GPU instance's agent registered, as the capacity provider's scale-out would.
+        .args(["--container-instances", "1"])
         .envs(em.env())
         .env("NONCE_AWS_CALL_LOG", &calls)
         .stdin(Stdio::piped())
@@ -295,11 +305,12 @@ fn terraform_applied_on_the_emulator_runs_the_system_as_ecs_would_with_least_pri
     };
     let case = golden_case("lowest", "coursework-be32-top");
     let range = range_arg(&case);
-    let search = |socket: &str| {
+    let search_with = |socket: &str, extra: &[&str]| {
         let out = Command::new(bin("noncectl"))
             .args(["search", "--block-hex", s(&case["block_hex"]), "--encoding", s(&case["encoding"])])
             .args(["--difficulty", &case["difficulty"].to_string(), "--mode", "lowest", "--range", &range])
-            .args(["--workers", "2", "--json", "--socket", socket])
+            .args(["--json", "--socket", socket])
+            .args(extra)
             .env("NONCE_LOG", "error")
             .output()
             .expect("noncectl runs");
@@ -308,11 +319,16 @@ fn terraform_applied_on_the_emulator_runs_the_system_as_ecs_would_with_least_pri
         assert_eq!(out.status.code(), Some(0), "{v}");
         v
     };
+    let search = |socket: &str| search_with(socket, &["--workers", "2"]);
 
     // The ECS service variant: environment only, as the task definition sets it.
     let mut daemon = start_daemon(&env, None);
     let v = search(&env["NONCE_SOCKET"]);
     assert_eq!(v["nonce"].to_string(), s(&case["lowest"]), "the brute-force answer on the applied stack");
+    // A GPU worker: the GPU task definition on the GPU capacity provider, hashing on the
+    // Vulkan adapter here (lavapipe), with the same answer.
+    let v = search_with(&env["NONCE_SOCKET"], &["--workers", "1", "--capacity", "gpu"]);
+    assert_eq!(v["nonce"].to_string(), s(&case["lowest"]), "the GPU worker's answer on the applied stack");
     signal("-TERM", &daemon.id().to_string());
     let status = daemon.wait().expect("nonced ends");
     assert!(status.success(), "nonced on SIGTERM: {status}");
@@ -335,7 +351,12 @@ fn terraform_applied_on_the_emulator_runs_the_system_as_ecs_would_with_least_pri
     let report: Value = serde_json::from_str(&lines.next().expect("report").expect("line")).expect("JSON");
     let _ = shim.wait();
     let tasks = report["tasks"].as_array().expect("tasks");
-    assert_eq!(tasks.len(), 4, "two workers for each of two searches: {report}");
+    assert_eq!(tasks.len(), 5, "two workers for each of two searches, one GPU worker: {report}");
+    let gpu_family = s(&outputs["worker_gpu_task_definition"]["value"]).to_string();
+    let gpu_provider = s(&outputs["gpu_capacity_provider"]["value"]).to_string();
+    let on_gpu: Vec<&Value> = tasks.iter().filter(|t| t["family"] == json!(gpu_family)).collect();
+    assert_eq!(on_gpu.len(), 1, "the GPU search ran one GPU task: {report}");
+    assert_eq!(on_gpu[0]["capacityProviderName"], json!(gpu_provider), "on the GPU capacity provider");
     let worker_role = s(&find("aws_iam_role.worker_task")["values"]["name"]).to_string();
     for t in tasks {
         assert_eq!(t["exit_code"], json!(0), "a worker that did not stop cleanly: {t}");

@@ -129,9 +129,11 @@ fn every_file_parses_and_a_deployment_has_what_it_needs() {
     for group in ["worker", "daemon"] {
         assert!(attr(&resource("aws_cloudwatch_log_group", group), "retention_in_days").is_some());
     }
-    for family in ["worker", "daemon"] {
+    for family in ["worker", "daemon", "worker_gpu"] {
         let td = resource("aws_ecs_task_definition", family);
-        assert!(matches!(attr(&td, "network_mode"), Some(Expression::String(m)) if m == "awsvpc"));
+        // The GPU worker shares its EC2 instance's interface; Fargate tasks need awsvpc.
+        let network = if family == "worker_gpu" { "bridge" } else { "awsvpc" };
+        assert!(matches!(attr(&td, "network_mode"), Some(Expression::String(m)) if m == network));
         let c = container(&td);
         assert!(
             matches!(field(&c, "readonlyRootFilesystem"), Some(Expression::Bool(true))),
@@ -149,11 +151,21 @@ fn every_file_parses_and_a_deployment_has_what_it_needs() {
             "{family}: execution and task roles differ"
         );
     }
-    let worker = container(&resource("aws_ecs_task_definition", "worker"));
-    assert!(
-        matches!(field(&worker, "name"), Some(Expression::String(n)) if n == coordinator::request::DEFAULT_ECS_CONTAINER),
-        "the worker container has the name the ecs launcher overrides"
-    );
+    for family in ["worker", "worker_gpu"] {
+        let worker = container(&resource("aws_ecs_task_definition", family));
+        assert!(
+            matches!(field(&worker, "name"), Some(Expression::String(n)) if n == coordinator::request::DEFAULT_ECS_CONTAINER),
+            "the {family} container has the name the ecs launcher overrides"
+        );
+    }
+    // The GPU worker asks ECS for a GPU and runs on the GPU instances' capacity provider.
+    let gpu = container(&resource("aws_ecs_task_definition", "worker_gpu"));
+    let wants = field(&gpu, "resourceRequirements").map(text_of).unwrap_or_default();
+    assert!(wants.contains("GPU"), "the GPU worker asks for a GPU: {wants}");
+    resource("aws_ecs_capacity_provider", "gpu");
+    resource("aws_autoscaling_group", "gpu");
+    let template = text_of(attr(&resource("aws_launch_template", "gpu"), "image_id").expect("image_id"));
+    assert!(template.contains("ecs_gpu_ami"), "GPU instances boot ECS's GPU AMI: {template}");
 }
 
 /// Every `"..."` string literal (and template text) inside an expression, flattened.
@@ -232,7 +244,21 @@ fn metrics_reach_cloudwatch_as_emf_with_a_dashboard_and_alarms_on_stalls_and_fai
 
 #[test]
 fn task_definitions_set_exactly_what_the_binaries_read() {
-    let worker = env_names(&container(&resource("aws_ecs_task_definition", "worker")));
+    for family in ["worker", "worker_gpu"] {
+        worker_task_sets_what_nonce_worker_reads(family);
+    }
+    let daemon = env_names(&container(&resource("aws_ecs_task_definition", "daemon")));
+    let reads: BTreeSet<&str> = nonced::config::ENV_VARS.iter().chain(SDK_VARS.iter()).copied().collect();
+    for v in &daemon {
+        assert!(reads.contains(v.as_str()), "the daemon task sets {v}, which nonced does not read");
+    }
+    for v in nonced::config::REQUIRED_ON_ECS {
+        assert!(daemon.contains(*v), "nonced on ECS requires {v}: the task definition does not set it");
+    }
+}
+
+fn worker_task_sets_what_nonce_worker_reads(family: &str) {
+    let worker = env_names(&container(&resource("aws_ecs_task_definition", family)));
     let reads: BTreeSet<&str> =
         worker_actor::env_config::VARIABLES.iter().chain(SDK_VARS.iter()).copied().collect();
     for v in &worker {
@@ -253,21 +279,16 @@ fn task_definitions_set_exactly_what_the_binaries_read() {
     for v in &overrides {
         assert!(reads.contains(v), "the ecs launcher overrides {v}, which nonce-worker does not read");
     }
-
-    let daemon = env_names(&container(&resource("aws_ecs_task_definition", "daemon")));
-    let reads: BTreeSet<&str> = nonced::config::ENV_VARS.iter().chain(SDK_VARS.iter()).copied().collect();
-    for v in &daemon {
-        assert!(reads.contains(v.as_str()), "the daemon task sets {v}, which nonced does not read");
-    }
-    for v in nonced::config::REQUIRED_ON_ECS {
-        assert!(daemon.contains(*v), "nonced on ECS requires {v}: the task definition does not set it");
-    }
 }
 
 #[test]
 fn dockerfiles_are_multi_stage_distroless_non_root_and_name_real_binaries() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    for (file, entry) in [("nonce-worker.Dockerfile", "nonce-worker"), ("nonced.Dockerfile", "nonced")] {
+    for (file, entry) in [
+        ("nonce-worker.Dockerfile", "nonce-worker"),
+        ("nonce-worker-gpu.Dockerfile", "nonce-worker"),
+        ("nonced.Dockerfile", "nonced"),
+    ] {
         let text = std::fs::read_to_string(root.join("infra/docker").join(file)).expect("Dockerfile");
         let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.starts_with('#')).collect();
         let froms: Vec<usize> = (0..lines.len()).filter(|&i| lines[i].starts_with("FROM ")).collect();

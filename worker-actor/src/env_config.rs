@@ -15,7 +15,7 @@
 //! | `NONCE_THREADS` | CPUs available | hashing threads |
 //! | `NONCE_HEARTBEAT_MS` | `1000` | heartbeat interval |
 //! | `NONCE_ORPHAN_TIMEOUT_S` | `30` | exit when the coordinator is silent this long |
-//! | `NONCE_KERNEL` | fastest CPU backend (the GPU only when named) | `gpu`, `avx512`, `shani`, `avx2` or `portable`; with `gpu`, thread 0 feeds the GPU and the other `NONCE_THREADS - 1` hash on the fastest CPU backend |
+//! | `NONCE_KERNEL` | a hardware GPU if one opens (in a build with the `gpu` feature), else the fastest CPU backend | `gpu`, `avx512`, `shani`, `avx2` or `portable`; with `gpu`, thread 0 feeds the GPU and the other `NONCE_THREADS - 1` hash on the fastest CPU backend |
 //! | `NONCE_LOG` | `warn` | log filter (logs go to stderr) |
 //! | `NONCE_AWS_CALL_LOG` | unset | a file to append this process's AWS request counts to at exit (one JSON line; tools and tests) |
 
@@ -135,8 +135,11 @@ pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<(WorkerConfig, T
     let threads = number("NONCE_THREADS", cpus, 1024)? as usize;
     let heartbeat = Duration::from_millis(number("NONCE_HEARTBEAT_MS", 1000, 600_000)?);
     let orphan_timeout = Duration::from_secs(number("NONCE_ORPHAN_TIMEOUT_S", 30, 86_400)?);
-    let backend = Backend::choose(get("NONCE_KERNEL").as_deref())
-        .map_err(|e| invalid("NONCE_KERNEL", e.to_string()))?;
+    let backend = match get("NONCE_KERNEL").filter(|k| !k.trim().is_empty()) {
+        // A worker on a GPU instance uses its GPU unasked.
+        None => Backend::detect_with_gpu(),
+        Some(k) => Backend::choose(Some(&k)).map_err(|e| invalid("NONCE_KERNEL", e.to_string()))?,
+    };
     let inbox = match &transport {
         TransportEnv::Stdio => format!("stdio://{id}"),
         TransportEnv::Aws(_) => String::new(),

@@ -112,9 +112,15 @@ pub struct SearchRequest {
     /// How long a worker's launch is retried for want of capacity (a duration).
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "duration_text")]
     pub ecs_capacity_retry: Option<String>,
-    /// Fargate capacity of an `ecs` job: fargate, spot, mixed or auto.
+    /// Capacity of an `ecs` job: fargate, spot, mixed, auto or gpu.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capacity: Option<String>,
+    /// The GPU worker task definition (`--capacity gpu`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ecs_gpu_task_definition: Option<String>,
+    /// The capacity provider of the GPU instances (`--capacity gpu`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ecs_gpu_capacity_provider: Option<String>,
 }
 
 /// The resource prefix when none is given.
@@ -255,7 +261,7 @@ impl SearchRequest {
             Some(c) => CapacityKind::parse(c).map_err(UsageError)?,
         };
         if self.capacity.is_some() && spec.launcher != LauncherKind::Ecs {
-            return Err(UsageError("--capacity chooses Fargate capacity: it needs --launcher ecs".into()));
+            return Err(UsageError("--capacity chooses ECS capacity: it needs --launcher ecs".into()));
         }
         if spec.capacity == CapacityKind::Auto && self.confidence.is_none() {
             // Nothing to weigh Spot's risk against: on-demand.
@@ -340,6 +346,8 @@ impl SearchRequest {
             || self.ecs_task_quota.is_some()
             || self.ecs_call_quota.is_some()
             || self.ecs_capacity_retry.is_some()
+            || self.ecs_gpu_task_definition.is_some()
+            || self.ecs_gpu_capacity_provider.is_some()
     }
 
     /// How fast `ecs` may launch (the request's quotas, else Fargate's documented ones) and how
@@ -386,12 +394,25 @@ impl SearchRequest {
             security_groups: list(&self.ecs_security_groups),
             container: self.ecs_container.clone().unwrap_or_else(|| DEFAULT_ECS_CONTAINER.into()),
             assign_public_ip: self.ecs_public_ip.unwrap_or(false),
+            gpu: (self.ecs_gpu_task_definition.is_some() || self.ecs_gpu_capacity_provider.is_some()).then(
+                || aws_transport::ecs::GpuCapacity {
+                    task_definition: self.ecs_gpu_task_definition.clone().unwrap_or_default(),
+                    capacity_provider: self.ecs_gpu_capacity_provider.clone().unwrap_or_default(),
+                },
+            ),
         });
         if let Some(e) = &ecs {
             e.check().map_err(|e| UsageError(e.to_string()))?;
+            if self.capacity.as_deref() == Some(CapacityKind::Gpu.name()) && e.gpu.is_none() {
+                return Err(UsageError(
+                    "--capacity gpu needs --ecs-gpu-task-definition and --ecs-gpu-capacity-provider".into(),
+                ));
+            }
         } else if self.ecs_cluster.is_some()
             || self.ecs_task_definition.is_some()
             || self.ecs_subnets.is_some()
+            || self.ecs_gpu_task_definition.is_some()
+            || self.ecs_gpu_capacity_provider.is_some()
         {
             return Err(UsageError("--ecs-* flags need --launcher ecs".into()));
         }
@@ -431,6 +452,9 @@ impl SearchRequest {
         }
         .unwrap_or(StartupEstimate { seconds: 0.1, source: StartupSource::Default });
         let ecs = spec.launcher == LauncherKind::Ecs;
+        if spec.capacity == CapacityKind::Gpu {
+            return self.plan_gpu_fleet(spec, confidence, deadline, difficulty);
+        }
         let base = nonce_core::planner::PlanInput {
             difficulty,
             max_time: deadline.as_secs_f64(),
@@ -486,6 +510,52 @@ impl SearchRequest {
         );
         spec.workers = plan.workers;
         spec.startup = Some(startup);
+        spec.planned = Some(plan);
+        Ok(())
+    }
+
+    /// The plan for GPU workers: one a GPU instance, priced whole, at the stated rate and
+    /// start-up of [`pricing::GPU_WORKER`] (the instance is launched by the Auto Scaling
+    /// group, so Fargate's launch quotas do not ramp it).
+    fn plan_gpu_fleet(
+        &self,
+        spec: &mut JobSpec,
+        confidence: f64,
+        deadline: Duration,
+        difficulty: u32,
+    ) -> Result<(), UsageError> {
+        let gpu = pricing::GPU_WORKER;
+        let input = nonce_core::planner::PlanInput {
+            difficulty,
+            max_time: deadline.as_secs_f64(),
+            confidence,
+            rate: gpu.rate,
+            startup: gpu.startup_s,
+            space: spec.range.len() as f64,
+            capacity: MAX_LOCAL_WORKERS,
+            worker_vcpus: gpu.vcpus,
+            worker_memory_gb: 0.0,
+            vcpu_hour: gpu.usd_hour / gpu.vcpus,
+            gb_hour: 0.0,
+            ramp: None,
+            spot: None,
+        };
+        let plan = nonce_core::planner::plan(&input);
+        if let Some(why) = &plan.impossible {
+            return Err(UsageError(format!(
+                "cannot promise a golden nonce with probability {confidence} on GPU workers: {why}"
+            )));
+        }
+        tracing::info!(
+            workers = plan.workers,
+            probability = plan.probability,
+            expected_s = plan.expected_seconds,
+            startup_s = gpu.startup_s,
+            instance = gpu.name,
+            "planned the GPU fleet"
+        );
+        spec.workers = plan.workers;
+        spec.startup = Some(StartupEstimate { seconds: gpu.startup_s, source: StartupSource::Default });
         spec.planned = Some(plan);
         Ok(())
     }

@@ -58,7 +58,7 @@ impl LauncherKind {
     }
 }
 
-/// Which Fargate capacity an `ecs` job's workers run on (`--capacity`).
+/// Which capacity an `ecs` job's workers run on (`--capacity`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum CapacityKind {
     /// On-demand Fargate: never interrupted.
@@ -70,9 +70,13 @@ pub enum CapacityKind {
     /// Every other worker on Spot: half the saving, and an interruption never takes more
     /// than half the fleet.
     Mixed,
-    /// The planner's choice: the cheapest of the three that keeps the promise (`--max-time`
-    /// with `--confidence`); on-demand without a plan.
+    /// The planner's choice: the cheapest of the three Fargate kinds that keeps the promise
+    /// (`--max-time` with `--confidence`); on-demand without a plan.
     Auto,
+    /// EC2 GPU instances (the deployment's GPU capacity provider and task definition): one
+    /// worker an instance, hashing on its GPU. Never chosen by `Auto`: GPU capacity is a
+    /// deployment's choice, and its instances start in minutes, not seconds.
+    Gpu,
 }
 
 impl CapacityKind {
@@ -83,6 +87,7 @@ impl CapacityKind {
             CapacityKind::Spot => "spot",
             CapacityKind::Mixed => "mixed",
             CapacityKind::Auto => "auto",
+            CapacityKind::Gpu => "gpu",
         }
     }
 
@@ -93,7 +98,8 @@ impl CapacityKind {
             "spot" => Ok(CapacityKind::Spot),
             "mixed" => Ok(CapacityKind::Mixed),
             "auto" => Ok(CapacityKind::Auto),
-            _ => Err(format!("unknown capacity {s:?} (fargate, spot, mixed or auto)")),
+            "gpu" => Ok(CapacityKind::Gpu),
+            _ => Err(format!("unknown capacity {s:?} (fargate, spot, mixed, auto or gpu)")),
         }
     }
 
@@ -104,13 +110,14 @@ impl CapacityKind {
             CapacityKind::Fargate => &[CapacityKind::Fargate],
             CapacityKind::Spot => &[CapacityKind::Spot],
             CapacityKind::Mixed => &[CapacityKind::Mixed],
+            CapacityKind::Gpu => &[CapacityKind::Gpu],
         }
     }
 
     /// The share of the fleet on Spot.
     pub fn spot_share(self) -> f64 {
         match self {
-            CapacityKind::Fargate | CapacityKind::Auto => 0.0,
+            CapacityKind::Fargate | CapacityKind::Auto | CapacityKind::Gpu => 0.0,
             CapacityKind::Spot => 1.0,
             CapacityKind::Mixed => 0.5,
         }
@@ -122,6 +129,7 @@ impl CapacityKind {
         match self {
             CapacityKind::Spot => Provider::FargateSpot,
             CapacityKind::Mixed if n % 2 == 1 => Provider::FargateSpot,
+            CapacityKind::Gpu => Provider::Gpu,
             CapacityKind::Fargate | CapacityKind::Mixed | CapacityKind::Auto => Provider::Fargate,
         }
     }
@@ -197,7 +205,7 @@ pub struct JobSpec {
     pub share_bits: Option<u32>,
     /// Fraction of claimed work spot-checked; `None`: the defaults of `nonce_core::proof`.
     pub spot_check: Option<f64>,
-    /// Fargate capacity of an `ecs` job (resolved from `Auto` by the planner).
+    /// Capacity of an `ecs` job (resolved from `Auto` by the planner).
     pub capacity: CapacityKind,
     /// The planner's plan, when `--confidence` asked for one.
     pub planned: Option<nonce_core::planner::Plan>,
@@ -270,13 +278,18 @@ impl JobSpec {
 
     /// Share bits: as asked, or about eight shares per heartbeat for a worker of this spec
     /// (the saved calibrated rate of its threads, else 50 M nonces/s a thread, about an
-    /// AVX-512 or SHA-NI core: a search never waits for a calibration run; see
-    /// `nonce_core::proof`).
+    /// AVX-512 or SHA-NI core: a search never waits for a calibration run; a GPU worker's
+    /// stated rate; see `nonce_core::proof`).
     pub fn share_bits(&self) -> u32 {
         self.share_bits.unwrap_or_else(|| {
             let per_thread = super::calibration::saved_rate(self.backend)
                 .unwrap_or(super::calibration::DEFAULT_PER_THREAD);
-            let rate = per_thread * self.threads_per_worker as f64;
+            // A GPU worker hashes at its GPU's rate, whatever this machine's CPU does.
+            let rate = if self.capacity == CapacityKind::Gpu {
+                nonce_core::pricing::GPU_WORKER.rate
+            } else {
+                per_thread * self.threads_per_worker as f64
+            };
             nonce_core::proof::share_bits_for_job(
                 rate,
                 self.timings.heartbeat,

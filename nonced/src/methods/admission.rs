@@ -121,6 +121,14 @@ impl DaemonMethods {
                  or NONCE_ECS_* settings); leave --launcher out to use the daemon's own",
             ));
         }
+        let gpu_settings =
+            self.aws.as_ref().and_then(|a| a.settings.ecs.as_ref()).is_some_and(|e| e.gpu.is_some());
+        if spec.capacity == coordinator::request::CapacityKind::Gpu && !gpu_settings {
+            return Err(RpcError::invalid_params(
+                "this daemon has no GPU capacity: its operator gives it one in its config ([ecs] \
+                 gpu_task_definition and gpu_capacity_provider, or NONCE_ECS_GPU_*)",
+            ));
+        }
         if !caller.is_admin() {
             self.check_user_workers(caller, &spec)?;
         }
