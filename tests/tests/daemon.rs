@@ -521,30 +521,31 @@ fn short_jobs(socket: &Path, from: u64, to: u64) -> Vec<String> {
 }
 
 #[test]
-fn ten_thousand_finished_jobs_leave_the_daemons_memory_flat() {
+fn sixteen_thousand_finished_jobs_leave_the_daemons_memory_flat() {
     // The default keep_finished (1,000): the newest thousand stay, older ones are forgotten.
     let d = Daemon::start("soak", Some("[quotas]\nmax_concurrent_jobs = 64\n"));
     let pid = d.child.id();
     // Each job's actor lingers 5 s after its end: measure past that, both times.
     let linger = Duration::from_secs(6);
-    let first = short_jobs(&d.socket, 0, 1000);
+    // Measured from 4,000 jobs on, not 1,000: the allocator's slack grows for the first few
+    // thousand and then stays (measured over 25,000 jobs: +1.8 MiB by 4,000, +1.2 MiB more by
+    // 13,000, flat after), and by how much differed between machines (CI's grew 8.1 MiB from
+    // 1,000 to 10,000 jobs, this one's 2.2), while a leak grows with every job.
+    let first = short_jobs(&d.socket, 0, 4000);
     std::thread::sleep(linger);
-    let after_first = rss_kib(pid);
-    let rest = short_jobs(&d.socket, 1000, 10_000);
+    let warm = rss_kib(pid);
+    let rest = short_jobs(&d.socket, 4000, 16_000);
     std::thread::sleep(linger);
     let after_all = rss_kib(pid);
     eprintln!(
-        "nonced resident: {:.1} MiB after 1,000 jobs, {:.1} MiB after 10,000 ({:+.1} MiB)",
-        after_first as f64 / 1024.0,
+        "nonced resident: {:.1} MiB after 4,000 jobs, {:.1} MiB after 16,000 ({:+.1} MiB)",
+        warm as f64 / 1024.0,
         after_all as f64 / 1024.0,
-        (after_all as f64 - after_first as f64) / 1024.0
+        (after_all as f64 - warm as f64) / 1024.0
     );
-    // A few MiB of allocator slack (two clients; hashing threads come and go); a leak of even
-    // 1 KB a job would be 9 MiB more.
-    assert!(
-        after_all <= after_first + 8 * 1024,
-        "{after_first} KiB after 1,000 jobs, {after_all} KiB after 10,000"
-    );
+    // Slack of a few MiB at most; a leak of even 512 bytes a job would be 6 MiB more (the
+    // daemon once kept ~12 KB a finished job).
+    assert!(after_all <= warm + 6 * 1024, "{warm} KiB after 4,000 jobs, {after_all} KiB after 16,000");
     // What is remembered: the newest thousand, and nothing older.
     let list = call(&d.socket, "search.list", json!({}));
     assert_eq!(list["result"].as_array().map(Vec::len), Some(1000), "the newest 1,000 are listed");
@@ -554,7 +555,7 @@ fn ten_thousand_finished_jobs_leave_the_daemons_memory_flat() {
     assert_eq!(oldest["error"]["code"], -32000, "a forgotten job is not found: {oldest}");
     // And the journal stays bounded too: forgotten jobs leave it at each compaction.
     let lines = std::fs::read_to_string(d.dir.join("state/journal.jsonl")).expect("journal").lines().count();
-    assert!(lines < 15_000, "{lines} journal lines after 10,000 jobs");
+    assert!(lines < 15_000, "{lines} journal lines after 16,000 jobs");
 }
 
 #[test]
