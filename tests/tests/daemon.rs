@@ -164,9 +164,9 @@ fn fifty_concurrent_clients_are_served() {
                     "search.start",
                     json!({"block": format!("client-{i}"), "difficulty": 8, "mode": "lowest", "workers": 1, "range": "0..200000"}),
                 );
-                let job = started["result"]["job_id"].as_str().expect("job id").to_string();
+                let job = started["result"]["job_id"].as_str().unwrap_or_else(|| panic!("{started}")).to_string();
                 let done = call(&socket, "search.wait", json!({"job_id": job, "timeout_s": 60}));
-                done["result"]["result"]["nonce"].as_u64().expect("a nonce")
+                done["result"]["result"]["nonce"].as_u64().unwrap_or_else(|| panic!("{done}"))
             })
         })
         .collect();

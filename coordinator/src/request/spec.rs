@@ -271,6 +271,17 @@ impl JobSpec {
         }
     }
 
+    /// vCPUs the job holds while it runs, what quotas in vCPU-seconds count: each GPU worker
+    /// its whole instance's (`nonce_core::pricing::GPU_WORKER`), any other its hashing threads.
+    pub fn vcpus(&self) -> f64 {
+        let per_worker = if self.capacity == CapacityKind::Gpu {
+            nonce_core::pricing::GPU_WORKER.vcpus
+        } else {
+            self.threads_per_worker as f64
+        };
+        self.workers as f64 * per_worker
+    }
+
     /// The job's secret: the one it resumes with, or 32 bytes from the OS's generator.
     pub fn secret(&self) -> JobSecret {
         self.secret.clone().unwrap_or_else(|| JobSecret::from_bytes(rand::random()))

@@ -70,7 +70,7 @@ impl DaemonMethods {
                 running as f64 + 1.0,
             ));
         }
-        let vcpus = (spec.workers * spec.threads_per_worker) as f64;
+        let vcpus = spec.vcpus();
         let left = uq.max_vcpu_seconds_per_day - used;
         if left < 1.0 {
             return Err(Self::quota_error(
@@ -141,7 +141,7 @@ impl DaemonMethods {
                 spec.workers as f64,
             ));
         }
-        let vcpus = (spec.workers * spec.threads_per_worker) as f64;
+        let vcpus = spec.vcpus();
         let budget = budget_duration(q.max_vcpu_seconds_per_job / vcpus);
         match spec.deadline {
             Some(d) if d.as_secs_f64() * vcpus > q.max_vcpu_seconds_per_job => {

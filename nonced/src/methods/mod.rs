@@ -48,10 +48,10 @@ struct JobEntry {
 }
 
 impl JobEntry {
-    /// Worker threads x seconds this job has used in all: its run time once finished, else
-    /// since it started.
+    /// vCPUs x seconds ([`JobSpec::vcpus`]) this job has used in all: its run time once
+    /// finished, else since it started.
     fn vcpu_seconds(&self, now: u64) -> f64 {
-        let vcpus = (self.spec.workers * self.spec.threads_per_worker) as f64;
+        let vcpus = self.spec.vcpus();
         let seconds = match &self.result {
             Some(r) => r["elapsed_s"].as_f64().unwrap_or(0.0),
             None => now.saturating_sub(self.started_at) as f64,
@@ -59,10 +59,10 @@ impl JobEntry {
         seconds * vcpus
     }
 
-    /// Worker threads x seconds this job used on UTC day `day` (whole days since 1970): a
+    /// vCPUs x seconds this job used on UTC day `day` (whole days since 1970): a
     /// finished job counts on the day it ended, a running one from the day's start.
     fn vcpu_seconds_on(&self, day: u64, now: u64) -> f64 {
-        let vcpus = (self.spec.workers * self.spec.threads_per_worker) as f64;
+        let vcpus = self.spec.vcpus();
         match (&self.result, self.finished_at) {
             (Some(_), Some(end)) if end / 86_400 == day => self.vcpu_seconds(now),
             (Some(_), _) => 0.0,
