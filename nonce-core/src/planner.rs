@@ -285,7 +285,10 @@ pub fn cheapest(options: &[PlanInput]) -> Option<(usize, Plan)> {
     plans.into_iter().nth(best).map(|p| (best, p))
 }
 
-/// Typical seconds from launch until a worker hashes, by launcher.
+/// The start-up history of GPU workers on ECS (EC2 instances), kept apart from Fargate's.
+pub const GPU_STARTUP_KEY: &str = "ecs-gpu";
+
+/// Typical seconds from launch until a worker hashes, by launcher (and [`GPU_STARTUP_KEY`]).
 pub fn default_startup(launcher: &str) -> Option<f64> {
     match launcher {
         // Measured here: Start to first Hello is 0.05-0.2 ms in-process; a process also pays
@@ -295,6 +298,7 @@ pub fn default_startup(launcher: &str) -> Option<f64> {
         // Fargate: provisioning plus an image pull of a small static image (the coursework
         // system measured tens of seconds with a large one).
         "ecs" => Some(45.0),
+        GPU_STARTUP_KEY => Some(crate::pricing::GPU_WORKER.startup_s),
         _ => None,
     }
 }

@@ -299,6 +299,20 @@ mod tests {
     }
 
     #[test]
+    fn gpu_workers_have_their_own_history_and_default() {
+        let mut book = StartupBook::default();
+        let key = crate::planner::GPU_STARTUP_KEY;
+        assert_eq!(book.estimate(key).map(|e| e.seconds), Some(crate::pricing::GPU_WORKER.startup_s));
+        book.record(key, &[Duration::from_secs(300)], &[]);
+        // Fargate's plans do not inherit an EC2 instance's minutes.
+        assert_eq!(
+            book.estimate("ecs"),
+            Some(StartupEstimate { seconds: 45.0, source: StartupSource::Default })
+        );
+        assert_eq!(book.estimate(key).map(|e| e.seconds), Some(300.0));
+    }
+
+    #[test]
     fn estimate_is_the_default_until_history_exists() {
         let mut book = StartupBook::default();
         let e = book.estimate("ecs").expect("ecs has a default");

@@ -149,7 +149,9 @@ pub fn input_from(
         let gpu = nonce_core::pricing::GPU_WORKER;
         let startup = match args.startup {
             Some(_) => startup,
-            None => StartupEstimate { seconds: gpu.startup_s, source: StartupSource::Default },
+            None => startup::load(&startup::cli_path())
+                .estimate(nonce_core::planner::GPU_STARTUP_KEY)
+                .unwrap_or(StartupEstimate { seconds: gpu.startup_s, source: StartupSource::Default }),
         };
         let input = PlanInput {
             rate: args.rate.map_or(gpu.rate, |_| input.rate),

@@ -212,7 +212,8 @@ async fn drive_local(spec: JobSpec, aws: Option<AwsSettings>, json: bool) -> Res
         None => None,
     };
     let coordinator = Coordinator::with_aws(aws.clone()).start();
-    let (puzzle, mode, workers, launcher) = (spec.puzzle.clone(), spec.mode, spec.workers, spec.launcher);
+    let (puzzle, mode, workers, startup_key) =
+        (spec.puzzle.clone(), spec.mode, spec.workers, spec.startup_key());
     let mut interrupt = interrupts()?;
     let (job, sup) = coordinator
         .send(StartJob(spec, None))
@@ -247,12 +248,9 @@ async fn drive_local(spec: JobSpec, aws: Option<AwsSettings>, json: bool) -> Res
     let job_counters = sup.send(GetTransportCounters).await.ok().flatten();
     // What this run's workers took to start is what the next plan for this launcher uses.
     let history = coordinator::request::startup::cli_path();
-    if let Err(e) = coordinator::request::startup::record(
-        &history,
-        launcher.name(),
-        &outcome.startups,
-        &outcome.unstarted,
-    ) {
+    if let Err(e) =
+        coordinator::request::startup::record(&history, startup_key, &outcome.startups, &outcome.unstarted)
+    {
         tracing::warn!(error = %e, "could not record start-up samples");
     }
     // Give stopping workers a moment to leave before the runtime goes; over aws, let the

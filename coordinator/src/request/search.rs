@@ -453,7 +453,11 @@ impl SearchRequest {
         .unwrap_or(StartupEstimate { seconds: 0.1, source: StartupSource::Default });
         let ecs = spec.launcher == LauncherKind::Ecs;
         if spec.capacity == CapacityKind::Gpu {
-            return self.plan_gpu_fleet(spec, confidence, deadline, difficulty);
+            let startup = match known.startups {
+                Some(book) => book.estimate(spec.startup_key()),
+                None => super::startup::load(&super::startup::cli_path()).estimate(spec.startup_key()),
+            };
+            return self.plan_gpu_fleet(spec, confidence, deadline, difficulty, startup);
         }
         let base = nonce_core::planner::PlanInput {
             difficulty,
@@ -523,14 +527,18 @@ impl SearchRequest {
         confidence: f64,
         deadline: Duration,
         difficulty: u32,
+        startup: Option<StartupEstimate>,
     ) -> Result<(), UsageError> {
         let gpu = pricing::GPU_WORKER;
+        // Measured GPU start-ups when there are some, else the instance's stated one.
+        let startup =
+            startup.unwrap_or(StartupEstimate { seconds: gpu.startup_s, source: StartupSource::Default });
         let input = nonce_core::planner::PlanInput {
             difficulty,
             max_time: deadline.as_secs_f64(),
             confidence,
             rate: gpu.rate,
-            startup: gpu.startup_s,
+            startup: startup.seconds,
             space: spec.range.len() as f64,
             capacity: MAX_LOCAL_WORKERS,
             worker_vcpus: gpu.vcpus,
@@ -550,12 +558,12 @@ impl SearchRequest {
             workers = plan.workers,
             probability = plan.probability,
             expected_s = plan.expected_seconds,
-            startup_s = gpu.startup_s,
+            startup_s = startup.seconds,
             instance = gpu.name,
             "planned the GPU fleet"
         );
         spec.workers = plan.workers;
-        spec.startup = Some(StartupEstimate { seconds: gpu.startup_s, source: StartupSource::Default });
+        spec.startup = Some(startup);
         spec.planned = Some(plan);
         Ok(())
     }

@@ -271,6 +271,16 @@ impl JobSpec {
         }
     }
 
+    /// The start-up history this job's workers are learned into and planned from: the
+    /// launcher's, but GPU workers' apart (an EC2 instance's boot takes minutes, and would
+    /// otherwise stretch the Fargate workers' p95).
+    pub fn startup_key(&self) -> &'static str {
+        match (self.launcher, self.capacity) {
+            (LauncherKind::Ecs, CapacityKind::Gpu) => nonce_core::planner::GPU_STARTUP_KEY,
+            (launcher, _) => launcher.name(),
+        }
+    }
+
     /// vCPUs the job holds while it runs, what quotas in vCPU-seconds count: each GPU worker
     /// its whole instance's (`nonce_core::pricing::GPU_WORKER`), any other its hashing threads.
     pub fn vcpus(&self) -> f64 {

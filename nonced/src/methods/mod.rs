@@ -453,7 +453,7 @@ impl DaemonMethods {
                 timelines.entry(job).record(since.elapsed().as_secs_f64(), &outcome.stats);
                 timelines.finished(job);
             }
-            me.learn_startups(spec.launcher.name(), &outcome.startups, &outcome.unstarted);
+            me.learn_startups(spec.startup_key(), &outcome.startups, &outcome.unstarted);
             let mut result = SearchReport {
                 job,
                 puzzle: &spec.puzzle,
