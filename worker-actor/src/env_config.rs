@@ -218,6 +218,6 @@ mod tests {
             .contains("NONCE_THREADS"));
         assert!(with(&[("NONCE_JOB_ID", "1"), ("NONCE_HEARTBEAT_MS", "-5")]).is_err());
         assert!(with(&[("NONCE_JOB_ID", "1"), ("NONCE_TRANSPORT", "smoke")]).is_err());
-        assert!(with(&[("NONCE_JOB_ID", "1"), ("NONCE_KERNEL", "gpu")]).is_err());
+        assert!(with(&[("NONCE_JOB_ID", "1"), ("NONCE_KERNEL", "tpu")]).is_err());
     }
 }
