@@ -44,6 +44,17 @@ pub struct GpuCapacity {
     pub capacity_provider: String,
 }
 
+impl GpuCapacity {
+    /// The capacity two optional settings name: present when either is given (half a pair is
+    /// refused by [`EcsSettings::check`], naming the missing one).
+    pub fn from_settings(task_definition: Option<&str>, capacity_provider: Option<&str>) -> Option<Self> {
+        (task_definition.is_some() || capacity_provider.is_some()).then(|| GpuCapacity {
+            task_definition: task_definition.unwrap_or_default().to_string(),
+            capacity_provider: capacity_provider.unwrap_or_default().to_string(),
+        })
+    }
+}
+
 impl EcsSettings {
     /// Complains about what is missing, naming the flag that sets it.
     pub fn check(&self) -> Result<(), crate::AwsError> {

@@ -66,6 +66,24 @@ pub struct GpuInstance {
     pub startup_s: f64,
 }
 
+impl GpuInstance {
+    /// `input` for workers on this instance: its rate, its whole price spread over its vCPUs
+    /// (nothing for memory), and no Fargate launch ramp or Spot (the Auto Scaling group
+    /// launches the instances).
+    pub fn priced(&self, input: crate::planner::PlanInput) -> crate::planner::PlanInput {
+        crate::planner::PlanInput {
+            rate: self.rate,
+            worker_vcpus: self.vcpus,
+            worker_memory_gb: 0.0,
+            vcpu_hour: self.usd_hour / self.vcpus,
+            gb_hour: 0.0,
+            ramp: None,
+            spot: None,
+            ..input
+        }
+    }
+}
+
 /// g5.xlarge: one NVIDIA A10G, 4 vCPUs, 16 GiB, $1.006 an hour on demand.
 pub const GPU_WORKER: GpuInstance =
     GpuInstance { name: "g5.xlarge", vcpus: 4.0, usd_hour: 1.006, rate: 1.0e9, startup_s: 240.0 };

@@ -93,12 +93,17 @@ pub fn input_from(
     if !matches!(args.launcher.as_str(), "threads" | "process" | "ecs") {
         return Err(UsageError(format!("unknown launcher {:?} (threads, process or ecs)", args.launcher)));
     }
+    // GPU workers' start-ups are learned apart from Fargate's (`JobSpec::startup_key`).
+    let key = match (args.launcher.as_str(), args.capacity.as_str()) {
+        ("ecs", "gpu") => nonce_core::planner::GPU_STARTUP_KEY,
+        (launcher, _) => launcher,
+    };
     let startup = match &args.startup {
         Some(s) => StartupEstimate {
             seconds: coordinator::request::parse_duration_flag_or_zero("startup", s)?.as_secs_f64(),
             source: StartupSource::Given,
         },
-        None => startup::load(&startup::cli_path()).estimate(&args.launcher).ok_or_else(|| {
+        None => startup::load(&startup::cli_path()).estimate(key).ok_or_else(|| {
             UsageError(format!("unknown launcher {:?} (threads, process or ecs)", args.launcher))
         })?,
     };
@@ -145,23 +150,9 @@ pub fn input_from(
         return Ok((vec![(CapacityKind::Fargate, input)], startup));
     }
     if fargate == CapacityKind::Gpu {
-        // One worker a GPU instance, priced whole; its stated rate and start-up unless given.
-        let gpu = nonce_core::pricing::GPU_WORKER;
-        let startup = match args.startup {
-            Some(_) => startup,
-            None => startup::load(&startup::cli_path())
-                .estimate(nonce_core::planner::GPU_STARTUP_KEY)
-                .unwrap_or(StartupEstimate { seconds: gpu.startup_s, source: StartupSource::Default }),
-        };
-        let input = PlanInput {
-            rate: args.rate.map_or(gpu.rate, |_| input.rate),
-            startup: startup.seconds,
-            worker_vcpus: gpu.vcpus,
-            worker_memory_gb: 0.0,
-            vcpu_hour: gpu.usd_hour / gpu.vcpus,
-            gb_hour: 0.0,
-            ..input
-        };
+        // One worker a GPU instance, priced whole; its stated rate unless given.
+        let priced = nonce_core::pricing::GPU_WORKER.priced(input.clone());
+        let input = PlanInput { rate: args.rate.map_or(priced.rate, |_| input.rate), ..priced };
         return Ok((vec![(CapacityKind::Gpu, input)], startup));
     }
     // Fargate's launch quotas ramp the fleet up; the request's quotas if raised.

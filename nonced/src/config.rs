@@ -160,12 +160,10 @@ impl EcsTable {
     /// The GPU capacity these settings name: present when either GPU setting is (a half-given
     /// pair is refused by `EcsSettings::check`).
     pub fn gpu(&self) -> Option<aws_transport::ecs::GpuCapacity> {
-        (self.gpu_task_definition.is_some() || self.gpu_capacity_provider.is_some()).then(|| {
-            aws_transport::ecs::GpuCapacity {
-                task_definition: self.gpu_task_definition.clone().unwrap_or_default(),
-                capacity_provider: self.gpu_capacity_provider.clone().unwrap_or_default(),
-            }
-        })
+        aws_transport::ecs::GpuCapacity::from_settings(
+            self.gpu_task_definition.as_deref(),
+            self.gpu_capacity_provider.as_deref(),
+        )
     }
 
     /// The launch pacing these settings give (checked by [`DaemonConfig::check`]).

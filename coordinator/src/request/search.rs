@@ -394,11 +394,9 @@ impl SearchRequest {
             security_groups: list(&self.ecs_security_groups),
             container: self.ecs_container.clone().unwrap_or_else(|| DEFAULT_ECS_CONTAINER.into()),
             assign_public_ip: self.ecs_public_ip.unwrap_or(false),
-            gpu: (self.ecs_gpu_task_definition.is_some() || self.ecs_gpu_capacity_provider.is_some()).then(
-                || aws_transport::ecs::GpuCapacity {
-                    task_definition: self.ecs_gpu_task_definition.clone().unwrap_or_default(),
-                    capacity_provider: self.ecs_gpu_capacity_provider.clone().unwrap_or_default(),
-                },
+            gpu: aws_transport::ecs::GpuCapacity::from_settings(
+                self.ecs_gpu_task_definition.as_deref(),
+                self.ecs_gpu_capacity_provider.as_deref(),
             ),
         });
         if let Some(e) = &ecs {
@@ -445,20 +443,14 @@ impl SearchRequest {
             // An nBits target is about as hard as its leading zero bits.
             protocol::Target::Compact(_) => leading_zero_bits_of_target(&spec.puzzle),
         };
-        let launcher = spec.launcher.name();
+        // GPU workers' start-ups are learned apart (`startup_key`), with their own default.
+        let key = spec.startup_key();
         let startup = match known.startups {
-            Some(book) => book.estimate(launcher),
-            None => super::startup::load(&super::startup::cli_path()).estimate(launcher),
+            Some(book) => book.estimate(key),
+            None => super::startup::load(&super::startup::cli_path()).estimate(key),
         }
         .unwrap_or(StartupEstimate { seconds: 0.1, source: StartupSource::Default });
         let ecs = spec.launcher == LauncherKind::Ecs;
-        if spec.capacity == CapacityKind::Gpu {
-            let startup = match known.startups {
-                Some(book) => book.estimate(spec.startup_key()),
-                None => super::startup::load(&super::startup::cli_path()).estimate(spec.startup_key()),
-            };
-            return self.plan_gpu_fleet(spec, confidence, deadline, difficulty, startup);
-        }
         let base = nonce_core::planner::PlanInput {
             difficulty,
             max_time: deadline.as_secs_f64(),
@@ -488,9 +480,12 @@ impl SearchRequest {
         let kinds = spec.capacity.weighed();
         let options: Vec<nonce_core::planner::PlanInput> = kinds
             .iter()
-            .map(|k| nonce_core::planner::PlanInput {
-                spot: (k.spot_share() > 0.0).then(|| pricing::spot_terms(k.spot_share())),
-                ..base.clone()
+            .map(|&k| match k {
+                CapacityKind::Gpu => pricing::GPU_WORKER.priced(base.clone()),
+                _ => nonce_core::planner::PlanInput {
+                    spot: (k.spot_share() > 0.0).then(|| pricing::spot_terms(k.spot_share())),
+                    ..base.clone()
+                },
             })
             .collect();
         let Some((chosen, plan)) = nonce_core::planner::cheapest(&options) else {
@@ -511,56 +506,6 @@ impl SearchRequest {
             launch_ramp_s = plan.launch_ramp_s,
             capacity = spec.capacity.name(),
             "planned the fleet"
-        );
-        spec.workers = plan.workers;
-        spec.startup = Some(startup);
-        spec.planned = Some(plan);
-        Ok(())
-    }
-
-    /// The plan for GPU workers: one a GPU instance, priced whole, at the stated rate and
-    /// start-up of [`pricing::GPU_WORKER`] (the instance is launched by the Auto Scaling
-    /// group, so Fargate's launch quotas do not ramp it).
-    fn plan_gpu_fleet(
-        &self,
-        spec: &mut JobSpec,
-        confidence: f64,
-        deadline: Duration,
-        difficulty: u32,
-        startup: Option<StartupEstimate>,
-    ) -> Result<(), UsageError> {
-        let gpu = pricing::GPU_WORKER;
-        // Measured GPU start-ups when there are some, else the instance's stated one.
-        let startup =
-            startup.unwrap_or(StartupEstimate { seconds: gpu.startup_s, source: StartupSource::Default });
-        let input = nonce_core::planner::PlanInput {
-            difficulty,
-            max_time: deadline.as_secs_f64(),
-            confidence,
-            rate: gpu.rate,
-            startup: startup.seconds,
-            space: spec.range.len() as f64,
-            capacity: MAX_LOCAL_WORKERS,
-            worker_vcpus: gpu.vcpus,
-            worker_memory_gb: 0.0,
-            vcpu_hour: gpu.usd_hour / gpu.vcpus,
-            gb_hour: 0.0,
-            ramp: None,
-            spot: None,
-        };
-        let plan = nonce_core::planner::plan(&input);
-        if let Some(why) = &plan.impossible {
-            return Err(UsageError(format!(
-                "cannot promise a golden nonce with probability {confidence} on GPU workers: {why}"
-            )));
-        }
-        tracing::info!(
-            workers = plan.workers,
-            probability = plan.probability,
-            expected_s = plan.expected_seconds,
-            startup_s = startup.seconds,
-            instance = gpu.name,
-            "planned the GPU fleet"
         );
         spec.workers = plan.workers;
         spec.startup = Some(startup);
