@@ -169,10 +169,18 @@ impl Knowledge<'_> {
             Some((b, r)) if b == backend => r,
             // Known but for another backend: the saved figure or the documented default,
             // never a measurement on this path.
-            Some(_) => {
-                super::calibration::saved_rate(backend).unwrap_or(super::calibration::DEFAULT_PER_THREAD)
-            }
+            Some(_) => self.known_rate(backend),
             None => super::calibration::per_thread_rate(backend),
+        }
+    }
+
+    /// As [`Self::per_thread_rate`], but never a measurement: what is known, else the saved
+    /// figure, else the documented default (what share bits are sized from: a search never
+    /// waits for a calibration run to choose them).
+    pub fn known_rate(&self, backend: nonce_kernel::Backend) -> f64 {
+        match self.rate {
+            Some((b, r)) if b == backend => r,
+            _ => super::calibration::saved_rate(backend).unwrap_or(super::calibration::DEFAULT_PER_THREAD),
         }
     }
 }
@@ -279,7 +287,9 @@ impl SearchRequest {
         spec.share_bits = match self.share_bits {
             Some(b) if (1..=64).contains(&b) => Some(b),
             Some(b) => return Err(UsageError(format!("--share-bits must be 1..=64, not {b}"))),
-            None => None,
+            // Sized here, from the rate the program knows, so that starting the job (in the
+            // coordinator's actor) reads no calibration file.
+            None => Some(spec.default_share_bits(known.known_rate(spec.backend))),
         };
         if let Some(f) = self.spot_check {
             if !(0.0..=1.0).contains(&f) {
@@ -521,5 +531,45 @@ fn leading_zero_bits_of_target(p: &Puzzle) -> u32 {
             protocol::pow::expand_compact(bits).map_or(0, |t| protocol::pow::leading_zeros(&t))
         }
         Target::LeadingZeros(d) => d,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> SearchRequest {
+        SearchRequest {
+            block: Some("COMSM0010cloud".into()),
+            difficulty: Some(24),
+            workers: Some(2),
+            range: Some("0..0x40000000".into()),
+            ..SearchRequest::default()
+        }
+    }
+
+    /// The daemon calibrates in memory at start; the shares a job asks for must be sized from
+    /// that figure, here and not later in the coordinator's actor from a file.
+    #[test]
+    fn share_bits_are_sized_from_the_rate_the_program_knows() {
+        let backend = nonce_kernel::Backend::Portable;
+        for rate in [1e3, 1e9] {
+            let known =
+                Knowledge { rate: Some((backend, rate)), backend: Some(backend), ..Knowledge::default() };
+            let spec = request().spec_with(known).expect("a valid request");
+            let want =
+                nonce_core::proof::share_bits_for_job(rate, spec.timings.heartbeat, spec.range.len(), 2);
+            assert_eq!(spec.share_bits, Some(want), "at {rate} nonces/s a thread");
+            assert_eq!(spec.share_bits(), want);
+        }
+    }
+
+    #[test]
+    fn share_bits_asked_for_are_kept_and_out_of_range_ones_refused() {
+        let mut r = request();
+        r.share_bits = Some(7);
+        assert_eq!(r.spec().expect("valid").share_bits(), 7);
+        r.share_bits = Some(65);
+        assert!(r.spec().is_err());
     }
 }

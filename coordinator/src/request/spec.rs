@@ -201,7 +201,8 @@ pub struct JobSpec {
     pub launch_delay: Option<LaunchDelay>,
     /// The job's secret when resuming it (the journal keeps it); a new job draws its own.
     pub secret: Option<JobSecret>,
-    /// Share bits asked for; `None`: about eight shares a heartbeat from the calibrated rate.
+    /// Share bits: asked for, or sized by `SearchRequest::spec_with` from the rate it knew;
+    /// `None` (a spec built by hand): sized at the default rate when the job starts.
     pub share_bits: Option<u32>,
     /// Fraction of claimed work spot-checked; `None`: the defaults of `nonce_core::proof`.
     pub spot_check: Option<f64>,
@@ -297,27 +298,23 @@ impl JobSpec {
         self.secret.clone().unwrap_or_else(|| JobSecret::from_bytes(rand::random()))
     }
 
-    /// Share bits: as asked, or about eight shares per heartbeat for a worker of this spec
-    /// (the saved calibrated rate of its threads, else 50 M nonces/s a thread, about an
-    /// AVX-512 or SHA-NI core: a search never waits for a calibration run; a GPU worker's
-    /// stated rate; see `nonce_core::proof`).
+    /// Share bits: as asked (or as [`super::SearchRequest::spec_with`] sized them), else
+    /// [`Self::default_share_bits`] at 50 M nonces/s a thread, about an AVX-512 or SHA-NI
+    /// core. Pure: it reads no calibration file (it runs in the coordinator's actor).
     pub fn share_bits(&self) -> u32 {
-        self.share_bits.unwrap_or_else(|| {
-            let per_thread = super::calibration::saved_rate(self.backend)
-                .unwrap_or(super::calibration::DEFAULT_PER_THREAD);
-            // A GPU worker hashes at its GPU's rate, whatever this machine's CPU does.
-            let rate = if self.capacity == CapacityKind::Gpu {
-                nonce_core::pricing::GPU_WORKER.rate
-            } else {
-                per_thread * self.threads_per_worker as f64
-            };
-            nonce_core::proof::share_bits_for_job(
-                rate,
-                self.timings.heartbeat,
-                self.range.len(),
-                self.workers,
-            )
-        })
+        self.share_bits.unwrap_or_else(|| self.default_share_bits(super::calibration::DEFAULT_PER_THREAD))
+    }
+
+    /// About eight shares per heartbeat for a worker of this spec whose threads each hash
+    /// `per_thread` nonces a second (a GPU worker: its stated rate, whatever this machine's
+    /// CPU does); see `nonce_core::proof`.
+    pub fn default_share_bits(&self, per_thread: f64) -> u32 {
+        let rate = if self.capacity == CapacityKind::Gpu {
+            nonce_core::pricing::GPU_WORKER.rate
+        } else {
+            per_thread * self.threads_per_worker as f64
+        };
+        nonce_core::proof::share_bits_for_job(rate, self.timings.heartbeat, self.range.len(), self.workers)
     }
 
     /// The job config for this spec under `job`, with `secret`, its workers' inboxes at
