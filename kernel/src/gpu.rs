@@ -149,6 +149,12 @@ pub(crate) struct Prepared {
     params: [u32; PARAMS_WORDS],
     /// One dispatch at a time per kernel (the buffers are its), and the adaptive batch size.
     state: Mutex<Buffers>,
+    /// A dispatch failed (a lost device, a hang past [`HANG`]): every later scan goes to the
+    /// CPU at once, instead of waiting for a dead device again each time.
+    lost: std::sync::atomic::AtomicBool,
+    /// Dispatches left before one fails as a lost device would (tests of the fallback).
+    #[cfg(test)]
+    pub(crate) fail_after: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Prepared {
@@ -199,12 +205,24 @@ impl Prepared {
             ],
         });
         let buffers = Buffers { params, found, readback, bind_group, batch: FIRST_BATCH };
-        Ok(Prepared { params: params_of(template), device, state: Mutex::new(buffers) })
+        Ok(Prepared {
+            params: params_of(template),
+            device,
+            state: Mutex::new(buffers),
+            lost: std::sync::atomic::AtomicBool::new(false),
+            #[cfg(test)]
+            fail_after: std::sync::atomic::AtomicU64::new(u64::MAX),
+        })
     }
 
     /// The adapter it runs on.
     pub(crate) fn adapter(&self) -> &AdapterInfo {
         &self.device.info
+    }
+
+    /// Whether a dispatch failed: the device is given up for this kernel.
+    pub(crate) fn lost(&self) -> bool {
+        self.lost.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Nonces a caller should hand one scan to keep it about one dispatch long.
@@ -227,13 +245,19 @@ impl Prepared {
         mut threshold: u32,
         on_candidate: &mut dyn FnMut(u64) -> u32,
     ) -> Result<(), (u64, u32)> {
+        if self.lost() {
+            return Err((0, threshold));
+        }
         let mut b = self.lock();
         let mut done = 0u64;
         while done < count {
             let at = start.wrapping_add(done);
             let n = (count - done).min(b.batch).min(limit_for(threshold));
             let began = Instant::now();
-            let Some(mut found) = self.dispatch(&b, at, n, threshold) else { return Err((done, threshold)) };
+            let Some(mut found) = self.dispatch(&b, at, n, threshold) else {
+                self.lost.store(true, std::sync::atomic::Ordering::Relaxed);
+                return Err((done, threshold));
+            };
             if found.len() > CAPACITY as usize {
                 // More candidates than the buffer holds: the same nonces again, in halves.
                 b.batch = (n / 2).max(1);
@@ -255,6 +279,13 @@ impl Prepared {
     /// One dispatch over `n` nonces from `at`: the candidates (more than `CAPACITY` means
     /// the buffer overflowed), or `None` if the device failed.
     fn dispatch(&self, b: &Buffers, at: u64, n: u64, threshold: u32) -> Option<Vec<(u64, u32)>> {
+        #[cfg(test)]
+        {
+            use std::sync::atomic::Ordering::Relaxed;
+            if self.fail_after.fetch_update(Relaxed, Relaxed, |left| left.checked_sub(1)).is_err() {
+                return None;
+            }
+        }
         let dev = &self.device;
         let per_invocation = PER_INVOCATION.max(n.div_ceil(WORKGROUP * MAX_WORKGROUPS));
         let invocations = n.div_ceil(per_invocation);

@@ -236,8 +236,15 @@ impl Kernel {
         self.gpu.as_ref().map(|(p, _)| p.adapter())
     }
 
-    /// The backend it hashes with.
+    /// The backend it hashes with: a GPU kernel whose device failed says the CPU backend
+    /// it hashes on since.
     pub fn backend(&self) -> Backend {
+        #[cfg(feature = "gpu")]
+        if let Some((p, cpu)) = &self.gpu {
+            if p.lost() {
+                return cpu.backend();
+            }
+        }
         self.backend
     }
 
@@ -488,6 +495,28 @@ mod tests {
         let gpu = run(Backend::Gpu);
         assert_eq!(gpu, run(Backend::fastest_cpu()));
         assert!(gpu.len() > 10, "{gpu:?}");
+    }
+
+    /// A device that fails mid-scan (here after two dispatches, as a lost device would):
+    /// the rest of the range is hashed on the CPU, every candidate handed over as a CPU
+    /// backend hands it, the kernel says it hashes on the CPU now, and later scans do not
+    /// wait for the dead device again.
+    #[cfg(feature = "gpu")]
+    #[test]
+    fn a_gpu_that_fails_mid_scan_loses_no_nonce_and_is_given_up() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let p = Puzzle::append(b"COMSM0010cloud".to_vec(), Encoding::Be32, 20).expect("valid");
+        let cpu = Kernel::new(&p, Backend::fastest_cpu());
+        let gpu = Kernel::new(&p, Backend::Gpu);
+        let Some((prepared, _)) = &gpu.gpu else { panic!("a GPU kernel (lavapipe in CI)") };
+        prepared.fail_after.store(2, Relaxed);
+        let (start, count) = (3_000_000_000, 2_000_000);
+        let threshold = 1 << 20;
+        assert_eq!(candidates(&gpu, start, count, threshold), candidates(&cpu, start, count, threshold));
+        assert_eq!(gpu.backend(), Backend::fastest_cpu(), "it says where it hashes now");
+        prepared.fail_after.store(u64::MAX, Relaxed);
+        assert_eq!(candidates(&gpu, 0, 100_000, threshold), candidates(&cpu, 0, 100_000, threshold));
+        assert_eq!(prepared.fail_after.load(Relaxed), u64::MAX, "no dispatch after the failure");
     }
 
     #[test]

@@ -288,6 +288,7 @@ fn run(shared: &Shared, thread: usize, chunk: u128) {
     };
     let golden_threshold = kernel.threshold().max(Puzzle::share_key_threshold(shared.share_bits));
     let mut threshold = golden_threshold.max(best_key(&shared.lock()));
+    let mut on_gpu = kernel.backend() == Backend::Gpu;
     loop {
         if shared.cancelled.load(Ordering::Relaxed) {
             break;
@@ -315,6 +316,14 @@ fn run(shared: &Shared, thread: usize, chunk: u128) {
             on_candidate(shared, nonce);
             golden_threshold.max(best_key(&shared.lock()))
         });
+        if on_gpu && kernel.backend() != Backend::Gpu {
+            // Said once a shard: the kernel gave its device up and hashes on the CPU since.
+            on_gpu = false;
+            tracing::warn!(
+                now = kernel.backend().name(),
+                "the GPU failed mid-scan: the rest of this shard is hashed on the CPU (no nonce lost)"
+            );
+        }
         threshold = golden_threshold.max(best_key(&shared.lock()));
         shared.hashed.fetch_add(count, Ordering::Relaxed);
         shared.lock().in_flight.remove(&start);
