@@ -67,11 +67,6 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// The `outcome` of a report kept as JSON (a finished job's `result`), if it has one.
-    pub fn of_report(report: &Value) -> Option<Outcome> {
-        serde_json::from_value(report.get("outcome")?.clone()).ok()
-    }
-
     /// The name on the wire.
     pub fn name(self) -> &'static str {
         match self {
@@ -192,9 +187,36 @@ pub struct Progress {
     pub forged: u64,
     /// The checks of its workers' claims so far (the report's `verification`).
     pub verification: VerificationReport,
-    /// The transport's counters (SQS requests and the like), where it has any.
+    /// The job's transport counters (SQS requests and the like), where it has any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub transport: Option<Value>,
+    pub transport: Option<TransportCounts>,
+}
+
+/// What a transport counted: a job's own (`search.status`, a daemon's result), or an embedded
+/// run's process-wide counts with the job's own in `job` (`noncectl search --json` over aws).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct TransportCounts {
+    /// `aws`, on an embedded run's process-wide counts; absent on a job's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Events delivered: routed to the job (a job's, exact), or to any job (the process's).
+    pub events: u64,
+    /// Events of other or finished jobs, dropped (jobs running at once share this count).
+    pub ghosts: u64,
+    /// Bodies that did not decode, dead-lettered (shared the same way).
+    pub undecodable: u64,
+    /// Messages refused for a bad tag (a job's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forged: Option<u64>,
+    /// The coordinator's SQS requests while the job ran (a job's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sqs_requests: Option<u64>,
+    /// The coordinator's SQS requests in all (the process's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coordinator_sqs_requests: Option<u64>,
+    /// The job's own counts, inside the process's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<Box<TransportCounts>>,
 }
 
 /// A finished job (`search.status`, `search.wait`).
@@ -205,7 +227,7 @@ pub struct Finished {
     /// Always true (see [`JobStatus`]).
     pub finished: bool,
     /// The search report (`noncectl search --json`).
-    pub result: Value,
+    pub result: Report,
 }
 
 /// `search.status` and `search.wait`: a running job's progress or a finished job's report,
@@ -225,7 +247,7 @@ impl JobStatus {
     pub fn outcome(&self) -> Option<Outcome> {
         match self {
             JobStatus::Running(_) => None,
-            JobStatus::Finished(f) => Outcome::of_report(&f.result),
+            JobStatus::Finished(f) => Some(f.result.outcome),
         }
     }
 }
@@ -504,5 +526,129 @@ pub struct Report {
     pub error: Option<String>,
     /// The transport's counters (SQS requests and the like), where it has any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub transport: Option<Value>,
+    pub transport: Option<TransportCounts>,
+}
+
+/// `search.map`'s reply: which parts of a job's range are done and by whom, its timeline and
+/// what it has cost (what the dashboard draws).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpaceMap {
+    /// 16 hex digits.
+    pub job_id: String,
+    /// Its range, `[start, end)`, decimal.
+    pub range: [String; 2],
+    /// `threads`, `process` or `ecs`.
+    pub launcher: String,
+    /// Its counters over time (none once forgotten).
+    pub timeline: Option<Timeline>,
+    /// Seconds a worker may be silent before the dashboard greys it.
+    pub stale_after_s: f64,
+    /// Worker vCPU-seconds so far, as the daily quota counts them.
+    pub vcpu_seconds: f64,
+    /// Their cost at the launcher's price (0 for this host's own CPUs).
+    pub cost_usd: f64,
+    /// `fargate` (priced) or `local`.
+    pub cost_basis: String,
+    /// The price used, where there is one.
+    pub usd_per_vcpu_second: Option<f64>,
+    /// The date of the prices.
+    pub prices_as_of: String,
+    /// Nonces an earlier life searched (a resumed job), decimal.
+    pub resumed_searched: String,
+    /// Whether it has ended (`result` then holds its report, `status` is absent).
+    pub finished: bool,
+    /// Nonces a second in this daemon's life.
+    pub rate: f64,
+    /// Its report, once finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Report>,
+    /// Its progress, while running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Progress>,
+    /// More intervals than were sent (the lowest are).
+    #[serde(default)]
+    pub truncated: bool,
+    /// The range in pieces, lowest first (none once finished).
+    pub intervals: Vec<Interval>,
+    /// Its workers (none once finished).
+    pub workers: Vec<SpaceWorker>,
+}
+
+/// A job's counters over time: samples and the supervision events between them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Timeline {
+    /// Progress, at most one a second (thinned as it grows).
+    pub samples: Vec<TimelineSample>,
+    /// Stalls, reshards, steals, launches and the like, as they were counted.
+    pub events: Vec<TimelineEvent>,
+}
+
+/// One point of a [`Timeline`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelineSample {
+    /// Seconds since the job started.
+    pub t: f64,
+    /// Nonces searched (a float: a picture needs no more).
+    pub searched: f64,
+    /// Nonces a second.
+    pub rate: f64,
+    /// Workers heartbeating.
+    pub workers: usize,
+}
+
+/// Counters that grew between two samples of a [`Timeline`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelineEvent {
+    /// Seconds since the job started.
+    pub t: f64,
+    /// `stall`, `reshard`, `interruption`, `steal`, `launch`, `ghost` or `rejected`.
+    pub kind: String,
+    /// By how much.
+    pub count: u64,
+}
+
+/// A piece of a job's range in [`SpaceMap`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interval {
+    /// First nonce, decimal.
+    pub start: String,
+    /// One past the last, decimal.
+    pub end: String,
+    /// Nobody's, searched, or a worker's to search.
+    pub state: IntervalState,
+    /// The worker it is assigned to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
+    /// Where that worker's shard starts, decimal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard_start: Option<String>,
+}
+
+/// What an [`Interval`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IntervalState {
+    /// Waiting for a worker.
+    Free,
+    /// Searched, its work verified.
+    Done,
+    /// A worker's.
+    Assigned,
+}
+
+/// A worker in [`SpaceMap`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpaceWorker {
+    /// The worker's name.
+    pub worker: String,
+    /// Live, stalled, gone or suspect.
+    pub health: Health,
+    /// Nonces a second, from its heartbeats.
+    pub rate: f64,
+    /// The ranges it holds, `[start, end)`, decimal.
+    pub ranges: Vec<[String; 2]>,
+    /// Seconds since it was last heard.
+    pub silent_s: f64,
+    /// Seconds from its launch to its first Hello.
+    pub startup_s: Option<f64>,
 }

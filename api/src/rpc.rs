@@ -22,7 +22,7 @@ pub enum Method {
     SearchCancel,
     /// The caller's jobs: no params → `Vec<`[`crate::JobSummary`]`>`.
     SearchList,
-    /// Which parts of a job's range are done, by whom: [`JobRef`] → the space map.
+    /// Which parts of a job's range are done, by whom: [`JobRef`] → [`crate::SpaceMap`].
     SearchMap,
     /// Workers of running jobs: [`WorkersParams`] → `Vec<`[`crate::WorkerView`]`>`.
     WorkersList,

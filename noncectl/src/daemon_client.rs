@@ -175,7 +175,7 @@ fn to_json<T: serde::Serialize>(v: &T) -> Value {
 /// `--json` of a finished job is its report, as `search --json` prints it.
 fn status_json(st: &JobStatus) -> Value {
     match st {
-        JobStatus::Finished(f) => f.result.clone(),
+        JobStatus::Finished(f) => to_json(&f.result),
         JobStatus::Running(p) => to_json(p),
     }
 }
@@ -190,7 +190,7 @@ pub fn outcome_code(st: &JobStatus) -> u8 {
 
 fn status_text(st: &JobStatus) -> String {
     match st {
-        JobStatus::Finished(f) => report::text(&f.result),
+        JobStatus::Finished(f) => report::report_text(&f.result),
         JobStatus::Running(p) => progress_text(p),
     }
 }

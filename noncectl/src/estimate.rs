@@ -174,36 +174,60 @@ pub fn input_from(
     Ok((options, startup))
 }
 
-pub fn plan_json(
-    i: &PlanInput,
-    p: &Plan,
-    startup: &StartupEstimate,
-    capacity: CapacityKind,
-) -> serde_json::Value {
-    let (percentile, samples) = match startup.source {
-        StartupSource::Measured { percentile, samples } => (Some(percentile), Some(samples)),
-        StartupSource::Default | StartupSource::Given => (None, None),
-    };
-    serde_json::json!({
-        "k": p.k,
-        "workers": p.workers,
-        "expected_seconds": (p.expected_seconds * 1000.0).round() / 1000.0,
-        "probability": p.probability,
-        "cost": p.cost,
-        "cost_expected": p.cost_expected,
-        "space_probability": p.space_probability,
-        "possible": p.impossible.is_none(),
-        "reason": p.impossible,
-        "rate_per_worker": i.rate.round(),
-        "startup_s": i.startup,
-        "startup_source": startup.source.name(),
-        "startup_percentile": percentile,
-        "startup_samples": samples,
-        "capacity": i.capacity,
-        "launch_ramp_s": (p.launch_ramp_s * 1000.0).round() / 1000.0,
-        "fargate_capacity": capacity.name(),
-        "spot_share": i.spot.map_or(0.0, |s| s.share),
-    })
+/// `estimate --json`: the plan, and what it was planned from. Its names are the planner's
+/// (`expected_seconds`, `cost`; `capacity` the most workers that add speed, the capacity
+/// kind `fargate_capacity`), older than `search.start`'s `plan` (README, "The ramp is in the
+/// plan").
+#[derive(Debug, serde::Serialize)]
+struct EstimateJson {
+    k: f64,
+    workers: usize,
+    expected_seconds: f64,
+    probability: f64,
+    cost: f64,
+    cost_expected: f64,
+    space_probability: f64,
+    possible: bool,
+    reason: Option<String>,
+    rate_per_worker: f64,
+    startup_s: f64,
+    startup_source: &'static str,
+    startup_percentile: Option<u8>,
+    startup_samples: Option<usize>,
+    capacity: usize,
+    launch_ramp_s: f64,
+    fargate_capacity: &'static str,
+    spot_share: f64,
+}
+
+impl EstimateJson {
+    fn of(i: &PlanInput, p: &Plan, startup: &StartupEstimate, capacity: CapacityKind) -> Self {
+        let (startup_percentile, startup_samples) = match startup.source {
+            StartupSource::Measured { percentile, samples } => (Some(percentile), Some(samples)),
+            StartupSource::Default | StartupSource::Given => (None, None),
+        };
+        let millis = |s: f64| (s * 1000.0).round() / 1000.0;
+        EstimateJson {
+            k: p.k,
+            workers: p.workers,
+            expected_seconds: millis(p.expected_seconds),
+            probability: p.probability,
+            cost: p.cost,
+            cost_expected: p.cost_expected,
+            space_probability: p.space_probability,
+            possible: p.impossible.is_none(),
+            reason: p.impossible.clone(),
+            rate_per_worker: i.rate.round(),
+            startup_s: i.startup,
+            startup_source: startup.source.name(),
+            startup_percentile,
+            startup_samples,
+            capacity: i.capacity,
+            launch_ramp_s: millis(p.launch_ramp_s),
+            fargate_capacity: capacity.name(),
+            spot_share: i.spot.map_or(0.0, |s| s.share),
+        }
+    }
 }
 
 /// `kernel`: the backend whose rate plans the fleet (`NONCE_KERNEL` or the fastest).
@@ -215,7 +239,9 @@ pub fn run(args: EstimateArgs, kernel: Backend, json: bool) -> Result<u8, UsageE
     };
     let (kind, input) = (options[chosen].0, &inputs[chosen]);
     if json {
-        coordinator::outln!("{}", plan_json(input, &p, &startup, kind));
+        let line = serde_json::to_string(&EstimateJson::of(input, &p, &startup, kind))
+            .map_err(|e| UsageError(format!("the plan did not serialize: {e}")))?;
+        coordinator::outln!("{line}");
     } else {
         coordinator::outln!("tries needed (k)    {:.0}", p.k);
         coordinator::outln!("workers             {}", p.workers);

@@ -6,8 +6,8 @@ use super::{exit, PuzzleArgs, UsageError};
 use crate::client::{Daemon, DaemonClient, Target};
 use actix::prelude::*;
 use clap::Args;
-use coordinator::actors::{system, Coordinator, StartJob};
-use coordinator::actors::{wait, CancelJob, GetTransportCounters, WatchJob};
+use coordinator::actors::GetTransportCounters;
+use coordinator::actors::{follow, system, CancelById, Coordinator, StartJob};
 use coordinator::request::report::{self, human_rate, SearchReport};
 use coordinator::request::AwsSettings;
 use coordinator::request::JobSpec;
@@ -16,7 +16,6 @@ use coordinator::transport::aws::AwsContext;
 use indicatif::{ProgressBar, ProgressStyle};
 use nonce_api::JobStatus;
 use nonce_core::job::Outcome;
-use serde_json::{json, Value};
 use std::io::IsTerminal;
 use std::time::Duration;
 
@@ -194,16 +193,16 @@ pub fn run(
     }
 }
 
-fn print_result(v: &Value, json: bool) -> u8 {
+fn print_result(r: &nonce_api::Report, json: bool) -> u8 {
     if json {
-        coordinator::outln!("{v}");
+        match serde_json::to_string(r) {
+            Ok(line) => coordinator::outln!("{line}"),
+            Err(e) => eprintln!("error: the report did not serialize: {e}"),
+        }
     } else {
-        coordinator::outln!("{}", report::text(v));
+        coordinator::outln!("{}", report::report_text(r));
     }
-    match serde_json::from_value::<nonce_api::Report>(v.clone()) {
-        Ok(r) => exit::of_outcome(r.outcome),
-        Err(_) => exit::FAILURE,
-    }
+    exit::of_outcome(r.outcome)
 }
 
 async fn drive_local(spec: JobSpec, aws: Option<AwsSettings>, json: bool) -> Result<u8, String> {
@@ -221,21 +220,24 @@ async fn drive_local(spec: JobSpec, aws: Option<AwsSettings>, json: bool) -> Res
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
     let bar = std::io::stderr().is_terminal().then(|| progress_bar(&job.to_string()));
-    let mut status = sup.send(WatchJob).await.map_err(|e| e.to_string())?.status;
-    let ended = wait(&sup);
-    tokio::pin!(ended);
     let mut cancelled = false;
-    let outcome: Outcome = loop {
-        tokio::select! {
-            res = &mut ended => break res.map_err(|e| e.to_string())?,
-            _ = interrupt.recv(), if !cancelled => {
-                cancelled = true;
-                sup.do_send(CancelJob);
+    // Followed across its lives: an actor that died (a bug) is started again by the registry
+    // from its last kept snapshot, and the search goes on with it. (In a block: the follower
+    // borrows the bar, and is done with it before the bar is cleared.)
+    let (outcome, sup): (Outcome, _) = {
+        let followed = follow(&coordinator, job, sup, |st| {
+            if let Some(bar) = &bar {
+                show(bar, &coordinator::request::report::progress(job, st));
             }
-            Ok(()) = status.changed() => {
-                let st = status.borrow_and_update().clone();
-                if let Some(bar) = &bar {
-                    show(bar, &coordinator::request::report::progress(job, &st));
+        });
+        tokio::pin!(followed);
+        loop {
+            tokio::select! {
+                res = &mut followed => break res.map_err(|e| e.to_string())?,
+                _ = interrupt.recv(), if !cancelled => {
+                    cancelled = true;
+                    // To whichever life runs (and any started after).
+                    coordinator.do_send(CancelById(job));
                 }
             }
         }
@@ -256,22 +258,21 @@ async fn drive_local(spec: JobSpec, aws: Option<AwsSettings>, json: bool) -> Res
     // Give stopping workers a moment to leave before the runtime goes; over aws, let the
     // Stop broadcast and StopTask calls go out (and process workers leave) first.
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let mut v = SearchReport { job, puzzle: &puzzle, mode, workers, outcome: &outcome }.json();
+    let mut report = SearchReport { job, puzzle: &puzzle, mode, workers, outcome: &outcome }.report();
     if let Some(aws) = &aws {
         aws.settle(Duration::from_secs(10)).await;
         let st = aws.stats();
-        v["transport"] = json!({
-            "name": "aws",
-            "ghosts": st.ghosts,
-            "undecodable": st.undecodable,
-            "events": st.delivered,
-            "coordinator_sqs_requests": aws.clients.calls.sqs(),
+        report.transport = Some(nonce_api::TransportCounts {
+            name: Some("aws".into()),
+            ghosts: st.ghosts,
+            undecodable: st.undecodable,
+            events: st.delivered,
+            coordinator_sqs_requests: Some(aws.clients.calls.sqs()),
+            job: job_counters.map(|c| Box::new(c.counts())),
+            ..nonce_api::TransportCounts::default()
         });
-        if let Some(c) = job_counters {
-            v["transport"]["job"] = c.json();
-        }
     }
-    Ok(print_result(&v, json))
+    Ok(print_result(&report, json))
 }
 
 /// Ctrl-C, caught from before the job starts: one pressed while the start is on its way

@@ -89,7 +89,8 @@ pub enum Record {
     },
     Finish {
         job: String,
-        result: Value,
+        #[serde(deserialize_with = "via_value")]
+        result: Box<nonce_api::Report>,
         /// When, in Unix seconds.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         at: Option<u64>,
@@ -137,7 +138,7 @@ struct Contents {
 pub struct Remembered {
     pub job: JobId,
     pub request: SearchRequest,
-    pub result: Option<Value>,
+    pub result: Option<nonce_api::Report>,
     pub progress: Option<Snapshot>,
     pub owner: Option<String>,
     pub started_at: Option<u64>,
@@ -431,7 +432,7 @@ fn records_of(job: &Remembered) -> Vec<Record> {
     }];
     match (&job.result, &job.progress) {
         (Some(result), _) => {
-            records.push(Record::Finish { job: id, result: result.clone(), at: job.finished_at })
+            records.push(Record::Finish { job: id, result: Box::new(result.clone()), at: job.finished_at })
         }
         (None, Some(snapshot)) => records.push(Record::Progress { job: id, snapshot: snapshot.clone() }),
         (None, None) => {}
@@ -594,7 +595,7 @@ fn apply(contents: &mut Contents, record: Record) -> Result<(), Skipped> {
         }
         Record::Finish { job, result, at } => {
             let j = find(jobs, &job)?;
-            j.result = Some(result);
+            j.result = Some(*result);
             j.finished_at = at;
             j.progress = None;
         }
@@ -627,6 +628,50 @@ fn job_id(text: &str) -> Result<JobId, Skipped> {
 mod tests {
     use super::*;
 
+    /// A report that ended as `outcome` after `elapsed_s` seconds, 2^64 nonces searched (the
+    /// exact big integer the journal must keep).
+    pub(crate) fn report(outcome: nonce_api::Outcome, elapsed_s: f64) -> nonce_api::Report {
+        nonce_api::Report {
+            outcome,
+            nonce: Some(30_074_393),
+            hash: None,
+            digest: None,
+            leading_zeros: None,
+            found: vec![30_074_393],
+            best: None,
+            searched: 1 << 64,
+            elapsed_s,
+            rate: 1.5,
+            workers: 2,
+            workers_started: Some(2),
+            job_id: "0000000000000001".into(),
+            mode: "first".into(),
+            stalls: 1,
+            reshards: 2,
+            interruptions: 0,
+            steals: 3,
+            ghosts: 0,
+            rejected: 0,
+            forged: 0,
+            replayed: 0,
+            verification: nonce_api::VerificationReport {
+                share_bits: 20,
+                shares_verified: 4,
+                shares_expected: 4.5,
+                spot_checks: 0,
+                spot_checked_nonces: 0,
+                spot_check_mismatches: 0,
+                spot_checks_pending: 0,
+                suspects: vec![],
+                caught_if_skipped: vec![],
+                false_alarm_per_job: 1e-9,
+                bound: None,
+            },
+            error: None,
+            transport: None,
+        }
+    }
+
     /// Every kind of line reads back as written, floats inside included (the API's exact big
     /// integers made serde_json buffer numbers in a way tagged enums' floats did not survive).
     #[test]
@@ -648,7 +693,7 @@ mod tests {
             },
             Record::Finish {
                 job: JobId(1).to_string(),
-                result: serde_json::json!({"elapsed_s": 1.5}),
+                result: Box::new(report(nonce_api::Outcome::Found, 1.5)),
                 at: Some(10),
             },
             Record::Progress { job: JobId(1).to_string(), snapshot: Snapshot::default() },
@@ -748,7 +793,7 @@ mod tests {
         .expect("write");
         j.append(&Record::Finish {
             job: JobId(1).to_string(),
-            result: serde_json::json!({"outcome":"found"}),
+            result: Box::new(report(nonce_api::Outcome::Found, 1.0)),
             at: None,
         })
         .expect("write");
@@ -757,8 +802,12 @@ mod tests {
         f.write_all(b"{\"type\":\"fin").expect("torn write");
         let (j, jobs) = Journal::open(&dir).expect("reopens");
         assert_eq!(jobs.len(), 2);
-        j.append(&Record::Finish { job: JobId(2).to_string(), result: serde_json::json!({}), at: Some(9) })
-            .expect("write");
+        j.append(&Record::Finish {
+            job: JobId(2).to_string(),
+            result: Box::new(report(nonce_api::Outcome::Exhausted, 1.0)),
+            at: Some(9),
+        })
+        .expect("write");
         drop(j);
         let (j, after) = Journal::open(&dir).expect("reopens");
         assert!(after[1].result.is_some(), "a record after a torn line is read");
@@ -832,7 +881,7 @@ mod tests {
     fn finish(id: u64) -> Record {
         Record::Finish {
             job: JobId(id).to_string(),
-            result: serde_json::json!({"outcome": "found"}),
+            result: Box::new(report(nonce_api::Outcome::Found, 1.0)),
             at: Some(99),
         }
     }
@@ -855,7 +904,7 @@ mod tests {
     fn assert_one_finished_one_running(jobs: &[Remembered]) {
         let ids: Vec<JobId> = jobs.iter().map(|j| j.job).collect();
         assert_eq!(ids, vec![JobId(1), JobId(2)]);
-        assert_eq!(jobs[0].result, Some(serde_json::json!({"outcome": "found"})), "job 1 keeps its result");
+        assert_eq!(jobs[0].result, Some(report(nonce_api::Outcome::Found, 1.0)), "job 1 keeps its result");
         assert_eq!(jobs[0].finished_at, Some(99));
         assert_eq!(jobs[1].result, None, "job 2 is resumed");
         assert_eq!(jobs[1].owner.as_deref(), Some("bob"));
@@ -951,7 +1000,7 @@ mod tests {
         Remembered {
             job: JobId(id),
             request: *request,
-            result: finished.then(|| serde_json::json!({"outcome": "found"})),
+            result: finished.then(|| report(nonce_api::Outcome::Found, 1.0)),
             progress: progress.map(snapshot),
             owner,
             started_at: at,

@@ -97,17 +97,15 @@ pub struct Reading {
 
 impl Reading {
     /// Adds one finished job's result (its outcome, nonces and supervision counters).
-    pub fn add_finished(&mut self, result: &Value) {
-        let outcome = result["outcome"].as_str().unwrap_or("failed").to_string();
-        *self.jobs.entry(outcome).or_default() += 1;
-        let n = |k: &str| result[k].as_u64().unwrap_or(0);
-        self.searched += result["searched"].as_f64().unwrap_or(0.0);
-        self.stalls += n("stalls");
-        self.reshards += n("reshards");
-        self.interruptions += n("interruptions");
-        self.steals += n("steals");
-        self.ghosts += n("ghosts");
-        self.rejected += n("rejected");
+    pub fn add_finished(&mut self, result: &nonce_api::Report) {
+        *self.jobs.entry(result.outcome.name().to_string()).or_default() += 1;
+        self.searched += result.searched as f64;
+        self.stalls += result.stalls;
+        self.reshards += result.reshards;
+        self.interruptions += result.interruptions;
+        self.steals += result.steals;
+        self.ghosts += result.ghosts;
+        self.rejected += result.rejected;
     }
 }
 

@@ -255,7 +255,7 @@ fn two_users_over_http_and_websocket_each_reach_only_their_own_jobs() {
                 JobStatus::Running(_) => {}
             }
         };
-        assert_eq!(last["outcome"], json!("cancelled"), "{last}");
+        assert_eq!(last.outcome, nonce_api::Outcome::Cancelled, "{last:?}");
     });
     let r = d.rpc(BOB, "search.cancel", json!({"job_id": bob_job}));
     assert_eq!(r["result"]["cancelling"], json!(true));

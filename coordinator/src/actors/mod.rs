@@ -7,10 +7,12 @@
 //! actix runs actors on a single-threaded arbiter: the system is started on a multi-thread
 //! tokio runtime ([`system`]), handlers never block, and hashing runs on its own OS threads.
 
+pub mod follow;
 pub mod registry;
 pub mod supervisor;
 
-pub use registry::{CancelById, Coordinator, FindJob, ListJobs, StartError, StartJob};
+pub use follow::{follow, FollowError};
+pub use registry::{next_life, CancelById, Coordinator, FindJob, ListJobs, NextLife, StartError, StartJob};
 #[cfg(any(test, feature = "fault-injection"))]
 pub use supervisor::Crash;
 pub use supervisor::{

@@ -279,6 +279,35 @@ impl Handler<ListJobs> for Coordinator {
     }
 }
 
+/// What became of a job whose actor died.
+#[derive(Debug)]
+pub enum NextLife {
+    /// The registry started it again: this actor.
+    Started(Addr<JobSupervisor>),
+    /// The registry gave it up (it died too often).
+    GivenUp,
+    /// No word from the registry (it is gone: the program is ending).
+    Unknown,
+}
+
+/// The actor of `job`'s next life, once `coordinator` has started it after `dead` died: how
+/// whoever follows a job (the daemon's journaling, the embedded CLI's wait) follows it across
+/// its lives. The registry hears of the death a moment after the followers do, and always
+/// acts on it (a new life, or none): asked until it has, however busy it is, so a job is never
+/// left running with no one to report its result.
+pub async fn next_life(coordinator: &Addr<Coordinator>, job: JobId, dead: &Addr<JobSupervisor>) -> NextLife {
+    let mut pause = Duration::from_millis(5);
+    loop {
+        match coordinator.send(FindJob(job)).await {
+            Ok(Some(addr)) if addr != *dead => return NextLife::Started(addr),
+            Ok(Some(_)) => tokio::time::sleep(pause).await,
+            Ok(None) => return NextLife::GivenUp,
+            Err(_) => return NextLife::Unknown,
+        }
+        pause = (pause * 2).min(Duration::from_millis(500));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::actors::{system, wait, Coordinator, StartJob};
@@ -332,14 +361,12 @@ mod tests {
         job: JobId,
         dead: &Addr<JobSupervisor>,
     ) -> Option<Addr<JobSupervisor>> {
-        for _ in 0..200 {
-            match coordinator.send(FindJob(job)).await.expect("sent") {
-                Some(a) if a != *dead => return Some(a),
-                Some(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-                None => return None,
-            }
+        let next = tokio::time::timeout(Duration::from_secs(2), super::next_life(coordinator, job, dead));
+        match next.await.unwrap_or_else(|_| panic!("job {job}: neither started again nor given up in 2 s")) {
+            super::NextLife::Started(a) => Some(a),
+            super::NextLife::GivenUp => None,
+            super::NextLife::Unknown => panic!("the registry is gone"),
         }
-        panic!("job {job}: neither started again nor given up in 2 s");
     }
 
     #[test]
@@ -372,6 +399,56 @@ mod tests {
             "from its snapshot: {resumed} kept, {} resumed",
             restarted.stats.resumed
         );
+    }
+
+    /// What the embedded CLI waits with: a follower of a job whose actor dies mid-search is
+    /// handed the next life's end, not the first actor's death.
+    #[test]
+    fn a_follower_follows_a_job_across_its_lives_to_its_end() {
+        let (followed, lives, seen) = system().block_on(async {
+            let coordinator = Coordinator::default().start();
+            let (job, sup) =
+                coordinator.send(StartJob(restartable(), None)).await.expect("sent").expect("started");
+            let mut watch = sup.send(WatchJob).await.expect("sent");
+            let _ = watch.kept.wait_for(|k| k.as_ref().is_some_and(|s| !s.done.is_empty())).await;
+            let first = sup.clone();
+            sup.do_send(Crash);
+            let mut seen = 0;
+            let (outcome, last) = crate::actors::follow(&coordinator, job, sup, |_| seen += 1)
+                .await
+                .expect("followed to its end");
+            (outcome, last != first, seen)
+        });
+        assert_eq!(followed.kind.name(), "found", "{:?}", followed.kind);
+        assert_eq!(followed.stats.searched, 1 << 26, "the whole range, over two lives");
+        assert!(lives, "the outcome is the second life's");
+        assert!(seen > 0, "progress was shown");
+    }
+
+    #[test]
+    fn a_follower_of_a_job_that_keeps_dying_is_told_it_was_given_up() {
+        let followed = system().block_on(async {
+            let coordinator = Coordinator::default().start();
+            let mut spec = restartable();
+            spec.range = NonceRange::new(0, 1 << 40);
+            let (job, sup) = coordinator.send(StartJob(spec, None)).await.expect("sent").expect("started");
+            let killer = coordinator.clone();
+            actix::spawn(async move {
+                // Every life it finds, until the registry gives the job up.
+                while let Some(s) = killer.send(FindJob(job)).await.ok().flatten() {
+                    s.do_send(Crash);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            });
+            tokio::time::timeout(
+                Duration::from_secs(10),
+                crate::actors::follow(&coordinator, job, sup, |_| {}),
+            )
+            .await
+            .expect("the follower is told within 10 s")
+            .map(|(o, _)| o.kind)
+        });
+        assert!(matches!(followed, Err(crate::actors::FollowError::GivenUp(_))), "{followed:?}");
     }
 
     #[test]

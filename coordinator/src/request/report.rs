@@ -3,7 +3,6 @@
 use nonce_api::{Best, CatchChance, Outcome, Progress, Report, Suspect, VerificationReport};
 use nonce_core::job::{OutcomeKind, Status, Verification};
 use protocol::{verify, JobId, Mode, Puzzle};
-use serde_json::Value;
 
 /// Everything a search report states.
 #[derive(Debug, Clone)]
@@ -67,11 +66,6 @@ impl SearchReport<'_> {
             transport: None,
         }
     }
-
-    /// The report as JSON (`--json`, the journal, a finished job's `result`).
-    pub fn json(&self) -> Value {
-        serde_json::to_value(self.report()).unwrap_or(Value::Null)
-    }
 }
 
 fn outcome_of(kind: &OutcomeKind) -> Outcome {
@@ -81,16 +75,6 @@ fn outcome_of(kind: &OutcomeKind) -> Outcome {
         OutcomeKind::TimedOut => Outcome::TimedOut,
         OutcomeKind::Cancelled => Outcome::Cancelled,
         OutcomeKind::Failed(_) => Outcome::Failed,
-    }
-}
-
-/// The text report of a JSON report (a daemon's reply, a journaled result): read as the API's
-/// type, so the embedded and daemon paths print alike; a report this build cannot read is
-/// printed as JSON rather than lost.
-pub fn text(v: &Value) -> String {
-    match serde_json::from_value::<Report>(v.clone()) {
-        Ok(r) => report_text(&r),
-        Err(e) => format!("(a report this noncectl cannot read: {e})\n{v}"),
     }
 }
 
@@ -257,7 +241,7 @@ mod tests {
         };
         let r =
             SearchReport { job: JobId(7), puzzle: &puzzle, mode: Mode::First, workers: 2, outcome: &outcome };
-        let v = r.json();
+        let v = serde_json::to_value(r.report()).expect("a report serializes");
         let keys: Vec<&str> = v.as_object().expect("object").keys().map(String::as_str).collect();
         for k in [
             "outcome",
@@ -288,7 +272,7 @@ mod tests {
         assert_eq!(v["searched"].to_string(), "18446744073709551616", "exact past 2^64");
         let back: Report = serde_json::from_value(v.clone()).expect("reads back");
         assert_eq!(back, r.report());
-        let t = text(&v);
+        let t = report_text(&back);
         assert!(t.starts_with("found: golden nonce 30074393"), "{t}");
         assert!(t.contains("on 1 of 2 workers (1 never started)"), "{t}");
     }

@@ -39,15 +39,17 @@ pub struct TransportCounters {
 }
 
 impl TransportCounters {
-    /// As the report's `transport.job` object.
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "events": self.events,
-            "forged": self.forged,
-            "ghosts": self.ghosts,
-            "undecodable": self.undecodable,
-            "sqs_requests": self.sqs_requests,
-        })
+    /// As the API's counts of one job (a daemon's `transport`, an embedded run's
+    /// `transport.job`).
+    pub fn counts(&self) -> nonce_api::TransportCounts {
+        nonce_api::TransportCounts {
+            events: self.events,
+            forged: Some(self.forged),
+            ghosts: self.ghosts,
+            undecodable: self.undecodable,
+            sqs_requests: Some(self.sqs_requests),
+            ..nonce_api::TransportCounts::default()
+        }
     }
 }
 

@@ -7,6 +7,7 @@ use crate::rpc::{RpcError, QUOTA_EXCEEDED};
 use crate::users::Caller;
 use coordinator::request::JobSpec;
 use coordinator::request::SearchRequest;
+use nonce_api::{Plan, Started};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
@@ -94,7 +95,7 @@ impl DaemonMethods {
         self: &Arc<Self>,
         caller: &Caller,
         mut request: SearchRequest,
-    ) -> Result<Value, RpcError> {
+    ) -> Result<Started, RpcError> {
         if request.has_aws_settings() {
             return Err(RpcError::invalid_params(
                 "aws and ecs settings come from the daemon's config file ([aws], [ecs]), not from requests",
@@ -173,31 +174,26 @@ impl DaemonMethods {
         if !caller.is_admin() {
             self.check_user_quotas(caller, &mut spec)?;
         }
-        let plan = json!({
-            "workers": spec.workers,
-            "threads_per_worker": spec.threads_per_worker,
-            "mode": spec.mode.name(),
-            "range": spec.range.to_string(),
-            "deadline_s": spec.deadline.map(|d| d.as_secs_f64()),
-            "backend": spec.backend.name(),
-        });
-        let mut plan = plan;
-        if let Some(st) = &spec.startup {
-            plan["startup_s"] = json!(st.seconds);
-            plan["startup_source"] = json!(st.source.describe());
-        }
-        if spec.launcher == coordinator::request::LauncherKind::Ecs {
-            plan["capacity"] = json!(spec.capacity.name());
-        }
-        if let Some(p) = &spec.planned {
+        let planned = spec.planned.as_ref();
+        let plan = Plan {
+            workers: spec.workers,
+            threads_per_worker: spec.threads_per_worker,
+            mode: spec.mode.name().to_string(),
+            range: spec.range.to_string(),
+            deadline_s: spec.deadline.map(|d| d.as_secs_f64()),
+            backend: spec.backend.name().to_string(),
+            startup_s: spec.startup.as_ref().map(|st| st.seconds),
+            startup_source: spec.startup.as_ref().map(|st| st.source.describe()),
+            capacity: (spec.launcher == coordinator::request::LauncherKind::Ecs)
+                .then(|| spec.capacity.name().to_string()),
             // What the planner promised, the launch quotas' ramp included.
-            plan["probability"] = json!(p.probability);
-            plan["expected_s"] = json!((p.expected_seconds * 1000.0).round() / 1000.0);
-            plan["launch_ramp_s"] = json!((p.launch_ramp_s * 1000.0).round() / 1000.0);
-            plan["cost_usd"] = json!(p.cost);
-        }
+            probability: planned.map(|p| p.probability),
+            expected_s: planned.map(|p| (p.expected_seconds * 1000.0).round() / 1000.0),
+            launch_ramp_s: planned.map(|p| (p.launch_ramp_s * 1000.0).round() / 1000.0),
+            cost_usd: planned.map(|p| p.cost),
+        };
         let job = self.launch(request, spec, None, Some(caller.name.clone()), unix_now()).await?;
-        Ok(json!({ "job_id": job.to_string(), "plan": plan }))
+        Ok(Started { job_id: job.to_string(), plan })
     }
 }
 

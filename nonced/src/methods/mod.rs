@@ -17,15 +17,15 @@ use super::journal_writer::JournalWriter;
 use super::rpc::{RpcError, JOB_NOT_FOUND, UNAVAILABLE};
 use super::users::Caller;
 use actix::Addr;
+use coordinator::actors::{next_life, Coordinator, FindJob, NextLife, StartJob};
 use coordinator::actors::{wait, CancelById, GetTransportCounters, JobSupervisor, JobWatch, WatchJob};
-use coordinator::actors::{Coordinator, FindJob, StartJob};
 use coordinator::request::report::SearchReport;
 use coordinator::request::startup;
 use coordinator::request::JobSpec;
 use coordinator::request::SearchRequest;
 use nonce_core::startup::StartupBook;
 use protocol::JobId;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -39,7 +39,7 @@ const TIMELINE_EVERY: Duration = Duration::from_secs(1);
 struct JobEntry {
     request: SearchRequest,
     spec: JobSpec,
-    result: Option<Value>,
+    result: Option<nonce_api::Report>,
     /// Who started it (`None`: journaled before jobs had owners; only admins see those).
     owner: Option<String>,
     /// Unix seconds: when it started (in this life or an earlier one) and ended.
@@ -53,7 +53,7 @@ impl JobEntry {
     fn vcpu_seconds(&self, now: u64) -> f64 {
         let vcpus = self.spec.vcpus();
         let seconds = match &self.result {
-            Some(r) => r["elapsed_s"].as_f64().unwrap_or(0.0),
+            Some(r) => r.elapsed_s,
             None => now.saturating_sub(self.started_at) as f64,
         };
         seconds * vcpus
@@ -69,16 +69,6 @@ impl JobEntry {
             (None, _) => now.saturating_sub(self.started_at.max(day * 86_400)) as f64 * vcpus,
         }
     }
-}
-
-/// What became of a job whose actor died.
-enum NextLife {
-    /// The registry started it again: this actor.
-    Started(Addr<JobSupervisor>),
-    /// The registry gave it up (it died too often).
-    GivenUp,
-    /// No word from the registry (it is gone: the daemon is ending).
-    Unknown,
 }
 
 /// The end of a job whose actor kept dying (see `coordinator::actors::registry`): failed,
@@ -327,7 +317,7 @@ impl DaemonMethods {
     /// How `job` ended, if it has (and is still remembered).
     fn outcome_of(&self, job: JobId) -> Option<nonce_api::Outcome> {
         let jobs = self.jobs();
-        nonce_api::Outcome::of_report(jobs.get(&job)?.result.as_ref()?)
+        Some(jobs.get(&job)?.result.as_ref()?.outcome)
     }
 
     /// Ids of jobs still running.
@@ -439,7 +429,7 @@ impl DaemonMethods {
                 if me.exiting.load(std::sync::atomic::Ordering::SeqCst) {
                     return;
                 }
-                match me.next_life(job, &sup).await {
+                match next_life(&me.coordinator, job, &sup).await {
                     NextLife::Started(next) => sup = next,
                     NextLife::GivenUp => {
                         break 'lives given_up(last.take(), last_kept.take(), since.elapsed())
@@ -461,14 +451,18 @@ impl DaemonMethods {
                 workers: spec.workers,
                 outcome: &outcome,
             }
-            .json();
+            .report();
             if let Ok(Some(c)) = sup.send(GetTransportCounters).await {
-                result["transport"] = c.json();
+                result.transport = Some(c.counts());
             }
             let ended = unix_now();
             if let Err(e) = me
                 .journal
-                .append(Record::Finish { job: job.to_string(), result: result.clone(), at: Some(ended) })
+                .append(Record::Finish {
+                    job: job.to_string(),
+                    result: Box::new(result.clone()),
+                    at: Some(ended),
+                })
                 .await
             {
                 tracing::error!(%job, error = %e, "could not journal a result");
@@ -480,23 +474,6 @@ impl DaemonMethods {
             me.keep_finished(job);
         });
         Ok(job)
-    }
-
-    /// The actor of `job`'s next life, once the registry has started it after `dead` died.
-    async fn next_life(&self, job: JobId, dead: &Addr<JobSupervisor>) -> NextLife {
-        // The registry hears of the death a moment after its followers do, and always acts on
-        // it (a new life, or none): asked until it has, however busy it is, so a job is never
-        // left running with no one to journal its result.
-        let mut pause = Duration::from_millis(5);
-        loop {
-            match self.coordinator.send(FindJob(job)).await {
-                Ok(Some(addr)) if addr != *dead => return NextLife::Started(addr),
-                Ok(Some(_)) => tokio::time::sleep(pause).await,
-                Ok(None) => return NextLife::GivenUp,
-                Err(_) => return NextLife::Unknown,
-            }
-            pause = (pause * 2).min(Duration::from_millis(500));
-        }
     }
 
     /// Cancels every running job (shutdown with `on_shutdown = "cancel"`) and waits for the

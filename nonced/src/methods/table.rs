@@ -67,11 +67,11 @@ impl Bound {
     async fn dispatch(&self, caller: &Caller, method: Method, p: Value) -> Result<Value, RpcError> {
         let m = &self.methods;
         match method {
-            Method::SearchStart => m.start(caller, params::<SearchRequest>(p)?).await,
+            Method::SearchStart => reply(&m.start(caller, params::<SearchRequest>(p)?).await?),
             Method::SearchStatus => {
                 reply(&m.status(m.parse_job(caller, &params::<JobRef>(p)?.job_id)?).await?)
             }
-            Method::SearchMap => m.space(m.parse_job(caller, &params::<JobRef>(p)?.job_id)?).await,
+            Method::SearchMap => reply(&m.space(m.parse_job(caller, &params::<JobRef>(p)?.job_id)?).await?),
             Method::SearchWait => {
                 let w: WaitParams = params(p)?;
                 let timeout = w.timeout_s.unwrap_or(30.0);

@@ -5,7 +5,6 @@
 
 use nonce_core::job::Stats;
 use protocol::JobId;
-use serde_json::{json, Value};
 use std::collections::{BTreeMap, VecDeque};
 
 /// Finished jobs whose timelines are kept (the newest): a daemon that has run a hundred
@@ -114,14 +113,26 @@ impl Timeline {
         self.last = Some(stats.clone());
     }
 
-    pub fn json(&self) -> Value {
-        json!({
-            "samples": self.samples.iter().map(|s| json!({
-                "t": (s.t * 10.0).round() / 10.0, "searched": s.searched as f64, "rate": s.rate.round(), "workers": s.workers,
-            })).collect::<Vec<_>>(),
-            "events": self.events.iter().map(|e| json!({ "t": (e.t * 10.0).round() / 10.0, "kind": e.kind, "count": e.count }))
-                .collect::<Vec<_>>(),
-        })
+    /// As the API's type (`search.map`'s `timeline`).
+    pub fn view(&self) -> nonce_api::Timeline {
+        let tenth = |t: f64| (t * 10.0).round() / 10.0;
+        nonce_api::Timeline {
+            samples: self
+                .samples
+                .iter()
+                .map(|s| nonce_api::TimelineSample {
+                    t: tenth(s.t),
+                    searched: s.searched as f64,
+                    rate: s.rate.round(),
+                    workers: s.workers,
+                })
+                .collect(),
+            events: self
+                .events
+                .iter()
+                .map(|e| nonce_api::TimelineEvent { t: tenth(e.t), kind: e.kind.to_string(), count: e.count })
+                .collect(),
+        }
     }
 }
 
@@ -153,19 +164,14 @@ mod tests {
         t.record(1.0, &s);
         s.launched = 4;
         t.record(2.0, &s);
-        let v = t.json();
-        let kinds: Vec<(&str, u64)> = v["events"]
-            .as_array()
-            .expect("events")
-            .iter()
-            .map(|e| (e["kind"].as_str().expect("kind"), e["count"].as_u64().expect("count")))
-            .collect();
+        let v = t.view();
+        let kinds: Vec<(&str, u64)> = v.events.iter().map(|e| (e.kind.as_str(), e.count)).collect();
         assert_eq!(kinds, vec![("stall", 1), ("reshard", 2), ("launch", 1)]);
         for i in 0..2000 {
             t.record(3.0 + i as f64, &s);
         }
-        let samples = t.json()["samples"].as_array().expect("samples").len();
-        assert!(samples <= MAX_SAMPLES, "{samples}");
-        assert_eq!(t.json()["samples"][0]["t"], json!(0.0), "the chart still starts at the start");
+        let samples = t.view().samples;
+        assert!(samples.len() <= MAX_SAMPLES, "{}", samples.len());
+        assert_eq!(samples[0].t, 0.0, "the chart still starts at the start");
     }
 }

@@ -7,9 +7,10 @@ use crate::users::Caller;
 use coordinator::actors::{wait, GetSpaceMap, GetStatus, GetTransportCounters, GetWorkers};
 use coordinator::request::report::progress;
 use nonce_api::{AwsInfo, DaemonInfo, Finished, Health, JobState, JobStatus, JobSummary, Quotas, WorkerView};
+use nonce_api::{Interval, IntervalState, SpaceMap, SpaceWorker};
 use nonce_core::job::{MapState, WorkerHealth};
 use protocol::JobId;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::time::Duration;
 
 /// A typed reply as the JSON the listeners send (integers past 2^64 stay exact).
@@ -84,7 +85,7 @@ impl DaemonMethods {
         let st = sup.send(GetStatus).await.map_err(|e| RpcError::new(UNAVAILABLE, e.to_string()))?;
         let mut p = progress(job, &st);
         if let Ok(Some(c)) = sup.send(GetTransportCounters).await {
-            p.transport = Some(c.json());
+            p.transport = Some(c.counts());
         }
         Ok(JobStatus::Running(p))
     }
@@ -137,11 +138,11 @@ impl DaemonMethods {
             };
             match &e.result {
                 Some(r) => {
-                    item.outcome = nonce_api::Outcome::of_report(r);
-                    item.nonce = r["nonce"].as_u64();
-                    item.searched = serde_json::from_value(r["searched"].clone()).unwrap_or(0);
-                    item.rate = r["rate"].as_f64().unwrap_or(0.0);
-                    item.elapsed_s = r["elapsed_s"].as_f64().unwrap_or(0.0);
+                    item.outcome = Some(r.outcome);
+                    item.nonce = r.nonce;
+                    item.searched = r.searched;
+                    item.rate = r.rate;
+                    item.elapsed_s = r.elapsed_s;
                 }
                 None => {
                     if let Ok(JobStatus::Running(p)) = self.status(job).await {
@@ -194,93 +195,93 @@ impl DaemonMethods {
     /// worker is stale (`stale_after_s`), what the job has cost (`cost_usd`, at its launcher's
     /// price), and its rate in this daemon's life (`rate`: a resumed job's earlier nonces were
     /// not searched in this life's time).
-    pub(super) async fn space(&self, job: JobId) -> Result<Value, RpcError> {
+    pub(super) async fn space(&self, job: JobId) -> Result<SpaceMap, RpcError> {
         /// Intervals sent at most (the lowest first): a picture needs no more.
         const MAX_INTERVALS: usize = 2048;
-        let timeline = self.timelines().get(&job).map_or(Value::Null, |t| t.json());
-        let (launcher, range, stale_after_s, cost, resumed, result) = {
+        let timeline = self.timelines().get(&job).map(|t| t.view());
+        let (mut map, result) = {
             let jobs = self.jobs();
             let e = jobs.get(&job).ok_or_else(|| RpcError::new(crate::rpc::JOB_NOT_FOUND, "no job"))?;
             let resumed: u128 = e.spec.resume.as_ref().map_or(0, |s| s.done.iter().map(|r| r.len()).sum());
-            (
-                e.spec.launcher.name().to_string(),
-                e.spec.range,
-                stale_after(&e.spec.timings),
-                JobCost::of(e, unix_now()),
-                resumed,
-                e.result.clone(),
-            )
+            let cost = JobCost::of(e, unix_now());
+            let map = SpaceMap {
+                job_id: job.to_string(),
+                range: [e.spec.range.start.to_string(), e.spec.range.end.to_string()],
+                launcher: e.spec.launcher.name().to_string(),
+                timeline,
+                stale_after_s: stale_after(&e.spec.timings),
+                vcpu_seconds: cost.vcpu_seconds,
+                cost_usd: cost.usd,
+                cost_basis: cost.basis.to_string(),
+                usd_per_vcpu_second: cost.usd_per_vcpu_second,
+                prices_as_of: nonce_core::pricing::PRICES_AS_OF.to_string(),
+                resumed_searched: resumed.to_string(),
+                finished: false,
+                rate: 0.0,
+                result: None,
+                status: None,
+                truncated: false,
+                intervals: vec![],
+                workers: vec![],
+            };
+            (map, e.result.clone())
         };
-        let mut v = json!({
-            "job_id": job.to_string(),
-            "range": [range.start.to_string(), range.end.to_string()],
-            "launcher": launcher,
-            "timeline": timeline,
-            "stale_after_s": stale_after_s,
-            "vcpu_seconds": cost.vcpu_seconds,
-            "cost_usd": cost.usd,
-            "cost_basis": cost.basis,
-            "usd_per_vcpu_second": cost.usd_per_vcpu_second,
-            "prices_as_of": nonce_core::pricing::PRICES_AS_OF,
-            "resumed_searched": resumed.to_string(),
-        });
         if let Some(result) = result {
             // The report's rate is this life's already (`Stats::resumed` is left out).
-            v["rate"] = result["rate"].clone();
-            v["finished"] = json!(true);
-            v["result"] = result;
-            v["intervals"] = json!([]);
-            v["workers"] = json!([]);
-            return Ok(v);
+            map.rate = result.rate;
+            map.finished = true;
+            map.result = Some(result);
+            return Ok(map);
         }
         let sup = self.supervisor(job).await?;
         let unavailable = |e: actix::MailboxError| RpcError::new(UNAVAILABLE, e.to_string());
-        let map = sup.send(GetSpaceMap(MAX_INTERVALS)).await.map_err(unavailable)?;
+        let space = sup.send(GetSpaceMap(MAX_INTERVALS)).await.map_err(unavailable)?;
         let workers = sup.send(GetWorkers).await.map_err(unavailable)?;
         let st = sup.send(GetStatus).await.map_err(unavailable)?;
-        v["finished"] = json!(false);
-        v["status"] = reply(&progress(job, &st))?;
+        map.status = Some(progress(job, &st));
         // The live workers' own rates: this life's already, whatever was resumed.
-        v["rate"] = json!(st.stats.rate.round());
-        v["truncated"] = json!(map.truncated);
-        v["intervals"] = map
+        map.rate = st.stats.rate.round();
+        map.truncated = space.truncated;
+        map.intervals = space
             .intervals
             .iter()
             .map(|s| {
-                let mut i = json!({ "start": s.range.start.to_string(), "end": s.range.end.to_string() });
-                match &s.state {
-                    MapState::Free => i["state"] = json!("free"),
-                    MapState::Done => i["state"] = json!("done"),
+                let (state, worker, shard_start) = match &s.state {
+                    MapState::Free => (IntervalState::Free, None, None),
+                    MapState::Done => (IntervalState::Done, None, None),
                     MapState::Assigned { worker, shard_start } => {
-                        i["state"] = json!("assigned");
-                        i["worker"] = json!(worker.to_string());
-                        i["shard_start"] = json!(shard_start.to_string());
+                        (IntervalState::Assigned, Some(worker.to_string()), Some(shard_start.to_string()))
                     }
+                };
+                Interval {
+                    start: s.range.start.to_string(),
+                    end: s.range.end.to_string(),
+                    state,
+                    worker,
+                    shard_start,
                 }
-                i
             })
             .collect();
-        v["workers"] = workers
+        let tenth = |d: Duration| (d.as_secs_f64() * 10.0).round() / 10.0;
+        map.workers = workers
             .iter()
-            .map(|w| {
-                json!({
-                    "worker": w.worker.to_string(),
-                    "health": w.health.name(),
-                    "rate": w.rate.round(),
-                    "ranges": w.ranges.iter().map(|r| [r.start.to_string(), r.end.to_string()]).collect::<Vec<_>>(),
-                    "silent_s": (w.silent_for.as_secs_f64() * 10.0).round() / 10.0,
-                    "startup_s": w.startup.map(|d| (d.as_secs_f64() * 10.0).round() / 10.0),
-                })
+            .map(|w| SpaceWorker {
+                worker: w.worker.to_string(),
+                health: health(w.health),
+                rate: w.rate.round(),
+                ranges: w.ranges.iter().map(|r| [r.start.to_string(), r.end.to_string()]).collect(),
+                silent_s: tenth(w.silent_for),
+                startup_s: w.startup.map(tenth),
             })
             .collect();
-        Ok(v)
+        Ok(map)
     }
 
     /// The daemon's state for the metrics: jobs by state, running jobs' rates and workers,
     /// and the supervision counters summed over every job known.
     pub async fn reading(&self) -> crate::metrics::Reading {
         use crate::metrics::RunningJob;
-        let entries: Vec<(JobId, Option<Value>)> =
+        let entries: Vec<(JobId, Option<nonce_api::Report>)> =
             self.jobs().iter().map(|(&id, e)| (id, e.result.clone())).collect();
         // Finished jobs, forgotten or kept, through one sum.
         let mut r = self.forgotten_totals();
