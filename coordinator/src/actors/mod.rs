@@ -30,3 +30,16 @@ pub fn system() -> actix::SystemRunner {
             .unwrap_or_else(|e| panic!("cannot start the tokio runtime: {e}"))
     })
 }
+
+/// A test job that runs long enough for its actor to be killed mid-search: exhaustive over
+/// 2^26 nonces (a few seconds on one thread) with a few dozen golden nonces in it, every one
+/// of which must be listed whatever happened to its actor.
+#[cfg(test)]
+pub(crate) fn restartable() -> crate::request::JobSpec {
+    use protocol::{Encoding, Mode, NonceRange, Puzzle};
+    let puzzle = Puzzle::append(b"nonce-cloud restart".to_vec(), Encoding::Be32, 20).expect("valid");
+    let mut spec = crate::request::JobSpec::new(puzzle, Mode::Exhaustive, NonceRange::new(0, 1 << 26));
+    spec.workers = 1;
+    spec.threads_per_worker = 1;
+    spec
+}

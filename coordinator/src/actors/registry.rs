@@ -341,19 +341,9 @@ mod tests {
         assert!(s[1] < 3.0, "and not much more: {s:?}");
     }
 
-    use crate::actors::{Crash, FindJob, JobSupervisor, WatchJob};
+    use crate::actors::{restartable, Crash, JobSupervisor, WatchJob};
     use actix::Addr;
     use protocol::JobId;
-
-    /// An exhaustive job of 2^26 nonces (a few seconds on one thread) with a few dozen golden
-    /// nonces in it: every one must be listed, whatever happened to its actor.
-    fn restartable() -> JobSpec {
-        let puzzle = Puzzle::append(b"nonce-cloud restart".to_vec(), Encoding::Be32, 20).expect("valid");
-        let mut spec = JobSpec::new(puzzle, Mode::Exhaustive, NonceRange::new(0, 1 << 26));
-        spec.workers = 1;
-        spec.threads_per_worker = 1;
-        spec
-    }
 
     /// The actor of `job` once it is not `dead` (None: the registry gave the job up).
     async fn next_life(
@@ -399,56 +389,6 @@ mod tests {
             "from its snapshot: {resumed} kept, {} resumed",
             restarted.stats.resumed
         );
-    }
-
-    /// What the embedded CLI waits with: a follower of a job whose actor dies mid-search is
-    /// handed the next life's end, not the first actor's death.
-    #[test]
-    fn a_follower_follows_a_job_across_its_lives_to_its_end() {
-        let (followed, lives, seen) = system().block_on(async {
-            let coordinator = Coordinator::default().start();
-            let (job, sup) =
-                coordinator.send(StartJob(restartable(), None)).await.expect("sent").expect("started");
-            let mut watch = sup.send(WatchJob).await.expect("sent");
-            let _ = watch.kept.wait_for(|k| k.as_ref().is_some_and(|s| !s.done.is_empty())).await;
-            let first = sup.clone();
-            sup.do_send(Crash);
-            let mut seen = 0;
-            let (outcome, last) = crate::actors::follow(&coordinator, job, sup, |_| seen += 1)
-                .await
-                .expect("followed to its end");
-            (outcome, last != first, seen)
-        });
-        assert_eq!(followed.kind.name(), "found", "{:?}", followed.kind);
-        assert_eq!(followed.stats.searched, 1 << 26, "the whole range, over two lives");
-        assert!(lives, "the outcome is the second life's");
-        assert!(seen > 0, "progress was shown");
-    }
-
-    #[test]
-    fn a_follower_of_a_job_that_keeps_dying_is_told_it_was_given_up() {
-        let followed = system().block_on(async {
-            let coordinator = Coordinator::default().start();
-            let mut spec = restartable();
-            spec.range = NonceRange::new(0, 1 << 40);
-            let (job, sup) = coordinator.send(StartJob(spec, None)).await.expect("sent").expect("started");
-            let killer = coordinator.clone();
-            actix::spawn(async move {
-                // Every life it finds, until the registry gives the job up.
-                while let Some(s) = killer.send(FindJob(job)).await.ok().flatten() {
-                    s.do_send(Crash);
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            });
-            tokio::time::timeout(
-                Duration::from_secs(10),
-                crate::actors::follow(&coordinator, job, sup, |_| {}),
-            )
-            .await
-            .expect("the follower is told within 10 s")
-            .map(|(o, _)| o.kind)
-        });
-        assert!(matches!(followed, Err(crate::actors::FollowError::GivenUp(_))), "{followed:?}");
     }
 
     #[test]
