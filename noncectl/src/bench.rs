@@ -45,7 +45,11 @@ pub fn run(args: BenchArgs, kernel: Backend, json: bool) -> Result<u8, UsageErro
     let ratio = r.ratio_to_single_stream();
     // The planner plans with this machine's measured per-thread rate (of the default puzzle).
     if !args.header {
-        coordinator::request::calibration::save(r.backend, r.rate / r.threads as f64);
+        coordinator::request::calibration::save(
+            &crate::cache_dir_from_env(),
+            r.backend,
+            r.rate / r.threads as f64,
+        );
     }
     if json {
         let obj = serde_json::json!({

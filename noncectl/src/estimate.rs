@@ -89,6 +89,7 @@ pub fn input_from(
             args.confidence
         )));
     }
+    let cache = crate::cache_dir_from_env();
     let max_time = coordinator::request::parse_duration_flag("max-time", &args.max_time)?.as_secs_f64();
     if !matches!(args.launcher.as_str(), "threads" | "process" | "ecs") {
         return Err(UsageError(format!("unknown launcher {:?} (threads, process or ecs)", args.launcher)));
@@ -103,7 +104,7 @@ pub fn input_from(
             seconds: coordinator::request::parse_duration_flag_or_zero("startup", s)?.as_secs_f64(),
             source: StartupSource::Given,
         },
-        None => startup::load(&startup::cli_path()).estimate(key).ok_or_else(|| {
+        None => startup::load(&cache.join(startup::FILE)).estimate(key).ok_or_else(|| {
             UsageError(format!("unknown launcher {:?} (threads, process or ecs)", args.launcher))
         })?,
     };
@@ -116,7 +117,7 @@ pub fn input_from(
     let vcpus = positive("--worker-vcpus", args.worker_vcpus)?;
     let rate = match args.rate {
         Some(r) => positive("--rate", r)?,
-        None => calibration::per_thread_rate(kernel) * vcpus,
+        None => calibration::per_thread_rate(&cache, kernel) * vcpus,
     };
     let capacity = match (args.max_workers, args.launcher.as_str()) {
         (Some(0), _) => return Err(UsageError("--max-workers must be at least 1".into())),

@@ -111,6 +111,15 @@ pub fn worker_binary_from_env() -> Option<std::path::PathBuf> {
     std::env::var_os("NONCE_WORKER_BIN").filter(|p| !p.is_empty()).map(std::path::PathBuf::from)
 }
 
+/// Where `noncectl` keeps its calibration and start-up history: `$XDG_CACHE_HOME/nonce-cloud`,
+/// else `~/.cache/nonce-cloud`.
+pub fn cache_dir_from_env() -> std::path::PathBuf {
+    coordinator::request::calibration::cli_cache_dir(
+        std::env::var_os("XDG_CACHE_HOME").map(Into::into),
+        std::env::var_os("HOME").map(Into::into),
+    )
+}
+
 /// Runs `noncectl` with the process arguments.
 pub fn main() -> ExitCode {
     use clap::{CommandFactory, FromArgMatches};

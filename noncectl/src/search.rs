@@ -168,9 +168,11 @@ pub fn run(
         request.transport.get_or_insert(TransportKind::Aws);
     }
     // Validated locally first: same errors, exit 2, either way.
+    let cache = super::cache_dir_from_env();
     let spec = request.spec_with(coordinator::request::Knowledge {
         backend: Some(kernel),
         worker_binary: super::worker_binary_from_env().as_deref(),
+        saved_in: Some(&cache),
         ..Default::default()
     })?;
     let json = global.json;
@@ -249,7 +251,7 @@ async fn drive_local(spec: JobSpec, aws: Option<AwsSettings>, json: bool) -> Res
     // at the end either way).
     let job_counters = sup.send(GetTransportCounters).await.ok().flatten();
     // What this run's workers took to start is what the next plan for this launcher uses.
-    let history = coordinator::request::startup::cli_path();
+    let history = crate::cache_dir_from_env().join(coordinator::request::startup::FILE);
     if let Err(e) =
         coordinator::request::startup::record(&history, startup_key, &outcome.startups, &outcome.unstarted)
     {

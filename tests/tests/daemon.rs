@@ -390,6 +390,29 @@ fn the_daemon_learns_startups_keeps_them_across_a_restart_and_plans_with_them() 
     assert_eq!(plan["startup_s"].as_f64(), Some(max), "fewer than 20 samples: p95 is the largest: {r}");
 }
 
+/// The daemon calibrates its hash rate at start and keeps the figure in its state directory,
+/// beside its journal: a service account needs no home, and a user's `noncectl bench` does not
+/// stand for the daemon's binary.
+#[test]
+fn the_daemon_keeps_its_calibration_in_its_state_directory() {
+    let dir = std::env::temp_dir().join(format!("nonced-e2e-calibration-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let home = dir.join("home");
+    std::fs::create_dir_all(&home).expect("temp dir");
+    let home_text = home.to_str().expect("utf-8 path");
+    let d = Daemon::start_in(dir, None, &[("HOME", home_text), ("XDG_CACHE_HOME", home_text)]);
+    let file = d.dir.join("state").join("calibration.json");
+    let t = Instant::now();
+    while !file.exists() {
+        assert!(t.elapsed() < Duration::from_secs(20), "no calibration in {}", file.display());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&file).expect("read")).expect("JSON");
+    let rate = saved[0]["per_thread"].as_f64().expect("a rate");
+    assert!(rate > 1e5, "a measured rate: {saved}");
+    assert!(!home.join("nonce-cloud").exists(), "nothing written to the home or cache directory");
+}
+
 /// One JSON-RPC exchange on the socket as another local account (uid 1001, group `users`),
 /// through Debian's `setpriv` and the system Python: the daemon knows it by SO_PEERCRED.
 fn call_as_uid_1001(socket: &Path, method: &str, params: Value) -> Value {

@@ -1,12 +1,13 @@
 //! The measured hash rate the planner plans with: saved by `noncectl bench`, else measured
-//! briefly on first use, kept per kernel backend and per binary in
-//! `~/.cache/nonce-cloud/calibration.json` (a rebuilt or upgraded binary may hash at another
-//! rate: its kernel changed, so the old figure would mislead the planner). The file holds
-//! several entries, so `noncectl` and `nonced` do not replace each other's figures.
+//! briefly on first use, kept per kernel backend and per binary in `calibration.json` in a
+//! directory the program names (`noncectl`: `~/.cache/nonce-cloud`; `nonced`: its state
+//! directory). A rebuilt or upgraded binary may hash at another rate: its kernel changed, so
+//! the old figure would mislead the planner. The file holds several entries, so programs
+//! sharing a directory do not replace each other's figures.
 
 use nonce_kernel::Backend;
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -63,22 +64,22 @@ fn with_entry(mut entries: Vec<Saved>, new: Saved) -> Vec<Saved> {
     entries
 }
 
-/// The CLI's cache directory: `$XDG_CACHE_HOME/nonce-cloud`, else `~/.cache/nonce-cloud`.
-pub fn cache_dir() -> PathBuf {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+/// The CLI's cache directory, from the variables the program read: `$XDG_CACHE_HOME/nonce-cloud`,
+/// else `$HOME/.cache/nonce-cloud`, else one in the temporary directory.
+pub fn cli_cache_dir(xdg_cache_home: Option<PathBuf>, home: Option<PathBuf>) -> PathBuf {
+    let base = xdg_cache_home
+        .filter(|p| !p.as_os_str().is_empty())
+        .or_else(|| home.filter(|p| !p.as_os_str().is_empty()).map(|h| h.join(".cache")))
         .unwrap_or_else(std::env::temp_dir);
     base.join("nonce-cloud")
 }
 
-fn path() -> PathBuf {
-    cache_dir().join("calibration.json")
-}
+/// The file's name, in the program's directory.
+pub const FILE: &str = "calibration.json";
 
-/// Records a measured per-thread rate.
-pub fn save(backend: Backend, per_thread: f64) {
-    let p = path();
+/// Records a measured per-thread rate in `dir`.
+pub fn save(dir: &Path, backend: Backend, per_thread: f64) {
+    let p = dir.join(FILE);
     if let Some(dir) = p.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
@@ -93,10 +94,11 @@ pub fn save(backend: Backend, per_thread: f64) {
     }
 }
 
-/// The saved rate of one hashing thread of `backend` for this binary, if any (never measures).
-pub fn saved_rate(backend: Backend) -> Option<f64> {
+/// The rate of one hashing thread of `backend` for this binary saved in `dir`, if any (never
+/// measures).
+pub fn saved_rate(dir: &Path, backend: Backend) -> Option<f64> {
     let binary = this_binary();
-    parse(&std::fs::read_to_string(path()).unwrap_or_default())
+    parse(&std::fs::read_to_string(dir.join(FILE)).unwrap_or_default())
         .into_iter()
         .rev()
         .find(|s| s.applies_to(backend, &binary))
@@ -106,14 +108,20 @@ pub fn saved_rate(backend: Backend) -> Option<f64> {
 /// The rate assumed before any measurement: about one AVX-512 or SHA-NI core (50 M nonces/s).
 pub const DEFAULT_PER_THREAD: f64 = 50e6;
 
-/// Nonces per second of one hashing thread on this machine: saved, or measured now (0.3 s).
-pub fn per_thread_rate(backend: Backend) -> f64 {
-    if let Some(r) = saved_rate(backend) {
+/// Nonces per second of one hashing thread on this machine: saved in `dir`, or measured now
+/// (0.3 s) and saved there.
+pub fn per_thread_rate(dir: &Path, backend: Backend) -> f64 {
+    if let Some(r) = saved_rate(dir, backend) {
         return r;
     }
-    let r = nonce_kernel::bench::run(backend, 1, Duration::from_millis(300));
-    save(backend, r.rate);
-    r.rate
+    let r = measure(backend);
+    save(dir, backend, r);
+    r
+}
+
+/// Nonces per second of one hashing thread of `backend`, measured now (0.3 s of hashing).
+pub fn measure(backend: Backend) -> f64 {
+    nonce_kernel::bench::run(backend, 1, Duration::from_millis(300)).rate
 }
 
 #[cfg(test)]

@@ -145,8 +145,12 @@ fn duration_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String
 /// What the planner knows that a request does not say: start-up histories and the hash rate.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Knowledge<'a> {
-    /// Start-ups per launcher (the daemon's history); `None`: the CLI's cache.
+    /// Start-ups per launcher (the daemon's history); `None`: the history in [`Self::saved_in`].
     pub startups: Option<&'a StartupBook>,
+    /// The directory where the program keeps its calibration and start-up history
+    /// (`noncectl`: its cache directory, which it names); `None`: nothing saved is read, and
+    /// a rate not given is measured without being kept.
+    pub saved_in: Option<&'a std::path::Path>,
     /// One hashing thread's rate for a backend, measured already (the daemon calibrates at
     /// start, off the request path); `None`: the saved figure, else a 0.3 s measurement now
     /// (a one-shot CLI can afford it; a daemon answering requests cannot).
@@ -170,7 +174,10 @@ impl Knowledge<'_> {
             // Known but for another backend: the saved figure or the documented default,
             // never a measurement on this path.
             Some(_) => self.known_rate(backend),
-            None => super::calibration::per_thread_rate(backend),
+            None => match self.saved_in {
+                Some(dir) => super::calibration::per_thread_rate(dir, backend),
+                None => super::calibration::measure(backend),
+            },
         }
     }
 
@@ -180,7 +187,10 @@ impl Knowledge<'_> {
     pub fn known_rate(&self, backend: nonce_kernel::Backend) -> f64 {
         match self.rate {
             Some((b, r)) if b == backend => r,
-            _ => super::calibration::saved_rate(backend).unwrap_or(super::calibration::DEFAULT_PER_THREAD),
+            _ => self
+                .saved_in
+                .and_then(|dir| super::calibration::saved_rate(dir, backend))
+                .unwrap_or(super::calibration::DEFAULT_PER_THREAD),
         }
     }
 }
@@ -457,7 +467,10 @@ impl SearchRequest {
         let key = spec.startup_key();
         let startup = match known.startups {
             Some(book) => book.estimate(key),
-            None => super::startup::load(&super::startup::cli_path()).estimate(key),
+            None => match known.saved_in {
+                Some(dir) => super::startup::load(&dir.join(super::startup::FILE)).estimate(key),
+                None => StartupBook::default().estimate(key),
+            },
         }
         .unwrap_or(StartupEstimate { seconds: 0.1, source: StartupSource::Default });
         let ecs = spec.launcher == LauncherKind::Ecs;

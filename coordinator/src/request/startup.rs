@@ -1,20 +1,15 @@
 //! Where the planner's start-up histories are kept: the CLI's cache
 //! (`~/.cache/nonce-cloud/startup.json`, beside `calibration.json`) and the daemon's state
-//! directory (`startup.json`), in one format ([`nonce_core::startup::StartupBook`] as JSON).
+//! directory (`startup.json`, beside its journal), in one format ([`nonce_core::startup::StartupBook`] as JSON).
 //! Each finished job adds its workers' start-ups under its launcher; `estimate` and
 //! `search --confidence` plan with the p95 of the last 200.
 
 use nonce_core::startup::StartupBook;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 /// The file name, in the cache directory or the daemon's state directory.
 pub const FILE: &str = "startup.json";
-
-/// The CLI's history: `$XDG_CACHE_HOME/nonce-cloud/startup.json` (else `~/.cache/...`).
-pub fn cli_path() -> PathBuf {
-    super::calibration::cache_dir().join(FILE)
-}
 
 /// The book at `path`; empty when there is none. A file that does not parse is ignored (with a
 /// warning) rather than trusted or fatal: the planner then uses the defaults.

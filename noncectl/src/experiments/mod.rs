@@ -118,7 +118,7 @@ pub async fn planner(
     std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     let coordinator = Coordinator::default().start();
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let rate = coordinator::request::calibration::per_thread_rate(backend);
+    let rate = coordinator::request::calibration::per_thread_rate(&crate::cache_dir_from_env(), backend);
     let capacity = cpus();
     // The start-ups the planner has seen, in local seconds, and the delays imposed on workers
     // (their own seeded stream, so a run is reproducible).

@@ -134,9 +134,11 @@ pub async fn sqs_cost(plan: SqsCostPlan) -> Result<SqsCostReport, String> {
         ..SearchRequest::default()
     };
     let worker_binary = crate::worker_binary_from_env();
+    let cache = crate::cache_dir_from_env();
     let known = coordinator::request::Knowledge {
         backend: Some(plan.kernel),
         worker_binary: worker_binary.as_deref(),
+        saved_in: Some(&cache),
         ..Default::default()
     };
     let spec = request.spec_with(known).map_err(|e| e.to_string())?;

@@ -27,7 +27,7 @@ use nonce_core::startup::StartupBook;
 use protocol::JobId;
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -128,6 +128,9 @@ pub struct DaemonMethods {
     /// directory (`startup.json`) across restarts; `search.start` plans `confidence` with them.
     startups: Mutex<StartupBook>,
     startups_path: PathBuf,
+    /// The state directory (the journal's): the calibrated hash rate is kept there too
+    /// (`calibration.json`), so a daemon needs no home directory.
+    state_dir: PathBuf,
     /// Each job's progress and supervision events over time (the dashboard's chart and
     /// timeline), since this daemon started.
     timelines: Mutex<timeline::Timelines>,
@@ -154,6 +157,7 @@ impl DaemonMethods {
     ) -> std::io::Result<Arc<Self>> {
         // The history lives beside the journal, in the state directory.
         let startups_path = journal.path().with_file_name(startup::FILE);
+        let state_dir = journal.path().parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
         let book = startup::load(&startups_path);
         let metrics = Arc::new(crate::metrics::Metrics::default());
         journal.observe_latency(metrics.journal_write());
@@ -164,7 +168,7 @@ impl DaemonMethods {
         tracing::info!(path = %startups_path.display(),
             samples = book.launchers.values().map(|h| h.len()).sum::<usize>(), "start-up history loaded");
         let backend = kernel;
-        let rate = coordinator::request::calibration::saved_rate(backend)
+        let rate = coordinator::request::calibration::saved_rate(&state_dir, backend)
             .unwrap_or(coordinator::request::calibration::DEFAULT_PER_THREAD);
         let journal = JournalWriter::start(journal)?;
         Ok(Arc::new(DaemonMethods {
@@ -172,6 +176,7 @@ impl DaemonMethods {
             rate: Mutex::new((backend, rate)),
             startups: Mutex::new(book),
             startups_path,
+            state_dir,
             coordinator,
             config: std::sync::RwLock::new(Arc::new(config)),
             journal,
@@ -231,6 +236,7 @@ impl DaemonMethods {
             quotas: self.aws.as_ref().map(|a| a.settings.launch.quotas),
             backend: Some(rate.0),
             worker_binary: config.worker_binary.as_deref(),
+            saved_in: Some(&self.state_dir),
         })
     }
 
@@ -238,11 +244,14 @@ impl DaemonMethods {
     /// for this binary is saved: called once at start, so no `search.start` waits for it.
     pub async fn calibrate(self: &Arc<Self>) {
         let backend = self.rate.lock().unwrap_or_else(|e| e.into_inner()).0;
-        if coordinator::request::calibration::saved_rate(backend).is_some() {
+        if coordinator::request::calibration::saved_rate(&self.state_dir, backend).is_some() {
             return;
         }
-        match tokio::task::spawn_blocking(move || coordinator::request::calibration::per_thread_rate(backend))
-            .await
+        let dir = self.state_dir.clone();
+        match tokio::task::spawn_blocking(move || {
+            coordinator::request::calibration::per_thread_rate(&dir, backend)
+        })
+        .await
         {
             Ok(rate) => {
                 tracing::info!(backend = backend.name(), rate, "calibrated the hash rate");
