@@ -444,7 +444,7 @@ pub struct CatchChance {
 }
 
 /// What was checked of the workers' claims, and the bound it gives (README, "Trust").
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct VerificationReport {
     /// Shares prove work with every nonce of at least this many leading zero bits.
     pub share_bits: u32,
@@ -503,24 +503,32 @@ pub struct Report {
     /// `first`, `lowest` or `exhaustive`.
     pub mode: String,
     /// Workers found silent past the stall timeout.
+    #[serde(default)]
     pub stalls: u64,
     /// Ranges handed to other workers.
+    #[serde(default)]
     pub reshards: u64,
     /// Workers their platform stopped mid-work (a Fargate Spot interruption, SIGTERM): their
     /// last progress kept, the rest re-sharded (absent in reports journaled before it existed).
     #[serde(default)]
     pub interruptions: u64,
     /// Ranges taken from busy workers for idle ones.
+    #[serde(default)]
     pub steals: u64,
     /// Messages of other jobs or workers, dropped.
+    #[serde(default)]
     pub ghosts: u64,
     /// Claims refused (unverified nonces, bad shares).
+    #[serde(default)]
     pub rejected: u64,
     /// Messages refused for a bad tag.
+    #[serde(default)]
     pub forged: u64,
     /// Messages refused as replays.
+    #[serde(default)]
     pub replayed: u64,
     /// What was checked of the workers' claims.
+    #[serde(default)]
     pub verification: VerificationReport,
     /// Why it failed, if it did.
     pub error: Option<String>,

@@ -768,6 +768,41 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// A result journaled before the report had its verification counters (daemons of
+    /// 2026-11-24 to 2026-12-01) still marks its job finished: skipped, the job would run again.
+    #[test]
+    fn a_result_from_before_the_verification_counters_still_finishes_its_job() {
+        let dir = std::env::temp_dir().join(format!("nonced-journal-old-report-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (j, _) = Journal::open(&dir).expect("opens");
+        let req = SearchRequest { block: Some("x".into()), difficulty: Some(3), ..Default::default() };
+        j.append(&Record::Start {
+            job: JobId(1).to_string(),
+            request: Box::new(req),
+            owner: None,
+            at: None,
+            secret: None,
+        })
+        .expect("write");
+        drop(j);
+        let mut line = serde_json::to_value(Record::Finish {
+            job: JobId(1).to_string(),
+            result: Box::new(report(nonce_api::Outcome::Found, 1.0)),
+            at: None,
+        })
+        .expect("a record serializes");
+        let result = line["result"].as_object_mut().expect("an object");
+        for old_absent in ["forged", "replayed", "verification"] {
+            assert!(result.remove(old_absent).is_some(), "{old_absent} is in today's report");
+        }
+        let mut f = OpenOptions::new().append(true).open(dir.join("journal.jsonl")).expect("open");
+        writeln!(f, "{line}").expect("write");
+        let (_, jobs) = Journal::open(&dir).expect("reopens");
+        let result = jobs[0].result.as_ref().expect("the job is finished, not resumed");
+        assert_eq!((result.outcome, result.nonce), (nonce_api::Outcome::Found, Some(30_074_393)));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn replays_starts_and_finishes_and_survives_a_torn_line() {
         let dir = std::env::temp_dir().join(format!("nonced-journal-test-{}", std::process::id()));
