@@ -221,11 +221,15 @@ impl Kernel {
     }
 
     /// Nonces one `scan` call should take: about 2 ms of hashing on a CPU backend; on the
-    /// GPU, one dispatch of about [`gpu::DISPATCH_TARGET`] as last measured.
+    /// GPU, one dispatch of about [`gpu::DISPATCH_TARGET`] as last measured. A GPU given up
+    /// hints the CPU's size: a GPU-sized chunk would take one CPU thread seconds, and shrink,
+    /// revoke and progress wait for a chunk.
     pub fn chunk_hint(&self) -> u64 {
         #[cfg(feature = "gpu")]
         if let Some((p, _)) = &self.gpu {
-            return p.batch();
+            if !p.lost() {
+                return p.batch();
+            }
         }
         1 << 16
     }
@@ -514,6 +518,7 @@ mod tests {
         let threshold = 1 << 20;
         assert_eq!(candidates(&gpu, start, count, threshold), candidates(&cpu, start, count, threshold));
         assert_eq!(gpu.backend(), Backend::fastest_cpu(), "it says where it hashes now");
+        assert_eq!(gpu.chunk_hint(), cpu.chunk_hint(), "and asks for CPU-sized chunks");
         prepared.fail_after.store(u64::MAX, Relaxed);
         assert_eq!(candidates(&gpu, 0, 100_000, threshold), candidates(&cpu, 0, 100_000, threshold));
         assert_eq!(prepared.fail_after.load(Relaxed), u64::MAX, "no dispatch after the failure");
