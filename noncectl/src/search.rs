@@ -15,7 +15,6 @@ use coordinator::request::{LauncherKind, SearchRequest, TransportKind};
 use coordinator::transport::aws::AwsContext;
 use indicatif::{ProgressBar, ProgressStyle};
 use nonce_api::JobStatus;
-use nonce_core::job::Outcome;
 use std::io::IsTerminal;
 use std::time::Duration;
 
@@ -226,7 +225,7 @@ async fn drive_local(spec: JobSpec, aws: Option<AwsSettings>, json: bool) -> Res
     // Followed across its lives: an actor that died (a bug) is started again by the registry
     // from its last kept snapshot, and the search goes on with it. (In a block: the follower
     // borrows the bar, and is done with it before the bar is cleared.)
-    let (outcome, sup): (Outcome, _) = {
+    let coordinator::actors::Followed { outcome, last_life: sup } = {
         let followed = follow(&coordinator, job, sup, |st| {
             if let Some(bar) = &bar {
                 show(bar, &coordinator::request::report::progress(job, st));

@@ -4,52 +4,99 @@
 //! on without anyone to report its answer.
 
 use super::registry::{next_life, Coordinator, NextLife, MAX_RESTARTS};
-use super::supervisor::{wait, JobSupervisor, WatchJob};
+use super::supervisor::{wait, JobSupervisor, JobWatch, WatchJob};
 use actix::Addr;
-use nonce_core::job::{Outcome, Status};
+use nonce_core::job::{Outcome, OutcomeKind, Snapshot, Status};
 use protocol::JobId;
+use std::time::{Duration, Instant};
 
 /// Why a followed job has no outcome.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FollowError {
-    /// Its actor kept dying, and the registry gave it up.
-    #[error("job {0}: its actor died {n} times (a bug: see the log) and it was given up", n = MAX_RESTARTS + 1)]
-    GivenUp(JobId),
     /// The registry is gone (the program is ending).
     #[error("job {0}: the coordinator stopped")]
     CoordinatorGone(JobId),
 }
 
+/// How a followed job ended.
+#[derive(Debug)]
+pub struct Followed {
+    /// Its outcome: the last life's, or [`given_up`]'s when the registry gave it up.
+    pub outcome: Outcome,
+    /// The actor of its last life (still there for its linger after an end: its counters
+    /// can be asked for; gone when the job was given up).
+    pub last_life: Addr<JobSupervisor>,
+}
+
 /// Waits for `job`, whose actor is `sup`, to end, in whichever life; `on_status` sees its
-/// progress as it is published. Answers the outcome and the actor of the life that ended
-/// (still there for its linger: its counters can be asked for).
+/// progress as it is published. A job given up (its actor kept dying) ends failed with every
+/// golden nonce it had verified ([`given_up`]).
 pub async fn follow(
     coordinator: &Addr<Coordinator>,
     job: JobId,
     mut sup: Addr<JobSupervisor>,
     mut on_status: impl FnMut(&Status),
-) -> Result<(Outcome, Addr<JobSupervisor>), FollowError> {
+) -> Result<Followed, FollowError> {
+    let since = Instant::now();
+    let (mut last, mut last_kept) = (None, None);
     loop {
-        if let Ok(watch) = sup.send(WatchJob).await {
-            let mut status = watch.status;
+        if let Ok(JobWatch { mut kept, mut status }) = sup.send(WatchJob).await {
             let this = sup.clone();
             let ended = wait(&this);
             tokio::pin!(ended);
             loop {
                 tokio::select! {
                     res = &mut ended => match res {
-                        Ok(outcome) => return Ok((outcome, sup)),
+                        Ok(outcome) => return Ok(Followed { outcome, last_life: sup }),
                         Err(_) => break, // it died
                     },
-                    Ok(()) = status.changed() => on_status(&status.borrow_and_update()),
+                    Ok(()) = kept.changed() => last_kept = kept.borrow_and_update().clone(),
+                    Ok(()) = status.changed() => {
+                        let now = status.borrow_and_update().clone();
+                        on_status(&now);
+                        last = Some(now);
+                    }
                 }
             }
         }
         match next_life(coordinator, job, &sup).await {
             NextLife::Started(next) => sup = next,
-            NextLife::GivenUp => return Err(FollowError::GivenUp(job)),
+            NextLife::GivenUp => {
+                let outcome = given_up(last.take(), last_kept.take(), since.elapsed());
+                return Ok(Followed { outcome, last_life: sup });
+            }
             NextLife::Unknown => return Err(FollowError::CoordinatorGone(job)),
         }
+    }
+}
+
+/// The end of a job whose actor kept dying (see [`super::registry`]): failed, with what it
+/// had verified by its last published state and its last kept snapshot, so every golden nonce
+/// found before is still reported.
+pub fn given_up(last: Option<Status>, kept: Option<Snapshot>, elapsed: Duration) -> Outcome {
+    let last = last.unwrap_or_else(|| Status {
+        total: 0,
+        stats: Default::default(),
+        lowest: None,
+        finished: false,
+        verification: Default::default(),
+    });
+    let why =
+        format!("the job's actor died {} times (a bug: see the log); it was given up", MAX_RESTARTS + 1);
+    let mut found: Vec<u64> = kept.map(|k| k.found).unwrap_or_default();
+    found.extend(last.lowest);
+    found.sort_unstable();
+    found.dedup();
+    Outcome {
+        kind: OutcomeKind::Failed(why),
+        nonce: found.first().copied(),
+        found,
+        best: None,
+        stats: last.stats,
+        elapsed,
+        startups: vec![],
+        unstarted: vec![],
+        verification: last.verification,
     }
 }
 
@@ -59,7 +106,6 @@ mod tests {
     use crate::actors::{restartable, system, Crash, FindJob, StartJob};
     use actix::Actor;
     use protocol::NonceRange;
-    use std::time::Duration;
 
     /// What the embedded CLI waits with: a follower of a job whose actor dies mid-search is
     /// handed the next life's end, not the first actor's death.
@@ -74,9 +120,9 @@ mod tests {
             let first = sup.clone();
             sup.do_send(Crash);
             let mut seen = 0;
-            let (outcome, last) =
+            let Followed { outcome, last_life } =
                 follow(&coordinator, job, sup, |_| seen += 1).await.expect("followed to its end");
-            (outcome, last != first, seen)
+            (outcome, last_life != first, seen)
         });
         assert_eq!(followed.kind.name(), "found", "{:?}", followed.kind);
         assert_eq!(followed.stats.searched, 1 << 26, "the whole range, over two lives");
@@ -102,8 +148,28 @@ mod tests {
             tokio::time::timeout(Duration::from_secs(10), follow(&coordinator, job, sup, |_| {}))
                 .await
                 .expect("the follower is told within 10 s")
-                .map(|(o, _)| o.kind)
+                .map(|f| f.outcome.kind)
         });
-        assert!(matches!(followed, Err(FollowError::GivenUp(_))), "{followed:?}");
+        let Ok(OutcomeKind::Failed(why)) = &followed else { panic!("{followed:?}") };
+        assert!(why.contains("given up"), "{why}");
+    }
+
+    #[test]
+    fn a_job_given_up_reports_every_golden_nonce_it_had_kept_not_only_the_lowest() {
+        let last = Status {
+            total: 1 << 32,
+            stats: Default::default(),
+            lowest: Some(7),
+            finished: false,
+            verification: Default::default(),
+        };
+        let kept = Snapshot { done: vec![], found: vec![7, 90, 4_000_000] };
+        let o = given_up(Some(last), Some(kept), Duration::from_secs(3));
+        assert!(matches!(o.kind, OutcomeKind::Failed(_)), "{:?}", o.kind);
+        assert_eq!(o.found, vec![7, 90, 4_000_000]);
+        assert_eq!(o.nonce, Some(7));
+        // Nothing kept or published: nothing claimed.
+        let o = given_up(None, None, Duration::ZERO);
+        assert!(o.found.is_empty() && o.nonce.is_none());
     }
 }

@@ -237,8 +237,9 @@ impl SearchRequest {
         }
     }
 
-    /// The validated job spec, with embedded defaults for what is not given. With
-    /// `confidence`, the fleet is planned with the CLI's start-up history.
+    /// The validated job spec, with embedded defaults for what is not given, knowing nothing
+    /// saved ([`Knowledge::default`]): with `confidence`, the fleet is planned with the
+    /// documented start-up defaults and a rate measured now.
     pub fn spec(&self) -> Result<JobSpec, UsageError> {
         self.spec_with(Knowledge::default())
     }

@@ -17,7 +17,7 @@ use super::journal_writer::JournalWriter;
 use super::rpc::{RpcError, JOB_NOT_FOUND, UNAVAILABLE};
 use super::users::Caller;
 use actix::Addr;
-use coordinator::actors::{next_life, Coordinator, FindJob, NextLife, StartJob};
+use coordinator::actors::{given_up, next_life, Coordinator, FindJob, NextLife, StartJob};
 use coordinator::actors::{wait, CancelById, GetTransportCounters, JobSupervisor, JobWatch, WatchJob};
 use coordinator::request::report::SearchReport;
 use coordinator::request::startup;
@@ -68,42 +68,6 @@ impl JobEntry {
             (Some(_), _) => 0.0,
             (None, _) => now.saturating_sub(self.started_at.max(day * 86_400)) as f64 * vcpus,
         }
-    }
-}
-
-/// The end of a job whose actor kept dying (see `coordinator::actors::registry`): failed,
-/// with what it had verified by its last published state and its last kept snapshot, so every
-/// golden nonce found before is still reported.
-fn given_up(
-    last: Option<nonce_core::job::Status>,
-    kept: Option<nonce_core::job::Snapshot>,
-    elapsed: Duration,
-) -> nonce_core::job::Outcome {
-    let last = last.unwrap_or_else(|| nonce_core::job::Status {
-        total: 0,
-        stats: Default::default(),
-        lowest: None,
-        finished: false,
-        verification: Default::default(),
-    });
-    let why = format!(
-        "the job's actor died {} times (a bug: see the daemon's log); it was given up",
-        coordinator::actors::registry::MAX_RESTARTS + 1
-    );
-    let mut found: Vec<u64> = kept.map(|k| k.found).unwrap_or_default();
-    found.extend(last.lowest);
-    found.sort_unstable();
-    found.dedup();
-    nonce_core::job::Outcome {
-        kind: nonce_core::job::OutcomeKind::Failed(why),
-        nonce: found.first().copied(),
-        found,
-        best: None,
-        stats: last.stats,
-        elapsed,
-        startups: vec![],
-        unstarted: vec![],
-        verification: last.verification,
     }
 }
 
@@ -495,31 +459,5 @@ impl DaemonMethods {
         while !self.running().is_empty() && Instant::now() < until {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::given_up;
-    use nonce_core::job::{OutcomeKind, Snapshot, Status};
-    use std::time::Duration;
-
-    #[test]
-    fn a_job_given_up_reports_every_golden_nonce_it_had_kept_not_only_the_lowest() {
-        let last = Status {
-            total: 1 << 32,
-            stats: Default::default(),
-            lowest: Some(7),
-            finished: false,
-            verification: Default::default(),
-        };
-        let kept = Snapshot { done: vec![], found: vec![7, 90, 4_000_000] };
-        let o = given_up(Some(last), Some(kept), Duration::from_secs(3));
-        assert!(matches!(o.kind, OutcomeKind::Failed(_)), "{:?}", o.kind);
-        assert_eq!(o.found, vec![7, 90, 4_000_000]);
-        assert_eq!(o.nonce, Some(7));
-        // Nothing kept or published: nothing claimed.
-        let o = given_up(None, None, Duration::ZERO);
-        assert!(o.found.is_empty() && o.nonce.is_none());
     }
 }
