@@ -7,7 +7,7 @@ use crate::client::{Daemon, DaemonClient, Target};
 use actix::prelude::*;
 use clap::Args;
 use coordinator::actors::GetTransportCounters;
-use coordinator::actors::{follow, system, CancelById, Coordinator, StartJob};
+use coordinator::actors::{follow, system, CancelById, Coordinator, StartJob, Update};
 use coordinator::request::report::{self, human_rate, SearchReport};
 use coordinator::request::AwsSettings;
 use coordinator::request::JobSpec;
@@ -226,11 +226,12 @@ async fn drive_local(spec: JobSpec, aws: Option<AwsSettings>, json: bool) -> Res
     // from its last kept snapshot, and the search goes on with it. (In a block: the follower
     // borrows the bar, and is done with it before the bar is cleared.)
     let coordinator::actors::Followed { outcome, last_life: sup } = {
-        let followed = follow(&coordinator, job, sup, |st| {
-            if let Some(bar) = &bar {
+        let on_update = |update: Update<'_>| {
+            if let (Some(bar), Update::Status(st)) = (&bar, update) {
                 show(bar, &coordinator::request::report::progress(job, st));
             }
-        });
+        };
+        let followed = follow(&coordinator, job, sup, on_update, || true);
         tokio::pin!(followed);
         loop {
             tokio::select! {

@@ -16,6 +16,19 @@ pub enum FollowError {
     /// The registry is gone (the program is ending).
     #[error("job {0}: the coordinator stopped")]
     CoordinatorGone(JobId),
+    /// Its actor died while the follower's `keep_following` said no more (the program is
+    /// ending, and takes no death for the job's: a daemon's journal keeps it to resume).
+    #[error("job {0}: no longer followed")]
+    Abandoned(JobId),
+}
+
+/// What a follower is shown of a job as it runs.
+#[derive(Debug, Clone, Copy)]
+pub enum Update<'a> {
+    /// Its progress, as published after an input that changed it.
+    Status(&'a Status),
+    /// What it handed out to keep (to journal: a restart resumes from it).
+    Kept(&'a Snapshot),
 }
 
 /// How a followed job ended.
@@ -28,14 +41,16 @@ pub struct Followed {
     pub last_life: Addr<JobSupervisor>,
 }
 
-/// Waits for `job`, whose actor is `sup`, to end, in whichever life; `on_status` sees its
-/// progress as it is published. A job given up (its actor kept dying) ends failed with every
-/// golden nonce it had verified ([`given_up`]).
+/// Waits for `job`, whose actor is `sup`, to end, in whichever life; `on_update` sees its
+/// progress and what it hands out to keep as they are published. After a death, the next
+/// life is looked for only while `keep_following` says so. A job given up (its actor kept
+/// dying) ends failed with every golden nonce it had verified ([`given_up`]).
 pub async fn follow(
     coordinator: &Addr<Coordinator>,
     job: JobId,
     mut sup: Addr<JobSupervisor>,
-    mut on_status: impl FnMut(&Status),
+    mut on_update: impl FnMut(Update<'_>),
+    keep_following: impl Fn() -> bool,
 ) -> Result<Followed, FollowError> {
     let since = Instant::now();
     let (mut last, mut last_kept) = (None, None);
@@ -46,18 +61,26 @@ pub async fn follow(
             tokio::pin!(ended);
             loop {
                 tokio::select! {
+                    biased;
                     res = &mut ended => match res {
                         Ok(outcome) => return Ok(Followed { outcome, last_life: sup }),
                         Err(_) => break, // it died
                     },
-                    Ok(()) = kept.changed() => last_kept = kept.borrow_and_update().clone(),
+                    Ok(()) = kept.changed() => {
+                        let Some(snapshot) = kept.borrow_and_update().clone() else { continue };
+                        on_update(Update::Kept(&snapshot));
+                        last_kept = Some(snapshot);
+                    }
                     Ok(()) = status.changed() => {
                         let now = status.borrow_and_update().clone();
-                        on_status(&now);
+                        on_update(Update::Status(&now));
                         last = Some(now);
                     }
                 }
             }
+        }
+        if !keep_following() {
+            return Err(FollowError::Abandoned(job));
         }
         match next_life(coordinator, job, &sup).await {
             NextLife::Started(next) => sup = next,
@@ -121,7 +144,7 @@ mod tests {
             sup.do_send(Crash);
             let mut seen = 0;
             let Followed { outcome, last_life } =
-                follow(&coordinator, job, sup, |_| seen += 1).await.expect("followed to its end");
+                follow(&coordinator, job, sup, |_| seen += 1, || true).await.expect("followed to its end");
             (outcome, last_life != first, seen)
         });
         assert_eq!(followed.kind.name(), "found", "{:?}", followed.kind);
@@ -145,7 +168,7 @@ mod tests {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             });
-            tokio::time::timeout(Duration::from_secs(10), follow(&coordinator, job, sup, |_| {}))
+            tokio::time::timeout(Duration::from_secs(10), follow(&coordinator, job, sup, |_| {}, || true))
                 .await
                 .expect("the follower is told within 10 s")
                 .map(|f| f.outcome.kind)

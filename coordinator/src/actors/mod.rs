@@ -11,7 +11,7 @@ pub mod follow;
 pub mod registry;
 pub mod supervisor;
 
-pub use follow::{follow, given_up, FollowError, Followed};
+pub use follow::{follow, given_up, FollowError, Followed, Update};
 pub use registry::{next_life, CancelById, Coordinator, FindJob, ListJobs, NextLife, StartError, StartJob};
 #[cfg(any(test, feature = "fault-injection"))]
 pub use supervisor::Crash;

@@ -17,8 +17,8 @@ use super::journal_writer::JournalWriter;
 use super::rpc::{RpcError, JOB_NOT_FOUND, UNAVAILABLE};
 use super::users::Caller;
 use actix::Addr;
-use coordinator::actors::{given_up, next_life, Coordinator, FindJob, NextLife, StartJob};
-use coordinator::actors::{wait, CancelById, GetTransportCounters, JobSupervisor, JobWatch, WatchJob};
+use coordinator::actors::{follow, Coordinator, FindJob, Followed, StartJob, Update};
+use coordinator::actors::{CancelById, GetTransportCounters, JobSupervisor};
 use coordinator::request::report::SearchReport;
 use coordinator::request::startup;
 use coordinator::request::JobSpec;
@@ -368,48 +368,25 @@ impl DaemonMethods {
             // Across its lives: an actor that died is followed to the one started again.
             let since = Instant::now();
             let mut last_point: Option<Instant> = None;
-            let mut sup = sup;
-            let mut last = None;
-            let mut last_kept = None;
-            let outcome = 'lives: loop {
-                if let Ok(JobWatch { mut kept, mut status }) = sup.send(WatchJob).await {
-                    let ended = wait(&sup);
-                    tokio::pin!(ended);
-                    loop {
-                        tokio::select! {
-                            biased;
-                            ended = &mut ended => match ended {
-                                Ok(outcome) => break 'lives outcome,
-                                Err(_) => break, // it died
-                            },
-                            Ok(()) = kept.changed() => {
-                                let Some(snapshot) = kept.borrow_and_update().clone() else { continue };
-                                // Not waited for: the next snapshot replaces it anyway.
-                                me.journal.submit(Record::Progress { job: job.to_string(), snapshot: snapshot.clone() });
-                                last_kept = Some(snapshot);
-                            }
-                            Ok(()) = status.changed() => {
-                                let now = status.borrow_and_update().clone();
-                                if last_point.is_none_or(|at| at.elapsed() >= TIMELINE_EVERY) {
-                                    last_point = Some(Instant::now());
-                                    me.timelines().entry(job).record(since.elapsed().as_secs_f64(), &now.stats);
-                                }
-                                last = Some(now);
-                            }
-                        }
+            let on_update = |update: Update<'_>| match update {
+                // Not waited for: the next snapshot replaces it anyway.
+                Update::Kept(snapshot) => {
+                    me.journal.submit(Record::Progress { job: job.to_string(), snapshot: snapshot.clone() })
+                }
+                Update::Status(now) => {
+                    if last_point.is_none_or(|at: Instant| at.elapsed() >= TIMELINE_EVERY) {
+                        last_point = Some(Instant::now());
+                        me.timelines().entry(job).record(since.elapsed().as_secs_f64(), &now.stats);
                     }
                 }
-                if me.exiting.load(std::sync::atomic::Ordering::SeqCst) {
-                    return;
-                }
-                match next_life(&me.coordinator, job, &sup).await {
-                    NextLife::Started(next) => sup = next,
-                    NextLife::GivenUp => {
-                        break 'lives given_up(last.take(), last_kept.take(), since.elapsed())
-                    }
-                    // The registry is gone (the daemon is ending): the journal keeps the job.
-                    NextLife::Unknown => return,
-                }
+            };
+            // A death while the daemon exits is not the job's: the journal keeps it to resume;
+            // so is a registry gone (the daemon is ending).
+            let keep_following = || !me.exiting.load(std::sync::atomic::Ordering::SeqCst);
+            let Ok(Followed { outcome, last_life: sup }) =
+                follow(&me.coordinator, job, sup, on_update, keep_following).await
+            else {
+                return;
             };
             {
                 let mut timelines = me.timelines();
