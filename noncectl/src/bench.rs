@@ -43,14 +43,9 @@ pub fn run(args: BenchArgs, kernel: Backend, json: bool) -> Result<u8, UsageErro
     let which = if args.header { bench::BenchPuzzle::Header } else { bench::BenchPuzzle::Coursework };
     let r = bench::run_puzzle(which, backend, threads, seconds);
     let ratio = r.ratio_to_single_stream();
-    // The planner plans with this machine's measured per-thread rate (of the default puzzle):
-    // not a figure that mixes two backends (a GPU given up mid-run says the CPU's).
-    if !args.header && r.backend == backend {
-        coordinator::request::calibration::save(
-            &crate::cache_dir_from_env(),
-            r.backend,
-            r.rate / r.threads as f64,
-        );
+    // The planner plans with this machine's measured per-thread rate (of the default puzzle).
+    if !args.header {
+        coordinator::request::calibration::save_measured(&crate::cache_dir_from_env(), backend, &r);
     }
     if json {
         let obj = serde_json::json!({

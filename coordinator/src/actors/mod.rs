@@ -12,7 +12,7 @@ pub mod registry;
 pub mod supervisor;
 
 pub use follow::{follow, given_up, FollowError, Followed, Update};
-pub use registry::{next_life, CancelById, Coordinator, FindJob, ListJobs, NextLife, StartError, StartJob};
+pub use registry::{CancelById, Coordinator, FindJob, ListJobs, StartError, StartJob};
 #[cfg(any(test, feature = "fault-injection"))]
 pub use supervisor::Crash;
 pub use supervisor::{

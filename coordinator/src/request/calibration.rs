@@ -78,7 +78,7 @@ pub fn cli_cache_dir(xdg_cache_home: Option<PathBuf>, home: Option<PathBuf>) -> 
 pub const FILE: &str = "calibration.json";
 
 /// Records a measured per-thread rate in `dir`.
-pub fn save(dir: &Path, backend: Backend, per_thread: f64) {
+fn save(dir: &Path, backend: Backend, per_thread: f64) {
     let p = dir.join(FILE);
     if let Some(dir) = p.parent() {
         let _ = std::fs::create_dir_all(dir);
@@ -114,17 +114,27 @@ pub fn per_thread_rate(dir: &Path, backend: Backend) -> f64 {
     if let Some(r) = saved_rate(dir, backend) {
         return r;
     }
-    let r = nonce_kernel::bench::run(backend, 1, Duration::from_millis(300));
-    // Not kept when the backend changed under it (a GPU given up): the figure mixes two.
-    if r.backend == backend {
-        save(dir, backend, r.rate);
-    }
+    let r = run(backend);
+    save_measured(dir, backend, &r);
     r.rate
 }
 
 /// Nonces per second of one hashing thread of `backend`, measured now (0.3 s of hashing).
 pub fn measure(backend: Backend) -> f64 {
-    nonce_kernel::bench::run(backend, 1, Duration::from_millis(300)).rate
+    run(backend).rate
+}
+
+/// The calibration run: one thread, 0.3 s.
+fn run(backend: Backend) -> nonce_kernel::bench::BenchResult {
+    nonce_kernel::bench::run(backend, 1, Duration::from_millis(300))
+}
+
+/// Records a bench of `asked`'s per-thread rate in `dir`, unless the backend changed under it
+/// (a GPU given up mid-run says the CPU's): such a figure mixes two backends.
+pub fn save_measured(dir: &Path, asked: Backend, r: &nonce_kernel::bench::BenchResult) {
+    if r.backend == asked && r.threads > 0 {
+        save(dir, asked, r.rate / r.threads as f64);
+    }
 }
 
 #[cfg(test)]
