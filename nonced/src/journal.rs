@@ -26,7 +26,7 @@ const PRIVATE_DIR: u32 = 0o700;
 const PRIVATE_FILE: u32 = 0o600;
 /// The daemon's other files in the state directory, made private at open like the journal
 /// (an older daemon wrote them with the umask's mode).
-const OTHER_STATE_FILES: &[&str] = &[startup::FILE, REJECTED];
+const OTHER_STATE_FILES: &[&str] = &[startup::FILE, coordinator::request::calibration::FILE, REJECTED];
 /// The journal, in the state directory.
 const FILE: &str = "journal.jsonl";
 /// Where compaction keeps the lines replay could not read (raw, one a line), rather than

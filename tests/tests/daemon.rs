@@ -411,6 +411,8 @@ fn the_daemon_keeps_its_calibration_in_its_state_directory() {
     let rate = saved[0]["per_thread"].as_f64().expect("a rate");
     assert!(rate > 1e5, "a measured rate: {saved}");
     assert!(!home.join("nonce-cloud").exists(), "nothing written to the home or cache directory");
+    let mode = std::fs::metadata(&file).expect("calibration").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the daemon's alone, like the journal beside it: {mode:o}");
 }
 
 /// One JSON-RPC exchange on the socket as another local account (uid 1001, group `users`),

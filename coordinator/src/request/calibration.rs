@@ -86,9 +86,11 @@ fn save(dir: &Path, backend: Backend, per_thread: f64) {
     let new = Saved { backend: backend.name().into(), per_thread, binary: this_binary() };
     let entries = with_entry(parse(&std::fs::read_to_string(&p).unwrap_or_default()), new);
     if let Ok(text) = serde_json::to_string(&entries) {
-        // Written aside and renamed, so a reader never sees half a file.
+        // Written aside (0600: in a daemon's state directory it is the daemon's alone, like
+        // the journal) and renamed, so a reader never sees half a file.
         let tmp = p.with_extension(format!("json.{}", std::process::id()));
-        if std::fs::write(&tmp, text).is_ok() && std::fs::rename(&tmp, &p).is_err() {
+        if super::startup::write_private(&tmp, text.as_bytes()).is_ok() && std::fs::rename(&tmp, &p).is_err()
+        {
             let _ = std::fs::remove_file(&tmp);
         }
     }

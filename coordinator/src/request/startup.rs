@@ -40,12 +40,18 @@ pub fn save(path: &Path, book: &StartupBook) -> Result<(), String> {
     std::fs::rename(&tmp, path).map_err(|e| format!("cannot replace {}: {e}", path.display()))
 }
 
-/// Writes `bytes` to `path` (created or truncated), mode 0600: set on the open file, since a
-/// umask only narrows a new file's mode and an old file keeps its own.
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes `bytes` to a new file at `path` (a temporary one, renamed into place after), mode
+/// 0600: set on the open file, since a umask only narrows a new file's mode. Whatever was at
+/// `path` (a crash's leftover, or a symlink planted to be written through) is removed first,
+/// and the file is created anew, never opened through a link.
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
     f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     f.write_all(bytes)
 }
