@@ -57,6 +57,52 @@ fn via_value<'de, D: serde::Deserializer<'de>, T: serde::de::DeserializeOwned>(d
     serde_json::from_value(v).map_err(serde::de::Error::custom)
 }
 
+/// A finished job's result, read [`via_value`]. One this build cannot read as a report (a
+/// hand edit, a field of another type, a non-finite rate written as `null`) still finishes
+/// its job, as a failed report that says so and keeps what it can read of the outcome and
+/// the nonces: skipped, the job would be resumed and run (and paid for) again.
+fn finished_result<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Box<nonce_api::Report>, D::Error> {
+    let v = Value::deserialize(d)?;
+    match serde_json::from_value::<nonce_api::Report>(v.clone()) {
+        Ok(r) => Ok(Box::new(r)),
+        Err(e) => {
+            tracing::warn!(error = %e, "a journaled result is not a report this daemon reads: kept as failed");
+            fn or<T: serde::de::DeserializeOwned>(v: &Value, field: &str) -> Option<T> {
+                serde_json::from_value(v[field].clone()).ok()
+            }
+            let found: Vec<u64> = or(&v, "found").unwrap_or_default();
+            let error = format!("the journaled result could not be read ({e}); the job stays finished");
+            Ok(Box::new(nonce_api::Report {
+                outcome: or(&v, "outcome").unwrap_or(nonce_api::Outcome::Failed),
+                nonce: or(&v, "nonce").or(found.first().copied()),
+                hash: or(&v, "hash"),
+                digest: None,
+                leading_zeros: None,
+                found,
+                best: None,
+                searched: or(&v, "searched").unwrap_or(0),
+                elapsed_s: 0.0,
+                rate: 0.0,
+                workers: or(&v, "workers").unwrap_or(0),
+                workers_started: None,
+                job_id: or(&v, "job_id").unwrap_or_default(),
+                mode: or(&v, "mode").unwrap_or_default(),
+                stalls: 0,
+                reshards: 0,
+                interruptions: 0,
+                steals: 0,
+                ghosts: 0,
+                rejected: 0,
+                forged: 0,
+                replayed: 0,
+                verification: nonce_api::VerificationReport::default(),
+                error: Some(error),
+                transport: None,
+            }))
+        }
+    }
+}
+
 /// vCPU-seconds of a usage line: read [`via_value`], and a finite count (a `1e400` line is
 /// refused like any other bad line, not counted as an infinite spend).
 fn vcpu_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
@@ -89,7 +135,7 @@ pub enum Record {
     },
     Finish {
         job: String,
-        #[serde(deserialize_with = "via_value")]
+        #[serde(deserialize_with = "finished_result")]
         result: Box<nonce_api::Report>,
         /// When, in Unix seconds.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -800,6 +846,40 @@ mod tests {
         let (_, jobs) = Journal::open(&dir).expect("reopens");
         let result = jobs[0].result.as_ref().expect("the job is finished, not resumed");
         assert_eq!((result.outcome, result.nonce), (nonce_api::Outcome::Found, Some(30_074_393)));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A result that is JSON but no report this build reads (a non-finite rate written as
+    /// `null`, a hand edit) still finishes its job, with what could be read of it.
+    #[test]
+    fn an_unreadable_result_still_finishes_its_job_and_says_so() {
+        let dir = std::env::temp_dir().join(format!("nonced-journal-bad-report-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (j, _) = Journal::open(&dir).expect("opens");
+        let req = SearchRequest { block: Some("x".into()), difficulty: Some(3), ..Default::default() };
+        j.append(&Record::Start {
+            job: JobId(1).to_string(),
+            request: Box::new(req),
+            owner: None,
+            at: None,
+            secret: None,
+        })
+        .expect("write");
+        drop(j);
+        let mut line = serde_json::to_value(Record::Finish {
+            job: JobId(1).to_string(),
+            result: Box::new(report(nonce_api::Outcome::Found, 1.0)),
+            at: None,
+        })
+        .expect("a record serializes");
+        line["result"]["rate"] = Value::Null;
+        line["result"]["searched"] = serde_json::json!(-1);
+        let mut f = OpenOptions::new().append(true).open(dir.join("journal.jsonl")).expect("open");
+        writeln!(f, "{line}").expect("write");
+        let (_, jobs) = Journal::open(&dir).expect("reopens");
+        let result = jobs[0].result.as_ref().expect("the job is finished, not resumed");
+        assert_eq!((result.outcome, result.nonce), (nonce_api::Outcome::Found, Some(30_074_393)));
+        assert!(result.error.as_deref().is_some_and(|e| e.contains("could not be read")), "{result:?}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 
